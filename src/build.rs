@@ -1,0 +1,1 @@
+//! Image builds: context tar streams, digests, build through the Docker API, push.

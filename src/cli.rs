@@ -1,0 +1,133 @@
+//! Command-line definitions (clap types only). `*Args` are raw user input; the commands
+//! turn them into resolved settings.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "samestack",
+    version,
+    about = "From \"Docker is installed\" to the production stack running locally, with edits live in a second",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command accepts.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The project file
+    #[arg(short = 'f', long = "file", global = true, default_value = "samestack.yaml", env = "SAMESTACK_FILE")]
+    pub file: PathBuf,
+    /// More log output (-v info, -vv debug, -vvv trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the cluster and registry, build images, apply manifests and wait until ready (idempotent)
+    Up(UpArgs),
+    /// `up`, then watch: sync changed files into pods, or rebuild and roll one service
+    Dev(UpArgs),
+    /// Ephemeral cluster: `up`, run a command against it, always tear down
+    Ci(CiArgs),
+    /// Render the manifests for a profile (the same templates production uses)
+    Render(RenderArgs),
+    /// Show what differs between two profiles, and whether each difference is declared
+    Parity(ParityArgs),
+    /// Check the machine: Docker, provider binaries, ports, inotify, cgroups, disk
+    Doctor(DoctorArgs),
+    /// Cluster, registry and every workload's readiness and endpoints
+    Status(StatusArgs),
+    /// Remove what samestack created for this project
+    Down(DownArgs),
+    /// Write a samestack.yaml for a project
+    Init(InitArgs),
+    /// Print the JSON Schema of samestack.yaml (for editor completion)
+    Schema,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Profile to deploy
+    #[arg(short, long, default_value = "dev")]
+    pub profile: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CiArgs {
+    /// Profile to deploy
+    #[arg(short, long, default_value = "ci")]
+    pub profile: String,
+    /// The command to run against the cluster
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Profile to render
+    #[arg(short, long, default_value = "dev")]
+    pub profile: String,
+    /// Write one file per resource into this directory instead of printing to stdout
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Show secret values instead of redacting them
+    #[arg(long)]
+    pub reveal: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ParityArgs {
+    /// First profile
+    pub a: String,
+    /// Second profile
+    pub b: String,
+    /// Machine-readable report
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Machine-readable report
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Machine-readable report
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Also remove the registry and its image cache
+    #[arg(long)]
+    pub purge: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Accept defaults without asking (for scripts and CI)
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Overwrite an existing samestack.yaml
+    #[arg(long)]
+    pub force: bool,
+    /// Project name (defaults to the directory name)
+    #[arg(long)]
+    pub name: Option<String>,
+}

@@ -1,0 +1,1 @@
+//! Cluster providers behind one trait: native docker, kind, k3d, existing, auto.

@@ -1,0 +1,45 @@
+//! One module per command; each orchestrates the domain modules and holds no domain logic.
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+use crate::error::NotAvailable;
+
+/// The outcome of a command that ran to the end: success, or a negative result such as
+/// undeclared drift or a blocking doctor finding (exit code 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Success,
+    Failure,
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        match status {
+            ExitStatus::Success => ExitCode::SUCCESS,
+            ExitStatus::Failure => ExitCode::from(1),
+        }
+    }
+}
+
+/// Runs a parsed command line. The async runtime starts here, after parsing.
+pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(dispatch(cli))
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
+    let command = match cli.command {
+        Command::Up(_) => "up",
+        Command::Dev(_) => "dev",
+        Command::Ci(_) => "ci",
+        Command::Render(_) => "render",
+        Command::Parity(_) => "parity",
+        Command::Doctor(_) => "doctor",
+        Command::Status(_) => "status",
+        Command::Down(_) => "down",
+        Command::Init(_) => "init",
+        Command::Schema => "schema",
+    };
+    Err(NotAvailable { command }.into())
+}

@@ -1,0 +1,1 @@
+//! Kubernetes in-process: server-side apply in waves, prune, readiness and diagnosis.

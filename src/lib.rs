@@ -1,0 +1,17 @@
+//! samestack: one command from "Docker is installed" to the production stack running locally.
+//!
+//! The binary (`src/main.rs`) only parses arguments and maps errors to exit codes; each
+//! command in [`commands`] orchestrates the domain modules, which do the work.
+
+pub mod build;
+pub mod cli;
+pub mod cluster;
+pub mod commands;
+pub mod config;
+pub mod docker;
+pub mod error;
+pub mod kube;
+pub mod profile;
+pub mod registry;
+pub mod render;
+pub mod ui;

@@ -1,0 +1,1 @@
+//! The local OCI registry container: create or reuse, health-check, wire into clusters.
