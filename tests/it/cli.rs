@@ -1,10 +1,6 @@
 //! CLI surface: help lists every command, and unbuilt commands refuse clearly.
 
-use std::process::Command;
-
-fn samestack() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_samestack"))
-}
+use crate::support::samestack;
 
 #[test]
 fn help_lists_every_command() {

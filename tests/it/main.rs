@@ -2,3 +2,4 @@
 //! `docker` / `cluster` in their names so a filter selects a tier.
 
 mod cli;
+mod support;

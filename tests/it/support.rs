@@ -1,0 +1,38 @@
+//! Shared test plumbing: the samestack binary, tier gating (docker, cluster), unique names.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The built `samestack` binary.
+pub fn samestack() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_samestack"))
+}
+
+/// True under CI (`CI` set to anything but "false"/"0"): there, a missing tier prerequisite is a failure.
+pub fn in_ci() -> bool {
+    std::env::var("CI").map(|v| v != "false" && v != "0" && !v.is_empty()).unwrap_or(false)
+}
+
+/// Gate for docker-tier tests. Returns `Some(())` when a Docker engine answers. Outside CI a
+/// missing engine skips the test with a loud line on stderr; in CI it fails the test.
+pub fn docker_or_skip(test: &str) -> Option<()> {
+    let answers = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if answers {
+        return Some(());
+    }
+    if in_ci() {
+        panic!("{test}: no Docker engine answers, and CI=true requires the docker tier to run (start one with .ci/ensure-docker)");
+    }
+    eprintln!("SKIP {test}: no Docker engine answers (run .ci/ensure-docker as root to enable the docker tier)");
+    None
+}
+
+/// A name unique to this test process and call, safe for Docker objects and Kubernetes names.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
