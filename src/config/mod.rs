@@ -1,0 +1,862 @@
+//! The project file `samestack.yaml`: typed schema (serde + schemars, unknown keys rejected),
+//! loading with `file:line:column` errors, and semantic validation after parsing.
+
+pub mod yaml;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Classify, ErrorKind};
+pub use yaml::{Locations, Pos, Problem, Problems};
+
+/// Default Kubernetes version for created clusters.
+pub const DEFAULT_KUBERNETES_VERSION: &str = "v1.34.1";
+/// Default host port of the local registry.
+pub const DEFAULT_REGISTRY_PORT: u16 = 5001;
+/// The name the database workload and its Service get inside the project namespace.
+pub const DATABASE_NAME: &str = "database";
+
+/// The project file. Every mapping rejects unknown keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "samestack.yaml", description = "samestack project file")]
+pub struct Config {
+    /// Project name: a DNS-1123 label (lowercase letters, digits, '-'), also the namespace.
+    pub name: String,
+    /// Owner tag put on every resource (label `dev.samestack.owner`); defaults to the project name.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Cost-center tag put on every resource (label `dev.samestack.cost-center`); defaults to the project name.
+    #[serde(default)]
+    pub cost_center: Option<String>,
+    /// The local cluster.
+    #[serde(default)]
+    pub cluster: ClusterConfig,
+    /// The local OCI registry images are pushed to.
+    #[serde(default)]
+    pub registry: RegistryConfig,
+    /// The workloads, by name (each a DNS-1123 label).
+    pub services: BTreeMap<String, ServiceConfig>,
+    /// Secrets, by name; values come from an environment variable or a local file at apply time.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretConfig>,
+    /// An optional relational database (postgres), reachable as host `database`.
+    #[serde(default)]
+    pub database: Option<DatabaseConfig>,
+    /// Schema migrations, run as a Job with a service's image before the workloads start.
+    #[serde(default)]
+    pub migrations: Option<MigrationsConfig>,
+    /// The profiles this project uses (built-in: dev, ci, prod; more in ./profiles/NAME.yaml).
+    #[serde(default = "default_profiles")]
+    pub profiles: Vec<String>,
+}
+
+fn default_profiles() -> Vec<String> {
+    vec!["dev".into(), "ci".into(), "prod".into()]
+}
+
+/// How the local cluster is made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    /// Pick what is installed (see the README for the order).
+    #[default]
+    Auto,
+    /// k3s node containers created directly through the Docker API.
+    Docker,
+    /// The `kind` CLI.
+    Kind,
+    /// The `k3d` CLI.
+    K3d,
+    /// A kubeconfig context that already exists.
+    Existing,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Auto => "auto",
+            Provider::Docker => "docker",
+            Provider::Kind => "kind",
+            Provider::K3d => "k3d",
+            Provider::Existing => "existing",
+        }
+    }
+}
+
+/// The local cluster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// auto | docker | kind | k3d | existing
+    #[serde(default)]
+    pub provider: Provider,
+    /// Cluster name; defaults to `samestack-<project>`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// kubeconfig context to use (provider `existing` only).
+    #[serde(default)]
+    pub context: Option<String>,
+    /// Control-plane nodes.
+    #[serde(default = "one")]
+    pub servers: u32,
+    /// Worker nodes.
+    #[serde(default)]
+    pub agents: u32,
+    /// Kubernetes version of created clusters.
+    #[serde(default = "default_kubernetes_version")]
+    pub kubernetes_version: String,
+    /// Node image override (offline and air-gapped use).
+    #[serde(default)]
+    pub node_image: Option<String>,
+    /// Host ports mapped to the cluster's ingress (host → container).
+    #[serde(default)]
+    pub ports: Vec<PortMapping>,
+}
+
+fn one() -> u32 {
+    1
+}
+fn default_kubernetes_version() -> String {
+    DEFAULT_KUBERNETES_VERSION.into()
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            provider: Provider::Auto,
+            name: None,
+            context: None,
+            servers: 1,
+            agents: 0,
+            kubernetes_version: default_kubernetes_version(),
+            node_image: None,
+            ports: Vec::new(),
+        }
+    }
+}
+
+/// A host port published by the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PortMapping {
+    /// Port on the host (127.0.0.1).
+    pub host: u16,
+    /// Port inside the cluster's load balancer / ingress.
+    pub container: u16,
+}
+
+/// The local registry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Run a local registry (otherwise images are loaded into the nodes directly).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Host port of the registry (`localhost:<port>`).
+    #[serde(default = "default_registry_port")]
+    pub host_port: u16,
+    /// Registry image override.
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_registry_port() -> u16 {
+    DEFAULT_REGISTRY_PORT
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig { enabled: true, host_port: DEFAULT_REGISTRY_PORT, image: None }
+    }
+}
+
+/// One workload.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// Build the image from a local context (exclusive with `image`).
+    #[serde(default)]
+    pub build: Option<BuildConfig>,
+    /// A prebuilt image with a pinned tag or digest (exclusive with `build`).
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Container ports; the first one is the Service's main port.
+    #[serde(default)]
+    pub ports: Vec<ServicePort>,
+    /// Override the image's command.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// Plain environment variables.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Environment variables from secrets: ENV_VAR → name of a top-level secret.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, String>,
+    /// Services this one talks to (`database` for the database): drives the NetworkPolicy allow-list.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// HTTP endpoint for readiness and liveness probes (otherwise a TCP probe on the first port).
+    #[serde(default)]
+    pub health: Option<HealthConfig>,
+    /// Files copied into the running container by `samestack dev` instead of rebuilding.
+    #[serde(default)]
+    pub sync: Vec<SyncRule>,
+    /// Shell command run in the container after a sync.
+    #[serde(default)]
+    pub on_change: Option<String>,
+    /// Expose the service through an Ingress with TLS.
+    #[serde(default)]
+    pub ingress: Option<IngressConfig>,
+}
+
+/// How to build a service image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BuildConfig {
+    /// Build context directory, relative to the project directory.
+    pub context: String,
+    /// Dockerfile path, relative to the context.
+    #[serde(default = "default_dockerfile")]
+    pub dockerfile: String,
+    /// Build arguments.
+    #[serde(default)]
+    pub args: BTreeMap<String, String>,
+    /// Multi-stage build target.
+    #[serde(default)]
+    pub target: Option<String>,
+}
+
+fn default_dockerfile() -> String {
+    "Dockerfile".into()
+}
+
+/// A container port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePort {
+    /// Port name (DNS-1123 label, at most 15 characters).
+    #[serde(default = "default_port_name")]
+    pub name: String,
+    /// Port number.
+    pub port: u16,
+}
+
+fn default_port_name() -> String {
+    "http".into()
+}
+
+/// HTTP health endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// HTTP path answering 2xx when healthy.
+    pub path: String,
+    /// Port serving it (defaults to the first port).
+    #[serde(default)]
+    pub port: Option<u16>,
+}
+
+/// A sync rule: local path (relative to the build context) → path in the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRule {
+    pub from: String,
+    pub to: String,
+}
+
+/// Ingress settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IngressConfig {
+    /// Production host name; profiles may move it to another domain (knob `ingress_domain`).
+    pub host: String,
+    /// Path prefix.
+    #[serde(default = "default_ingress_path")]
+    pub path: String,
+}
+
+fn default_ingress_path() -> String {
+    "/".into()
+}
+
+/// Where a secret's value comes from: the environment variable wins, else the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretConfig {
+    /// Environment variable holding the value.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// File holding the value, relative to the project directory (keep it out of git).
+    #[serde(default)]
+    pub file: Option<String>,
+}
+
+/// Database engines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    #[default]
+    Postgres,
+}
+
+/// The project's database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Only postgres for now.
+    #[serde(default)]
+    pub engine: Engine,
+    /// Major version.
+    #[serde(default = "default_pg_version")]
+    pub version: String,
+    /// Image override (else env SAMESTACK_POSTGRES_IMAGE, else a pinned postgres tag).
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Database name.
+    #[serde(default = "default_db_ident")]
+    pub name: String,
+    /// Database user.
+    #[serde(default = "default_db_ident")]
+    pub user: String,
+    /// Name of the top-level secret holding the password.
+    pub password_secret: String,
+    /// Volume size (Kubernetes quantity).
+    #[serde(default = "default_storage")]
+    pub storage: String,
+    /// Scheduled backups (pg_dump into a volume).
+    #[serde(default)]
+    pub backup: Option<BackupConfig>,
+}
+
+fn default_pg_version() -> String {
+    "15".into()
+}
+fn default_db_ident() -> String {
+    "app".into()
+}
+fn default_storage() -> String {
+    "1Gi".into()
+}
+
+/// Backup schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupConfig {
+    /// Cron schedule (5 fields).
+    pub schedule: String,
+    /// Backup volume size.
+    #[serde(default = "default_storage")]
+    pub storage: String,
+}
+
+/// Migrations Job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MigrationsConfig {
+    /// The service whose image, env and secrets the Job uses.
+    pub service: String,
+    /// The command to run.
+    pub command: Vec<String>,
+}
+
+/// A loaded, validated project: the config, where it lives, and where each key sits.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The project file as given.
+    pub file: PathBuf,
+    /// The directory relative paths resolve against.
+    pub dir: PathBuf,
+    pub config: Config,
+    pub locations: Locations,
+}
+
+/// A problem with the project file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file does not exist.
+    #[error("{path}: no project file here\n  fix: run `samestack init` to write one, or pass -f PATH")]
+    NotFound { path: String },
+    /// The file exists but cannot be read.
+    #[error("cannot read {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Syntax, type, or semantic problems, each with its location.
+    #[error("{0}")]
+    Invalid(Problems),
+    /// A secret value could not be found at render/apply time.
+    #[error("{0}")]
+    Secret(Problem),
+}
+
+impl Classify for Error {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Read { .. } => ErrorKind::Environment,
+            _ => ErrorKind::User,
+        }
+    }
+}
+
+/// Loads and validates the project file at `path`.
+pub fn load(path: &Path) -> Result<Project, Error> {
+    let shown = path.display().to_string();
+    let bytes = yaml::read(path)
+        .map_err(|source| Error::Read { path: shown.clone(), source })?
+        .ok_or_else(|| Error::NotFound { path: shown.clone() })?;
+    let dir = path.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."));
+    let (config, locations) = parse_str(&shown, &bytes)?;
+    Ok(Project { file: path.to_path_buf(), dir, config, locations })
+}
+
+/// Parses and validates project-file bytes (pure; `shown` is the path used in messages).
+pub fn parse_str(shown: &str, bytes: &[u8]) -> Result<(Config, Locations), Error> {
+    let one = |p: Problem| Error::Invalid(Problems(vec![p]));
+    let text = yaml::check_text(shown, bytes, "project file").map_err(one)?;
+    let config: Config = yaml::parse(shown, &text).map_err(one)?;
+    let locations = Locations::index(shown, &text);
+    let problems = validate(&config, &locations);
+    if !problems.is_empty() {
+        return Err(Error::Invalid(Problems(problems)));
+    }
+    Ok((config, locations))
+}
+
+/// True for a DNS-1123 label: 1-63 of [a-z0-9-], alphanumeric at both ends.
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// True for a DNS-1123 subdomain: dot-separated labels, at most 253 characters.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+fn suggest_label(s: &str) -> String {
+    let mut out: String = s
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    while out.contains("--") {
+        out = out.replace("--", "-");
+    }
+    let out = out.trim_matches('-');
+    if out.is_empty() { "my-app".into() } else { out.chars().take(63).collect::<String>().trim_end_matches('-').to_owned() }
+}
+
+fn is_env_name(s: &str) -> bool {
+    !s.is_empty() && !s.starts_with(|c: char| c.is_ascii_digit()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+}
+
+/// An image reference is pinned when it has a digest, or a tag other than `latest`.
+pub fn image_is_pinned(image: &str) -> bool {
+    if image.contains('@') {
+        return true;
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.split_once(':') {
+        Some((_, tag)) => !tag.is_empty() && tag != "latest",
+        None => false,
+    }
+}
+
+/// Semantic checks that types cannot express. Returns every problem found, in file order.
+pub fn validate(c: &Config, loc: &Locations) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut p = |path: &str, msg: String, fix: String| out.push(loc.problem(path, msg, fix));
+
+    if !is_dns_label(&c.name) {
+        p("name", format!("`{}` is not a valid Kubernetes name: expected a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters)", c.name), format!("use e.g. `name: {}`", suggest_label(&c.name)));
+    }
+    for (key, val) in [("owner", &c.owner), ("cost_center", &c.cost_center)] {
+        if let Some(v) = val
+            && (v.is_empty() || v.len() > 63 || !v.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)))
+        {
+            p(key, format!("`{v}` is not a valid label value: expected at most 63 of letters, digits, '-', '_', '.'"), format!("use e.g. `{key}: {}`", suggest_label(v)));
+        }
+    }
+
+    // cluster
+    let cl = &c.cluster;
+    if cl.context.is_some() && cl.provider != Provider::Existing {
+        p("cluster.context", format!("`context` only applies to provider `existing`, but provider is `{}`", cl.provider.as_str()), "remove `context`, or set `provider: existing`".into());
+    }
+    if cl.provider == Provider::Existing && cl.context.is_none() {
+        p("cluster.provider", "provider `existing` needs the kubeconfig context to use".into(), "add `context: <name>` (see `kubectl config get-contexts`)".into());
+    }
+    if let Some(n) = &cl.name
+        && !is_dns_label(n)
+    {
+        p("cluster.name", format!("`{n}` is not a valid cluster name: expected a DNS-1123 label"), format!("use e.g. `name: {}`", suggest_label(n)));
+    }
+    if cl.servers == 0 {
+        p("cluster.servers", "found 0 servers, expected at least 1".into(), "set `servers: 1`".into());
+    }
+    let mut host_ports: BTreeMap<u16, String> = BTreeMap::new();
+    if c.registry.enabled {
+        host_ports.insert(c.registry.host_port, "registry.host_port".into());
+    }
+    for (i, m) in cl.ports.iter().enumerate() {
+        let path = format!("cluster.ports[{i}].host");
+        if m.host == 0 || m.container == 0 {
+            p(&format!("cluster.ports[{i}]"), "port 0 is not a usable port".into(), "use a port between 1 and 65535".into());
+        }
+        if let Some(prev) = host_ports.get(&m.host) {
+            let prev_at = loc.pos(prev);
+            p(&path, format!("host port {} is used twice (also by `{prev}` at {prev_at})", m.host), "give each host port mapping and the registry a distinct host port".into());
+        } else {
+            host_ports.insert(m.host, path);
+        }
+    }
+    if c.registry.host_port == 0 {
+        p("registry.host_port", "port 0 is not a usable port".into(), "use a port between 1 and 65535, e.g. 5001".into());
+    }
+
+    // secrets
+    for (name, s) in &c.secrets {
+        let path = format!("secrets.{name}");
+        if !is_dns_subdomain(name) {
+            p(&path, format!("secret name `{name}` is not a valid Kubernetes name: expected lowercase letters, digits, '-' and '.'"), format!("rename it, e.g. `{}`", suggest_label(name)));
+        }
+        if s.env.is_none() && s.file.is_none() {
+            p(&path, format!("secret `{name}` has no source: expected `env`, `file`, or both"), format!("add e.g. `file: .secrets/{name}` (and keep .secrets/ out of git)"));
+        }
+        if let Some(e) = &s.env
+            && !is_env_name(e)
+        {
+            p(&format!("{path}.env"), format!("`{e}` is not a valid environment variable name"), "use letters, digits and '_'".into());
+        }
+    }
+
+    // database
+    let db = c.database.as_ref();
+    if let Some(db) = db {
+        if !c.secrets.contains_key(&db.password_secret) {
+            p("database.password_secret", format!("secret `{}` is not declared under `secrets`", db.password_secret), format!("declare it: `secrets: {{ {}: {{ env: DB_PASSWORD, file: .secrets/{} }} }}`", db.password_secret, db.password_secret));
+        }
+        if !db.version.chars().all(|ch| ch.is_ascii_digit() || ch == '.') || db.version.is_empty() {
+            p("database.version", format!("`{}` is not a postgres version: expected e.g. \"15\"", db.version), "write the major version, e.g. `version: \"15\"`".into());
+        }
+        if !is_quantity(&db.storage) {
+            p("database.storage", format!("`{}` is not a Kubernetes quantity", db.storage), "write e.g. `storage: 1Gi`".into());
+        }
+        if let Some(img) = &db.image
+            && !image_is_pinned(img)
+        {
+            p("database.image", format!("image `{img}` is not pinned (no tag, or `latest`)"), format!("pin a version, e.g. `{}:15.8`", img.split(':').next().unwrap_or(img)));
+        }
+        if let Some(b) = &db.backup {
+            if b.schedule.split_whitespace().count() != 5 {
+                p("database.backup.schedule", format!("`{}` is not a cron schedule: expected 5 fields (minute hour day month weekday)", b.schedule), "write e.g. `schedule: \"0 3 * * *\"`".into());
+            }
+            if !is_quantity(&b.storage) {
+                p("database.backup.storage", format!("`{}` is not a Kubernetes quantity", b.storage), "write e.g. `storage: 1Gi`".into());
+            }
+        }
+        for (k, v) in [("name", &db.name), ("user", &db.user)] {
+            if v.is_empty() || !v.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
+                p(&format!("database.{k}"), format!("`{v}` is not a valid postgres identifier: expected letters, digits and '_'"), format!("use e.g. `{k}: app`"));
+            }
+        }
+    }
+
+    // services
+    if c.services.is_empty() {
+        p("services", "no services: expected at least one".into(), "add a service, e.g. `services: { web: { image: nginx:1.27.2, ports: [{ port: 80 }] } }`".into());
+    }
+    for (name, s) in &c.services {
+        let path = format!("services.{name}");
+        if !is_dns_label(name) {
+            p(&path, format!("service name `{name}` is not a valid Kubernetes name: expected a DNS-1123 label (lowercase letters, digits and '-', at most 63 characters)"), format!("rename it, e.g. `{}`", suggest_label(name)));
+        }
+        if db.is_some() && name == DATABASE_NAME {
+            p(&path, format!("service name `{DATABASE_NAME}` is reserved for the database"), "rename the service".into());
+        }
+        match (&s.build, &s.image) {
+            (None, None) => p(&path, format!("service `{name}` has neither `image` nor `build`: expected exactly one"), "add `build: { context: ./DIR }` to build from source, or `image: REPO:TAG` for a prebuilt image".into()),
+            (Some(_), Some(_)) => p(&format!("{path}.image"), format!("service `{name}` has both `image` and `build`: expected exactly one"), "remove one of them".into()),
+            (None, Some(img)) if !image_is_pinned(img) => p(&format!("{path}.image"), format!("image `{img}` is not pinned (no tag, or `latest`); production parity needs a fixed version"), format!("pin a version, e.g. `{}:1.2.3` or a digest", img.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map(|(r, _)| r).unwrap_or(img))),
+            _ => {}
+        }
+        if let Some(b) = &s.build {
+            if b.context.is_empty() {
+                p(&format!("{path}.build.context"), "empty build context".into(), "write the directory, e.g. `context: ./api`".into());
+            }
+            if Path::new(&b.context).is_absolute() {
+                p(&format!("{path}.build.context"), format!("build context `{}` is absolute; expected a path relative to the project directory", b.context), "use a relative path, e.g. `./api`".into());
+            }
+        }
+        let mut seen_ports = BTreeSet::new();
+        let mut seen_names = BTreeSet::new();
+        for (i, port) in s.ports.iter().enumerate() {
+            let pp = format!("{path}.ports[{i}]");
+            if port.port == 0 {
+                p(&pp, "port 0 is not a usable port".into(), "use a port between 1 and 65535".into());
+            }
+            if !seen_ports.insert(port.port) {
+                p(&pp, format!("port {} is listed twice for service `{name}`", port.port), "remove the duplicate".into());
+            }
+            if !is_dns_label(&port.name) || port.name.len() > 15 || !port.name.chars().any(|ch| ch.is_ascii_lowercase()) {
+                p(&format!("{pp}.name"), format!("port name `{}` is not valid: expected at most 15 lowercase letters, digits and '-'", port.name), "use e.g. `name: http`".into());
+            } else if !seen_names.insert(port.name.clone()) {
+                p(&format!("{pp}.name"), format!("port name `{}` is used twice for service `{name}`", port.name), "give each port its own name, e.g. http, metrics".into());
+            }
+        }
+        match &s.health {
+            Some(h) => {
+                if !h.path.starts_with('/') {
+                    p(&format!("{path}.health.path"), format!("health path `{}` must start with '/'", h.path), format!("write `path: /{}`", h.path));
+                }
+                if h.port.is_none() && s.ports.is_empty() {
+                    p(&format!("{path}.health"), format!("service `{name}` has a health path but no port to probe"), "add `port:` to `health`, or declare `ports`".into());
+                }
+            }
+            None if s.ports.is_empty() => p(&path, format!("service `{name}` has no health check and no port: production parity needs readiness and liveness probes"), "add `health: { path: /healthz, port: 8080 }` or `ports: [{ port: 8080 }]`".into()),
+            None => {}
+        }
+        for k in s.env.keys() {
+            if !is_env_name(k) {
+                p(&format!("{path}.env.{k}"), format!("`{k}` is not a valid environment variable name"), "use letters, digits and '_'".into());
+            }
+        }
+        for (k, secret) in &s.secrets {
+            if !is_env_name(k) {
+                p(&format!("{path}.secrets.{k}"), format!("`{k}` is not a valid environment variable name"), "use letters, digits and '_'".into());
+            }
+            if s.env.contains_key(k) {
+                p(&format!("{path}.secrets.{k}"), format!("`{k}` is set both in `env` and in `secrets`"), "keep one of them".into());
+            }
+            if !c.secrets.contains_key(secret) {
+                let known: Vec<_> = c.secrets.keys().map(String::as_str).collect();
+                p(&format!("{path}.secrets.{k}"), format!("secret `{secret}` is not declared under `secrets` (declared: {})", if known.is_empty() { "none".into() } else { known.join(", ") }), format!("declare it: `secrets: {{ {secret}: {{ file: .secrets/{secret} }} }}`, or fix the name"));
+            }
+        }
+        for (i, dep) in s.depends_on.iter().enumerate() {
+            let dp = format!("{path}.depends_on[{i}]");
+            if dep == name {
+                p(&dp, format!("service `{name}` depends on itself"), "remove it from its own depends_on".into());
+            } else if dep == DATABASE_NAME {
+                if db.is_none() {
+                    p(&dp, "`database` is listed but the project has no `database` section".into(), "add a `database:` section, or remove the dependency".into());
+                }
+            } else if !c.services.contains_key(dep) {
+                let mut known: Vec<_> = c.services.keys().map(String::as_str).filter(|k| k != name).collect();
+                if db.is_some() {
+                    known.push(DATABASE_NAME);
+                }
+                p(&dp, format!("depends_on names unknown service `{dep}` (known: {})", if known.is_empty() { "none".into() } else { known.join(", ") }), "fix the name, or declare that service".into());
+            } else if c.services[dep].ports.is_empty() {
+                p(&dp, format!("service `{dep}` has no ports, so nothing can connect to it"), format!("declare `ports` on `{dep}`, or remove the dependency"));
+            }
+        }
+        for (i, r) in s.sync.iter().enumerate() {
+            if !r.to.starts_with('/') {
+                p(&format!("{path}.sync[{i}].to"), format!("sync target `{}` must be an absolute path in the container", r.to), format!("write e.g. `to: /app/{}`", r.to.trim_start_matches("./")));
+            }
+            if Path::new(&r.from).is_absolute() || r.from.split('/').any(|seg| seg == "..") {
+                p(&format!("{path}.sync[{i}].from"), format!("sync source `{}` must be relative to the build context, without '..'", r.from), "write e.g. `from: src/`".into());
+            }
+            if s.build.is_none() {
+                p(&format!("{path}.sync[{i}]"), format!("service `{name}` has sync rules but no `build`: there is no local source to sync"), "remove `sync`, or build the service from a local context".into());
+            }
+        }
+        if s.on_change.is_some() && s.sync.is_empty() {
+            p(&format!("{path}.on_change"), "`on_change` runs after a sync, but the service has no `sync` rules".into(), "add `sync` rules, or remove `on_change`".into());
+        }
+        if let Some(ing) = &s.ingress {
+            if !is_dns_subdomain(&ing.host) || !ing.host.contains('.') {
+                p(&format!("{path}.ingress.host"), format!("`{}` is not a valid host name: expected a DNS name like api.example.com", ing.host), "write e.g. `host: api.example.com`".into());
+            }
+            if !ing.path.starts_with('/') {
+                p(&format!("{path}.ingress.path"), format!("ingress path `{}` must start with '/'", ing.path), "write e.g. `path: /`".into());
+            }
+            if s.ports.is_empty() {
+                p(&format!("{path}.ingress"), format!("service `{name}` has an ingress but no ports"), "declare `ports`".into());
+            }
+        }
+    }
+
+    // migrations
+    if let Some(m) = &c.migrations {
+        if !c.services.contains_key(&m.service) {
+            let known: Vec<_> = c.services.keys().map(String::as_str).collect();
+            p("migrations.service", format!("migrations use unknown service `{}` (known: {})", m.service, known.join(", ")), "name the service whose image contains the migrations".into());
+        }
+        if m.command.is_empty() {
+            p("migrations.command", "empty migrations command".into(), "write e.g. `command: [python3, /app/migrate.py]`".into());
+        }
+    }
+
+    // profiles
+    let mut seen = BTreeSet::new();
+    for (i, prof) in c.profiles.iter().enumerate() {
+        if !is_dns_label(prof) {
+            p(&format!("profiles[{i}]"), format!("profile name `{prof}` is not valid: expected lowercase letters, digits and '-'"), format!("use e.g. `{}`", suggest_label(prof)));
+        }
+        if !seen.insert(prof) {
+            p(&format!("profiles[{i}]"), format!("profile `{prof}` is listed twice"), "remove the duplicate".into());
+        }
+    }
+    if !c.profiles.iter().any(|x| x == "prod") {
+        p("profiles", "the profile list lacks `prod`: every project is compared against prod".into(), "add `prod` to `profiles`".into());
+    }
+
+    out.sort_by_key(|pr| (pr.at.line, pr.at.column));
+    out
+}
+
+/// A Kubernetes quantity such as `1Gi`, `500M`, `2`.
+pub fn is_quantity(s: &str) -> bool {
+    let digits = s.trim_end_matches(|ch: char| ch.is_ascii_alphabetic());
+    let suffix = &s[digits.len()..];
+    !digits.is_empty()
+        && digits.chars().all(|ch| ch.is_ascii_digit() || ch == '.')
+        && ["", "Ki", "Mi", "Gi", "Ti", "Pi", "k", "M", "G", "T", "P", "m"].contains(&suffix)
+}
+
+/// The JSON Schema of samestack.yaml, pretty-printed.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(Config);
+    serde_json::to_string_pretty(&schema).expect("a schema serializes")
+}
+
+/// Resolves secret values: the environment variable wins, else the file (relative to the
+/// project directory). `env` is injected so tests do not depend on the process environment.
+pub fn resolve_secrets(project: &Project, env: &dyn Fn(&str) -> Option<String>) -> Result<BTreeMap<String, String>, Error> {
+    let mut out = BTreeMap::new();
+    for (name, s) in &project.config.secrets {
+        if let Some(var) = &s.env
+            && let Some(v) = env(var)
+        {
+            out.insert(name.clone(), v);
+            continue;
+        }
+        let from_env = s.env.as_deref().map(|v| format!(" and ${v} is not set")).unwrap_or_default();
+        let Some(file) = &s.file else {
+            return Err(Error::Secret(project.locations.problem(
+                &format!("secrets.{name}"),
+                format!("secret `{name}` has no value: {}", from_env.trim_start_matches(" and ")),
+                format!("export {}=...", s.env.as_deref().unwrap_or("VAR")),
+            )));
+        };
+        let full = project.dir.join(file);
+        match std::fs::read(&full) {
+            Ok(bytes) => {
+                let text = String::from_utf8(bytes).map_err(|_| {
+                    Error::Secret(project.locations.problem(&format!("secrets.{name}.file"), format!("secret file {} is not UTF-8 text", full.display()), "store the secret as text".to_string()))
+                })?;
+                let value = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text).to_owned();
+                if value.is_empty() {
+                    return Err(Error::Secret(project.locations.problem(&format!("secrets.{name}.file"), format!("secret file {} is empty", full.display()), format!("write the value into {}", full.display()))));
+                }
+                out.insert(name.clone(), value);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Secret(project.locations.problem(
+                    &format!("secrets.{name}.file"),
+                    format!("secret `{name}`: file {} does not exist{from_env}", full.display()),
+                    format!(
+                        "create it (it stays out of git): mkdir -p {dir} && head -c 24 /dev/urandom | base64 > {f}{or}",
+                        dir = full.parent().map(|d| d.display().to_string()).unwrap_or_else(|| ".".into()),
+                        f = full.display(),
+                        or = s.env.as_deref().map(|v| format!(", or export {v}=...")).unwrap_or_default()
+                    ),
+                )));
+            }
+            Err(e) => {
+                return Err(Error::Secret(project.locations.problem(&format!("secrets.{name}.file"), format!("cannot read secret file {}: {e}", full.display()), "check the file's permissions".to_string())));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "name: shop\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: [{ port: 80 }]\n";
+
+    fn problems(text: &str) -> String {
+        match parse_str("samestack.yaml", text.as_bytes()) {
+            Ok(_) => panic!("expected an error for:\n{text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let (c, _) = parse_str("samestack.yaml", MINIMAL.as_bytes()).unwrap();
+        assert_eq!(c.cluster.provider, Provider::Auto);
+        assert_eq!(c.registry.host_port, DEFAULT_REGISTRY_PORT);
+        assert_eq!(c.profiles, ["dev", "ci", "prod"]);
+        assert_eq!(c.services["web"].ports[0].name, "http");
+    }
+
+    #[test]
+    fn unknown_key_has_location_and_expected_keys() {
+        let msg = problems("name: shop\nservices:\n  web:\n    image: nginx:1.27.2\n    portz: []\n");
+        assert!(msg.starts_with("samestack.yaml:5:5: unknown key `portz`"), "{msg}");
+        assert!(msg.contains("ports"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_says_found_and_expected() {
+        let msg = problems("name: shop\nregistry:\n  host_port: lots\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: [{ port: 80 }]\n");
+        assert!(msg.starts_with("samestack.yaml:3:"), "{msg}");
+        assert!(msg.contains("lots") && msg.contains("integer"), "{msg}");
+    }
+
+    #[test]
+    fn semantic_errors_are_located() {
+        let msg = problems("name: Shop_1\nservices:\n  web:\n    ports: [{ port: 80 }]\n    depends_on: [cache]\n");
+        assert!(msg.contains("samestack.yaml:1:1: `Shop_1` is not a valid Kubernetes name"), "{msg}");
+        assert!(msg.contains("samestack.yaml:3:3: service `web` has neither `image` nor `build`"), "{msg}");
+        assert!(msg.contains("samestack.yaml:5:18: depends_on names unknown service `cache`"), "{msg}");
+    }
+
+    #[test]
+    fn colliding_host_ports() {
+        let msg = problems("name: shop\ncluster:\n  ports:\n    - { host: 8080, container: 80 }\n    - { host: 8080, container: 443 }\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: [{ port: 80 }]\n");
+        assert!(msg.contains("samestack.yaml:5:9: host port 8080 is used twice (also by `cluster.ports[0].host` at samestack.yaml:4:9)"), "{msg}");
+    }
+
+    #[test]
+    fn image_pinning() {
+        assert!(image_is_pinned("nginx:1.27"));
+        assert!(image_is_pinned("localhost:5001/a/b:abc"));
+        assert!(image_is_pinned("x@sha256:00"));
+        assert!(!image_is_pinned("nginx"));
+        assert!(!image_is_pinned("localhost:5001/nginx"));
+        assert!(!image_is_pinned("nginx:latest"));
+    }
+
+    #[test]
+    fn dns_names() {
+        assert!(is_dns_label("api-2"));
+        assert!(!is_dns_label("Api"));
+        assert!(!is_dns_label("-a"));
+        assert!(!is_dns_label(&"a".repeat(64)));
+        assert_eq!(suggest_label("My_App"), "my-app");
+    }
+
+    #[test]
+    fn quantities() {
+        assert!(is_quantity("1Gi") && is_quantity("500m") && is_quantity("2"));
+        assert!(!is_quantity("1GB") && !is_quantity("Gi"));
+    }
+}
