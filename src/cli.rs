@@ -85,6 +85,10 @@ pub struct RenderArgs {
     /// Show secret values instead of redacting them
     #[arg(long)]
     pub reveal: bool,
+    /// Image for a service, SERVICE=REPO:TAG (repeatable). Default for built services:
+    /// localhost:<registry port>/<project>/<service>:unbuilt
+    #[arg(long, value_name = "SERVICE=IMAGE")]
+    pub image: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -130,4 +134,22 @@ pub struct InitArgs {
     /// Project name (defaults to the directory name)
     #[arg(long)]
     pub name: Option<String>,
+    /// Name of the first service
+    #[arg(long, default_value = "web")]
+    pub service: String,
+    /// Port the first service listens on
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Use this prebuilt image (pinned tag) instead of building
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Build context of the first service
+    #[arg(long, default_value = ".")]
+    pub context: String,
+    /// Add a postgres database (password generated into .secrets/db-password)
+    #[arg(long)]
+    pub database: bool,
+    /// Cluster provider
+    #[arg(long, value_enum, default_value = "auto")]
+    pub provider: crate::config::Provider,
 }

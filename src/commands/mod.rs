@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use crate::cli::{Cli, Command};
 use crate::error::NotAvailable;
 
+pub mod init;
+pub mod parity;
+pub mod render;
+pub mod schema;
+
 /// The outcome of a command that ran to the end: success, or a negative result such as
 /// undeclared drift or a blocking doctor finding (exit code 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,17 +34,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
+    let global = &cli.global;
     let command = match cli.command {
+        Command::Render(args) => return render::run(global, args).await,
+        Command::Parity(args) => return parity::run(global, args).await,
+        Command::Init(args) => return init::run(global, args).await,
+        Command::Schema => return schema::run().await,
         Command::Up(_) => "up",
         Command::Dev(_) => "dev",
         Command::Ci(_) => "ci",
-        Command::Render(_) => "render",
-        Command::Parity(_) => "parity",
         Command::Doctor(_) => "doctor",
         Command::Status(_) => "status",
         Command::Down(_) => "down",
-        Command::Init(_) => "init",
-        Command::Schema => "schema",
     };
     Err(NotAvailable { command }.into())
 }

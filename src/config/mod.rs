@@ -1,6 +1,7 @@
 //! The project file `samestack.yaml`: typed schema (serde + schemars, unknown keys rejected),
 //! loading with `file:line:column` errors, and semantic validation after parsing.
 
+pub mod scaffold;
 pub mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,7 +60,7 @@ fn default_profiles() -> Vec<String> {
 }
 
 /// How the local cluster is made.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
     /// Pick what is installed (see the README for the order).
@@ -396,6 +397,15 @@ pub enum Error {
     /// A secret value could not be found at render/apply time.
     #[error("{0}")]
     Secret(Problem),
+    /// `init` would overwrite files.
+    #[error("{paths} already exist(s); samestack init never overwrites\n  fix: pass --force to overwrite, or run init in another directory")]
+    Exists { paths: String },
+    /// `init` needs answers but there is no terminal to ask on.
+    #[error("not a terminal, so samestack init cannot ask questions\n  fix: pass --yes (plus --name, --service, --port, --image, --database, --provider as needed)")]
+    NoTerminal,
+    /// An answer given to `init` is invalid.
+    #[error("{0}")]
+    Answer(String),
 }
 
 impl Classify for Error {

@@ -1,0 +1,28 @@
+//! `samestack parity A B`: render both profiles (secrets redacted, images identical) and report
+//! every difference as allowed or drift; undeclared drift exits 1.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+
+use crate::cli::{GlobalArgs, ParityArgs};
+use crate::commands::ExitStatus;
+use crate::config;
+use crate::profile;
+use crate::render::{self, RenderOptions, parity};
+
+pub async fn run(global: &GlobalArgs, args: ParityArgs) -> anyhow::Result<ExitStatus> {
+    let project = config::load(&global.file)?;
+    let a = profile::resolve(&project, &args.a)?;
+    let b = profile::resolve(&project, &args.b)?;
+    // Same images and no secret values on both sides: only profile-driven differences remain.
+    let opts = RenderOptions { images: BTreeMap::new(), postgres_image: std::env::var("SAMESTACK_POSTGRES_IMAGE").ok().filter(|s| !s.is_empty()), secrets: BTreeMap::new(), reveal: false };
+    let set_a = render::render(&project, &a, &opts)?;
+    let set_b = render::render(&project, &b, &opts)?;
+    let mut allowed = a.allowed_drift.clone();
+    allowed.extend(b.allowed_drift.iter().cloned());
+    let report = parity::classify(&a.name, &b.name, parity::diff(&set_a, &set_b), &allowed);
+    let text = if args.json { serde_json::to_string_pretty(&report).context("serializing the report")? + "\n" } else { parity::format_report(&report) };
+    print!("{text}");
+    Ok(if report.has_drift() { ExitStatus::Failure } else { ExitStatus::Success })
+}

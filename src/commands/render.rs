@@ -1,0 +1,74 @@
+//! `samestack render`: load the project, resolve the profile and secrets, render and validate
+//! in memory, then print or write everything at once (nothing on any error).
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+
+use crate::cli::{GlobalArgs, RenderArgs};
+use crate::commands::ExitStatus;
+use crate::config::{self, Project};
+use crate::error::{Classify, ErrorKind};
+use crate::profile::{self, ProfileSettings};
+use crate::render::{self, RenderOptions, RenderedSet};
+
+/// A bad `--image` flag.
+#[derive(Debug, thiserror::Error)]
+#[error("--image {given}: {message}\n  fix: write --image SERVICE=REPO:TAG, e.g. --image api=localhost:5001/shop/api:1.4.2")]
+pub struct ImageFlagError {
+    pub given: String,
+    pub message: String,
+}
+
+impl Classify for ImageFlagError {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::User
+    }
+}
+
+/// Parses `--image SERVICE=REF` flags against the project's services.
+pub fn parse_images(project: &Project, flags: &[String]) -> Result<BTreeMap<String, String>, ImageFlagError> {
+    let mut out = BTreeMap::new();
+    for f in flags {
+        let err = |message: String| ImageFlagError { given: f.clone(), message };
+        let (svc, image) = f.split_once('=').ok_or_else(|| err("expected SERVICE=IMAGE".into()))?;
+        if !project.config.services.contains_key(svc) {
+            let known: Vec<_> = project.config.services.keys().map(String::as_str).collect();
+            return Err(err(format!("unknown service `{svc}` (services: {})", known.join(", "))));
+        }
+        if !config::image_is_pinned(image) {
+            return Err(err(format!("image `{image}` is not pinned (no tag, or latest)")));
+        }
+        out.insert(svc.to_owned(), image.to_owned());
+    }
+    Ok(out)
+}
+
+/// Loads, resolves and renders: the pipeline `up` also uses (with real images and secrets).
+pub fn render_project(project: &Project, profile: &ProfileSettings, images: BTreeMap<String, String>, reveal: bool) -> anyhow::Result<RenderedSet> {
+    let secrets = config::resolve_secrets(project, &|k| std::env::var(k).ok())?;
+    let opts = RenderOptions { images, postgres_image: std::env::var("SAMESTACK_POSTGRES_IMAGE").ok().filter(|s| !s.is_empty()), secrets, reveal };
+    Ok(render::render(project, profile, &opts)?)
+}
+
+pub async fn run(global: &GlobalArgs, args: RenderArgs) -> anyhow::Result<ExitStatus> {
+    let project = config::load(&global.file)?;
+    let profile = profile::resolve(&project, &args.profile)?;
+    let images = parse_images(&project, &args.image)?;
+    let set = render_project(&project, &profile, images, args.reveal)?;
+    match &args.output {
+        Some(dir) => {
+            let dir = dir.clone();
+            let count = set.resources.len();
+            tokio::task::spawn_blocking(move || render::write_dir(&set, &dir).map(|_| dir)).await.context("writing the output directory")?.map(|dir| {
+                tracing::info!("wrote {count} resources to {}", dir.display());
+            })?;
+        }
+        None => {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            out.write_all(set.to_yaml().as_bytes()).context("writing to stdout")?;
+        }
+    }
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,95 @@
+//! What `samestack init` writes: a project file from a few answers, a profile, ignore rules.
+//! Pure text generation; the command does the file I/O.
+
+use crate::config::Provider;
+
+/// The answers `init` collects (from flags or the wizard).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answers {
+    pub name: String,
+    pub service: String,
+    pub port: u16,
+    /// Prebuilt image; `None` means build from `context`.
+    pub image: Option<String>,
+    pub context: String,
+    pub database: bool,
+    pub provider: Provider,
+}
+
+/// The ignore rule that keeps local secret files out of git.
+pub const IGNORE_RULE: &str = ".secrets/";
+
+/// The samestack.yaml text for `a`.
+pub fn project_file(a: &Answers) -> String {
+    let mut s = format!(
+        "# samestack project file: see docs/reference.md, or `samestack schema` for editor completion.\nname: {name}\n\ncluster:\n  provider: {provider}\n  ports:\n    - {{ host: 8080, container: 80 }}\n\nservices:\n  {svc}:\n",
+        name = a.name,
+        provider = a.provider.as_str(),
+        svc = a.service
+    );
+    match &a.image {
+        Some(img) => s.push_str(&format!("    image: {img}\n")),
+        None => s.push_str(&format!("    build: {{ context: {} }}\n", a.context)),
+    }
+    s.push_str(&format!("    ports:\n      - {{ name: http, port: {} }}\n    health: {{ path: /healthz, port: {} }}\n", a.port, a.port));
+    if a.database {
+        s.push_str("    env:\n      DATABASE_HOST: database\n      DATABASE_NAME: app\n      DATABASE_USER: app\n    secrets:\n      DATABASE_PASSWORD: db-password\n    depends_on: [database]\n");
+    }
+    if a.image.is_none() {
+        s.push_str("    sync:\n      - { from: ., to: /app }\n");
+    }
+    if a.database {
+        let var = format!("{}_DB_PASSWORD", a.name.to_uppercase().replace('-', "_"));
+        s.push_str(&format!(
+            "\nsecrets:\n  db-password:\n    env: {var}\n    file: .secrets/db-password\n\ndatabase:\n  engine: postgres\n  version: \"15\"\n  name: app\n  user: app\n  password_secret: db-password\n  storage: 1Gi\n  backup:\n    schedule: \"0 3 * * *\"\n"
+        ));
+    }
+    s.push_str("\nprofiles: [dev, ci, prod]\n");
+    s
+}
+
+/// The project's own dev profile: the built-in one, to adjust.
+pub fn dev_profile() -> String {
+    format!(
+        "# This project's dev profile (overrides the built-in one). Only knobs listed in allowed_drift\n# may differ from prod; `samestack parity dev prod` checks it.\n{}",
+        crate::profile::builtin_text("dev").unwrap_or_default().lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n") + "\n"
+    )
+}
+
+/// `.gitignore` content with the secrets rule added (unchanged if already present).
+pub fn gitignore(existing: Option<&str>) -> Option<String> {
+    let existing = existing.unwrap_or("");
+    if existing.lines().any(|l| matches!(l.trim(), ".secrets/" | ".secrets" | "/.secrets/" | "/.secrets")) {
+        return None;
+    }
+    let mut s = existing.to_owned();
+    if !s.is_empty() && !s.ends_with('\n') {
+        s.push('\n');
+    }
+    s.push_str("# samestack: local secret values, never committed\n.secrets/\n");
+    Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answers(database: bool, image: Option<&str>) -> Answers {
+        Answers { name: "shop".into(), service: "web".into(), port: 8080, image: image.map(Into::into), context: ".".into(), database, provider: Provider::Auto }
+    }
+
+    #[test]
+    fn generated_files_parse_and_validate() {
+        for a in [answers(true, None), answers(false, Some("nginx:1.27.2")), answers(false, None)] {
+            let text = project_file(&a);
+            crate::config::parse_str("samestack.yaml", text.as_bytes()).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        }
+        crate::profile::parse_file("dev", &dev_profile()).unwrap();
+    }
+
+    #[test]
+    fn gitignore_rule_added_once() {
+        assert_eq!(gitignore(Some("target\n.secrets/\n")), None);
+        assert_eq!(gitignore(Some("target")).unwrap(), "target\n# samestack: local secret values, never committed\n.secrets/\n");
+    }
+}

@@ -1,0 +1,649 @@
+//! Templates + resolved profile → a validated manifest set, in memory, all or nothing.
+//! Built-in production-parity templates live in `templates/` (embedded in the binary); a
+//! project's `templates/NAME.yaml` overrides the built-in one of the same name, and extra
+//! templates there are rendered once with the project context.
+
+pub mod parity;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use include_dir::{Dir, include_dir};
+use minijinja::{Environment, UndefinedBehavior};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::config::{self, DATABASE_NAME, Project};
+use crate::error::{Classify, ErrorKind};
+use crate::profile::ProfileSettings;
+
+static BUILTIN: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
+
+/// Templates rendered once per service, with `service` in the context.
+const PER_SERVICE: &str = "service.yaml";
+/// Templates rendered once per secret, with `secret` in the context.
+const PER_SECRET: &str = "secret.yaml";
+/// Rendered only when the project has a database / migrations.
+const DATABASE: &str = "database.yaml";
+const MIGRATIONS: &str = "migrations.yaml";
+
+/// Shown instead of secret values unless `--reveal`.
+pub const REDACTED: &str = "<redacted>";
+
+/// Default postgres image per major version when neither the config nor
+/// `SAMESTACK_POSTGRES_IMAGE` names one.
+pub fn default_postgres_image(version: &str) -> String {
+    match version {
+        "15" => "postgres:15.8".into(),
+        "16" => "postgres:16.4".into(),
+        "17" => "postgres:17.0".into(),
+        v if v.contains('.') => format!("postgres:{v}"),
+        v => format!("postgres:{v}.0"),
+    }
+}
+
+/// The image `render` uses for a built service when no build produced one:
+/// `localhost:<registry port>/<project>/<service>:unbuilt` (deterministic, never `latest`).
+pub fn default_image(project: &Project, service: &str) -> String {
+    format!("localhost:{}/{}/{}:unbuilt", project.config.registry.host_port, project.config.name, service)
+}
+
+/// What a render needs besides the project and profile.
+#[derive(Debug, Clone, Default)]
+pub struct RenderOptions {
+    /// Service name → image reference (from a build). Missing entries fall back to the
+    /// service's `image:` or [`default_image`].
+    pub images: BTreeMap<String, String>,
+    /// Postgres image override (the command passes `SAMESTACK_POSTGRES_IMAGE`).
+    pub postgres_image: Option<String>,
+    /// Secret name → value (see [`config::resolve_secrets`]); missing values render redacted.
+    pub secrets: BTreeMap<String, String>,
+    /// Put real secret values into the Secrets (for apply, or `render --reveal`).
+    pub reveal: bool,
+}
+
+/// One rendered Kubernetes object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resource {
+    pub value: Value,
+}
+
+/// Identity of a resource: kind, namespace, name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ResourceId {
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl std::fmt::Display for ResourceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {ns}/{}", self.kind, self.name),
+            None => write!(f, "{} {}", self.kind, self.name),
+        }
+    }
+}
+
+impl Resource {
+    pub fn kind(&self) -> &str {
+        self.value.get("kind").and_then(Value::as_str).unwrap_or("")
+    }
+    pub fn api_version(&self) -> &str {
+        self.value.get("apiVersion").and_then(Value::as_str).unwrap_or("")
+    }
+    pub fn name(&self) -> &str {
+        self.value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("")
+    }
+    pub fn namespace(&self) -> Option<&str> {
+        self.value.pointer("/metadata/namespace").and_then(Value::as_str)
+    }
+    pub fn id(&self) -> ResourceId {
+        ResourceId { kind: self.kind().to_owned(), namespace: self.namespace().map(str::to_owned), name: self.name().to_owned() }
+    }
+    /// Apply order class: namespace-level first, workloads later (see [`kind_rank`]).
+    pub fn rank(&self) -> usize {
+        kind_rank(self.kind())
+    }
+}
+
+/// The order resources are listed (and a sensible apply order): namespace and policies,
+/// identities and config, storage, services, migrations, workloads, scaling, exposure.
+pub fn kind_rank(kind: &str) -> usize {
+    const ORDER: &[&str] = &[
+        "Namespace",
+        "ResourceQuota",
+        "LimitRange",
+        "NetworkPolicy",
+        "ServiceAccount",
+        "Secret",
+        "ConfigMap",
+        "PersistentVolumeClaim",
+        "Service",
+        "Job",
+        "StatefulSet",
+        "Deployment",
+        "CronJob",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "Ingress",
+    ];
+    ORDER.iter().position(|k| *k == kind).unwrap_or(ORDER.len())
+}
+
+/// A validated manifest set, in a stable order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RenderedSet {
+    pub resources: Vec<Resource>,
+}
+
+impl RenderedSet {
+    /// Deterministic multi-document YAML.
+    pub fn to_yaml(&self) -> String {
+        let mut out = String::new();
+        for r in &self.resources {
+            out.push_str("---\n");
+            out.push_str(&to_yaml(&r.value));
+        }
+        out
+    }
+
+    /// `(file name, YAML)` per resource, numbered in order: `012-deployment-api.yaml`.
+    pub fn files(&self) -> Vec<(String, String)> {
+        self.resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (format!("{:03}-{}-{}.yaml", i + 1, r.kind().to_lowercase(), r.name()), to_yaml(&r.value)))
+            .collect()
+    }
+}
+
+fn to_yaml(v: &Value) -> String {
+    let s = serde_saphyr::to_string(v).expect("JSON values serialize to YAML");
+    if s.ends_with('\n') { s } else { s + "\n" }
+}
+
+/// A problem rendering templates or with what they produced.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A template failed: syntax, undefined variable, bad filter.
+    #[error("template {template}:{line} ({origin}): {message}\n{excerpt}  fix: {fix}")]
+    Template { template: String, origin: String, line: usize, message: String, excerpt: String, fix: String },
+    /// A template produced text that is not YAML.
+    #[error("template {template} ({origin}) produced invalid YAML{context}: {problem}\n  fix: check the template's indentation and quoting (use `| tojson` for values)")]
+    Output { template: String, origin: String, context: String, problem: String },
+    /// A rendered resource fails validation.
+    #[error("{resource} (from {template}): {message}\n  fix: {fix}")]
+    Invalid { resource: String, template: String, message: String, fix: String },
+    /// A project template cannot be read.
+    #[error("cannot read template {path}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing the output directory failed.
+    #[error("{path}: {message}\n  fix: {fix}")]
+    Output2 { path: String, message: String, fix: String },
+    /// Writing the output directory failed on the file system.
+    #[error("cannot write {path}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Classify for Error {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Read { .. } | Error::Write { .. } => ErrorKind::Environment,
+            _ => ErrorKind::User,
+        }
+    }
+}
+
+struct Template {
+    name: String,
+    origin: String,
+    source: String,
+}
+
+/// The templates in effect: built-ins, overridden or extended by `<project>/templates/*.yaml`.
+fn load_templates(dir: &Path) -> Result<Vec<Template>, Error> {
+    let mut map: BTreeMap<String, Template> = BUILTIN
+        .files()
+        .filter(|f| f.path().extension().is_some_and(|e| e == "yaml"))
+        .map(|f| {
+            let name = f.path().to_string_lossy().into_owned();
+            (name.clone(), Template { name, origin: "built-in".into(), source: f.contents_utf8().unwrap_or_default().to_owned() })
+        })
+        .collect();
+    let project_dir = dir.join("templates");
+    if let Ok(entries) = std::fs::read_dir(&project_dir) {
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect();
+        paths.sort();
+        for path in paths {
+            let shown = path.display().to_string();
+            let source = std::fs::read_to_string(&path).map_err(|source| Error::Read { path: shown.clone(), source })?;
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            map.insert(name.clone(), Template { name, origin: shown, source });
+        }
+    }
+    Ok(map.into_values().collect())
+}
+
+/// Renders and validates the manifest set for `profile`. Nothing is written anywhere.
+pub fn render(project: &Project, profile: &ProfileSettings, opts: &RenderOptions) -> Result<RenderedSet, Error> {
+    let templates = load_templates(&project.dir)?;
+    let ctx = context(project, profile, opts);
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    for t in &templates {
+        env.add_template_owned(t.name.clone(), t.source.clone()).map_err(|e| template_error(t, &e))?;
+    }
+    let mut produced: Vec<(Resource, String)> = Vec::new();
+    for t in &templates {
+        let mut runs: Vec<(Value, String)> = Vec::new();
+        match t.name.as_str() {
+            PER_SERVICE => {
+                for s in ctx["services"].as_array().into_iter().flatten() {
+                    runs.push((with(&ctx, "service", s), format!(" for service `{}`", s["name"].as_str().unwrap_or(""))));
+                }
+            }
+            PER_SECRET => {
+                for s in ctx["secrets"].as_array().into_iter().flatten() {
+                    runs.push((with(&ctx, "secret", s), format!(" for secret `{}`", s["name"].as_str().unwrap_or(""))));
+                }
+            }
+            DATABASE if ctx["database"].is_null() => {}
+            MIGRATIONS if ctx["migrations"].is_null() => {}
+            _ => runs.push((ctx.clone(), String::new())),
+        }
+        let tmpl = env.get_template(&t.name).map_err(|e| template_error(t, &e))?;
+        for (c, what) in runs {
+            let text = tmpl.render(minijinja::Value::from(minijinja::value::Serde(&c))).map_err(|e| template_error(t, &e))?;
+            let docs: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| Error::Output {
+                template: t.name.clone(),
+                origin: t.origin.clone(),
+                context: what.clone(),
+                problem: e.to_string().lines().next().unwrap_or("").to_owned(),
+            })?;
+            for d in docs.into_iter().filter(|d| !d.is_null()) {
+                produced.push((Resource { value: d }, t.name.clone()));
+            }
+        }
+    }
+    validate(project, profile, &produced)?;
+    let mut resources: Vec<Resource> = produced.into_iter().map(|(r, _)| r).collect();
+    resources.sort_by(|a, b| (a.rank(), a.id()).cmp(&(b.rank(), b.id())));
+    Ok(RenderedSet { resources })
+}
+
+fn with(ctx: &Value, key: &str, v: &Value) -> Value {
+    let mut c = ctx.clone();
+    c[key] = v.clone();
+    c
+}
+
+fn template_error(t: &Template, e: &minijinja::Error) -> Error {
+    let line = e.line().unwrap_or(0);
+    let excerpt = t.source.lines().nth(line.saturating_sub(1)).filter(|_| line > 0).map(|l| format!("  {line} | {}\n", l.trim_end())).unwrap_or_default();
+    let detail = e.detail().map(|d| format!(": {d}")).unwrap_or_default();
+    let message = format!("{}{detail}", e.kind());
+    let fix = if e.kind() == minijinja::ErrorKind::UndefinedError {
+        "use only variables the context provides (see docs/reference.md, \"Template context\"), or guard optional ones with `{% if x is defined %}`".into()
+    } else {
+        "fix the template syntax near this line".into()
+    };
+    Error::Template { template: t.name.clone(), origin: t.origin.clone(), line, message, excerpt, fix }
+}
+
+fn sha8(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    h.finalize().iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The template context (pure): everything computed in Rust so templates stay declarative.
+pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOptions) -> Value {
+    let c = &project.config;
+    let owner = c.owner.clone().unwrap_or_else(|| c.name.clone());
+    let cost = c.cost_center.clone().unwrap_or_else(|| c.name.clone());
+    let labels = |name: &str| {
+        json!({
+            "app.kubernetes.io/name": name,
+            "app.kubernetes.io/part-of": c.name,
+            "app.kubernetes.io/managed-by": "samestack",
+            "dev.samestack.project": c.name,
+            "dev.samestack.owner": owner,
+            "dev.samestack.cost-center": cost,
+        })
+    };
+    let selector = |name: &str| json!({ "app.kubernetes.io/name": name, "app.kubernetes.io/part-of": c.name });
+    let res = profile.size.resources();
+    let resources = json!({
+        "requests": { "cpu": res.requests_cpu, "memory": res.requests_memory },
+        "limits": { "cpu": res.limits_cpu, "memory": res.limits_memory },
+    });
+
+    // Who talks to whom: client → target edges, including the migrations Job and backups.
+    let db_port = 5432u16;
+    let ports_of = |target: &str| -> Vec<u16> {
+        if target == DATABASE_NAME { vec![db_port] } else { c.services.get(target).map(|s| s.ports.iter().map(|p| p.port).collect()).unwrap_or_default() }
+    };
+    let mut ingress_from: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (name, s) in &c.services {
+        for dep in &s.depends_on {
+            ingress_from.entry(dep.clone()).or_default().insert(name.clone());
+            if c.migrations.as_ref().is_some_and(|m| &m.service == name) {
+                ingress_from.entry(dep.clone()).or_default().insert("migrations".into());
+            }
+        }
+    }
+    if c.database.as_ref().is_some_and(|d| d.backup.is_some()) {
+        ingress_from.entry(DATABASE_NAME.into()).or_default().insert("database-backup".into());
+    }
+    let egress = |deps: &[String]| -> Value { deps.iter().map(|d| json!({ "name": d, "ports": ports_of(d) })).collect::<Vec<_>>().into() };
+    let env_list = |env: &BTreeMap<String, String>| -> Vec<Value> {
+        let mut v: Vec<Value> = env.iter().filter(|(k, _)| k.as_str() != "LOG_LEVEL").map(|(k, val)| json!({ "name": k, "value": val })).collect();
+        v.push(json!({ "name": "LOG_LEVEL", "value": serde_json::to_value(profile.log_level).unwrap_or_default() }));
+        v
+    };
+    let secret_env = |m: &BTreeMap<String, String>| -> Vec<Value> { m.iter().map(|(k, s)| json!({ "name": k, "secret": s, "key": "value" })).collect() };
+    let image_of = |name: &str| -> String {
+        opts.images.get(name).cloned().or_else(|| c.services.get(name).and_then(|s| s.image.clone())).unwrap_or_else(|| default_image(project, name))
+    };
+
+    let services: Vec<Value> = c
+        .services
+        .iter()
+        .map(|(name, s)| {
+            let main_port = s.ports.first().map(|p| p.port);
+            let probe = match &s.health {
+                Some(h) => json!({ "type": "http", "path": h.path, "port": h.port.or(main_port) }),
+                None => json!({ "type": "tcp", "path": null, "port": main_port }),
+            };
+            let ingress = s.ingress.as_ref().map(|i| {
+                let host = match &profile.ingress_domain {
+                    Some(d) => format!("{}.{d}", i.host.split('.').next().unwrap_or(name)),
+                    None => i.host.clone(),
+                };
+                json!({ "host": host, "path": i.path, "tls_secret": format!("{name}-tls") })
+            });
+            let hot = profile.hot_reload && !s.sync.is_empty();
+            json!({
+                "name": name,
+                "image": image_of(name),
+                "command": s.command,
+                "ports": s.ports.iter().map(|p| json!({ "name": p.name, "port": p.port })).collect::<Vec<_>>(),
+                "main_port": main_port,
+                "env": env_list(&s.env),
+                "secret_env": secret_env(&s.secrets),
+                "probe": probe,
+                "depends_on": s.depends_on,
+                "egress": egress(&s.depends_on),
+                "ingress_from": ingress_from.get(name).map(|v| v.iter().cloned().collect::<Vec<_>>()).unwrap_or_default(),
+                "ingress": ingress,
+                "hot_reload": hot,
+                "read_only_root": !hot,
+                "sync": s.sync,
+                "labels": labels(name),
+                "selector": selector(name),
+            })
+        })
+        .collect();
+
+    let secrets: Vec<Value> = c
+        .secrets
+        .keys()
+        .map(|name| {
+            let value = match (opts.reveal, opts.secrets.get(name)) {
+                (true, Some(v)) => json!(base64(v.as_bytes())),
+                _ => json!(REDACTED),
+            };
+            json!({ "name": name, "value_b64": value, "labels": labels(name) })
+        })
+        .collect();
+
+    let database = c.database.as_ref().map(|d| {
+        let image = d.image.clone().or_else(|| opts.postgres_image.clone()).unwrap_or_else(|| default_postgres_image(&d.version));
+        json!({
+            "name": DATABASE_NAME,
+            "image": image,
+            "port": db_port,
+            "db": d.name,
+            "user": d.user,
+            "password_secret": d.password_secret,
+            "storage": d.storage,
+            "backup": d.backup.as_ref().map(|b| json!({ "name": "database-backup", "schedule": b.schedule, "storage": b.storage, "labels": labels("database-backup"), "selector": selector("database-backup") })),
+            "ingress_from": ingress_from.get(DATABASE_NAME).map(|v| v.iter().cloned().collect::<Vec<_>>()).unwrap_or_default(),
+            "labels": labels(DATABASE_NAME),
+            "selector": selector(DATABASE_NAME),
+        })
+    });
+
+    let migrations = c.migrations.as_ref().and_then(|m| {
+        let s = c.services.get(&m.service)?;
+        let image = image_of(&m.service);
+        let hash = sha8(&[&image, &m.command.join("\u{1f}")]);
+        Some(json!({
+            "name": "migrations",
+            "job_name": format!("migrations-{hash}"),
+            "service": m.service,
+            "image": image,
+            "command": m.command,
+            "env": env_list(&s.env),
+            "secret_env": secret_env(&s.secrets),
+            "egress": egress(&s.depends_on),
+            "labels": labels("migrations"),
+            "selector": selector("migrations"),
+        }))
+    });
+
+    // Quota: enough for every service at its autoscaling maximum, plus database and jobs.
+    let pods = c.services.len() as u32 * profile.autoscaling.max.max(profile.replicas) + 4;
+    let quota = json!({
+        "pods": pods.to_string(),
+        "requests_cpu": scale(res.requests_cpu, pods),
+        "requests_memory": scale(res.requests_memory, pods),
+        "limits_cpu": scale(res.limits_cpu, pods),
+        "limits_memory": scale(res.limits_memory, pods),
+    });
+
+    json!({
+        "project": { "name": c.name, "namespace": c.name, "owner": owner, "cost_center": cost },
+        "labels": labels(&c.name),
+        "profile": {
+            "name": profile.name,
+            "replicas": profile.replicas,
+            "size": profile.size,
+            "autoscaling": profile.autoscaling,
+            "hot_reload": profile.hot_reload,
+            "log_level": profile.log_level,
+            "ingress_domain": profile.ingress_domain,
+        },
+        "resources": resources,
+        "quota": quota,
+        "services": services,
+        "secrets": secrets,
+        "database": database,
+        "migrations": migrations,
+    })
+}
+
+/// Multiplies a quantity like `250m`, `1`, `128Mi` by `n`, keeping its unit.
+fn scale(q: &str, n: u32) -> String {
+    let digits = q.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &q[digits.len()..];
+    let v: u64 = digits.parse().unwrap_or(0);
+    format!("{}{unit}", v * n as u64)
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+const CLUSTER_SCOPED: &[&str] = &["Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass", "CustomResourceDefinition", "PriorityClass"];
+
+fn invalid(r: &Resource, template: &str, message: impl Into<String>, fix: impl Into<String>) -> Error {
+    Error::Invalid { resource: r.id().to_string(), template: template.to_owned(), message: message.into(), fix: fix.into() }
+}
+
+/// Checks a produced set before anything is written or applied.
+fn validate(project: &Project, profile: &ProfileSettings, produced: &[(Resource, String)]) -> Result<(), Error> {
+    let ns = &project.config.name;
+    let mut seen: BTreeMap<ResourceId, &str> = BTreeMap::new();
+    for (r, t) in produced {
+        if !r.value.is_object() {
+            return Err(Error::Invalid { resource: "a document".into(), template: t.clone(), message: "a rendered document is not a mapping".into(), fix: "each YAML document must be one Kubernetes object".into() });
+        }
+        if r.api_version().is_empty() || r.kind().is_empty() {
+            return Err(invalid(r, t, "missing `apiVersion` or `kind`", "every object needs apiVersion, kind and metadata.name"));
+        }
+        let name = r.name();
+        if !config::is_dns_subdomain(name) {
+            return Err(invalid(r, t, format!("name `{name}` is not a valid Kubernetes name (DNS-1123)"), "use lowercase letters, digits, '-' and '.'"));
+        }
+        let cluster_scoped = CLUSTER_SCOPED.contains(&r.kind());
+        match (cluster_scoped, r.namespace()) {
+            (false, Some(n)) if n == ns => {}
+            (false, other) => {
+                return Err(invalid(r, t, format!("namespace is {}, expected `{ns}` (the project namespace)", other.map(|o| format!("`{o}`")).unwrap_or_else(|| "missing".into())), "set `metadata.namespace: {{ project.namespace | tojson }}`"));
+            }
+            (true, Some(_)) => return Err(invalid(r, t, "a cluster-scoped object has a namespace", "remove metadata.namespace")),
+            (true, None) => {}
+        }
+        for key in ["app.kubernetes.io/managed-by", "dev.samestack.project"] {
+            if r.value.pointer("/metadata/labels").and_then(|l| l.get(key)).and_then(Value::as_str).is_none() {
+                return Err(invalid(r, t, format!("label `{key}` is missing (needed for ownership and pruning)"), "add `labels: {{ labels | tojson }}` (or the service's labels) to metadata"));
+            }
+        }
+        if let Some(prev) = seen.insert(r.id(), t) {
+            return Err(invalid(r, t, format!("rendered twice (also by {prev})"), "give each object a unique kind/namespace/name"));
+        }
+        if profile.name == "prod" {
+            check_parity(r, t)?;
+        }
+    }
+    Ok(())
+}
+
+fn pod_spec(r: &Resource) -> Option<&Value> {
+    match r.kind() {
+        "Deployment" | "StatefulSet" | "Job" => r.value.pointer("/spec/template/spec"),
+        "CronJob" => r.value.pointer("/spec/jobTemplate/spec/template/spec"),
+        _ => None,
+    }
+}
+
+/// The production-parity rules a prod render must satisfy.
+fn check_parity(r: &Resource, t: &str) -> Result<(), Error> {
+    let Some(spec) = pod_spec(r) else { return Ok(()) };
+    let fix = "keep the built-in security and resource settings (see docs/reference.md, Production parity)";
+    if spec.pointer("/securityContext/seccompProfile/type").and_then(Value::as_str) != Some("RuntimeDefault") {
+        return Err(invalid(r, t, "pod securityContext lacks seccompProfile RuntimeDefault", fix));
+    }
+    if spec.get("automountServiceAccountToken") != Some(&Value::Bool(false)) {
+        return Err(invalid(r, t, "service account token is automounted", fix));
+    }
+    let pod_non_root = spec.pointer("/securityContext/runAsNonRoot") == Some(&Value::Bool(true));
+    for c in spec.get("containers").and_then(Value::as_array).into_iter().flatten() {
+        let cname = c.get("name").and_then(Value::as_str).unwrap_or("?");
+        let sc = c.get("securityContext").cloned().unwrap_or(Value::Null);
+        let checks = [
+            (sc.get("allowPrivilegeEscalation") == Some(&Value::Bool(false)), "allowPrivilegeEscalation is not false"),
+            (sc.get("readOnlyRootFilesystem") == Some(&Value::Bool(true)), "readOnlyRootFilesystem is not true"),
+            (pod_non_root || sc.get("runAsNonRoot") == Some(&Value::Bool(true)), "runAsNonRoot is not true"),
+            (sc.pointer("/capabilities/drop").and_then(Value::as_array).is_some_and(|d| d.iter().any(|x| x == "ALL")), "capabilities are not all dropped"),
+            (c.pointer("/resources/requests").is_some() && c.pointer("/resources/limits").is_some(), "resource requests and limits are not both set"),
+            (c.get("image").and_then(Value::as_str).is_some_and(config::image_is_pinned), "image tag is not pinned (no tag, or latest)"),
+        ];
+        for (ok, what) in checks {
+            if !ok {
+                return Err(invalid(r, t, format!("container `{cname}`: {what}"), fix));
+            }
+        }
+        if matches!(r.kind(), "Deployment" | "StatefulSet") && (c.get("readinessProbe").is_none() || c.get("livenessProbe").is_none()) {
+            return Err(invalid(r, t, format!("container `{cname}` lacks a readiness or liveness probe"), fix));
+        }
+    }
+    Ok(())
+}
+
+/// Writes one file per resource into `dir`, all or nothing: files go to a temporary
+/// directory next to it, which then replaces `dir`. An existing `dir` may only hold a
+/// previous render (`*.yaml` files); anything else is refused.
+pub fn write_dir(set: &RenderedSet, dir: &Path) -> Result<(), Error> {
+    let shown = dir.display().to_string();
+    let werr = |source: std::io::Error| Error::Write { path: shown.clone(), source };
+    if dir.exists() {
+        if !dir.is_dir() {
+            return Err(Error::Output2 { path: shown, message: "exists and is not a directory".into(), fix: "choose another output directory".into() });
+        }
+        for e in std::fs::read_dir(dir).map_err(werr)? {
+            let p = e.map_err(werr)?.path();
+            if !(p.is_file() && p.extension().is_some_and(|x| x == "yaml")) {
+                return Err(Error::Output2 { path: shown, message: format!("holds {}, which is not a rendered manifest", p.display()), fix: "choose an empty or new output directory".into() });
+            }
+        }
+    }
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(werr)?;
+    let tmp = tempfile::Builder::new().prefix(".samestack-render-").tempdir_in(parent).map_err(werr)?;
+    for (name, text) in set.files() {
+        std::fs::write(tmp.path().join(name), text).map_err(werr)?;
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(werr)?;
+    }
+    let tmp_path = tmp.keep();
+    std::fs::rename(&tmp_path, dir).map_err(|source| {
+        let _ = std::fs::remove_dir_all(&tmp_path);
+        Error::Write { path: shown.clone(), source }
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_known_values() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+
+    #[test]
+    fn quantities_scale_with_units() {
+        assert_eq!(scale("250m", 4), "1000m");
+        assert_eq!(scale("128Mi", 3), "384Mi");
+        assert_eq!(scale("1", 5), "5");
+    }
+
+    #[test]
+    fn kinds_order_namespace_first() {
+        assert!(kind_rank("Namespace") < kind_rank("Deployment"));
+        assert!(kind_rank("Job") < kind_rank("Deployment"));
+        assert!(kind_rank("Ingress") < kind_rank("Unknown"));
+    }
+}
