@@ -3,7 +3,7 @@
 //! Built-in profiles live in `profiles/` and are embedded in the binary; a project's
 //! `profiles/NAME.yaml` adds a profile or overrides a built-in one.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use include_dir::{Dir, include_dir};
 use schemars::JsonSchema;
@@ -163,7 +163,7 @@ pub fn builtin_text(name: &str) -> Option<&'static str> {
 
 /// Loads one profile file: the project's `profiles/NAME.yaml`, else the built-in one.
 fn load_file(project: &Project, name: &str) -> Result<Option<(ProfileFile, String)>, Error> {
-    let path: PathBuf = project.dir.join("profiles").join(format!("{name}.yaml"));
+    let path: PathBuf = project.path(Path::new("profiles").join(format!("{name}.yaml")));
     let shown = path.display().to_string();
     let (text, source) = match yaml::read(&path).map_err(|source| Error::Read { path: shown.clone(), source })? {
         Some(bytes) => (yaml::check_text(&shown, &bytes, "profile").map_err(Error::Invalid)?, shown.clone()),
@@ -215,14 +215,16 @@ pub fn parse_file(shown: &str, text: &str) -> Result<ProfileFile, Error> {
 pub fn resolve(project: &Project, name: &str) -> Result<ProfileSettings, Error> {
     let listed = &project.config.profiles;
     if !listed.iter().any(|p| p == name) {
-        return Err(Error::Unknown { name: name.to_owned(), known: listed.join(", "), at: project.locations.pos("profiles").to_string() });
+        let at = project.locations.pos("profiles");
+        let at = if at.line == 0 { format!("the default list; set `profiles:` in {}", at.path) } else { at.to_string() };
+        return Err(Error::Unknown { name: name.to_owned(), known: listed.join(", "), at });
     }
     let missing = |n: &str| {
         let idx = listed.iter().position(|p| p == n).unwrap_or(0);
         Error::Missing {
             name: n.to_owned(),
             at: project.locations.pos(&format!("profiles[{idx}]")).to_string(),
-            path: project.dir.join("profiles").join(format!("{n}.yaml")).display().to_string(),
+            path: project.path(Path::new("profiles").join(format!("{n}.yaml"))).display().to_string(),
         }
     };
     let (prod, prod_source) = load_file(project, "prod")?.ok_or_else(|| missing("prod"))?;

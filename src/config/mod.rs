@@ -378,6 +378,13 @@ pub struct Project {
     pub locations: Locations,
 }
 
+impl Project {
+    /// `rel` resolved against the project directory (kept relative when that is `.`).
+    pub fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
+        if self.dir == Path::new(".") { rel.as_ref().to_path_buf() } else { self.dir.join(rel) }
+    }
+}
+
 /// A problem with the project file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -763,7 +770,7 @@ pub fn resolve_secrets(project: &Project, env: &dyn Fn(&str) -> Option<String>) 
                 format!("export {}=...", s.env.as_deref().unwrap_or("VAR")),
             )));
         };
-        let full = project.dir.join(file);
+        let full = project.path(file);
         match std::fs::read(&full) {
             Ok(bytes) => {
                 let text = String::from_utf8(bytes).map_err(|_| {
@@ -781,7 +788,7 @@ pub fn resolve_secrets(project: &Project, env: &dyn Fn(&str) -> Option<String>) 
                     format!("secret `{name}`: file {} does not exist{from_env}", full.display()),
                     format!(
                         "create it (it stays out of git): mkdir -p {dir} && head -c 24 /dev/urandom | base64 > {f}{or}",
-                        dir = full.parent().map(|d| d.display().to_string()).unwrap_or_else(|| ".".into()),
+                        dir = full.parent().map(|d| d.display().to_string()).filter(|d| !d.is_empty()).unwrap_or_else(|| ".".into()),
                         f = full.display(),
                         or = s.env.as_deref().map(|v| format!(", or export {v}=...")).unwrap_or_default()
                     ),

@@ -156,7 +156,7 @@ fn problem_from(path: &str, text: &str, err: &serde_saphyr::Error) -> Problem {
     let (message, fix): (String, String) = match inner {
         E::SerdeUnknownField { field, expected, .. } => (
             format!("unknown key `{field}`, expected one of: {}", expected.join(", ")),
-            "remove the key or fix its spelling; `samestack schema` prints every allowed key".into(),
+            "remove the key or fix its spelling (docs/reference.md lists every key; `samestack schema` gives editors completion)".into(),
         ),
         E::SerdeUnknownVariant { variant, expected, .. } => (
             format!("unknown value `{variant}`, expected one of: {}", expected.join(", ")),
@@ -181,6 +181,16 @@ fn problem_from(path: &str, text: &str, err: &serde_saphyr::Error) -> Problem {
         E::InvalidScalar { ty, .. } => {
             let found = scalar_at(line_text, column);
             (format!("wrong type: found `{found}`, expected {}", describe_ty(ty)), format!("write {} here", describe_ty(ty)))
+        }
+        E::Unexpected { expected, .. } => {
+            let want = match *expected {
+                e if e.contains("sequence") => "a list (`[a, b]` or `- item` lines)".to_owned(),
+                e if e.contains("mapping") => "a mapping (`key: value` lines)".to_owned(),
+                e if e.contains("string") || e.contains("scalar") => "a single value (a string or number)".to_owned(),
+                e => e.to_owned(),
+            };
+            let found = describe_node(line_text, column);
+            (format!("wrong type: found {found}, expected {want}"), format!("write {want} here"))
         }
         E::NullIntoString { .. } => ("found an empty value, expected a string".into(), "write a value, or quote an empty string: \"\"".into()),
         E::AliasReplayLimitExceeded { .. }
@@ -219,6 +229,17 @@ fn describe_ty(ty: &str) -> String {
         "bool" => "true or false".into(),
         "f32" | "f64" => "a number".into(),
         other => other.into(),
+    }
+}
+
+fn describe_node(line: &str, column: usize) -> String {
+    let text = scalar_at(line, column);
+    match text.chars().next() {
+        Some('[') | Some('-') => "a list".into(),
+        Some('{') => "a mapping".into(),
+        Some('*') => format!("the alias `{text}`"),
+        None => "nothing".into(),
+        _ => format!("`{text}`"),
     }
 }
 

@@ -210,7 +210,7 @@ struct Template {
 }
 
 /// The templates in effect: built-ins, overridden or extended by `<project>/templates/*.yaml`.
-fn load_templates(dir: &Path) -> Result<Vec<Template>, Error> {
+fn load_templates(project_dir: &Path) -> Result<Vec<Template>, Error> {
     let mut map: BTreeMap<String, Template> = BUILTIN
         .files()
         .filter(|f| f.path().extension().is_some_and(|e| e == "yaml"))
@@ -219,8 +219,7 @@ fn load_templates(dir: &Path) -> Result<Vec<Template>, Error> {
             (name.clone(), Template { name, origin: "built-in".into(), source: f.contents_utf8().unwrap_or_default().to_owned() })
         })
         .collect();
-    let project_dir = dir.join("templates");
-    if let Ok(entries) = std::fs::read_dir(&project_dir) {
+    if let Ok(entries) = std::fs::read_dir(project_dir) {
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect();
         paths.sort();
         for path in paths {
@@ -235,7 +234,7 @@ fn load_templates(dir: &Path) -> Result<Vec<Template>, Error> {
 
 /// Renders and validates the manifest set for `profile`. Nothing is written anywhere.
 pub fn render(project: &Project, profile: &ProfileSettings, opts: &RenderOptions) -> Result<RenderedSet, Error> {
-    let templates = load_templates(&project.dir)?;
+    let templates = load_templates(&project.path("templates"))?;
     let ctx = context(project, profile, opts);
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
