@@ -2,4 +2,9 @@
 //! `docker` / `cluster` in their names so a filter selects a tier.
 
 mod cli;
+mod config;
+mod errors;
+mod init;
+mod parity;
+mod render;
 mod support;

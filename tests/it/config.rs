@@ -1,0 +1,28 @@
+//! The project file as a user meets it: the JSON Schema, and the example loading cleanly.
+
+use crate::render::on_example;
+use crate::support::samestack;
+
+#[test]
+fn schema_is_json_schema_of_the_project_file() {
+    let out = samestack().arg("schema").output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["title"], "samestack.yaml");
+    assert_eq!(v["additionalProperties"], false, "unknown keys are rejected by editors too");
+    for key in ["name", "cluster", "registry", "services", "secrets", "database", "migrations", "profiles"] {
+        assert!(v["properties"][key].is_object(), "{key} missing from schema");
+    }
+    let text = String::from_utf8(out.stdout).unwrap();
+    for provider in ["auto", "docker", "kind", "k3d", "existing"] {
+        assert!(text.contains(&format!("\"{provider}\"")), "{provider}");
+    }
+}
+
+#[test]
+fn example_renders_for_every_profile() {
+    for p in ["dev", "ci", "prod"] {
+        let out = on_example().args(["render", "--profile", p]).output().unwrap();
+        assert!(out.status.success(), "{p}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
