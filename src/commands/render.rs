@@ -9,8 +9,8 @@ use crate::cli::{GlobalArgs, RenderArgs};
 use crate::commands::ExitStatus;
 use crate::config::{self, Project};
 use crate::error::{Classify, ErrorKind};
-use crate::profile::{self, ProfileSettings};
-use crate::render::{self, RenderOptions, RenderedSet};
+use crate::profile;
+use crate::render::{self, RenderOptions};
 
 /// A bad `--image` flag.
 #[derive(Debug, thiserror::Error)]
@@ -44,18 +44,12 @@ pub fn parse_images(project: &Project, flags: &[String]) -> Result<BTreeMap<Stri
     Ok(out)
 }
 
-/// Loads, resolves and renders: the pipeline `up` also uses (with real images and secrets).
-pub fn render_project(project: &Project, profile: &ProfileSettings, images: BTreeMap<String, String>, reveal: bool) -> anyhow::Result<RenderedSet> {
-    let secrets = config::resolve_secrets(project, &|k| std::env::var(k).ok())?;
-    let opts = RenderOptions { images, postgres_image: std::env::var("SAMESTACK_POSTGRES_IMAGE").ok().filter(|s| !s.is_empty()), secrets, reveal };
-    Ok(render::render(project, profile, &opts)?)
-}
-
 pub async fn run(global: &GlobalArgs, args: RenderArgs) -> anyhow::Result<ExitStatus> {
     let project = config::load(&global.file)?;
     let profile = profile::resolve(&project, &args.profile)?;
     let images = parse_images(&project, &args.image)?;
-    let set = render_project(&project, &profile, images, args.reveal)?;
+    let opts = RenderOptions::from_env(&project, images, args.reveal)?;
+    let set = render::render(&project, &profile, &opts)?;
     match &args.output {
         Some(dir) => {
             let dir = dir.clone();

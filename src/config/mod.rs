@@ -20,6 +20,9 @@ pub const DEFAULT_REGISTRY_PORT: u16 = 5001;
 /// The name the database workload and its Service get inside the project namespace.
 pub const DATABASE_NAME: &str = "database";
 
+/// Object names samestack uses itself inside the namespace; services may not take them.
+pub const RESERVED_NAMES: &[&str] = &[DATABASE_NAME, "database-backup", "migrations", "default-deny", "allow-dns", "defaults", "quota"];
+
 /// The project file. Every mapping rejects unknown keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -600,8 +603,11 @@ pub fn validate(c: &Config, loc: &Locations) -> Vec<Problem> {
         if !is_dns_label(name) {
             p(&path, format!("service name `{name}` is not a valid Kubernetes name: expected a DNS-1123 label (lowercase letters, digits and '-', at most 63 characters)"), format!("rename it, e.g. `{}`", suggest_label(name)));
         }
-        if db.is_some() && name == DATABASE_NAME {
-            p(&path, format!("service name `{DATABASE_NAME}` is reserved for the database"), "rename the service".into());
+        if is_dns_label(name) && !name.starts_with(|ch: char| ch.is_ascii_lowercase()) {
+            p(&path, format!("service name `{name}` must start with a letter (it becomes a Kubernetes Service name, a DNS-1035 label)"), format!("rename it, e.g. `svc-{name}`"));
+        }
+        if RESERVED_NAMES.contains(&name.as_str()) {
+            p(&path, format!("service name `{name}` is reserved (samestack names its own objects {})", RESERVED_NAMES.join(", ")), "rename the service".into());
         }
         match (&s.build, &s.image) {
             (None, None) => p(&path, format!("service `{name}` has neither `image` nor `build`: expected exactly one"), "add `build: { context: ./DIR }` to build from source, or `image: REPO:TAG` for a prebuilt image".into()),

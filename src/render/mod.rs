@@ -62,6 +62,17 @@ pub struct RenderOptions {
     pub reveal: bool,
 }
 
+impl RenderOptions {
+    /// Options from the process environment, as `render` and `up` use them: secret values
+    /// from their environment variables or files (an error names the missing one),
+    /// `SAMESTACK_POSTGRES_IMAGE`, and the given service images.
+    pub fn from_env(project: &Project, images: BTreeMap<String, String>, reveal: bool) -> Result<RenderOptions, config::Error> {
+        let secrets = config::resolve_secrets(project, &|k| std::env::var(k).ok())?;
+        let postgres_image = std::env::var("SAMESTACK_POSTGRES_IMAGE").ok().filter(|s| !s.is_empty());
+        Ok(RenderOptions { images, postgres_image, secrets, reveal })
+    }
+}
+
 /// One rendered Kubernetes object.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resource {
@@ -167,8 +178,8 @@ fn to_yaml(v: &Value) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A template failed: syntax, undefined variable, bad filter.
-    #[error("template {template}:{line} ({origin}): {message}\n{excerpt}  fix: {fix}")]
-    Template { template: String, origin: String, line: usize, message: String, excerpt: String, fix: String },
+    #[error(transparent)]
+    Template(Box<TemplateFailure>),
     /// A template produced text that is not YAML.
     #[error("template {template} ({origin}) produced invalid YAML{context}: {problem}\n  fix: check the template's indentation and quoting (use `| tojson` for values)")]
     Output { template: String, origin: String, context: String, problem: String },
@@ -184,7 +195,7 @@ pub enum Error {
     },
     /// Writing the output directory failed.
     #[error("{path}: {message}\n  fix: {fix}")]
-    Output2 { path: String, message: String, fix: String },
+    OutputDir { path: String, message: String, fix: String },
     /// Writing the output directory failed on the file system.
     #[error("cannot write {path}")]
     Write {
@@ -192,6 +203,18 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Where and why a template failed.
+#[derive(Debug, thiserror::Error)]
+#[error("template {template}:{line} ({origin}): {message}\n{excerpt}  fix: {fix}")]
+pub struct TemplateFailure {
+    pub template: String,
+    pub origin: String,
+    pub line: usize,
+    pub message: String,
+    pub excerpt: String,
+    pub fix: String,
 }
 
 impl Classify for Error {
@@ -275,7 +298,7 @@ pub fn render(project: &Project, profile: &ProfileSettings, opts: &RenderOptions
     }
     validate(project, profile, &produced)?;
     let mut resources: Vec<Resource> = produced.into_iter().map(|(r, _)| r).collect();
-    resources.sort_by(|a, b| (a.rank(), a.id()).cmp(&(b.rank(), b.id())));
+    resources.sort_by_key(|r| (r.rank(), r.id()));
     Ok(RenderedSet { resources })
 }
 
@@ -295,7 +318,7 @@ fn template_error(t: &Template, e: &minijinja::Error) -> Error {
     } else {
         "fix the template syntax near this line".into()
     };
-    Error::Template { template: t.name.clone(), origin: t.origin.clone(), line, message, excerpt, fix }
+    Error::Template(Box::new(TemplateFailure { template: t.name.clone(), origin: t.origin.clone(), line, message, excerpt, fix }))
 }
 
 fn sha8(parts: &[&str]) -> String {
@@ -348,8 +371,11 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
     }
     let egress = |deps: &[String]| -> Value { deps.iter().map(|d| json!({ "name": d, "ports": ports_of(d) })).collect::<Vec<_>>().into() };
     let env_list = |env: &BTreeMap<String, String>| -> Vec<Value> {
-        let mut v: Vec<Value> = env.iter().filter(|(k, _)| k.as_str() != "LOG_LEVEL").map(|(k, val)| json!({ "name": k, "value": val })).collect();
-        v.push(json!({ "name": "LOG_LEVEL", "value": serde_json::to_value(profile.log_level).unwrap_or_default() }));
+        let mut v: Vec<Value> = env.iter().map(|(k, val)| json!({ "name": k, "value": val })).collect();
+        // The profile's log level, unless the service pins its own.
+        if !env.contains_key("LOG_LEVEL") {
+            v.push(json!({ "name": "LOG_LEVEL", "value": serde_json::to_value(profile.log_level).unwrap_or_default() }));
+        }
         v
     };
     let secret_env = |m: &BTreeMap<String, String>| -> Vec<Value> { m.iter().map(|(k, s)| json!({ "name": k, "secret": s, "key": "value" })).collect() };
@@ -594,12 +620,12 @@ pub fn write_dir(set: &RenderedSet, dir: &Path) -> Result<(), Error> {
     let werr = |source: std::io::Error| Error::Write { path: shown.clone(), source };
     if dir.exists() {
         if !dir.is_dir() {
-            return Err(Error::Output2 { path: shown, message: "exists and is not a directory".into(), fix: "choose another output directory".into() });
+            return Err(Error::OutputDir { path: shown, message: "exists and is not a directory".into(), fix: "choose another output directory".into() });
         }
         for e in std::fs::read_dir(dir).map_err(werr)? {
             let p = e.map_err(werr)?.path();
             if !(p.is_file() && p.extension().is_some_and(|x| x == "yaml")) {
-                return Err(Error::Output2 { path: shown, message: format!("holds {}, which is not a rendered manifest", p.display()), fix: "choose an empty or new output directory".into() });
+                return Err(Error::OutputDir { path: shown, message: format!("holds {}, which is not a rendered manifest", p.display()), fix: "choose an empty or new output directory".into() });
             }
         }
     }

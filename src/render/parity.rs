@@ -179,7 +179,10 @@ fn named_items(v: &[Value]) -> Option<BTreeMap<String, &Value>> {
     Some(m)
 }
 
-fn diff_values(path: &mut Vec<Seg>, a: &Value, b: &Value, push: &mut dyn FnMut(Vec<Seg>, Option<&Value>, Option<&Value>)) {
+/// Receives each difference found: field path, value in A, value in B.
+type Sink<'a> = dyn FnMut(Vec<Seg>, Option<&Value>, Option<&Value>) + 'a;
+
+fn diff_values(path: &mut Vec<Seg>, a: &Value, b: &Value, push: &mut Sink<'_>) {
     match (a, b) {
         (Value::Object(oa), Value::Object(ob)) => {
             let mut keys: Vec<&String> = oa.keys().chain(ob.keys()).collect();
