@@ -859,6 +859,17 @@ mod tests {
     }
 
     #[test]
+    fn secrets_env_wins_over_file_and_missing_file_is_located() {
+        let text = "name: shop\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: [{ port: 80 }]\nsecrets:\n  pw:\n    env: SHOP_PW\n    file: does/not/exist\n";
+        let (config, locations) = parse_str("samestack.yaml", text.as_bytes()).unwrap();
+        let project = Project { file: "samestack.yaml".into(), dir: "/nonexistent".into(), config, locations };
+        let got = resolve_secrets(&project, &|k| (k == "SHOP_PW").then(|| "from-env".to_owned())).unwrap();
+        assert_eq!(got["pw"], "from-env");
+        let err = resolve_secrets(&project, &|_| None).unwrap_err().to_string();
+        assert!(err.starts_with("samestack.yaml:9:5: secret `pw`: file /nonexistent/does/not/exist does not exist and $SHOP_PW is not set"), "{err}");
+    }
+
+    #[test]
     fn image_pinning() {
         assert!(image_is_pinned("nginx:1.27"));
         assert!(image_is_pinned("localhost:5001/a/b:abc"));

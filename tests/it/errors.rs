@@ -121,6 +121,11 @@ fn unknown_profile() {
 }
 
 #[test]
+fn listed_profile_without_definition() {
+    case(&format!("name: x\n{GOOD_SERVICE}profiles: [dev, staging, prod]\n"), &["--profile", "staging"], &["samestack.yaml:6:17: profile `staging` is listed but has no definition", "profiles/staging.yaml"]);
+}
+
+#[test]
 fn unknown_profile_knob() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("profiles")).unwrap();

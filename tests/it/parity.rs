@@ -4,8 +4,9 @@ use crate::render::on_example;
 use crate::support::samestack;
 
 #[test]
-fn example_dev_and_ci_match_prod() {
-    for profile in ["dev", "ci"] {
+fn example_profiles_match_prod() {
+    // staging is the example's own profile (examples/guestbook/profiles/staging.yaml).
+    for profile in ["dev", "ci", "staging"] {
         let out = on_example().args(["parity", profile, "prod"]).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(0), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
