@@ -119,7 +119,8 @@ impl Resource {
 }
 
 /// The order resources are listed (and a sensible apply order): namespace and policies,
-/// identities and config, storage, services, migrations, workloads, scaling, exposure.
+/// identities and config, storage, services, the database, migrations, workloads, scaling,
+/// exposure.
 pub fn kind_rank(kind: &str) -> usize {
     const ORDER: &[&str] = &[
         "Namespace",
@@ -131,8 +132,8 @@ pub fn kind_rank(kind: &str) -> usize {
         "ConfigMap",
         "PersistentVolumeClaim",
         "Service",
-        "Job",
         "StatefulSet",
+        "Job",
         "Deployment",
         "CronJob",
         "HorizontalPodAutoscaler",
@@ -149,6 +150,11 @@ pub struct RenderedSet {
 }
 
 impl RenderedSet {
+    /// The objects as JSON values, in order (what `kube::plan_waves` takes).
+    pub fn values(&self) -> Vec<Value> {
+        self.resources.iter().map(|r| r.value.clone()).collect()
+    }
+
     /// Deterministic multi-document YAML.
     pub fn to_yaml(&self) -> String {
         let mut out = String::new();
