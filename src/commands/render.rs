@@ -54,9 +54,10 @@ pub async fn run(global: &GlobalArgs, args: RenderArgs) -> anyhow::Result<ExitSt
         Some(dir) => {
             let dir = dir.clone();
             let count = set.resources.len();
-            tokio::task::spawn_blocking(move || render::write_dir(&set, &dir).map(|_| dir)).await.context("writing the output directory")?.map(|dir| {
-                tracing::info!("wrote {count} resources to {}", dir.display());
-            })?;
+            let dir = tokio::task::spawn_blocking(move || render::write_dir(&set, &dir).map(|_| dir)).await.context("writing the output directory")??;
+            if !global.quiet {
+                eprintln!("wrote {count} resources ({} profile) to {}", profile.name, dir.display());
+            }
         }
         None => {
             use std::io::Write as _;

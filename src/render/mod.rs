@@ -291,11 +291,17 @@ pub fn render(project: &Project, profile: &ProfileSettings, opts: &RenderOptions
         let tmpl = env.get_template(&t.name).map_err(|e| template_error(t, &e))?;
         for (c, what) in runs {
             let text = tmpl.render(minijinja::Value::from(minijinja::value::Serde(&c))).map_err(|e| template_error(t, &e))?;
-            let docs: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| Error::Output {
-                template: t.name.clone(),
-                origin: t.origin.clone(),
-                context: what.clone(),
-                problem: e.to_string().lines().next().unwrap_or("").to_owned(),
+            let docs: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| {
+                let rendered = e
+                    .location()
+                    .and_then(|l| text.lines().nth((l.line() as usize).saturating_sub(1)).map(|line| format!("\n  rendered line {}: {}", l.line(), line.trim_end())))
+                    .unwrap_or_default();
+                Error::Output {
+                    template: t.name.clone(),
+                    origin: t.origin.clone(),
+                    context: what.clone(),
+                    problem: format!("{}{rendered}", e.to_string().lines().next().unwrap_or("")),
+                }
             })?;
             for d in docs.into_iter().filter(|d| !d.is_null()) {
                 produced.push((Resource { value: d }, t.name.clone()));

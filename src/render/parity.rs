@@ -269,12 +269,16 @@ pub fn format_report(r: &ParityReport) -> String {
             let _ = writeln!(out, "\n{res}");
             last = Some(res);
         }
-        let field = if d.path.is_empty() { "(whole resource)".to_owned() } else { d.path.clone() };
         let (tag, why) = match &d.allowed_by {
             Some(k) => ("allowed", format!("  [{k}]")),
             None => ("DRIFT  ", String::new()),
         };
-        let _ = writeln!(out, "  {tag} {field}: {} -> {}{why}", show(&d.a), show(&d.b));
+        if d.path.is_empty() {
+            let side = if d.a.is_some() { &r.a } else { &r.b };
+            let _ = writeln!(out, "  {tag} (whole resource): only in {side}{why}");
+        } else {
+            let _ = writeln!(out, "  {tag} {}: {} -> {}{why}", d.path, show(&d.a), show(&d.b));
+        }
     }
     if r.has_drift() {
         let _ = writeln!(
@@ -335,6 +339,7 @@ mod tests {
         assert_eq!(r.differences.len(), 2);
         assert_eq!(r.drift, 1);
         assert_eq!(r.differences.iter().find(|d| d.kind == "ConfigMap").unwrap().path, "");
+        assert!(format_report(&r).contains("DRIFT   (whole resource): only in a"), "{}", format_report(&r));
     }
 
     #[test]

@@ -148,6 +148,18 @@ fn template_with_undefined_variable() {
 }
 
 #[test]
+fn template_syntax_error_and_invalid_output() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("templates")).unwrap();
+    std::fs::write(dir.path().join("templates/service.yaml"), "kind: x\n{% for p in service.ports %}\nname: {{ p.name }}\n").unwrap();
+    let out = render_bytes(dir.path(), format!("name: x\n{GOOD_SERVICE}").as_bytes(), &[]);
+    assert_user_error(dir.path(), &out, &["template service.yaml:", "templates/service.yaml", "syntax"]);
+    std::fs::write(dir.path().join("templates/service.yaml"), "kind: [unclosed\n").unwrap();
+    let out = render_bytes(dir.path(), format!("name: x\n{GOOD_SERVICE}").as_bytes(), &[]);
+    assert_user_error(dir.path(), &out, &["template service.yaml", "produced invalid YAML for service `web`", "rendered line 1"]);
+}
+
+#[test]
 fn service_with_neither_image_nor_build() {
     case("name: x\nservices:\n  web:\n    ports: [{ port: 80 }]\n", &[], &["samestack.yaml:3:3: service `web` has neither `image` nor `build`"]);
 }
