@@ -661,6 +661,83 @@ pub fn write_dir(set: &RenderedSet, dir: &Path) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::profile::{Autoscaling, LogLevel, SizeClass};
+
+    const PROJECT: &str = "name: shop\nservices:\n  api:\n    build: { context: ./api }\n    ports: [{ port: 8080 }]\n    depends_on: [worker, database]\n    secrets: { PW: pw }\n    sync: [{ from: ., to: /app }]\n    ingress: { host: shop.example.com }\n  worker:\n    image: busybox:1.36\n    ports: [{ port: 9000 }]\nsecrets:\n  pw: { env: PW }\ndatabase:\n  password_secret: pw\n  backup: { schedule: \"0 3 * * *\" }\nmigrations:\n  service: api\n  command: [migrate]\n";
+
+    fn project() -> Project {
+        let (config, locations) = config::parse_str("samestack.yaml", PROJECT.as_bytes()).unwrap();
+        Project { file: "samestack.yaml".into(), dir: "/nonexistent".into(), config, locations }
+    }
+
+    fn profile(hot_reload: bool, domain: Option<&str>) -> ProfileSettings {
+        ProfileSettings {
+            name: "dev".into(),
+            description: String::new(),
+            source: "test".into(),
+            replicas: 1,
+            size: SizeClass::Small,
+            autoscaling: Autoscaling { min: 1, max: 2, cpu_percent: 70 },
+            hot_reload,
+            ingress_domain: domain.map(Into::into),
+            log_level: LogLevel::Debug,
+            allowed_drift: vec![],
+        }
+    }
+
+    fn service<'a>(ctx: &'a Value, name: &str) -> &'a Value {
+        ctx["services"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap()
+    }
+
+    #[test]
+    fn network_edges_follow_depends_on() {
+        let ctx = context(&project(), &profile(false, None), &RenderOptions::default());
+        assert_eq!(service(&ctx, "worker")["ingress_from"], json!(["api", "migrations"]), "the migrations Job connects where its service does");
+        assert_eq!(service(&ctx, "api")["egress"], json!([{ "name": "worker", "ports": [9000] }, { "name": "database", "ports": [5432] }]));
+        assert_eq!(ctx["database"]["ingress_from"], json!(["api", "database-backup", "migrations"]));
+        assert_eq!(ctx["migrations"]["egress"], service(&ctx, "api")["egress"]);
+    }
+
+    #[test]
+    fn images_default_and_override() {
+        let p = project();
+        let ctx = context(&p, &profile(false, None), &RenderOptions::default());
+        assert_eq!(service(&ctx, "api")["image"], "localhost:5001/shop/api:unbuilt");
+        assert_eq!(service(&ctx, "worker")["image"], "busybox:1.36");
+        assert_eq!(ctx["database"]["image"], "postgres:15.8");
+        let opts = RenderOptions { images: [("api".to_owned(), "r/api:1".to_owned())].into(), postgres_image: Some("pg:local".into()), ..Default::default() };
+        let ctx2 = context(&p, &profile(false, None), &opts);
+        assert_eq!(service(&ctx2, "api")["image"], "r/api:1");
+        assert_eq!(ctx2["database"]["image"], "pg:local");
+        assert_eq!(ctx2["migrations"]["image"], "r/api:1");
+        assert_ne!(ctx["migrations"]["job_name"], ctx2["migrations"]["job_name"], "a new image reruns migrations");
+    }
+
+    #[test]
+    fn knobs_reach_the_context() {
+        let ctx = context(&project(), &profile(true, Some("localhost")), &RenderOptions::default());
+        assert_eq!(service(&ctx, "api")["ingress"]["host"], "shop.localhost");
+        assert_eq!(service(&ctx, "api")["read_only_root"], false, "hot reload makes synced services writable");
+        assert_eq!(service(&ctx, "worker")["read_only_root"], true, "services without sync stay read-only");
+        assert!(service(&ctx, "api")["env"].as_array().unwrap().contains(&json!({ "name": "LOG_LEVEL", "value": "debug" })));
+    }
+
+    #[test]
+    fn secrets_redacted_unless_revealed() {
+        let mut opts = RenderOptions { secrets: [("pw".to_owned(), "hunter2".to_owned())].into(), ..Default::default() };
+        assert_eq!(context(&project(), &profile(false, None), &opts)["secrets"][0]["value_b64"], REDACTED);
+        opts.reveal = true;
+        assert_eq!(context(&project(), &profile(false, None), &opts)["secrets"][0]["value_b64"], "aHVudGVyMg==");
+    }
+
+    #[test]
+    fn full_render_is_valid_and_ordered() {
+        let set = render(&project(), &profile(false, None), &RenderOptions::default()).unwrap();
+        assert_eq!(set.resources[0].kind(), "Namespace");
+        let ranks: Vec<usize> = set.resources.iter().map(Resource::rank).collect();
+        assert!(ranks.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(set.values().len(), set.files().len());
+    }
 
     #[test]
     fn base64_matches_known_values() {
