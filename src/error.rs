@@ -50,6 +50,7 @@ pub fn kind_of(err: &anyhow::Error) -> ErrorKind {
     }
     for cause in err.chain() {
         classify!(cause, NotAvailable, crate::config::Error, crate::profile::Error, crate::render::Error);
+        classify!(cause, crate::docker::Error, crate::registry::Error, crate::build::Error);
     }
     ErrorKind::Environment
 }
