@@ -74,7 +74,12 @@ pub fn host() -> String {
 /// Connects to the engine (honouring `DOCKER_HOST`), checks that it answers and negotiates the
 /// API version down to what the engine speaks.
 pub async fn connect() -> Result<Client, Error> {
-    let host = host();
+    connect_to(&host()).await
+}
+
+/// Like [`connect`], to an explicit address (`unix:///path`, `tcp://host:port`).
+pub async fn connect_to(host: &str) -> Result<Client, Error> {
+    let host = host.to_string();
     let client = Client::connect_with_host(&host).map_err(|source| Error::NotRunning {
         host: host.clone(),
         cause: describe(&source),

@@ -3,3 +3,6 @@
 
 mod cli;
 mod support;
+mod docker_build;
+mod docker_fixture;
+mod docker_registry;
