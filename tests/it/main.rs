@@ -3,6 +3,7 @@
 
 mod cli;
 mod support;
+mod docker_app;
 mod docker_build;
 mod docker_fixture;
 mod docker_registry;
