@@ -199,10 +199,13 @@ impl crate::error::Classify for Error {
 /// cancels the builds still running and is returned.
 pub async fn build_all(client: &Client, specs: &[BuildSpec], options: &BuildOptions) -> Result<Vec<BuildOutcome>, Error> {
     let progress = Arc::new(Progress::new(crate::ui::interactive()));
+    // Builds overlap, pushes take turns: services share base layers, and a layer one push has
+    // uploaded is only mounted (not uploaded again) by the next push to the same registry.
+    let push_turn = Arc::new(tokio::sync::Mutex::new(()));
     let mut running = futures_util::stream::iter(specs.iter().enumerate())
         .map(|(i, spec)| {
-            let progress = progress.clone();
-            async move { (i, build_one(client, spec, options, &progress).await) }
+            let (progress, push_turn) = (progress.clone(), push_turn.clone());
+            async move { (i, build_service(client, spec, options, &progress, &push_turn).await) }
         })
         .buffer_unordered(options.parallelism.max(1));
     let mut outcomes: Vec<Option<BuildOutcome>> = vec![None; specs.len()];
@@ -214,6 +217,16 @@ pub async fn build_all(client: &Client, specs: &[BuildSpec], options: &BuildOpti
 
 /// Builds (or skips) one service's image; see [`build_all`].
 pub async fn build_one(client: &Client, spec: &BuildSpec, options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, Error> {
+    build_service(client, spec, options, progress, &tokio::sync::Mutex::new(())).await
+}
+
+async fn build_service(
+    client: &Client,
+    spec: &BuildSpec,
+    options: &BuildOptions,
+    progress: &Progress,
+    push_turn: &tokio::sync::Mutex<()>,
+) -> Result<BuildOutcome, Error> {
     let service = spec.service.clone();
     let bar = progress.bar(&service);
     let started = Instant::now();
@@ -258,6 +271,8 @@ pub async fn build_one(client: &Client, spec: &BuildSpec, options: &BuildOptions
         outcome.action = BuildAction::Pushed;
     }
     if options.registry_port.is_some() {
+        bar.message("waiting to push");
+        let _turn = push_turn.lock().await;
         let t = Instant::now();
         outcome.registry_digest = Some(push_image(client, &service, &spec.repository, &tag, &bar).await?);
         outcome.push_time = t.elapsed();

@@ -185,7 +185,7 @@ async fn docker_build_failing_step_shows_the_step_and_its_output() {
         build_args: BTreeMap::new(),
         repository: format!("samestack-it/{}", support::unique_name("broken")),
     };
-    let err = build::build_all(&client, &[spec.clone()], &BuildOptions::default()).await.unwrap_err();
+    let err = build::build_all(&client, std::slice::from_ref(&spec), &BuildOptions::default()).await.unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, build::Error::StepFailed { .. }), "{msg}");
     assert!(msg.contains("service `broken`"), "{msg}");
@@ -210,7 +210,7 @@ async fn docker_build_missing_context_and_dockerfile_are_user_errors() {
         build_args: BTreeMap::new(),
         repository: "samestack-it/payments".into(),
     };
-    let err = build::build_all(&client, &[spec.clone()], &BuildOptions::default()).await.unwrap_err();
+    let err = build::build_all(&client, std::slice::from_ref(&spec), &BuildOptions::default()).await.unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, build::Error::ContextMissing { .. }), "{msg}");
     assert!(msg.contains("service `payments`") && msg.contains(&missing.display().to_string()), "{msg}");
