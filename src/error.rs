@@ -49,7 +49,19 @@ pub fn kind_of(err: &anyhow::Error) -> ErrorKind {
         };
     }
     for cause in err.chain() {
-        classify!(cause, NotAvailable, crate::config::Error, crate::profile::Error, crate::render::Error, crate::commands::render::ImageFlagError);
+        classify!(
+            cause,
+            NotAvailable,
+            crate::config::Error,
+            crate::profile::Error,
+            crate::render::Error,
+            crate::commands::render::ImageFlagError,
+            crate::docker::Error,
+            crate::registry::Error,
+            crate::build::Error,
+            crate::cluster::Error,
+            crate::kube::Error,
+        );
     }
     ErrorKind::Environment
 }

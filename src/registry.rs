@@ -1,1 +1,527 @@
-//! The local OCI registry container: create or reuse, health-check, wire into clusters.
+//! The local OCI registry container: create or reuse (label-owned, idempotent), health-check,
+//! say who holds its port when it is taken, remove. Also the few registry HTTP calls samestack
+//! needs (`/v2/` health, manifest lookups), over a minimal HTTP/1.1 client for 127.0.0.1.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::docker::{self, Client, LABEL_PROJECT, LABEL_ROLE};
+
+/// The registry image used when neither the spec nor `SAMESTACK_REGISTRY_IMAGE` names one.
+pub const DEFAULT_IMAGE: &str = "registry:2";
+/// Environment variable overriding the registry image (offline and air-gapped machines).
+pub const IMAGE_ENV: &str = "SAMESTACK_REGISTRY_IMAGE";
+/// The port the registry listens on inside its container (and on cluster networks).
+pub const CONTAINER_PORT: u16 = 5000;
+/// Value of the role label on the registry container and its volume.
+pub const ROLE: &str = "registry";
+/// Where the registry keeps its data inside the container (the `registry:2` contract).
+const DATA_DIR: &str = "/var/lib/registry";
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the caller wants: mapped by `up` from the project file.
+#[derive(Debug, Clone)]
+pub struct RegistrySpec {
+    /// Container name, e.g. `samestack-registry` or `<project>-registry`.
+    pub name: String,
+    /// Host port on 127.0.0.1 the registry is published on.
+    pub host_port: u16,
+    /// Image override from the project file; `SAMESTACK_REGISTRY_IMAGE` wins over it.
+    pub image: Option<String>,
+    /// Project that owns the container (label `dev.samestack.project`).
+    pub project: String,
+}
+
+impl RegistrySpec {
+    /// The image to run: `SAMESTACK_REGISTRY_IMAGE`, else the spec's image, else `registry:2`.
+    pub fn resolved_image(&self) -> String {
+        resolve_image(std::env::var(IMAGE_ENV).ok().as_deref(), self.image.as_deref())
+    }
+
+    /// The named volume holding the registry's data.
+    pub fn volume(&self) -> String {
+        volume_name(&self.name)
+    }
+}
+
+fn resolve_image(env: Option<&str>, spec: Option<&str>) -> String {
+    env.filter(|s| !s.trim().is_empty())
+        .or(spec.filter(|s| !s.trim().is_empty()))
+        .unwrap_or(DEFAULT_IMAGE)
+        .trim()
+        .to_string()
+}
+
+/// The data volume of the registry container `name`.
+pub fn volume_name(name: &str) -> String {
+    format!("{name}-data")
+}
+
+/// A running, healthy registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registry {
+    pub name: String,
+    pub container_id: String,
+    pub image: String,
+    pub host_port: u16,
+    /// What [`ensure`] had to do.
+    pub action: Action,
+}
+
+impl Registry {
+    /// How Docker on this host pushes to it: `localhost:<port>`.
+    pub fn host_address(&self) -> String {
+        format!("localhost:{}", self.host_port)
+    }
+
+    /// How containers on a shared Docker network reach it: `<name>:5000`.
+    pub fn network_address(&self) -> String {
+        format!("{}:{CONTAINER_PORT}", self.name)
+    }
+}
+
+/// What [`ensure`] did to get a healthy registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// It was running and healthy: nothing changed.
+    Reused,
+    /// It existed but was stopped: started.
+    Started,
+    /// It did not exist (or its settings changed): created and started.
+    Created,
+}
+
+/// Registry failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Docker(#[from] docker::Error),
+    /// The host port is held by something else.
+    #[error(
+        "cannot publish the registry on 127.0.0.1:{port}: the port is already in use by {holder}; \
+         stop it or choose another registry port in samestack.yaml"
+    )]
+    PortTaken { port: u16, holder: String },
+    /// A container with the registry's name exists but samestack does not own it.
+    #[error(
+        "a container named `{name}` already exists and is not a samestack registry ({owner}); \
+         remove it (`docker rm -f {name}`) or choose another registry name"
+    )]
+    NameTaken { name: String, owner: String },
+    /// The image is not present and could not be pulled.
+    #[error(
+        "registry image `{image}` is not available locally and could not be pulled: {cause}; \
+         load it with `docker load`, or set {IMAGE_ENV} to a local registry image"
+    )]
+    ImageUnavailable { image: String, cause: String },
+    /// Started, but `/v2/` never answered.
+    #[error("registry `{name}` did not become healthy on 127.0.0.1:{port} within {secs}s (last: {last}); its log ends with:\n{log_tail}")]
+    Unhealthy { name: String, port: u16, secs: u64, last: String, log_tail: String },
+}
+
+impl crate::error::Classify for Error {
+    fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            Error::Docker(e) => e.kind(),
+            Error::NameTaken { .. } => ErrorKind::User,
+            Error::PortTaken { .. } | Error::ImageUnavailable { .. } | Error::Unhealthy { .. } => ErrorKind::Environment,
+        }
+    }
+}
+
+/// Creates the registry container, or reuses the one samestack made before. Idempotent: when it
+/// runs with the wanted image and port nothing changes; a stopped one is started; one whose image or
+/// port changed is recreated (its data volume is kept). Returns once `GET /v2/` answers.
+pub async fn ensure(client: &Client, spec: &RegistrySpec) -> Result<Registry, Error> {
+    let image = spec.resolved_image();
+    let existing = inspect(client, &spec.name).await?;
+    let action = match existing {
+        Some(found) => {
+            let labels = found.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+            check_owner(&spec.name, &spec.project, &labels)?;
+            let same = found.config.as_ref().and_then(|c| c.image.as_deref()) == Some(image.as_str())
+                && published_port(&found) == Some(spec.host_port);
+            let running = found.state.as_ref().and_then(|s| s.running).unwrap_or(false);
+            match (same, running) {
+                (true, true) => Action::Reused,
+                (true, false) => {
+                    free_port_or_holder(client, spec.host_port).await?;
+                    start(client, spec).await?;
+                    Action::Started
+                }
+                (false, _) => {
+                    tracing::info!(name = %spec.name, "registry settings changed: recreating it (data volume kept)");
+                    remove_container(client, &spec.name).await?;
+                    create(client, spec, &image).await?;
+                    Action::Created
+                }
+            }
+        }
+        None => {
+            create(client, spec, &image).await?;
+            Action::Created
+        }
+    };
+    let container_id = inspect(client, &spec.name).await?.and_then(|c| c.id).unwrap_or_default();
+    wait_healthy(client, &spec.name, spec.host_port, HEALTH_TIMEOUT).await?;
+    Ok(Registry { name: spec.name.clone(), container_id, image, host_port: spec.host_port, action })
+}
+
+/// Removes the registry container `name` if samestack owns it; `purge` also removes its data
+/// volume. Missing objects are not an error.
+pub async fn remove(client: &Client, name: &str, purge: bool) -> Result<(), Error> {
+    if let Some(found) = inspect(client, name).await? {
+        let labels = found.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+        if labels.get(LABEL_ROLE).map(String::as_str) != Some(ROLE) {
+            return Err(Error::NameTaken { name: name.to_string(), owner: owner_description(&labels) });
+        }
+        remove_container(client, name).await?;
+    }
+    if purge {
+        match client.remove_volume(&volume_name(name), None::<bollard::query_parameters::RemoveVolumeOptions>).await {
+            Ok(()) => {}
+            Err(e) if docker::is_not_found(&e) => {}
+            Err(e) => return Err(docker::Error::api(format!("remove volume {}", volume_name(name)), e).into()),
+        }
+    }
+    Ok(())
+}
+
+fn check_owner(name: &str, project: &str, labels: &HashMap<String, String>) -> Result<(), Error> {
+    let ours = labels.get(LABEL_ROLE).map(String::as_str) == Some(ROLE)
+        && labels.get(LABEL_PROJECT).map(String::as_str) == Some(project);
+    if ours { Ok(()) } else { Err(Error::NameTaken { name: name.to_string(), owner: owner_description(labels) }) }
+}
+
+fn owner_description(labels: &HashMap<String, String>) -> String {
+    match (labels.get(LABEL_PROJECT), labels.get(LABEL_ROLE)) {
+        (Some(p), Some(r)) => format!("it belongs to samestack project `{p}` as its {r}"),
+        (Some(p), None) => format!("it belongs to samestack project `{p}`"),
+        _ => "no samestack labels".to_string(),
+    }
+}
+
+async fn inspect(client: &Client, name: &str) -> Result<Option<bollard::models::ContainerInspectResponse>, Error> {
+    match client.inspect_container(name, None).await {
+        Ok(c) => Ok(Some(c)),
+        Err(e) if docker::is_not_found(&e) => Ok(None),
+        Err(e) => Err(docker::Error::api(format!("inspect container {name}"), e).into()),
+    }
+}
+
+fn published_port(found: &bollard::models::ContainerInspectResponse) -> Option<u16> {
+    let bindings = found.host_config.as_ref()?.port_bindings.as_ref()?;
+    let list = bindings.get(&format!("{CONTAINER_PORT}/tcp"))?.as_ref()?;
+    list.iter().find_map(|b| b.host_port.as_deref()?.parse().ok())
+}
+
+async fn create(client: &Client, spec: &RegistrySpec, image: &str) -> Result<(), Error> {
+    ensure_image(client, image).await?;
+    free_port_or_holder(client, spec.host_port).await?;
+    let labels = docker::owner_labels(&spec.project, ROLE);
+    docker::ensure_volume(client, &spec.volume(), labels.clone()).await?;
+    let port_key = format!("{CONTAINER_PORT}/tcp");
+    let host_config = HostConfig {
+        port_bindings: Some(HashMap::from([(
+            port_key.clone(),
+            Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(spec.host_port.to_string()) }]),
+        )])),
+        binds: Some(vec![format!("{}:{DATA_DIR}", spec.volume())]),
+        restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::UNLESS_STOPPED), maximum_retry_count: None }),
+        ..Default::default()
+    };
+    let body = ContainerCreateBody {
+        image: Some(image.to_string()),
+        labels: Some(labels),
+        exposed_ports: Some(vec![port_key]),
+        // Lets `up --purge`-style cleanups delete pushed images; matches common local setups.
+        env: Some(vec!["REGISTRY_STORAGE_DELETE_ENABLED=true".into()]),
+        host_config: Some(host_config),
+        ..Default::default()
+    };
+    let options = CreateContainerOptionsBuilder::new().name(&spec.name).build();
+    match client.create_container(Some(options), body).await {
+        Ok(_) => {}
+        // Created concurrently by another samestack run: treat like an existing one.
+        Err(e) if docker::is_conflict(&e) => {}
+        Err(e) => return Err(docker::Error::api(format!("create registry container {}", spec.name), e).into()),
+    }
+    start(client, spec).await
+}
+
+async fn start(client: &Client, spec: &RegistrySpec) -> Result<(), Error> {
+    match client.start_container(&spec.name, None).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let message = docker::describe(&e);
+            if message.contains("address already in use") || message.contains("port is already allocated") {
+                // Lost a race for the port: do not leave a created-but-dead container behind.
+                let holder = port_holder(client, spec.host_port).await;
+                let _ = remove_container(client, &spec.name).await;
+                return Err(Error::PortTaken { port: spec.host_port, holder });
+            }
+            Err(docker::Error::api(format!("start registry container {}", spec.name), e).into())
+        }
+    }
+}
+
+async fn remove_container(client: &Client, name: &str) -> Result<(), Error> {
+    let options = RemoveContainerOptionsBuilder::new().force(true).build();
+    match client.remove_container(name, Some(options)).await {
+        Ok(()) => Ok(()),
+        Err(e) if docker::is_not_found(&e) => Ok(()),
+        Err(e) => Err(docker::Error::api(format!("remove container {name}"), e).into()),
+    }
+}
+
+async fn ensure_image(client: &Client, image: &str) -> Result<(), Error> {
+    match client.inspect_image(image).await {
+        Ok(_) => return Ok(()),
+        Err(e) if docker::is_not_found(&e) => {}
+        Err(e) => return Err(docker::Error::api(format!("inspect image {image}"), e).into()),
+    }
+    tracing::info!(%image, "pulling the registry image");
+    let options = CreateImageOptionsBuilder::new().from_image(image).build();
+    let mut pull = client.create_image(Some(options), None, None);
+    while let Some(event) = pull.next().await {
+        match event {
+            Ok(info) => {
+                if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                    return Err(Error::ImageUnavailable { image: image.to_string(), cause: detail });
+                }
+            }
+            Err(e) if docker::is_connection_lost(&e) => return Err(docker::Error::api("pull", e).into()),
+            Err(e) => return Err(Error::ImageUnavailable { image: image.to_string(), cause: docker::describe(&e) }),
+        }
+    }
+    Ok(())
+}
+
+/// Ok when 127.0.0.1:`port` can be bound; otherwise [`Error::PortTaken`] naming the holder.
+async fn free_port_or_holder(client: &Client, port: u16) -> Result<(), Error> {
+    match std::net::TcpListener::bind(("127.0.0.1", port)) {
+        Ok(listener) => {
+            drop(listener);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(Error::PortTaken { port, holder: port_holder(client, port).await })
+        }
+        // Other bind failures (permissions for low ports...) are for the engine to report.
+        Err(_) => Ok(()),
+    }
+}
+
+/// Names who listens on a TCP port: a container publishing it, else a local process.
+pub async fn port_holder(client: &Client, port: u16) -> String {
+    if let Ok(containers) = docker::containers_publishing(client, port).await
+        && let Some(c) = containers.first()
+    {
+        let id: String = c.id.clone().unwrap_or_default().chars().take(12).collect();
+        return format!("container `{}` ({id})", docker::container_name(c));
+    }
+    match tokio::task::spawn_blocking(move || process_listening_on(port)).await.ok().flatten() {
+        Some((pid, command)) => format!("process {pid} ({command})"),
+        None => "an unknown process (not visible from here; try `ss -ltnp`)".to_string(),
+    }
+}
+
+/// Finds the process listening on `port` through /proc/net/tcp{,6} (socket inode) and
+/// /proc/<pid>/fd (who has that inode open).
+pub fn process_listening_on(port: u16) -> Option<(u32, String)> {
+    let inodes: Vec<u64> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .flat_map(|table| listening_inodes(&table, port))
+        .collect();
+    if inodes.is_empty() {
+        return None;
+    }
+    let wanted: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else { continue };
+        for fd in fds.flatten() {
+            if let Ok(target) = std::fs::read_link(fd.path())
+                && wanted.iter().any(|w| target.as_os_str() == w.as_str())
+            {
+                let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+                let command = cmdline
+                    .split(|b| *b == 0)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let command = if command.is_empty() {
+                    std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default().trim().to_string()
+                } else {
+                    command
+                };
+                return Some((pid, command));
+            }
+        }
+    }
+    None
+}
+
+/// Inodes of sockets in LISTEN state (0A) on `port` in a /proc/net/tcp table.
+fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local = fields.get(1)?;
+            let state = fields.get(3)?;
+            let inode = fields.get(9)?.parse::<u64>().ok()?;
+            let local_port = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
+            (local_port == port && *state == "0A" && inode != 0).then_some(inode)
+        })
+        .collect()
+}
+
+/// Polls `GET /v2/` until the registry answers 200 (or 401: up, with auth) or `timeout` passes.
+pub async fn wait_healthy(client: &Client, name: &str, port: u16, timeout: Duration) -> Result<(), Error> {
+    let started = Instant::now();
+    let mut last = String::from("no answer yet");
+    while started.elapsed() < timeout {
+        match http_request(port, "GET", "/v2/", &[]).await {
+            Ok(resp) if resp.status == 200 || resp.status == 401 => return Ok(()),
+            Ok(resp) => last = format!("HTTP {}", resp.status),
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(Error::Unhealthy { name: name.to_string(), port, secs: timeout.as_secs(), last, log_tail: log_tail(client, name).await })
+}
+
+async fn log_tail(client: &Client, name: &str) -> String {
+    let options = LogsOptionsBuilder::new().stdout(true).stderr(true).tail("20").build();
+    let mut logs = client.logs(name, Some(options));
+    let mut out = String::new();
+    while let Some(Ok(chunk)) = logs.next().await {
+        out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+    }
+    out
+}
+
+/// The manifest digest of `repository:tag` in the registry at `127.0.0.1:port`, or None when
+/// the registry does not have it.
+pub async fn manifest_digest(port: u16, repository: &str, tag: &str) -> std::io::Result<Option<String>> {
+    const ACCEPT: &str = "application/vnd.docker.distribution.manifest.v2+json, \
+        application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, \
+        application/vnd.oci.image.index.v1+json";
+    let resp = http_request(port, "HEAD", &format!("/v2/{repository}/manifests/{tag}"), &[("Accept", ACCEPT)]).await?;
+    match resp.status {
+        200 => Ok(Some(resp.header("docker-content-digest").unwrap_or_default().to_string())),
+        404 => Ok(None),
+        other => Err(std::io::Error::other(format!("registry answered HTTP {other} for {repository}:{tag}"))),
+    }
+}
+
+/// An HTTP response from the registry: status and headers (bodies are not needed).
+#[derive(Debug)]
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port` with `Connection: close`; reads the status line and
+/// headers. The registry is local and plain HTTP, so a full client library is not needed.
+async fn http_request(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Response> {
+    let io = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            request.push_str(&format!("{k}: {v}\r\n"));
+        }
+        request.push_str("\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                break;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+        parse_head(&buf)
+    };
+    tokio::time::timeout(Duration::from_secs(5), io)
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "registry did not answer within 5s"))?
+}
+
+fn parse_head(buf: &[u8]) -> std::io::Result<Response> {
+    let text = String::from_utf8_lossy(buf);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response"))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Ok(Response { status, headers })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_env_wins_over_spec_and_default() {
+        assert_eq!(resolve_image(Some("local/registry:1"), Some("spec/registry")), "local/registry:1");
+        assert_eq!(resolve_image(None, Some("spec/registry")), "spec/registry");
+        assert_eq!(resolve_image(Some(" "), None), DEFAULT_IMAGE);
+        assert_eq!(resolve_image(None, None), "registry:2");
+    }
+
+    #[test]
+    fn listening_inodes_finds_only_listeners_on_the_port() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
+   0: 0100007F:1388 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0\n\
+   1: 0100007F:1388 0100007F:D2A4 01 00000000:00000000 00:00000000 00000000     0        0 4343 1 0\n\
+   2: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 99 1 0\n";
+        assert_eq!(listening_inodes(table, 5000), vec![4242]);
+        assert_eq!(listening_inodes(table, 22), vec![99]);
+        assert!(listening_inodes(table, 80).is_empty());
+    }
+
+    #[test]
+    fn finds_this_process_listening() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (pid, _command) = process_listening_on(port).expect("our own listener is visible in /proc");
+        assert_eq!(pid, std::process::id());
+    }
+
+    #[test]
+    fn parses_status_and_headers() {
+        let resp = parse_head(b"HTTP/1.1 200 OK\r\nDocker-Content-Digest: sha256:abc\r\nContent-Length: 2\r\n\r\n{}").unwrap();
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.header("docker-content-digest"), Some("sha256:abc"));
+        assert!(parse_head(b"garbage").is_err());
+    }
+}

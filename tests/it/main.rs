@@ -8,3 +8,7 @@ mod init;
 mod parity;
 mod render;
 mod support;
+mod docker_app;
+mod docker_build;
+mod docker_fixture;
+mod docker_registry;

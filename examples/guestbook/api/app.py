@@ -1,0 +1,128 @@
+"""Guestbook API: GET /healthz, GET /messages, POST /messages (JSON {"author", "body"}).
+Python standard library HTTP server plus psycopg2; listens on $PORT (8080)."""
+
+import json
+import os
+import signal
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import psycopg2
+
+import db
+
+MAX_BODY = 16 * 1024
+
+
+def row_to_json(row):
+    id_, author, body, created_at, processed_at = row
+    return {
+        "id": id_,
+        "author": author,
+        "body": body,
+        "created_at": created_at.isoformat(),
+        "processed": processed_at is not None,
+    }
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "guestbook-api/1"
+
+    def do_GET(self):
+        if self.path == "/healthz":
+            return self.healthz()
+        if self.path.split("?")[0] == "/messages":
+            return self.list_messages()
+        self.send_json(404, {"error": "not found"})
+
+    def do_POST(self):
+        if self.path != "/messages":
+            return self.send_json(404, {"error": "not found"})
+        length = int(self.headers.get("Content-Length") or 0)
+        if length <= 0 or length > MAX_BODY:
+            return self.send_json(400, {"error": f"send a JSON body of 1..{MAX_BODY} bytes"})
+        try:
+            payload = json.loads(self.rfile.read(length))
+            body = str(payload["body"]).strip()
+            author = str(payload.get("author") or "anonymous").strip()[:100]
+        except (ValueError, KeyError, TypeError):
+            return self.send_json(400, {"error": 'expected JSON {"author": "...", "body": "..."}'})
+        if not body:
+            return self.send_json(400, {"error": "body must not be empty"})
+        try:
+            conn = db.connect()
+            try:
+                with conn, conn.cursor() as cur:
+                    cur.execute(
+                        "INSERT INTO messages (author, body) VALUES (%s, %s) "
+                        "RETURNING id, author, body, created_at, processed_at",
+                        (author, body[:2000]),
+                    )
+                    row = cur.fetchone()
+            finally:
+                conn.close()
+        except psycopg2.Error as err:
+            return self.send_json(503, {"error": f"database: {str(err).strip()}"})
+        self.send_json(201, row_to_json(row))
+
+    def healthz(self):
+        try:
+            conn = db.connect()
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT 1")
+                    cur.fetchone()
+            finally:
+                conn.close()
+        except psycopg2.Error as err:
+            return self.send_json(503, {"status": "database unavailable", "error": str(err).strip()})
+        self.send_json(200, {"status": "ok"})
+
+    def list_messages(self):
+        try:
+            conn = db.connect()
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(
+                        "SELECT id, author, body, created_at, processed_at FROM messages ORDER BY id DESC LIMIT 100"
+                    )
+                    rows = cur.fetchall()
+            finally:
+                conn.close()
+        except psycopg2.Error as err:
+            return self.send_json(503, {"error": f"database: {str(err).strip()}"})
+        self.send_json(200, [row_to_json(r) for r in rows])
+
+    def send_json(self, status, value):
+        data = json.dumps(value).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, fmt, *args):
+        if self.path != "/healthz":
+            sys.stdout.write("%s %s\n" % (self.address_string(), fmt % args))
+
+
+def main():
+    port = int(os.environ.get("PORT", "8080"))
+    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    server.daemon_threads = True
+
+    def stop(signum, _frame):
+        # Finish in-flight requests, stop accepting new ones (the pod's preStop drains first).
+        print(f"signal {signum}: shutting down", flush=True)
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"guestbook api listening on :{port}", flush=True)
+    server.serve_forever()
+    server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,1 +1,0 @@
-//! Image builds: context tar streams, digests, build through the Docker API, push.
