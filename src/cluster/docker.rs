@@ -101,11 +101,10 @@ pub fn privilege_options(privileges: Privileges) -> HostConfig {
         Privileges::Explicit => HostConfig {
             cap_add: Some(vec!["ALL".into()]),
             cap_drop: Some(vec!["SYS_RESOURCE".into()]),
-            security_opt: Some(vec![
-                "seccomp=unconfined".into(),
-                "apparmor=unconfined".into(),
-                "systempaths=unconfined".into(),
-            ]),
+            // `--security-opt systempaths=unconfined` is a CLI spelling: the API takes empty
+            // masked and read-only path lists (so /proc/sys is writable).
+            masked_paths: Some(Vec::new()),
+            readonly_paths: Some(Vec::new()),
             device_cgroup_rules: Some(vec!["a *:* rwm".into()]),
             devices: Some(vec![DeviceMapping {
                 path_on_host: Some("/dev/kmsg".into()),
@@ -263,7 +262,8 @@ impl DockerProvider {
         Ok(())
     }
 
-    async fn ensure_network(&self, spec: &ClusterSpec) -> Result<(), Error> {
+    /// Create the cluster network `samestack-<cluster>` (labelled) unless it exists.
+    pub async fn ensure_network(&self, spec: &ClusterSpec) -> Result<(), Error> {
         let name = network_name(&spec.name);
         if self.docker.inspect_network(&name, None).await.is_ok() {
             return Ok(());
@@ -293,8 +293,10 @@ impl DockerProvider {
         }
     }
 
-    /// Create and start one node, falling back from privileged to the explicit set once.
-    async fn create_node(&self, spec: &ClusterSpec, image: &str, name: &str, role: &str) -> Result<(), Error> {
+    /// Create and start one node container (`role`: `server` or `agent`) on the cluster
+    /// network, falling back from privileged to the explicit set once the engine refuses it.
+    /// Returns the privileges the node got.
+    pub async fn create_node(&self, spec: &ClusterSpec, image: &str, name: &str, role: &str) -> Result<Privileges, Error> {
         loop {
             let privileges = if self.explicit_privileges.load(Ordering::Relaxed) {
                 Privileges::Explicit
@@ -309,7 +311,7 @@ impl DockerProvider {
                 Err(e) => Err(e),
             };
             match result {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(privileges),
                 Err(source) if privileges == Privileges::Privileged && kubeadm::privileges_refused(&source.to_string()) => {
                     tracing::warn!(
                         "the Docker engine refuses privileged containers ({source}); creating nodes with an explicit capability set instead (all but CAP_SYS_RESOURCE, unconfined seccomp/apparmor/system paths)"
@@ -607,7 +609,8 @@ mod tests {
         assert_eq!(host.privileged, None);
         assert_eq!(host.cap_add, Some(vec!["ALL".to_string()]));
         assert_eq!(host.cap_drop, Some(vec!["SYS_RESOURCE".to_string()]));
-        assert!(host.security_opt.as_ref().unwrap().contains(&"systempaths=unconfined".to_string()));
+        assert_eq!((host.masked_paths.as_deref(), host.readonly_paths.as_deref()), (Some(&[][..]), Some(&[][..])));
+        assert!(host.security_opt.as_ref().unwrap().contains(&"seccomp=unconfined".to_string()));
         assert_eq!(host.device_cgroup_rules, Some(vec!["a *:* rwm".to_string()]));
         assert_eq!(host.devices.as_ref().unwrap()[0].path_on_host.as_deref(), Some("/dev/kmsg"));
         assert_eq!(host.cgroupns_mode, Some(HostConfigCgroupnsModeEnum::PRIVATE));
