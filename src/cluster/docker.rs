@@ -473,8 +473,10 @@ impl Provider for DockerProvider {
         let existing = self.node_containers(spec).await?;
         let mut created = false;
         let mut started = false;
+        let mut timings = Timings::default();
+        let begin = Instant::now();
         if existing.is_empty() {
-            self.create(spec).await?;
+            timings = self.create(spec).await?;
             created = true;
         } else {
             let described: Vec<_> = existing.iter().map(|(i, img, ports)| (i.role.clone(), img.clone(), ports.clone())).collect();
@@ -484,6 +486,7 @@ impl Provider for DockerProvider {
             if existing.iter().any(|n| !n.0.running) {
                 self.start(spec).await?;
                 started = true;
+                timings.steps.push(("start stopped nodes".into(), begin.elapsed()));
             }
             let mut complete = true;
             for (info, _, _) in &existing {
@@ -493,7 +496,7 @@ impl Provider for DockerProvider {
                 // An interrupted create: nothing in it is worth keeping.
                 tracing::warn!(cluster = spec.name, "the cluster's bootstrap did not finish last time; recreating it");
                 self.delete(spec).await?;
-                self.create(spec).await?;
+                timings = self.create(spec).await?;
                 created = true;
             }
         }
@@ -506,6 +509,7 @@ impl Provider for DockerProvider {
             let client = super::client_for(&access).await?;
             super::wait_nodes_ready(&client, (spec.servers + spec.agents) as usize, READY_TIMEOUT).await?;
         }
+        timings.steps.push(("total".into(), begin.elapsed()));
         Ok(Cluster {
             name: spec.name.clone(),
             provider: "docker",
@@ -514,6 +518,7 @@ impl Provider for DockerProvider {
             access,
             nodes: self.nodes(spec).await?,
             network: Some(network_name(&spec.name)),
+            timings: timings.steps,
         })
     }
 

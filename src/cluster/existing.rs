@@ -75,6 +75,7 @@ impl Provider for ExistingProvider {
             access,
             nodes: Vec::new(),
             network: None,
+            timings: Vec::new(),
         })
     }
 

@@ -229,6 +229,7 @@ impl Provider for K3dProvider {
             access: self.access(spec).await?,
             nodes: self.nodes(spec).await?,
             network: Some(network_name(&spec.name)),
+            timings: Vec::new(),
         })
     }
 

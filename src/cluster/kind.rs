@@ -216,6 +216,7 @@ impl Provider for KindProvider {
             access: self.access(spec).await?,
             nodes: self.nodes(spec).await?,
             network: Some(KIND_NETWORK.into()),
+            timings: Vec::new(),
         })
     }
 

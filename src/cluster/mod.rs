@@ -222,6 +222,8 @@ pub struct Cluster {
     pub nodes: Vec<NodeInfo>,
     /// The Docker network the nodes (and the registry) are on, when there is one.
     pub network: Option<String>,
+    /// How long each step of this call took (node creation, kubeadm init, Ready...).
+    pub timings: Vec<(String, Duration)>,
 }
 
 impl Cluster {

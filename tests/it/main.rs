@@ -4,3 +4,4 @@
 mod cli;
 mod support;
 mod docker_nodes;
+mod cluster_native;
