@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, EndpointSettings, HostConfig, HostConfigCgroupnsModeEnum, NetworkCreateRequest,
-    NetworkDisconnectRequest, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, DeviceMapping, EndpointIpamConfig, EndpointSettings, HostConfig, HostConfigCgroupnsModeEnum, NetworkCreateRequest,
+    Ipam, IpamConfig, NetworkDisconnectRequest, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{CreateContainerOptions, CreateImageOptions, RemoveContainerOptions};
 use futures_util::StreamExt;
@@ -89,6 +89,27 @@ pub fn mismatch(spec_image: &str, spec: &ClusterSpec, nodes: &[(String, String, 
     None
 }
 
+/// Pure: split a network's IPv4 subnet in two: Docker hands out addresses dynamically from the
+/// first half (`ip_range`, for the registry and anything else that joins), node `index` gets a
+/// fixed address in the second half. Fixed node addresses survive restarts in any order, which
+/// kubeadm's advertise address and the kubelet's node IP rely on.
+pub fn address_plan(subnet: &str, index: u32) -> Option<(String, String)> {
+    let (addr, prefix) = subnet.split_once('/')?;
+    let addr: std::net::Ipv4Addr = addr.parse().ok()?;
+    let prefix: u32 = prefix.parse().ok()?;
+    if !(8..=28).contains(&prefix) {
+        return None;
+    }
+    let half = prefix + 1;
+    let network = u32::from(addr) & (u32::MAX << (32 - prefix));
+    let upper = network + (1u32 << (32 - half));
+    let node = upper + 2 + index;
+    if node >= network + (1u32 << (32 - prefix)) - 1 {
+        return None;
+    }
+    Some((format!("{}/{half}", std::net::Ipv4Addr::from(network)), std::net::Ipv4Addr::from(node).to_string()))
+}
+
 /// Pure: the HostConfig privileges part for a node.
 pub fn privilege_options(privileges: Privileges) -> HostConfig {
     let common = HostConfig {
@@ -117,7 +138,14 @@ pub fn privilege_options(privileges: Privileges) -> HostConfig {
 }
 
 /// Pure: the full create request of a node container.
-pub fn node_container(spec: &ClusterSpec, image: &str, name: &str, role: &str, privileges: Privileges) -> ContainerCreateBody {
+pub fn node_container(
+    spec: &ClusterSpec,
+    image: &str,
+    name: &str,
+    role: &str,
+    address: Option<&str>,
+    privileges: Privileges,
+) -> ContainerCreateBody {
     let network = network_name(&spec.name);
     let mut labels = HashMap::from([
         (LABEL_PROJECT.to_string(), spec.project.clone()),
@@ -166,7 +194,11 @@ pub fn node_container(spec: &ClusterSpec, image: &str, name: &str, role: &str, p
         networking_config: Some(NetworkingConfig {
             endpoints_config: Some(HashMap::from([(
                 network,
-                EndpointSettings { aliases: Some(vec![name.to_string()]), ..Default::default() },
+                EndpointSettings {
+                    aliases: Some(vec![name.to_string()]),
+                    ipam_config: address.map(|a| EndpointIpamConfig { ipv4_address: Some(a.to_string()), ..Default::default() }),
+                    ..Default::default()
+                },
             )])),
         }),
         ..Default::default()
@@ -262,26 +294,62 @@ impl DockerProvider {
         Ok(())
     }
 
-    /// Create the cluster network `samestack-<cluster>` (labelled) unless it exists.
-    pub async fn ensure_network(&self, spec: &ClusterSpec) -> Result<(), Error> {
+    /// Create the cluster network `samestack-<cluster>` (labelled) unless it exists, with its
+    /// subnet split by [`address_plan`]. Returns the subnet when nodes can get fixed addresses.
+    pub async fn ensure_network(&self, spec: &ClusterSpec) -> Result<Option<String>, Error> {
         let name = network_name(&spec.name);
-        if self.docker.inspect_network(&name, None).await.is_ok() {
-            return Ok(());
+        let action = |what: &str| format!("{what} network {name}");
+        let planned = |inspect: &bollard::models::NetworkInspect| {
+            inspect
+                .ipam
+                .as_ref()
+                .and_then(|i| i.config.as_ref())
+                .and_then(|c| c.iter().find(|c| c.ip_range.is_some()))
+                .and_then(|c| c.subnet.clone())
+        };
+        if let Ok(inspect) = self.docker.inspect_network(&name, None).await {
+            if let Some(subnet) = planned(&inspect) {
+                return Ok(Some(subnet));
+            }
+            if inspect.containers.as_ref().is_some_and(|c| !c.is_empty()) {
+                return Ok(None);
+            }
+            // Left over without an address plan and unused: make it again, with one.
+            self.docker.remove_network(&name).await.map_err(|source| Error::Docker { action: action("remove"), source })?;
         }
-        let request = NetworkCreateRequest {
+        let labels = HashMap::from([
+            (LABEL_PROJECT.to_string(), spec.project.clone()),
+            (LABEL_CLUSTER.to_string(), spec.name.clone()),
+        ]);
+        let request = |ipam: Option<Ipam>| NetworkCreateRequest {
             name: name.clone(),
             driver: Some("bridge".into()),
-            labels: Some(HashMap::from([
-                (LABEL_PROJECT.to_string(), spec.project.clone()),
-                (LABEL_CLUSTER.to_string(), spec.name.clone()),
-            ])),
+            labels: Some(labels.clone()),
+            ipam,
             ..Default::default()
         };
-        self.docker
-            .create_network(request)
+        // Let Docker pick a free subnet, then make it again with that subnet split in two.
+        self.docker.create_network(request(None)).await.map_err(|source| Error::Docker { action: action("create"), source })?;
+        let inspect = self
+            .docker
+            .inspect_network(&name, None)
             .await
-            .map_err(|source| Error::Docker { action: format!("create network {name}"), source })?;
-        Ok(())
+            .map_err(|source| Error::Docker { action: action("inspect"), source })?;
+        let auto = inspect.ipam.and_then(|i| i.config).and_then(|c| c.into_iter().find(|c| c.subnet.is_some()));
+        let Some((subnet, gateway)) = auto.and_then(|c| Some((c.subnet?, c.gateway))) else { return Ok(None) };
+        let Some((ip_range, _)) = address_plan(&subnet, 0) else { return Ok(None) };
+        self.docker.remove_network(&name).await.map_err(|source| Error::Docker { action: action("remove"), source })?;
+        let ipam = Ipam {
+            config: Some(vec![IpamConfig {
+                subnet: Some(subnet.clone()),
+                ip_range: Some(ip_range),
+                gateway,
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        self.docker.create_network(request(Some(ipam))).await.map_err(|source| Error::Docker { action: action("create"), source })?;
+        Ok(Some(subnet))
     }
 
     async fn remove_container(&self, name: &str) -> Result<(), Error> {
@@ -296,14 +364,21 @@ impl DockerProvider {
     /// Create and start one node container (`role`: `server` or `agent`) on the cluster
     /// network, falling back from privileged to the explicit set once the engine refuses it.
     /// Returns the privileges the node got.
-    pub async fn create_node(&self, spec: &ClusterSpec, image: &str, name: &str, role: &str) -> Result<Privileges, Error> {
+    pub async fn create_node(
+        &self,
+        spec: &ClusterSpec,
+        image: &str,
+        name: &str,
+        role: &str,
+        address: Option<&str>,
+    ) -> Result<Privileges, Error> {
         loop {
             let privileges = if self.explicit_privileges.load(Ordering::Relaxed) {
                 Privileges::Explicit
             } else {
                 Privileges::Privileged
             };
-            let body = node_container(spec, image, name, role, privileges);
+            let body = node_container(spec, image, name, role, address, privileges);
             let options = CreateContainerOptions { name: Some(name.to_string()), ..Default::default() };
             let created = self.docker.create_container(Some(options), body).await;
             let result = match created {
@@ -362,12 +437,13 @@ impl DockerProvider {
             step = Instant::now();
         };
         self.ensure_image(&image).await?;
-        self.ensure_network(spec).await?;
+        let subnet = self.ensure_network(spec).await?;
+        let address = |index: u32| subnet.as_deref().and_then(|s| address_plan(s, index)).map(|p| p.1);
         let server = node_name(&spec.name, "server", 0);
         let agents: Vec<String> = (0..spec.agents).map(|i| node_name(&spec.name, "agent", i)).collect();
-        self.create_node(spec, &image, &server, "server").await?;
-        for agent in &agents {
-            self.create_node(spec, &image, agent, "agent").await?;
+        self.create_node(spec, &image, &server, "server", address(0).as_deref()).await?;
+        for (i, agent) in agents.iter().enumerate() {
+            self.create_node(spec, &image, agent, "agent", address(1 + i as u32).as_deref()).await?;
         }
         lap(&mut timings, "create node containers");
         for name in std::iter::once(&server).chain(&agents) {
@@ -591,7 +667,7 @@ mod tests {
 
     #[test]
     fn node_container_is_labelled_networked_and_publishes_the_api_on_loopback() {
-        let body = node_container(&spec(), "img:1", "samestack-dev-server-0", "server", Privileges::Privileged);
+        let body = node_container(&spec(), "img:1", "samestack-dev-server-0", "server", Some("172.18.128.2"), Privileges::Privileged);
         let labels = body.labels.as_ref().unwrap();
         assert_eq!(labels[LABEL_PROJECT], "shop");
         assert_eq!(labels[LABEL_CLUSTER], "dev");
@@ -605,6 +681,8 @@ mod tests {
         assert_eq!(api[0].host_port, None, "a random free port");
         assert_eq!(ports["30080/tcp"].as_ref().unwrap()[0].host_port.as_deref(), Some("8080"));
         assert_eq!(body.volumes, Some(vec!["/var".to_string()]));
+        let endpoint = &body.networking_config.as_ref().unwrap().endpoints_config.as_ref().unwrap()["samestack-dev"];
+        assert_eq!(endpoint.ipam_config.as_ref().unwrap().ipv4_address.as_deref(), Some("172.18.128.2"));
         assert!(host.tmpfs.as_ref().unwrap().contains_key("/run"));
     }
 
@@ -622,8 +700,17 @@ mod tests {
     }
 
     #[test]
+    fn address_plan_keeps_nodes_out_of_the_dynamic_range() {
+        assert_eq!(address_plan("172.18.0.0/16", 0), Some(("172.18.0.0/17".into(), "172.18.128.2".into())));
+        assert_eq!(address_plan("172.18.0.0/16", 3), Some(("172.18.0.0/17".into(), "172.18.128.5".into())));
+        assert_eq!(address_plan("192.168.16.0/20", 0), Some(("192.168.16.0/21".into(), "192.168.24.2".into())));
+        assert_eq!(address_plan("10.1.2.0/28", 5), None, "no room left in a tiny subnet");
+        assert_eq!(address_plan("fd00::/64", 0), None, "IPv4 only");
+    }
+
+    #[test]
     fn agents_publish_nothing() {
-        let body = node_container(&spec(), "img:1", "samestack-dev-agent-0", "agent", Privileges::Explicit);
+        let body = node_container(&spec(), "img:1", "samestack-dev-agent-0", "agent", None, Privileges::Explicit);
         assert!(body.host_config.unwrap().port_bindings.unwrap().is_empty());
     }
 

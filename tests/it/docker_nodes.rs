@@ -48,9 +48,11 @@ async fn docker_node_container_gets_the_privileges_the_engine_allows_and_delete_
     let _cleanup = Cleanup(project.clone());
     let spec = ClusterSpec::new(project.clone(), project.clone());
     let provider = DockerProvider::connect().await.unwrap();
-    provider.ensure_network(&spec).await.unwrap();
+    let subnet = provider.ensure_network(&spec).await.unwrap().expect("the network has an address plan");
+    assert_eq!(provider.ensure_network(&spec).await.unwrap().as_deref(), Some(subnet.as_str()), "reused as it is");
+    let (_, address) = samestack::cluster::docker::address_plan(&subnet, 0).unwrap();
     let name = format!("samestack-{project}-server-0");
-    let privileges = provider.create_node(&spec, BUSYBOX, &name, "server").await.unwrap();
+    let privileges = provider.create_node(&spec, BUSYBOX, &name, "server", Some(&address)).await.unwrap();
 
     // Whatever the engine allows, the node runs; where privileged is refused (this CI), the
     // explicit set is used and the failed privileged container is gone.
@@ -71,6 +73,8 @@ async fn docker_node_container_gets_the_privileges_the_engine_allows_and_delete_
     }
     let labels = docker(&["inspect", "--format", "{{index .Config.Labels \"dev.samestack.role\"}} {{index .Config.Labels \"dev.samestack.cluster\"}}", &name]);
     assert_eq!(labels, format!("node {project}"));
+    let ip = docker(&["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &name]);
+    assert_eq!(ip, address, "the node has its fixed address");
     let volumes = docker(&["inspect", "--format", "{{range .Mounts}}{{if eq .Type \"volume\"}}{{.Name}} {{end}}{{end}}", &name]);
     assert!(!volumes.is_empty(), "the node has an anonymous /var volume");
 
