@@ -13,16 +13,17 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, EndpointIpamConfig, EndpointSettings, HostConfig, HostConfigCgroupnsModeEnum, NetworkCreateRequest,
-    Ipam, IpamConfig, NetworkDisconnectRequest, NetworkingConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, DeviceMapping, EndpointIpamConfig, EndpointSettings, HostConfig, HostConfigCgroupnsModeEnum,
+    Ipam, IpamConfig, NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig, PortBinding, RestartPolicy,
+    RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{CreateContainerOptions, CreateImageOptions, RemoveContainerOptions};
 use futures_util::StreamExt;
 
 use super::kubeadm::{self, Bootstrap, KubeadmParams, Privileges};
 use super::{
-    Access, Cluster, ClusterSpec, ClusterState, ClusterStatus, Error, LABEL_CLUSTER, LABEL_PROJECT, LABEL_ROLE, NodeInfo,
-    PortMapping, Provider, RegistryEndpoint, kubeconfig, node,
+    Access, Cluster, ClusterSpec, ClusterState, ClusterStatus, Error, LABEL_CLUSTER, LABEL_PROJECT, LABEL_ROLE,
+    NodeInfo, PortMapping, Provider, RegistryEndpoint, kubeconfig, node,
 };
 
 /// Label with the node's part: `server` or `agent`.
@@ -62,7 +63,15 @@ pub fn node_name(cluster: &str, role: &str, index: u32) -> String {
 pub fn ports_label(ports: &[PortMapping]) -> String {
     let mut items: Vec<String> = ports
         .iter()
-        .map(|p| format!("{}:{}:{}/{}", p.host_ip.as_deref().unwrap_or("127.0.0.1"), p.host_port, p.container_port, p.protocol))
+        .map(|p| {
+            format!(
+                "{}:{}:{}/{}",
+                p.host_ip.as_deref().unwrap_or("127.0.0.1"),
+                p.host_port,
+                p.container_port,
+                p.protocol
+            )
+        })
         .collect();
     items.sort();
     items.join(",")
@@ -177,7 +186,10 @@ pub fn node_container(
     let host_config = HostConfig {
         network_mode: Some(network.clone()),
         init: Some(false),
-        restart_policy: Some(RestartPolicy { name: Some(RestartPolicyNameEnum::ON_FAILURE), maximum_retry_count: Some(1) }),
+        restart_policy: Some(RestartPolicy {
+            name: Some(RestartPolicyNameEnum::ON_FAILURE),
+            maximum_retry_count: Some(1),
+        }),
         tmpfs: Some(HashMap::from([("/tmp".to_string(), String::new()), ("/run".to_string(), String::new())])),
         binds: Some(vec!["/lib/modules:/lib/modules:ro".into()]),
         port_bindings: Some(port_bindings),
@@ -196,7 +208,8 @@ pub fn node_container(
                 network,
                 EndpointSettings {
                     aliases: Some(vec![name.to_string()]),
-                    ipam_config: address.map(|a| EndpointIpamConfig { ipv4_address: Some(a.to_string()), ..Default::default() }),
+                    ipam_config: address
+                        .map(|a| EndpointIpamConfig { ipv4_address: Some(a.to_string()), ..Default::default() }),
                     ..Default::default()
                 },
             )])),
@@ -315,7 +328,10 @@ impl DockerProvider {
                 return Ok(None);
             }
             // Left over without an address plan and unused: make it again, with one.
-            self.docker.remove_network(&name).await.map_err(|source| Error::Docker { action: action("remove"), source })?;
+            self.docker
+                .remove_network(&name)
+                .await
+                .map_err(|source| Error::Docker { action: action("remove"), source })?;
         }
         let labels = HashMap::from([
             (LABEL_PROJECT.to_string(), spec.project.clone()),
@@ -329,7 +345,10 @@ impl DockerProvider {
             ..Default::default()
         };
         // Let Docker pick a free subnet, then make it again with that subnet split in two.
-        self.docker.create_network(request(None)).await.map_err(|source| Error::Docker { action: action("create"), source })?;
+        self.docker
+            .create_network(request(None))
+            .await
+            .map_err(|source| Error::Docker { action: action("create"), source })?;
         let inspect = self
             .docker
             .inspect_network(&name, None)
@@ -348,7 +367,10 @@ impl DockerProvider {
             }]),
             ..Default::default()
         };
-        self.docker.create_network(request(Some(ipam))).await.map_err(|source| Error::Docker { action: action("create"), source })?;
+        self.docker
+            .create_network(request(Some(ipam)))
+            .await
+            .map_err(|source| Error::Docker { action: action("create"), source })?;
         Ok(Some(subnet))
     }
 
@@ -387,7 +409,9 @@ impl DockerProvider {
             };
             match result {
                 Ok(()) => return Ok(privileges),
-                Err(source) if privileges == Privileges::Privileged && kubeadm::privileges_refused(&source.to_string()) => {
+                Err(source)
+                    if privileges == Privileges::Privileged && kubeadm::privileges_refused(&source.to_string()) =>
+                {
                     tracing::warn!(
                         "the Docker engine refuses privileged containers ({source}); creating nodes with an explicit capability set instead (all but CAP_SYS_RESOURCE, unconfined seccomp/apparmor/system paths)"
                     );
@@ -406,13 +430,18 @@ impl DockerProvider {
     async fn wait_booted(&self, name: &str) -> Result<(), Error> {
         let deadline = Instant::now() + NODE_BOOT_TIMEOUT;
         loop {
-            let last = match node::exec_output(&self.docker, name, &["systemctl", "is-active", "containerd"], &[]).await {
+            let last = match node::exec_output(&self.docker, name, &["systemctl", "is-active", "containerd"], &[]).await
+            {
                 Ok(out) if out.status == 0 && out.output.trim() == "active" => return Ok(()),
                 Ok(out) => out.output.trim().to_string(),
                 Err(e) => e.to_string(),
             };
             if Instant::now() >= deadline {
-                return Err(Error::Timeout { what: format!("systemd and containerd in node {name}"), after: NODE_BOOT_TIMEOUT, last });
+                return Err(Error::Timeout {
+                    what: format!("systemd and containerd in node {name}"),
+                    after: NODE_BOOT_TIMEOUT,
+                    last,
+                });
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -420,10 +449,7 @@ impl DockerProvider {
 
     async fn bootstrapped(&self, name: &str, role: &str) -> bool {
         let file = if role == "server" { ADMIN_CONF } else { KUBELET_CONF };
-        node::exec_output(&self.docker, name, &["test", "-f", file], &[])
-            .await
-            .map(|o| o.status == 0)
-            .unwrap_or(false)
+        node::exec_output(&self.docker, name, &["test", "-f", file], &[]).await.map(|o| o.status == 0).unwrap_or(false)
     }
 
     /// Create every node and bootstrap the cluster. Returns how long each step took.
@@ -467,12 +493,20 @@ impl DockerProvider {
             bootstrap,
         };
         let ip = self.node_ip(spec, &server).await?;
-        let init = kubeadm::config(&params(&server, ip, Bootstrap::Init { schedule_on_control_plane: spec.agents == 0 }));
+        let init =
+            kubeadm::config(&params(&server, ip, Bootstrap::Init { schedule_on_control_plane: spec.agents == 0 }));
         node::write_file(&self.docker, &server, kubeadm::KUBEADM_CONFIG, &init).await?;
         node::run(
             &self.docker,
             &server,
-            &["kubeadm", "init", "--config=/kind/kubeadm.conf", "--skip-phases=preflight", "--skip-token-print", "--v=6"],
+            &[
+                "kubeadm",
+                "init",
+                "--config=/kind/kubeadm.conf",
+                "--skip-phases=preflight",
+                "--skip-token-print",
+                "--v=6",
+            ],
         )
         .await?;
         lap(&mut timings, "kubeadm init");
@@ -482,20 +516,30 @@ impl DockerProvider {
         node::write_file(&self.docker, &server, "/kind/samestack-cni.yaml", &cni).await?;
         let kubectl = |file: &'static str| ["kubectl", "--kubeconfig=/etc/kubernetes/admin.conf", "apply", "-f", file];
         node::run(&self.docker, &server, &kubectl("/kind/samestack-cni.yaml")).await?;
-        let has_storage = node::exec_output(&self.docker, &server, &["test", "-f", "/kind/manifests/default-storage.yaml"], &[])
-            .await?
-            .status
-            == 0;
+        let has_storage =
+            node::exec_output(&self.docker, &server, &["test", "-f", "/kind/manifests/default-storage.yaml"], &[])
+                .await?
+                .status
+                == 0;
         if has_storage {
             node::run(&self.docker, &server, &kubectl("/kind/manifests/default-storage.yaml")).await?;
         }
         lap(&mut timings, "CNI and storage");
         for agent in &agents {
             let ip = self.node_ip(spec, agent).await?;
-            node::write_file(&self.docker, agent, kubeadm::KUBEADM_CONFIG, &kubeadm::config(&params(agent, ip, Bootstrap::Join)))
-                .await?;
-            node::run(&self.docker, agent, &["kubeadm", "join", "--config=/kind/kubeadm.conf", "--skip-phases=preflight", "--v=6"])
-                .await?;
+            node::write_file(
+                &self.docker,
+                agent,
+                kubeadm::KUBEADM_CONFIG,
+                &kubeadm::config(&params(agent, ip, Bootstrap::Join)),
+            )
+            .await?;
+            node::run(
+                &self.docker,
+                agent,
+                &["kubeadm", "join", "--config=/kind/kubeadm.conf", "--skip-phases=preflight", "--v=6"],
+            )
+            .await?;
         }
         if !agents.is_empty() {
             lap(&mut timings, "kubeadm join");
@@ -542,7 +586,10 @@ impl Provider for DockerProvider {
         if spec.servers != 1 {
             return Err(Error::Unsupported {
                 provider: "docker",
-                what: format!("create {} control-plane nodes (it creates exactly one; use agents for more nodes)", spec.servers),
+                what: format!(
+                    "create {} control-plane nodes (it creates exactly one; use agents for more nodes)",
+                    spec.servers
+                ),
             });
         }
         let image = spec.node_image();
@@ -555,7 +602,8 @@ impl Provider for DockerProvider {
             timings = self.create(spec).await?;
             created = true;
         } else {
-            let described: Vec<_> = existing.iter().map(|(i, img, ports)| (i.role.clone(), img.clone(), ports.clone())).collect();
+            let described: Vec<_> =
+                existing.iter().map(|(i, img, ports)| (i.role.clone(), img.clone(), ports.clone())).collect();
             if let Some(reason) = mismatch(&image, spec, &described) {
                 return Err(Error::Mismatch { name: spec.name.clone(), reason });
             }
@@ -661,13 +709,21 @@ mod tests {
 
     fn spec() -> ClusterSpec {
         let mut spec = ClusterSpec::new("shop", "dev");
-        spec.ports = vec![PortMapping { host_ip: None, host_port: 8080, container_port: 30080, protocol: "tcp".into() }];
+        spec.ports =
+            vec![PortMapping { host_ip: None, host_port: 8080, container_port: 30080, protocol: "tcp".into() }];
         spec
     }
 
     #[test]
     fn node_container_is_labelled_networked_and_publishes_the_api_on_loopback() {
-        let body = node_container(&spec(), "img:1", "samestack-dev-server-0", "server", Some("172.18.128.2"), Privileges::Privileged);
+        let body = node_container(
+            &spec(),
+            "img:1",
+            "samestack-dev-server-0",
+            "server",
+            Some("172.18.128.2"),
+            Privileges::Privileged,
+        );
         let labels = body.labels.as_ref().unwrap();
         assert_eq!(labels[LABEL_PROJECT], "shop");
         assert_eq!(labels[LABEL_CLUSTER], "dev");

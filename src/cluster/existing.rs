@@ -22,7 +22,8 @@ impl ExistingProvider {
     }
 
     fn read(&self) -> Result<Kubeconfig, Error> {
-        let what = self.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "KUBECONFIG / ~/.kube/config".into());
+        let what =
+            self.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "KUBECONFIG / ~/.kube/config".into());
         match &self.path {
             Some(path) => Kubeconfig::read_from(path),
             None => Kubeconfig::read(),
@@ -33,13 +34,15 @@ impl ExistingProvider {
     /// The context name to use, checked to exist.
     pub fn context(&self) -> Result<String, Error> {
         let kc = self.read()?;
-        let path = self.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "the default kubeconfig".into());
+        let path =
+            self.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "the default kubeconfig".into());
         let name = match &self.context {
             Some(c) => c.clone(),
-            None => kc.current_context.clone().filter(|c| !c.is_empty()).ok_or_else(|| Error::ContextNotFound {
-                context: "(current context)".into(),
-                path: path.clone(),
-            })?,
+            None => kc
+                .current_context
+                .clone()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| Error::ContextNotFound { context: "(current context)".into(), path: path.clone() })?,
         };
         if !kc.contexts.iter().any(|c| c.name == name) {
             return Err(Error::ContextNotFound { context: name, path });

@@ -165,19 +165,20 @@ impl K3dProvider {
     }
 
     async fn node_list(&self, docker: &Docker, spec: &ClusterSpec) -> Result<Vec<NodeInfo>, Error> {
-        let mut nodes: Vec<NodeInfo> = node::containers_with_label(docker, &format!("{K3D_CLUSTER_LABEL}={}", spec.name))
-            .await?
-            .iter()
-            .filter_map(|c| {
-                let role = c.labels.as_ref().and_then(|l| l.get(K3D_ROLE_LABEL)).cloned().unwrap_or_default();
-                // The load balancer and tools containers are not nodes.
-                matches!(role.as_str(), "server" | "agent").then(|| NodeInfo {
-                    name: node::summary_name(c),
-                    role,
-                    running: node::summary_running(c),
+        let mut nodes: Vec<NodeInfo> =
+            node::containers_with_label(docker, &format!("{K3D_CLUSTER_LABEL}={}", spec.name))
+                .await?
+                .iter()
+                .filter_map(|c| {
+                    let role = c.labels.as_ref().and_then(|l| l.get(K3D_ROLE_LABEL)).cloned().unwrap_or_default();
+                    // The load balancer and tools containers are not nodes.
+                    matches!(role.as_str(), "server" | "agent").then(|| NodeInfo {
+                        name: node::summary_name(c),
+                        role,
+                        running: node::summary_running(c),
+                    })
                 })
-            })
-            .collect();
+                .collect();
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(nodes)
     }
@@ -212,8 +213,11 @@ impl Provider for K3dProvider {
                 source,
             })?;
             let config = dir.path().join("k3d.yaml");
-            std::fs::write(&config, cluster_config(spec))
-                .map_err(|source| Error::KubeconfigIo { path: config.clone(), action: "write", source })?;
+            std::fs::write(&config, cluster_config(spec)).map_err(|source| Error::KubeconfigIo {
+                path: config.clone(),
+                action: "write",
+                source,
+            })?;
             run_cli(&self.binary, &create_args(&config)).await?;
         } else if started {
             self.start(spec).await?;
@@ -268,8 +272,12 @@ impl Provider for K3dProvider {
                 .map_err(|source| Error::Docker { action: format!("restart k3d node {}", n.name), source })?;
         }
         let client = super::client_for(&self.access(spec).await?).await?;
-        super::wait_nodes_ready(&client, (spec.servers.max(1) + spec.agents) as usize, std::time::Duration::from_secs(300))
-            .await?;
+        super::wait_nodes_ready(
+            &client,
+            (spec.servers.max(1) + spec.agents) as usize,
+            std::time::Duration::from_secs(300),
+        )
+        .await?;
         super::write_local_registry_hosting(&client, registry).await
     }
 }
@@ -282,9 +290,13 @@ mod tests {
     fn spec() -> ClusterSpec {
         let mut spec = ClusterSpec::new("shop", "dev");
         spec.agents = 1;
-        spec.ports = vec![PortMapping { host_ip: None, host_port: 8080, container_port: 30080, protocol: "tcp".into() }];
-        spec.registry =
-            Some(RegistryEndpoint { container_name: "samestack-registry".into(), host_port: 5001, port_in_network: 5000 });
+        spec.ports =
+            vec![PortMapping { host_ip: None, host_port: 8080, container_port: 30080, protocol: "tcp".into() }];
+        spec.registry = Some(RegistryEndpoint {
+            container_name: "samestack-registry".into(),
+            host_port: 5001,
+            port_in_network: 5000,
+        });
         spec
     }
 
@@ -301,7 +313,8 @@ mod tests {
         assert_eq!(v["kubeAPI"]["hostIP"], "127.0.0.1");
         assert_eq!(v["ports"][0], serde_json::json!({"port": "127.0.0.1:8080:30080/tcp", "nodeFilters": ["server:0"]}));
         assert_eq!(v["options"]["kubeconfig"]["updateDefaultKubeconfig"], false);
-        let registries: serde_json::Value = serde_saphyr::from_str(v["registries"]["config"].as_str().unwrap()).unwrap();
+        let registries: serde_json::Value =
+            serde_saphyr::from_str(v["registries"]["config"].as_str().unwrap()).unwrap();
         assert_eq!(registries["mirrors"]["localhost:5001"]["endpoint"][0], "http://samestack-registry:5000");
     }
 
@@ -318,7 +331,10 @@ mod tests {
     #[test]
     fn k3d_command_lines() {
         let spec = spec();
-        assert_eq!(create_args(Path::new("/tmp/x/k3d.yaml")).join(" "), "cluster create --config /tmp/x/k3d.yaml --wait --timeout 300s");
+        assert_eq!(
+            create_args(Path::new("/tmp/x/k3d.yaml")).join(" "),
+            "cluster create --config /tmp/x/k3d.yaml --wait --timeout 300s"
+        );
         assert_eq!(lifecycle_args("start", &spec).join(" "), "cluster start dev --wait");
         assert_eq!(lifecycle_args("delete", &spec).join(" "), "cluster delete dev");
         assert_eq!(lifecycle_args("kubeconfig", &spec).join(" "), "kubeconfig get dev");

@@ -27,7 +27,8 @@ pub const KIND_CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
 const KIND_ROLE_LABEL: &str = "io.x-k8s.kind.role";
 
 /// The containerd patch making `hosts.toml` files under `/etc/containerd/certs.d` effective.
-pub const CONTAINERD_PATCH: &str = "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"";
+pub const CONTAINERD_PATCH: &str =
+    "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"";
 
 /// The kind CLI found on PATH.
 pub struct KindProvider {
@@ -149,18 +150,19 @@ impl KindProvider {
     }
 
     async fn node_list(&self, docker: &Docker, spec: &ClusterSpec) -> Result<Vec<NodeInfo>, Error> {
-        let mut nodes: Vec<NodeInfo> = node::containers_with_label(docker, &format!("{KIND_CLUSTER_LABEL}={}", spec.name))
-            .await?
-            .iter()
-            .map(|c| NodeInfo {
-                name: node::summary_name(c),
-                role: match c.labels.as_ref().and_then(|l| l.get(KIND_ROLE_LABEL)).map(String::as_str) {
-                    Some("worker") => "agent".into(),
-                    _ => "server".into(),
-                },
-                running: node::summary_running(c),
-            })
-            .collect();
+        let mut nodes: Vec<NodeInfo> =
+            node::containers_with_label(docker, &format!("{KIND_CLUSTER_LABEL}={}", spec.name))
+                .await?
+                .iter()
+                .map(|c| NodeInfo {
+                    name: node::summary_name(c),
+                    role: match c.labels.as_ref().and_then(|l| l.get(KIND_ROLE_LABEL)).map(String::as_str) {
+                        Some("worker") => "agent".into(),
+                        _ => "server".into(),
+                    },
+                    running: node::summary_running(c),
+                })
+                .collect();
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(nodes)
     }
@@ -195,8 +197,11 @@ impl Provider for KindProvider {
                 source,
             })?;
             let config = dir.path().join("kind.yaml");
-            std::fs::write(&config, cluster_config(spec))
-                .map_err(|source| Error::KubeconfigIo { path: config.clone(), action: "write", source })?;
+            std::fs::write(&config, cluster_config(spec)).map_err(|source| Error::KubeconfigIo {
+                path: config.clone(),
+                action: "write",
+                source,
+            })?;
             let scratch = Self::scratch_kubeconfig(spec);
             if let Some(parent) = scratch.parent() {
                 let _ = std::fs::create_dir_all(parent);
@@ -269,9 +274,13 @@ mod tests {
         let mut spec = ClusterSpec::new("shop", "dev");
         spec.agents = 2;
         spec.node_image = Some("samestack-test/node:v1.34.4".into());
-        spec.ports = vec![PortMapping { host_ip: None, host_port: 8080, container_port: 30080, protocol: "tcp".into() }];
-        spec.registry =
-            Some(RegistryEndpoint { container_name: "samestack-registry".into(), host_port: 5001, port_in_network: 5000 });
+        spec.ports =
+            vec![PortMapping { host_ip: None, host_port: 8080, container_port: 30080, protocol: "tcp".into() }];
+        spec.registry = Some(RegistryEndpoint {
+            container_name: "samestack-registry".into(),
+            host_port: 5001,
+            port_in_network: 5000,
+        });
         spec
     }
 

@@ -116,7 +116,9 @@ pub fn new_token() -> String {
     for i in 0..22 {
         if left == 0 {
             let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+            h.write_u128(
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
+            );
             h.write_u32(std::process::id());
             h.write_usize(i);
             bits = h.finish();
@@ -134,9 +136,7 @@ pub fn new_token() -> String {
 
 /// The kubelet cgroup driver matching a containerd config (runc `SystemdCgroup = true` → systemd).
 pub fn cgroup_driver(containerd_config: &str) -> &'static str {
-    let systemd = containerd_config
-        .lines()
-        .any(|l| l.replace(' ', "").to_ascii_lowercase() == "systemdcgroup=true");
+    let systemd = containerd_config.lines().any(|l| l.replace(' ', "").eq_ignore_ascii_case("systemdcgroup=true"));
     if systemd { "systemd" } else { "cgroupfs" }
 }
 
@@ -160,9 +160,7 @@ pub fn render_cni(manifest: &str, pod_subnet: &str, control_plane_endpoint: &str
     let mut out = Vec::new();
     for mut doc in docs.into_iter().filter(|d| !d.is_null()) {
         if doc["kind"] == "DaemonSet"
-            && let Some(container) = doc
-                .pointer_mut("/spec/template/spec/containers/0")
-                .and_then(|c| c.as_object_mut())
+            && let Some(container) = doc.pointer_mut("/spec/template/spec/containers/0").and_then(|c| c.as_object_mut())
         {
             let env = container.entry("env").or_insert_with(|| serde_json::json!([]));
             if let Some(env) = env.as_array_mut() {
@@ -218,7 +216,10 @@ mod tests {
         let text = config(&params(Bootstrap::Init { schedule_on_control_plane: true }));
         let docs = docs(&text);
         let kinds: Vec<_> = docs.iter().map(|d| d["kind"].as_str().unwrap().to_string()).collect();
-        assert_eq!(kinds, ["ClusterConfiguration", "InitConfiguration", "KubeletConfiguration", "KubeProxyConfiguration"]);
+        assert_eq!(
+            kinds,
+            ["ClusterConfiguration", "InitConfiguration", "KubeletConfiguration", "KubeProxyConfiguration"]
+        );
         let cc = &docs[0];
         assert_eq!(cc["apiVersion"], "kubeadm.k8s.io/v1beta4");
         assert_eq!(cc["kubernetesVersion"], "v1.34.4");
@@ -233,7 +234,10 @@ mod tests {
         assert_eq!(init["bootstrapTokens"][0]["token"], "abcdef.0123456789abcdef");
         assert_eq!(init["localAPIEndpoint"]["advertiseAddress"], "172.20.0.2");
         assert_eq!(init["nodeRegistration"]["taints"], serde_json::json!([]));
-        assert_eq!(init["nodeRegistration"]["kubeletExtraArgs"][0], serde_json::json!({"name": "node-ip", "value": "172.20.0.2"}));
+        assert_eq!(
+            init["nodeRegistration"]["kubeletExtraArgs"][0],
+            serde_json::json!({"name": "node-ip", "value": "172.20.0.2"})
+        );
         let kubelet = &docs[2];
         assert_eq!(kubelet["cgroupDriver"], "systemd");
         assert_eq!(kubelet["failCgroupV1"], false);

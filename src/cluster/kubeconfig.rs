@@ -62,7 +62,8 @@ fn parse(text: &str, what: &str) -> Result<Value, Error> {
 }
 
 fn render(value: &Value, what: &str) -> Result<String, Error> {
-    serde_saphyr::to_string(value).map_err(|e| Error::KubeconfigInvalid { what: what.to_string(), message: e.to_string() })
+    serde_saphyr::to_string(value)
+        .map_err(|e| Error::KubeconfigInvalid { what: what.to_string(), message: e.to_string() })
 }
 
 /// Pure: turn a node's `admin.conf` into a single-context kubeconfig named `name` (cluster,
@@ -70,12 +71,9 @@ fn render(value: &Value, what: &str) -> Result<String, Error> {
 pub fn for_host(admin_conf: &str, server: &str, name: &str) -> Result<String, Error> {
     let admin = parse(admin_conf, "admin.conf")?;
     let first = |section: &str, key: &str| -> Result<Value, Error> {
-        admin[section]
-            .as_array()
-            .and_then(|a| a.first())
-            .map(|e| e[key].clone())
-            .filter(|v| v.is_object())
-            .ok_or_else(|| Error::KubeconfigInvalid { what: "admin.conf".into(), message: format!("no {section} entry") })
+        admin[section].as_array().and_then(|a| a.first()).map(|e| e[key].clone()).filter(|v| v.is_object()).ok_or_else(
+            || Error::KubeconfigInvalid { what: "admin.conf".into(), message: format!("no {section} entry") },
+        )
     };
     let mut cluster = first("clusters", "cluster")?;
     cluster["server"] = json!(server);
@@ -113,13 +111,12 @@ pub fn merge(user: &str, ours: &str, name: &str, set_current: bool) -> Result<St
     object.entry("apiVersion").or_insert(json!("v1"));
     object.entry("kind").or_insert(json!("Config"));
     for section in SECTIONS {
-        let entry = ours[section]
-            .as_array()
-            .and_then(|a| a.iter().find(|e| e["name"] == name))
-            .cloned()
-            .ok_or_else(|| Error::KubeconfigInvalid {
-                what: "the samestack kubeconfig".into(),
-                message: format!("no {section} entry named {name}"),
+        let entry =
+            ours[section].as_array().and_then(|a| a.iter().find(|e| e["name"] == name)).cloned().ok_or_else(|| {
+                Error::KubeconfigInvalid {
+                    what: "the samestack kubeconfig".into(),
+                    message: format!("no {section} entry named {name}"),
+                }
             })?;
         let list = object.entry(section).or_insert(json!([]));
         if !list.is_array() {
@@ -179,7 +176,11 @@ pub fn write_atomic(path: &Path, content: &str) -> Result<(), Error> {
     temp.as_file().sync_all().map_err(io("write"))?;
     // Replace a symlinked kubeconfig's target, not the link.
     let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    temp.persist(&target).map_err(|e| Error::KubeconfigIo { path: target.clone(), action: "replace", source: e.error })?;
+    temp.persist(&target).map_err(|e| Error::KubeconfigIo {
+        path: target.clone(),
+        action: "replace",
+        source: e.error,
+    })?;
     Ok(())
 }
 
@@ -252,7 +253,10 @@ mod tests {
         assert_eq!(v["clusters"][0]["cluster"]["server"], "https://127.0.0.1:40123");
         assert_eq!(v["clusters"][0]["cluster"]["certificate-authority-data"], "Q0E=");
         assert_eq!(v["users"][0]["user"]["client-key-data"], "S0VZ");
-        assert_eq!(v["contexts"][0], json!({"name": "samestack-dev", "context": {"cluster": "samestack-dev", "user": "samestack-dev"}}));
+        assert_eq!(
+            v["contexts"][0],
+            json!({"name": "samestack-dev", "context": {"cluster": "samestack-dev", "user": "samestack-dev"}})
+        );
         assert_eq!(v["current-context"], "samestack-dev");
         kube::config::Kubeconfig::from_yaml(&ours()).expect("kube-rs reads it");
     }
@@ -317,15 +321,21 @@ mod tests {
         std::fs::write(&user, USER).unwrap();
         // SAFETY-free: XDG_STATE_HOME is read per call; a unique cluster name avoids clashes.
         let cluster = format!("unit-{}", std::process::id());
-        let installed = install(&cluster, "samestack-unit", &for_host(ADMIN, "https://127.0.0.1:1", "samestack-unit").unwrap(), &user)
-            .unwrap();
+        let installed = install(
+            &cluster,
+            "samestack-unit",
+            &for_host(ADMIN, "https://127.0.0.1:1", "samestack-unit").unwrap(),
+            &user,
+        )
+        .unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&user).unwrap().permissions().mode() & 0o777, 0o600);
             assert_eq!(std::fs::metadata(&installed.owned).unwrap().permissions().mode() & 0o777, 0o600);
         }
-        let leftovers: Vec<_> = std::fs::read_dir(user.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let leftovers: Vec<_> =
+            std::fs::read_dir(user.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(leftovers.len(), 1, "no temporary files left: {leftovers:?}");
         uninstall(&cluster, "samestack-unit", &user).unwrap();
         assert!(!installed.owned.exists());

@@ -407,11 +407,10 @@ pub async fn select(spec: &ClusterSpec) -> Result<AnyProvider, Error> {
                         .await
                         .map(|c| !c.is_empty())
                         .unwrap_or(false);
-                available.k3d_owns_cluster =
-                    node::containers_with_label(engine, &format!("k3d.cluster={}", spec.name))
-                        .await
-                        .map(|c| !c.is_empty())
-                        .unwrap_or(false);
+                available.k3d_owns_cluster = node::containers_with_label(engine, &format!("k3d.cluster={}", spec.name))
+                    .await
+                    .map(|c| !c.is_empty())
+                    .unwrap_or(false);
             }
             choose(&spec.provider, &available)?
         }
@@ -458,7 +457,10 @@ pub async fn write_local_registry_hosting(client: &kube::Client, registry: &Regi
     value["kind"] = "ConfigMap".into();
     api.patch("local-registry-hosting", &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(value))
         .await
-        .map_err(|source| Error::Kube { action: "write ConfigMap kube-public/local-registry-hosting".into(), source })?;
+        .map_err(|source| Error::Kube {
+            action: "write ConfigMap kube-public/local-registry-hosting".into(),
+            source,
+        })?;
     Ok(())
 }
 
@@ -498,12 +500,10 @@ pub async fn wait_nodes_ready(client: &kube::Client, expected: usize, timeout: D
 pub(crate) async fn run_cli(binary: &std::path::Path, args: &[String]) -> Result<String, Error> {
     let command = format!("{} {}", binary.display(), args.join(" "));
     tracing::debug!(%command, "running");
-    let out = tokio::process::Command::new(binary)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .map_err(|e| Error::Cli { command: command.clone(), status: "could not start".into(), output: e.to_string() })?;
+    let out =
+        tokio::process::Command::new(binary).args(args).stdin(std::process::Stdio::null()).output().await.map_err(
+            |e| Error::Cli { command: command.clone(), status: "could not start".into(), output: e.to_string() },
+        )?;
     if !out.status.success() {
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         return Err(Error::Cli { command, status: out.status.to_string(), output: node::tail(&text, 25) });
@@ -515,7 +515,9 @@ pub(crate) async fn run_cli(binary: &std::path::Path, args: &[String]) -> Result
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No Docker engine answers, and no other provider was chosen.
-    #[error("no cluster provider is usable: no Docker engine answers (start Docker, or set `provider: existing` to use a kubeconfig context you already have)")]
+    #[error(
+        "no cluster provider is usable: no Docker engine answers (start Docker, or set `provider: existing` to use a kubeconfig context you already have)"
+    )]
     NoProvider,
     /// The Docker engine could not be reached.
     #[error("cannot reach the Docker engine (is it running? `docker version` should answer)")]
@@ -531,7 +533,9 @@ pub enum Error {
         source: bollard::errors::Error,
     },
     /// The node image is neither present nor pullable.
-    #[error("node image {image} is not available locally and could not be pulled; build or load it, or set {NODE_IMAGE_ENV} / the node image override to an image you have")]
+    #[error(
+        "node image {image} is not available locally and could not be pulled; build or load it, or set {NODE_IMAGE_ENV} / the node image override to an image you have"
+    )]
     NodeImage {
         image: String,
         #[source]
@@ -550,7 +554,9 @@ pub enum Error {
     #[error("`{command}` failed ({status}); last output:\n{output}")]
     Cli { command: String, status: String, output: String },
     /// The existing cluster does not match the spec; reusing it would be wrong.
-    #[error("cluster {name} exists but does not match the configuration: {reason}; run `samestack down` to remove it (the next `up` recreates it) or change the configuration back")]
+    #[error(
+        "cluster {name} exists but does not match the configuration: {reason}; run `samestack down` to remove it (the next `up` recreates it) or change the configuration back"
+    )]
     Mismatch { name: String, reason: String },
     /// The spec asks for something this provider cannot do.
     #[error("provider {provider} cannot {what}")]
@@ -567,7 +573,9 @@ pub enum Error {
     #[error("kubeconfig {what} is not usable: {message}")]
     KubeconfigInvalid { what: String, message: String },
     /// The requested context is not in the kubeconfig.
-    #[error("kubeconfig context {context} not found in {path}; list them with `kubectl config get-contexts` and set the provider's context to one of them")]
+    #[error(
+        "kubeconfig context {context} not found in {path}; list them with `kubectl config get-contexts` and set the provider's context to one of them"
+    )]
     ContextNotFound { context: String, path: String },
     /// A Kubernetes API call failed.
     #[error("Kubernetes: could not {action}")]
@@ -615,7 +623,8 @@ mod tests {
 
     #[test]
     fn local_registry_hosting_names_host_and_in_network_addresses() {
-        let reg = RegistryEndpoint { container_name: "samestack-registry".into(), host_port: 5001, port_in_network: 5000 };
+        let reg =
+            RegistryEndpoint { container_name: "samestack-registry".into(), host_port: 5001, port_in_network: 5000 };
         let doc = local_registry_hosting(&reg);
         let v: serde_json::Value = serde_saphyr::from_str(&doc).unwrap();
         assert_eq!(v["host"], "localhost:5001");

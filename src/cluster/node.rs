@@ -45,12 +45,7 @@ pub async fn containers_with_label(docker: &Docker, label: &str) -> Result<Vec<C
 
 /// The name of a listed container, without Docker's leading slash.
 pub fn summary_name(summary: &ContainerSummary) -> String {
-    summary
-        .names
-        .as_ref()
-        .and_then(|n| n.first())
-        .map(|n| n.trim_start_matches('/').to_string())
-        .unwrap_or_default()
+    summary.names.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default()
 }
 
 /// True when a listed container is running.
@@ -76,25 +71,19 @@ pub async fn exec_output(docker: &Docker, node: &str, cmd: &[&str], env: &[Strin
         ..Default::default()
     };
     let action = || format!("run `{}` in {node}", cmd.join(" "));
-    let created = docker
-        .create_exec(node, config)
-        .await
-        .map_err(|source| Error::Docker { action: action(), source })?;
+    let created =
+        docker.create_exec(node, config).await.map_err(|source| Error::Docker { action: action(), source })?;
     let mut output = Vec::new();
-    if let StartExecResults::Attached { output: mut stream, .. } = docker
-        .start_exec(&created.id, None)
-        .await
-        .map_err(|source| Error::Docker { action: action(), source })?
+    if let StartExecResults::Attached { output: mut stream, .. } =
+        docker.start_exec(&created.id, None).await.map_err(|source| Error::Docker { action: action(), source })?
     {
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|source| Error::Docker { action: action(), source })?;
             output.extend_from_slice(&chunk.into_bytes());
         }
     }
-    let inspect = docker
-        .inspect_exec(&created.id)
-        .await
-        .map_err(|source| Error::Docker { action: action(), source })?;
+    let inspect =
+        docker.inspect_exec(&created.id).await.map_err(|source| Error::Docker { action: action(), source })?;
     Ok(ExecOutput { status: inspect.exit_code.unwrap_or(-1), output: String::from_utf8_lossy(&output).into_owned() })
 }
 
@@ -217,17 +206,12 @@ pub async fn connect_network(docker: &Docker, network: &str, container: &str) ->
         .inspect_container(container, None)
         .await
         .map_err(|source| Error::Docker { action: format!("inspect container {container}"), source })?;
-    let joined = inspect
-        .network_settings
-        .and_then(|n| n.networks)
-        .is_some_and(|n| n.contains_key(network));
+    let joined = inspect.network_settings.and_then(|n| n.networks).is_some_and(|n| n.contains_key(network));
     if joined {
         return Ok(());
     }
-    let request = NetworkConnectRequest {
-        container: container.to_string(),
-        endpoint_config: Some(EndpointSettings::default()),
-    };
+    let request =
+        NetworkConnectRequest { container: container.to_string(), endpoint_config: Some(EndpointSettings::default()) };
     docker
         .connect_network(network, request)
         .await
@@ -261,7 +245,12 @@ mod tests {
         let config = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"pause:3.10\"\n";
         let patched = containerd_config_with_certs_dir(config).unwrap();
         assert!(patched.starts_with(config), "{patched}");
-        assert!(patched.contains("[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\""), "{patched}");
+        assert!(
+            patched.contains(
+                "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\""
+            ),
+            "{patched}"
+        );
         assert_eq!(containerd_config_with_certs_dir(&patched), None, "patching is idempotent");
     }
 

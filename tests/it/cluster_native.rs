@@ -35,7 +35,8 @@ fn docker_ok(args: &[&str]) -> String {
 /// missing piece skips loudly; in CI it fails.
 fn cluster_or_skip(test: &str) -> Option<String> {
     support::docker_or_skip(test)?;
-    let node_image = std::env::var("SAMESTACK_NODE_IMAGE").ok().filter(|s| !s.is_empty()).unwrap_or(TEST_NODE_IMAGE.into());
+    let node_image =
+        std::env::var("SAMESTACK_NODE_IMAGE").ok().filter(|s| !s.is_empty()).unwrap_or(TEST_NODE_IMAGE.into());
     let missing: Vec<&str> = [node_image.as_str(), REGISTRY_IMAGE, BUSYBOX_IMAGE]
         .into_iter()
         .filter(|image| !docker(&["image", "inspect", "--format", "{{.Id}}", image]).0)
@@ -96,8 +97,15 @@ async fn cluster_native_provider_pulls_through_the_registry_mirror_serves_by_dns
     // A registry container of our own, with a locally built image pushed to it.
     let registry_name = format!("{project}-registry");
     docker_ok(&[
-        "run", "-d", "--name", &registry_name, "--label", &format!("dev.samestack.project={project}"),
-        "-p", "127.0.0.1::5000", REGISTRY_IMAGE,
+        "run",
+        "-d",
+        "--name",
+        &registry_name,
+        "--label",
+        &format!("dev.samestack.project={project}"),
+        "-p",
+        "127.0.0.1::5000",
+        REGISTRY_IMAGE,
     ]);
     let published = docker_ok(&["port", &registry_name, "5000/tcp"]);
     let host_port: u16 = published.lines().next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
@@ -218,7 +226,10 @@ async fn cluster_native_provider_pulls_through_the_registry_mirror_serves_by_dns
 
     // Delete: the nodes, their volumes and the network go; the registry is only disconnected.
     let volumes = docker_ok(&[
-        "inspect", "--format", "{{range .Mounts}}{{if eq .Type \"volume\"}}{{.Name}} {{end}}{{end}}", &cluster.nodes[0].name,
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{if eq .Type \"volume\"}}{{.Name}} {{end}}{{end}}",
+        &cluster.nodes[0].name,
     ]);
     provider.delete(&spec).await.unwrap();
     assert!(docker(&["inspect", &registry_name]).0, "the registry container is kept");

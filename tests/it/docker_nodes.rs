@@ -34,7 +34,9 @@ impl Drop for Cleanup {
 
 #[tokio::test]
 async fn docker_node_container_gets_the_privileges_the_engine_allows_and_delete_leaves_nothing() {
-    if support::docker_or_skip("docker_node_container_gets_the_privileges_the_engine_allows_and_delete_leaves_nothing").is_none() {
+    if support::docker_or_skip("docker_node_container_gets_the_privileges_the_engine_allows_and_delete_leaves_nothing")
+        .is_none()
+    {
         return;
     }
     if docker(&["image", "inspect", "--format", "{{.Id}}", BUSYBOX]).is_empty() {
@@ -56,26 +58,33 @@ async fn docker_node_container_gets_the_privileges_the_engine_allows_and_delete_
 
     // Whatever the engine allows, the node runs; where privileged is refused (this CI), the
     // explicit set is used and the failed privileged container is gone.
-    let privileged_allowed = Command::new("docker")
-        .args(["run", "--rm", "--privileged", BUSYBOX, "true"])
-        .status()
-        .unwrap()
-        .success();
+    let privileged_allowed =
+        Command::new("docker").args(["run", "--rm", "--privileged", BUSYBOX, "true"]).status().unwrap().success();
     let expected = if privileged_allowed { Privileges::Privileged } else { Privileges::Explicit };
     assert_eq!(privileges, expected);
     let status = provider.status(&spec).await.unwrap();
     assert_eq!(status.nodes.len(), 1, "exactly one container: {:?}", status.nodes);
     assert!(status.nodes[0].running, "{:?}", status.nodes);
-    assert!(status.api_server.as_deref().is_some_and(|s| s.starts_with("https://127.0.0.1:")), "{:?}", status.api_server);
+    assert!(
+        status.api_server.as_deref().is_some_and(|s| s.starts_with("https://127.0.0.1:")),
+        "{:?}",
+        status.api_server
+    );
     let caps = docker(&["inspect", "--format", "{{.HostConfig.CapDrop}} {{.HostConfig.CgroupnsMode}}", &name]);
     if expected == Privileges::Explicit {
         assert_eq!(caps, "[SYS_RESOURCE] private");
     }
-    let labels = docker(&["inspect", "--format", "{{index .Config.Labels \"dev.samestack.role\"}} {{index .Config.Labels \"dev.samestack.cluster\"}}", &name]);
+    let labels = docker(&[
+        "inspect",
+        "--format",
+        "{{index .Config.Labels \"dev.samestack.role\"}} {{index .Config.Labels \"dev.samestack.cluster\"}}",
+        &name,
+    ]);
     assert_eq!(labels, format!("node {project}"));
     let ip = docker(&["inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", &name]);
     assert_eq!(ip, address, "the node has its fixed address");
-    let volumes = docker(&["inspect", "--format", "{{range .Mounts}}{{if eq .Type \"volume\"}}{{.Name}} {{end}}{{end}}", &name]);
+    let volumes =
+        docker(&["inspect", "--format", "{{range .Mounts}}{{if eq .Type \"volume\"}}{{.Name}} {{end}}{{end}}", &name]);
     assert!(!volumes.is_empty(), "the node has an anonymous /var volume");
 
     provider.delete(&spec).await.unwrap();
@@ -83,7 +92,11 @@ async fn docker_node_container_gets_the_privileges_the_engine_allows_and_delete_
     assert_eq!(docker(&["ps", "-aq", "--filter", &label]), "", "no container left");
     assert_eq!(docker(&["network", "ls", "-q", "--filter", &label]), "", "no network left");
     for volume in volumes.split_whitespace() {
-        assert_eq!(docker(&["volume", "ls", "-q", "--filter", &format!("name={volume}")]), "", "volume {volume} removed");
+        assert_eq!(
+            docker(&["volume", "ls", "-q", "--filter", &format!("name={volume}")]),
+            "",
+            "volume {volume} removed"
+        );
     }
     // Deleting again is a no-op.
     provider.delete(&spec).await.unwrap();
