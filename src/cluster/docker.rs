@@ -548,6 +548,8 @@ impl DockerProvider {
         let client = super::client_for(&access).await?;
         super::wait_nodes_ready(&client, 1 + agents.len(), READY_TIMEOUT).await?;
         lap(&mut timings, "nodes Ready");
+        super::wait_deployment_available(&client, "kube-system", "coredns", READY_TIMEOUT).await?;
+        lap(&mut timings, "cluster DNS available");
         Ok(timings)
     }
 

@@ -63,8 +63,9 @@ pub enum ProviderChoice {
     Kind,
     /// The `k3d` CLI.
     K3d,
-    /// A kubeconfig context the user already has; `None` = the current context.
-    Existing { context: Option<String> },
+    /// A kubeconfig context the user already has: `context` `None` = the current context;
+    /// `kubeconfig` `None` = `KUBECONFIG` or `~/.kube/config`.
+    Existing { context: Option<String>, kubeconfig: Option<PathBuf> },
 }
 
 /// A host port published to a port of the (first server) node.
@@ -421,11 +422,11 @@ pub async fn select(spec: &ClusterSpec) -> Result<AnyProvider, Error> {
         ProviderKind::Kind => AnyProvider::Kind(KindProvider::find().await?),
         ProviderKind::K3d => AnyProvider::K3d(K3dProvider::find().await?),
         ProviderKind::Existing => {
-            let context = match &spec.provider {
-                ProviderChoice::Existing { context } => context.clone(),
-                _ => None,
+            let (context, path) = match &spec.provider {
+                ProviderChoice::Existing { context, kubeconfig } => (context.clone(), kubeconfig.clone()),
+                _ => (None, None),
             };
-            AnyProvider::Existing(ExistingProvider::new(None, context))
+            AnyProvider::Existing(ExistingProvider::new(path, context))
         }
     })
 }
@@ -493,6 +494,37 @@ pub async fn wait_nodes_ready(client: &kube::Client, expected: usize, timeout: D
             return Err(Error::Timeout { what: "nodes to become Ready".into(), after: timeout, last });
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// Wait until a Deployment has all its replicas available (e.g. `kube-system/coredns`, so
+/// workloads resolve Service names as soon as `up` reports the cluster). Absent counts as done.
+pub async fn wait_deployment_available(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<(), Error> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let last = match api.get_opt(name).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(d)) => {
+                let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+                let available = d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
+                if available >= wanted {
+                    return Ok(());
+                }
+                format!("{available} of {wanted} replicas available")
+            }
+            Err(e) => format!("API server: {e}"),
+        };
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::Timeout { what: format!("Deployment {namespace}/{name}"), after: timeout, last });
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
