@@ -511,8 +511,9 @@ impl DockerProvider {
         .await?;
         lap(&mut timings, "kubeadm init");
         let cni = node::run(&self.docker, &server, &["cat", "/kind/manifests/default-cni.yaml"]).await?;
-        let cni = kubeadm::render_cni(&cni, kubeadm::POD_SUBNET, &format!("{server}:6443"))
-            .map_err(|message| Error::KubeconfigInvalid { what: "/kind/manifests/default-cni.yaml".into(), message })?;
+        let cni = kubeadm::render_cni(&cni, kubeadm::POD_SUBNET, &format!("{server}:6443")).map_err(|message| {
+            Error::NodeContract { image: image.clone(), message: format!("/kind/manifests/default-cni.yaml: {message}") }
+        })?;
         node::write_file(&self.docker, &server, "/kind/samestack-cni.yaml", &cni).await?;
         let kubectl = |file: &'static str| ["kubectl", "--kubeconfig=/etc/kubernetes/admin.conf", "apply", "-f", file];
         node::run(&self.docker, &server, &kubectl("/kind/samestack-cni.yaml")).await?;

@@ -573,6 +573,9 @@ pub enum Error {
         #[source]
         source: bollard::errors::Error,
     },
+    /// The node image does not provide what docs/node-contract.md says it must.
+    #[error("node image {image} does not meet the node contract: {message}")]
+    NodeContract { image: String, message: String },
     /// A command run in a node container failed.
     #[error("in node {node}: `{command}` exited with {status}; last output:\n{output}")]
     Exec { node: String, command: String, status: i64, output: String },
