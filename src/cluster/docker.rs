@@ -512,7 +512,10 @@ impl DockerProvider {
         lap(&mut timings, "kubeadm init");
         let cni = node::run(&self.docker, &server, &["cat", "/kind/manifests/default-cni.yaml"]).await?;
         let cni = kubeadm::render_cni(&cni, kubeadm::POD_SUBNET, &format!("{server}:6443")).map_err(|message| {
-            Error::NodeContract { image: image.clone(), message: format!("/kind/manifests/default-cni.yaml: {message}") }
+            Error::NodeContract {
+                image: image.clone(),
+                message: format!("/kind/manifests/default-cni.yaml: {message}"),
+            }
         })?;
         node::write_file(&self.docker, &server, "/kind/samestack-cni.yaml", &cni).await?;
         let kubectl = |file: &'static str| ["kubectl", "--kubeconfig=/etc/kubernetes/admin.conf", "apply", "-f", file];

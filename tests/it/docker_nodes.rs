@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use samestack::cluster::kubeadm::Privileges;
-use samestack::cluster::{ClusterSpec, DockerProvider, Provider};
+use samestack::cluster::{ClusterSpec, DockerProvider, Provider, RegistryEndpoint, node};
 
 use crate::support;
 
@@ -86,6 +86,29 @@ async fn docker_node_container_gets_the_privileges_the_engine_allows_and_delete_
     let volumes =
         docker(&["inspect", "--format", "{{range .Mounts}}{{if eq .Type \"volume\"}}{{.Name}} {{end}}{{end}}", &name]);
     assert!(!volumes.is_empty(), "the node has an anonymous /var volume");
+
+    // Commands run in the node with their output captured; a failure carries the output's tail.
+    let engine = provider.client();
+    node::write_file(engine, &name, "/etc/samestack/a b.txt", "line 1\n'quoted' $HOME \"x\"\n").await.unwrap();
+    let back = node::run(engine, &name, &["cat", "/etc/samestack/a b.txt"]).await.unwrap();
+    assert_eq!(back, "line 1\n'quoted' $HOME \"x\"\n", "written byte for byte");
+    let err = node::run(engine, &name, &["sh", "-c", "echo first; echo last words >&2; exit 3"]).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("exited with 3") && text.contains("last words"), "{text}");
+
+    // Registry wiring on a kind-style node whose containerd already has config_path set.
+    node::write_file(
+        engine,
+        &name,
+        "/etc/containerd/config.toml",
+        "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n",
+    )
+    .await
+    .unwrap();
+    let registry = RegistryEndpoint { container_name: "reg".into(), host_port: 5999, port_in_network: 5000 };
+    node::wire_containerd(engine, &name, &registry).await.unwrap();
+    let hosts = node::run(engine, &name, &["cat", "/etc/containerd/certs.d/localhost:5999/hosts.toml"]).await.unwrap();
+    assert!(hosts.contains("server = \"http://reg:5000\""), "{hosts}");
 
     provider.delete(&spec).await.unwrap();
     let label = format!("label=dev.samestack.project={project}");
