@@ -630,14 +630,15 @@ impl Provider for DockerProvider {
                 created = true;
             }
         }
+        let access = self.access(spec).await?;
+        if !created {
+            // After a start the API server needs a moment; this also proves a reused cluster answers.
+            let client = super::client_for(&access).await?;
+            super::wait_nodes_ready(&client, (spec.servers + spec.agents) as usize, READY_TIMEOUT).await?;
+        }
         if let Some(registry) = &spec.registry {
             // Idempotent; after a start the registry may have been recreated and left the network.
             self.wire_registry(spec, registry).await?;
-        }
-        let access = self.access(spec).await?;
-        if !created {
-            let client = super::client_for(&access).await?;
-            super::wait_nodes_ready(&client, (spec.servers + spec.agents) as usize, READY_TIMEOUT).await?;
         }
         timings.steps.push(("total".into(), begin.elapsed()));
         Ok(Cluster {
