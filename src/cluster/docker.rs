@@ -603,6 +603,7 @@ impl Provider for DockerProvider {
         let mut created = false;
         let mut started = false;
         let mut timings = Timings::default();
+        let mut restarted_at = None;
         let begin = Instant::now();
         if existing.is_empty() {
             timings = self.create(spec).await?;
@@ -614,6 +615,9 @@ impl Provider for DockerProvider {
                 return Err(Error::Mismatch { name: spec.name.clone(), reason });
             }
             if existing.iter().any(|n| !n.0.running) {
+                // Heartbeats are whole seconds: allow for the truncation.
+                restarted_at =
+                    Some(k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(1));
                 self.start(spec).await?;
                 started = true;
                 timings.steps.push(("start stopped nodes".into(), begin.elapsed()));
@@ -634,7 +638,8 @@ impl Provider for DockerProvider {
         if !created {
             // After a start the API server needs a moment; this also proves a reused cluster answers.
             let client = super::client_for(&access).await?;
-            super::wait_nodes_ready(&client, (spec.servers + spec.agents) as usize, READY_TIMEOUT).await?;
+            let expected = (spec.servers + spec.agents) as usize;
+            super::wait_nodes_ready_since(&client, expected, restarted_at, READY_TIMEOUT).await?;
         }
         if let Some(registry) = &spec.registry {
             // Idempotent; after a start the registry may have been recreated and left the network.

@@ -467,6 +467,17 @@ pub async fn write_local_registry_hosting(client: &kube::Client, registry: &Regi
 
 /// Wait until the API server answers and `expected` nodes are Ready.
 pub async fn wait_nodes_ready(client: &kube::Client, expected: usize, timeout: Duration) -> Result<(), Error> {
+    wait_nodes_ready_since(client, expected, None, timeout).await
+}
+
+/// [`wait_nodes_ready`], counting only Ready conditions the kubelets reported after `since`:
+/// after nodes were restarted, the API server still shows their last status from before.
+pub async fn wait_nodes_ready_since(
+    client: &kube::Client,
+    expected: usize,
+    since: Option<k8s_openapi::jiff::Timestamp>,
+    timeout: Duration,
+) -> Result<(), Error> {
     use k8s_openapi::api::core::v1::Node;
     let api: Api<Node> = Api::all(client.clone());
     let deadline = tokio::time::Instant::now() + timeout;
@@ -477,10 +488,15 @@ pub async fn wait_nodes_ready(client: &kube::Client, expected: usize, timeout: D
                     .items
                     .iter()
                     .filter(|n| {
-                        n.status
-                            .as_ref()
-                            .and_then(|s| s.conditions.as_ref())
-                            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+                        n.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| {
+                            c.iter().any(|c| {
+                                c.type_ == "Ready"
+                                    && c.status == "True"
+                                    && since.is_none_or(|since| {
+                                        c.last_heartbeat_time.as_ref().is_some_and(|t| t.0 >= since)
+                                    })
+                            })
+                        })
                     })
                     .collect();
                 if ready.len() >= expected {
