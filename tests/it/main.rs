@@ -12,3 +12,5 @@ mod docker_app;
 mod docker_build;
 mod docker_fixture;
 mod docker_registry;
+mod docker_nodes;
+mod cluster_native;

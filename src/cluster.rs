@@ -1,1 +1,0 @@
-//! Cluster providers behind one trait: native docker, kind, k3d, existing, auto.

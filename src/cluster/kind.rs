@@ -1,0 +1,322 @@
+//! The `kind` provider: drives the installed `kind` CLI with a generated Cluster config.
+//!
+//! The config always points containerd's registry `config_path` at `/etc/containerd/certs.d`
+//! (a `containerdConfigPatches` entry), so wiring the local registry later is one `hosts.toml`
+//! file per node — written through `docker exec`, never a recreate. The registry container
+//! joins kind's `kind` network.
+//!
+//! kind always creates privileged node containers; engines that refuse privileged containers
+//! (like the CI machines here: "unable to apply caps") cannot run kind nodes. There, use the
+//! native `docker` provider. The tests of this module therefore check generated configs and
+//! command lines only.
+
+use std::path::{Path, PathBuf};
+
+use bollard::Docker;
+use serde::Serialize;
+
+use super::{
+    Access, Cluster, ClusterSpec, ClusterState, ClusterStatus, Error, NodeInfo, Provider, RegistryEndpoint, kubeconfig,
+    node, run_cli,
+};
+
+/// The Docker network kind puts every cluster on.
+pub const KIND_NETWORK: &str = "kind";
+/// The label kind sets on node containers, valued with the cluster name.
+pub const KIND_CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";
+const KIND_ROLE_LABEL: &str = "io.x-k8s.kind.role";
+
+/// The containerd patch making `hosts.toml` files under `/etc/containerd/certs.d` effective.
+pub const CONTAINERD_PATCH: &str =
+    "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"";
+
+/// The kind CLI found on PATH.
+pub struct KindProvider {
+    binary: PathBuf,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KindCluster {
+    kind: &'static str,
+    api_version: &'static str,
+    name: String,
+    networking: Networking,
+    nodes: Vec<KindNode>,
+    containerd_config_patches: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Networking {
+    api_server_address: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KindNode {
+    role: &'static str,
+    image: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    extra_port_mappings: Vec<KindPortMapping>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct KindPortMapping {
+    container_port: u16,
+    host_port: u16,
+    listen_address: String,
+    protocol: String,
+}
+
+/// Pure: the kind Cluster config for a spec.
+pub fn cluster_config(spec: &ClusterSpec) -> String {
+    let image = spec.node_image();
+    let mut nodes = Vec::new();
+    for i in 0..spec.servers.max(1) {
+        let extra_port_mappings = if i == 0 {
+            spec.ports
+                .iter()
+                .map(|p| KindPortMapping {
+                    container_port: p.container_port,
+                    host_port: p.host_port,
+                    listen_address: p.host_ip.clone().unwrap_or_else(|| "127.0.0.1".into()),
+                    protocol: p.protocol.to_ascii_uppercase(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        nodes.push(KindNode { role: "control-plane", image: image.clone(), extra_port_mappings });
+    }
+    for _ in 0..spec.agents {
+        nodes.push(KindNode { role: "worker", image: image.clone(), extra_port_mappings: Vec::new() });
+    }
+    let config = KindCluster {
+        kind: "Cluster",
+        api_version: "kind.x-k8s.io/v1alpha4",
+        name: spec.name.clone(),
+        networking: Networking { api_server_address: "127.0.0.1" },
+        nodes,
+        containerd_config_patches: vec![CONTAINERD_PATCH.to_string()],
+    };
+    serde_saphyr::to_string(&config).expect("the kind config serializes")
+}
+
+/// Pure: `kind create cluster` arguments. kind writes its kubeconfig to `kubeconfig` (a
+/// samestack-owned scratch file), never to the user's.
+pub fn create_args(spec: &ClusterSpec, config: &Path, kubeconfig: &Path) -> Vec<String> {
+    vec![
+        "create".into(),
+        "cluster".into(),
+        "--name".into(),
+        spec.name.clone(),
+        "--config".into(),
+        config.display().to_string(),
+        "--kubeconfig".into(),
+        kubeconfig.display().to_string(),
+        "--wait".into(),
+        "5m".into(),
+    ]
+}
+
+/// Pure: `kind delete cluster` arguments.
+pub fn delete_args(spec: &ClusterSpec, kubeconfig: &Path) -> Vec<String> {
+    vec![
+        "delete".into(),
+        "cluster".into(),
+        "--name".into(),
+        spec.name.clone(),
+        "--kubeconfig".into(),
+        kubeconfig.display().to_string(),
+    ]
+}
+
+/// Pure: `kind get kubeconfig` arguments.
+pub fn kubeconfig_args(spec: &ClusterSpec) -> Vec<String> {
+    vec!["get".into(), "kubeconfig".into(), "--name".into(), spec.name.clone()]
+}
+
+impl KindProvider {
+    /// Find `kind` on PATH.
+    pub async fn find() -> Result<Self, Error> {
+        let binary = which::which("kind").map_err(|_| Error::CliNotFound { tool: "kind" })?;
+        Ok(KindProvider { binary })
+    }
+
+    fn scratch_kubeconfig(spec: &ClusterSpec) -> PathBuf {
+        kubeconfig::owned_path(&spec.name).with_file_name("kind-kubeconfig")
+    }
+
+    async fn node_list(&self, docker: &Docker, spec: &ClusterSpec) -> Result<Vec<NodeInfo>, Error> {
+        let mut nodes: Vec<NodeInfo> =
+            node::containers_with_label(docker, &format!("{KIND_CLUSTER_LABEL}={}", spec.name))
+                .await?
+                .iter()
+                .map(|c| NodeInfo {
+                    name: node::summary_name(c),
+                    role: match c.labels.as_ref().and_then(|l| l.get(KIND_ROLE_LABEL)).map(String::as_str) {
+                        Some("worker") => "agent".into(),
+                        _ => "server".into(),
+                    },
+                    running: node::summary_running(c),
+                })
+                .collect();
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(nodes)
+    }
+}
+
+impl Provider for KindProvider {
+    fn name(&self) -> &'static str {
+        "kind"
+    }
+
+    async fn status(&self, spec: &ClusterSpec) -> Result<ClusterStatus, Error> {
+        let docker = node::connect().await?;
+        let nodes = self.node_list(&docker, spec).await?;
+        let running = nodes.iter().filter(|n| n.running).count();
+        let state = match (nodes.len(), running) {
+            (0, _) => ClusterState::Absent,
+            (n, r) if n == r => ClusterState::Running,
+            (_, 0) => ClusterState::Stopped,
+            _ => ClusterState::Degraded,
+        };
+        Ok(ClusterStatus { provider: "kind", state, nodes, api_server: None })
+    }
+
+    async fn ensure(&self, spec: &ClusterSpec) -> Result<Cluster, Error> {
+        let status = self.status(spec).await?;
+        let created = status.state == ClusterState::Absent;
+        let started = matches!(status.state, ClusterState::Stopped | ClusterState::Degraded);
+        if created {
+            let dir = tempfile::tempdir().map_err(|source| Error::KubeconfigIo {
+                path: std::env::temp_dir(),
+                action: "create a temporary directory",
+                source,
+            })?;
+            let config = dir.path().join("kind.yaml");
+            std::fs::write(&config, cluster_config(spec)).map_err(|source| Error::KubeconfigIo {
+                path: config.clone(),
+                action: "write",
+                source,
+            })?;
+            let scratch = Self::scratch_kubeconfig(spec);
+            if let Some(parent) = scratch.parent() {
+                let _ = std::fs::create_dir_all(parent);
+            }
+            run_cli(&self.binary, &create_args(spec, &config, &scratch)).await?;
+        } else if started {
+            self.start(spec).await?;
+        }
+        if let Some(registry) = &spec.registry {
+            self.wire_registry(spec, registry).await?;
+        }
+        Ok(Cluster {
+            name: spec.name.clone(),
+            provider: "kind",
+            created,
+            started,
+            access: self.access(spec).await?,
+            nodes: self.nodes(spec).await?,
+            network: Some(KIND_NETWORK.into()),
+            timings: Vec::new(),
+        })
+    }
+
+    async fn start(&self, spec: &ClusterSpec) -> Result<(), Error> {
+        // kind has no start command; its nodes come back with `docker start`.
+        let docker = node::connect().await?;
+        for n in self.node_list(&docker, spec).await?.iter().filter(|n| !n.running) {
+            docker
+                .start_container(&n.name, None)
+                .await
+                .map_err(|source| Error::Docker { action: format!("start kind node {}", n.name), source })?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, spec: &ClusterSpec) -> Result<(), Error> {
+        let scratch = Self::scratch_kubeconfig(spec);
+        run_cli(&self.binary, &delete_args(spec, &scratch)).await?;
+        let _ = std::fs::remove_file(scratch);
+        Ok(())
+    }
+
+    async fn access(&self, spec: &ClusterSpec) -> Result<Access, Error> {
+        let text = run_cli(&self.binary, &kubeconfig_args(spec)).await?;
+        let context = spec.context_name();
+        Ok(Access::Kubeconfig { yaml: kubeconfig::rename(&text, &context)?, context })
+    }
+
+    async fn nodes(&self, spec: &ClusterSpec) -> Result<Vec<NodeInfo>, Error> {
+        self.node_list(&node::connect().await?, spec).await
+    }
+
+    async fn wire_registry(&self, spec: &ClusterSpec, registry: &RegistryEndpoint) -> Result<(), Error> {
+        let docker = node::connect().await?;
+        node::connect_network(&docker, KIND_NETWORK, &registry.container_name).await?;
+        for n in self.node_list(&docker, spec).await? {
+            node::wire_containerd(&docker, &n.name, registry).await?;
+        }
+        let client = super::client_for(&self.access(spec).await?).await?;
+        super::write_local_registry_hosting(&client, registry).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::PortMapping;
+
+    fn spec() -> ClusterSpec {
+        let mut spec = ClusterSpec::new("shop", "dev");
+        spec.agents = 2;
+        spec.node_image = Some("samestack-test/node:v1.34.4".into());
+        spec.ports =
+            vec![PortMapping { host_ip: None, host_port: 8080, container_port: 30080, protocol: "tcp".into() }];
+        spec.registry = Some(RegistryEndpoint {
+            container_name: "samestack-registry".into(),
+            host_port: 5001,
+            port_in_network: 5000,
+        });
+        spec
+    }
+
+    #[test]
+    fn kind_config_has_nodes_image_ports_and_the_registry_config_path() {
+        let text = cluster_config(&spec());
+        let v: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        assert_eq!(v["kind"], "Cluster");
+        assert_eq!(v["apiVersion"], "kind.x-k8s.io/v1alpha4");
+        assert_eq!(v["name"], "dev");
+        assert_eq!(v["networking"]["apiServerAddress"], "127.0.0.1");
+        let nodes = v["nodes"].as_array().unwrap();
+        let roles: Vec<_> = nodes.iter().map(|n| n["role"].as_str().unwrap()).collect();
+        assert_eq!(roles, ["control-plane", "worker", "worker"]);
+        assert!(nodes.iter().all(|n| n["image"] == "samestack-test/node:v1.34.4"));
+        assert_eq!(
+            nodes[0]["extraPortMappings"][0],
+            serde_json::json!({"containerPort": 30080, "hostPort": 8080, "listenAddress": "127.0.0.1", "protocol": "TCP"})
+        );
+        assert!(nodes[1].get("extraPortMappings").is_none());
+        let patch = v["containerdConfigPatches"][0].as_str().unwrap();
+        assert!(patch.contains("config_path = \"/etc/containerd/certs.d\""), "{patch}");
+    }
+
+    #[test]
+    fn kind_command_lines_keep_the_users_kubeconfig_out_of_it() {
+        let spec = spec();
+        let args = create_args(&spec, Path::new("/tmp/k/kind.yaml"), Path::new("/state/dev/kind-kubeconfig"));
+        assert_eq!(
+            args.join(" "),
+            "create cluster --name dev --config /tmp/k/kind.yaml --kubeconfig /state/dev/kind-kubeconfig --wait 5m"
+        );
+        assert_eq!(
+            delete_args(&spec, Path::new("/state/dev/kind-kubeconfig")).join(" "),
+            "delete cluster --name dev --kubeconfig /state/dev/kind-kubeconfig"
+        );
+        assert_eq!(kubeconfig_args(&spec).join(" "), "get kubeconfig --name dev");
+    }
+}

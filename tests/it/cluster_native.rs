@@ -1,0 +1,243 @@
+//! Cluster tier for the native `docker` provider on the offline node image: create a cluster,
+//! wire a registry container, pull a locally built image through the wired mirror, reach it
+//! through a Service by DNS name, reuse, restart after a stop, delete, and prove nothing is left.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Service};
+use kube::Api;
+use kube::api::{ListParams, LogParams, PostParams};
+use samestack::cluster::{Access, ClusterSpec, DockerProvider, Provider, ProviderChoice, RegistryEndpoint, kubeconfig};
+
+use crate::support;
+
+/// The node image the tests use unless `SAMESTACK_NODE_IMAGE` names another.
+const TEST_NODE_IMAGE: &str = "samestack-test/node:v1.34.4";
+const REGISTRY_IMAGE: &str = "samestack-test/registry:latest";
+const BUSYBOX_IMAGE: &str = "samestack-test/busybox:latest";
+
+fn docker(args: &[&str]) -> (bool, String) {
+    let out = Command::new("docker").args(args).output().expect("docker runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text.trim().to_string())
+}
+
+fn docker_ok(args: &[&str]) -> String {
+    let (ok, text) = docker(args);
+    assert!(ok, "docker {} failed: {text}", args.join(" "));
+    text
+}
+
+/// Gate for cluster-tier tests: Docker plus the node, registry and busybox images. Outside CI a
+/// missing piece skips loudly; in CI it fails.
+fn cluster_or_skip(test: &str) -> Option<String> {
+    support::docker_or_skip(test)?;
+    let node_image =
+        std::env::var("SAMESTACK_NODE_IMAGE").ok().filter(|s| !s.is_empty()).unwrap_or(TEST_NODE_IMAGE.into());
+    let missing: Vec<&str> = [node_image.as_str(), REGISTRY_IMAGE, BUSYBOX_IMAGE]
+        .into_iter()
+        .filter(|image| !docker(&["image", "inspect", "--format", "{{.Id}}", image]).0)
+        .collect();
+    if missing.is_empty() {
+        return Some(node_image);
+    }
+    let how = "build them with tests/cluster/build-images (node) and tests/images/build (registry, busybox)";
+    if support::in_ci() {
+        panic!("{test}: images missing: {missing:?}; CI=true requires the cluster tier to run; {how}");
+    }
+    eprintln!("SKIP {test}: images missing: {missing:?} ({how})");
+    None
+}
+
+/// Removes every container and network labelled with the test's project, even on failure.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let label = format!("label=dev.samestack.project={}", self.0);
+        for id in docker(&["ps", "-aq", "--filter", &label]).1.lines() {
+            docker(&["rm", "-fv", id]);
+        }
+        for id in docker(&["network", "ls", "-q", "--filter", &label]).1.lines() {
+            docker(&["network", "rm", id]);
+        }
+    }
+}
+
+fn object<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
+    serde_json::from_value(value).expect("a valid object")
+}
+
+/// Poll until the pod has finished; returns its phase.
+async fn wait_pod_done(pods: &Api<Pod>, name: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let pod = pods.get(name).await.expect("pod exists");
+        let phase = pod.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+        if phase == "Succeeded" || phase == "Failed" {
+            return phase;
+        }
+        if Instant::now() > deadline {
+            panic!("pod {name} still {phase} after {timeout:?}: {:?}", pod.status);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
+async fn cluster_native_provider_pulls_through_the_registry_mirror_serves_by_dns_and_deletes_cleanly() {
+    let test = "cluster_native_provider_pulls_through_the_registry_mirror_serves_by_dns_and_deletes_cleanly";
+    let Some(node_image) = cluster_or_skip(test) else { return };
+    let project = support::unique_name("cl");
+    let _cleanup = Cleanup(project.clone());
+
+    // A registry container of our own, with a locally built image pushed to it.
+    let registry_name = format!("{project}-registry");
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &registry_name,
+        "--label",
+        &format!("dev.samestack.project={project}"),
+        "-p",
+        "127.0.0.1::5000",
+        REGISTRY_IMAGE,
+    ]);
+    let published = docker_ok(&["port", &registry_name, "5000/tcp"]);
+    let host_port: u16 = published.lines().next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+    let image = format!("localhost:{host_port}/samestack-busybox:t1");
+    docker_ok(&["tag", BUSYBOX_IMAGE, &image]);
+    let mut pushed = false;
+    for _ in 0..50 {
+        // The registry needs a moment to listen after its container starts.
+        if docker(&["push", &image]).0 {
+            pushed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    docker(&["rmi", &image]);
+    assert!(pushed, "could not push {image}");
+    let registry = RegistryEndpoint { container_name: registry_name.clone(), host_port, port_in_network: 5000 };
+
+    let mut spec = ClusterSpec::new(project.clone(), project.clone());
+    spec.provider = ProviderChoice::Docker;
+    spec.node_image = Some(node_image);
+    spec.registry = Some(registry.clone());
+    let provider = DockerProvider::connect().await.unwrap();
+
+    let started = Instant::now();
+    let cluster = provider.ensure(&spec).await.unwrap();
+    eprintln!("FIGURE cluster create: {:.1?} total; steps: {:?}", started.elapsed(), cluster.timings);
+    assert!(cluster.created);
+    assert_eq!(cluster.nodes.len(), 1);
+    let client = cluster.client().await.unwrap();
+    let nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await.unwrap();
+    assert_eq!(nodes.items.len(), 1);
+
+    // KEP-1755 ConfigMap.
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), "kube-public").get("local-registry-hosting").await.unwrap();
+    let doc = &cm.data.unwrap()["localRegistryHosting.v1"];
+    assert!(doc.contains(&format!("host: \"localhost:{host_port}\"")), "{doc}");
+
+    // A second ensure reuses the cluster.
+    let again = Instant::now();
+    let reused = provider.ensure(&spec).await.unwrap();
+    eprintln!("FIGURE cluster reuse: {:.1?}", again.elapsed());
+    assert!(!reused.created && !reused.started);
+
+    // The kubeconfig merges into a user file and works from there.
+    let home = tempfile::tempdir().unwrap();
+    let user = home.path().join("config");
+    let installed =
+        kubeconfig::install(&project, &spec.context_name(), cluster.kubeconfig_yaml().unwrap(), &user).unwrap();
+    let from_user = samestack::cluster::client_for(&Access::UserContext {
+        path: Some(user.clone()),
+        context: Some(spec.context_name()),
+    })
+    .await
+    .unwrap();
+    assert_eq!(Api::<Node>::all(from_user).list(&ListParams::default()).await.unwrap().items.len(), 1);
+    kubeconfig::uninstall(&project, &installed.context, &user).unwrap();
+
+    // Work runs: an HTTP server from the local registry, reached through a Service by DNS name.
+    let ns = "samestack-it";
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &object(serde_json::json!({"metadata": {"name": ns}})))
+        .await
+        .unwrap();
+    let labels = BTreeMap::from([("app".to_string(), "web".to_string())]);
+    let deployment: Deployment = object(serde_json::json!({
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{
+                    "name": "web",
+                    "image": image,
+                    "imagePullPolicy": "Always",
+                    "command": ["sh", "-c", "mkdir -p /www && echo hello-from-samestack > /www/index.html && exec httpd -f -p 8080 -h /www"],
+                    "ports": [{"containerPort": 8080}],
+                    "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
+                }]},
+            },
+        },
+    }));
+    Api::<Deployment>::namespaced(client.clone(), ns).create(&PostParams::default(), &deployment).await.unwrap();
+    let service: Service = object(serde_json::json!({
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {"selector": labels, "ports": [{"port": 80, "targetPort": 8080}]},
+    }));
+    Api::<Service>::namespaced(client.clone(), ns).create(&PostParams::default(), &service).await.unwrap();
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
+    let probe: Pod = object(serde_json::json!({
+        "metadata": {"name": "probe", "namespace": ns},
+        "spec": {
+            "restartPolicy": "OnFailure",
+            "containers": [{
+                "name": "probe",
+                "image": image,
+                "command": ["sh", "-c", "until wget -qO- -T 2 http://web.samestack-it.svc.cluster.local/; do sleep 1; done"],
+            }],
+        },
+    }));
+    pods.create(&PostParams::default(), &probe).await.unwrap();
+    let phase = wait_pod_done(&pods, "probe", Duration::from_secs(240)).await;
+    let logs = pods.logs("probe", &LogParams::default()).await.unwrap_or_default();
+    assert_eq!(phase, "Succeeded", "probe logs: {logs}");
+    assert!(logs.contains("hello-from-samestack"), "probe logs: {logs}");
+
+    // After the nodes were stopped (a reboot), ensure starts them and the cluster works again.
+    for node in &cluster.nodes {
+        docker_ok(&["stop", &node.name]);
+    }
+    let restart = Instant::now();
+    let restarted = provider.ensure(&spec).await.unwrap();
+    eprintln!("FIGURE cluster restart after stop: {:.1?}", restart.elapsed());
+    assert!(restarted.started && !restarted.created);
+    let client = restarted.client().await.unwrap();
+    Api::<ConfigMap>::namespaced(client.clone(), "kube-public").get("local-registry-hosting").await.unwrap();
+
+    // Delete: the nodes, their volumes and the network go; the registry is only disconnected.
+    let volumes = docker_ok(&[
+        "inspect",
+        "--format",
+        "{{range .Mounts}}{{if eq .Type \"volume\"}}{{.Name}} {{end}}{{end}}",
+        &cluster.nodes[0].name,
+    ]);
+    provider.delete(&spec).await.unwrap();
+    assert!(docker(&["inspect", &registry_name]).0, "the registry container is kept");
+    docker_ok(&["rm", "-fv", &registry_name]);
+    let label = format!("label=dev.samestack.project={project}");
+    assert_eq!(docker_ok(&["ps", "-aq", "--filter", &label]), "", "no container left");
+    assert_eq!(docker_ok(&["network", "ls", "-q", "--filter", &label]), "", "no network left");
+    for volume in volumes.split_whitespace() {
+        assert!(!docker(&["volume", "inspect", volume]).0, "volume {volume} left behind");
+    }
+}
