@@ -49,7 +49,14 @@ pub fn kind_of(err: &anyhow::Error) -> ErrorKind {
         };
     }
     for cause in err.chain() {
-        classify!(cause, NotAvailable, crate::config::Error, crate::profile::Error, crate::render::Error);
+        classify!(
+            cause,
+            NotAvailable,
+            crate::config::Error,
+            crate::profile::Error,
+            crate::render::Error,
+            crate::kube::Error,
+        );
     }
     ErrorKind::Environment
 }
