@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use crate::cli::{Cli, Command};
 use crate::error::NotAvailable;
 
+mod doctor;
+
 /// The outcome of a command that ran to the end: success, or a negative result such as
 /// undeclared drift or a blocking doctor finding (exit code 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +37,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Ci(_) => "ci",
         Command::Render(_) => "render",
         Command::Parity(_) => "parity",
-        Command::Doctor(_) => "doctor",
+        Command::Doctor(args) => return doctor::run(&args, &cli.global).await,
         Command::Status(_) => "status",
         Command::Down(_) => "down",
         Command::Init(_) => "init",

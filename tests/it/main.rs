@@ -2,4 +2,6 @@
 //! `docker` / `cluster` in their names so a filter selects a tier.
 
 mod cli;
+mod cluster_kube;
+mod doctor;
 mod support;
