@@ -84,8 +84,14 @@ pub struct ToolFact {
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum Holder {
     /// A Docker container publishes it; `ours` when samestack created it (label-owned).
-    Container { name: String, ours: bool },
-    Process { pid: u32, command: String },
+    Container {
+        name: String,
+        ours: bool,
+    },
+    Process {
+        pid: u32,
+        command: String,
+    },
     Unknown,
 }
 
@@ -146,13 +152,24 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
     let mut checks = Vec::new();
     match &facts.docker {
         Some(DockerProbe::Reachable(d)) => {
-            checks.push(check("docker", Severity::Ok, format!("Docker {} (API {}) at {}", d.server_version, d.api_version, d.host), None));
+            checks.push(check(
+                "docker",
+                Severity::Ok,
+                format!("Docker {} (API {}) at {}", d.server_version, d.api_version, d.host),
+                None,
+            ));
             let memory = d.memory_bytes.max(0) as u64;
             let detail = format!("{} memory, {} CPUs for containers", gib(memory), d.cpus);
             let (severity, fix) = if memory < 2 * GIB {
-                (Severity::Blocker, Some("give Docker at least 4 GiB of memory (Docker Desktop: Settings > Resources)".into()))
+                (
+                    Severity::Blocker,
+                    Some("give Docker at least 4 GiB of memory (Docker Desktop: Settings > Resources)".into()),
+                )
             } else if memory < 4 * GIB || d.cpus < 2 {
-                (Severity::Warn, Some("give Docker at least 4 GiB of memory and 2 CPUs for a cluster plus the app".into()))
+                (
+                    Severity::Warn,
+                    Some("give Docker at least 4 GiB of memory and 2 CPUs for a cluster plus the app".into()),
+                )
             } else {
                 (Severity::Ok, None)
             };
@@ -166,7 +183,12 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
             } else {
                 "start Docker (`sudo systemctl start docker`, or open Docker Desktop)".to_string()
             };
-            checks.push(check("docker", Severity::Blocker, format!("Docker is not reachable at {host}: {error}"), Some(fix)));
+            checks.push(check(
+                "docker",
+                Severity::Blocker,
+                format!("Docker is not reachable at {host}: {error}"),
+                Some(fix),
+            ));
         }
         None => {}
     }
@@ -189,7 +211,10 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
                 id,
                 Severity::Blocker,
                 format!("samestack.yaml asks for provider `{}`, but `{}` is not on PATH", tool.name, tool.name),
-                Some(format!("install {} and put it on PATH, or set `cluster.provider: docker` (needs only Docker)", tool.name)),
+                Some(format!(
+                    "install {} and put it on PATH, or set `cluster.provider: docker` (needs only Docker)",
+                    tool.name
+                )),
             )),
             (None, false) => {
                 let why = if tool.name == "kubectl" {
@@ -215,9 +240,11 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
     for port in &facts.ports {
         let (severity, detail, fix) = match &port.holder {
             None => (Severity::Ok, format!("port {} ({}) is free", port.port, port.purpose), None),
-            Some(Holder::Container { name, ours: true }) => {
-                (Severity::Ok, format!("port {} ({}) is held by samestack's own container {name}", port.port, port.purpose), None)
-            }
+            Some(Holder::Container { name, ours: true }) => (
+                Severity::Ok,
+                format!("port {} ({}) is held by samestack's own container {name}", port.port, port.purpose),
+                None,
+            ),
             Some(holder) => {
                 let who = match holder {
                     Holder::Container { name, .. } => format!("container {name}"),
@@ -244,8 +271,10 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
         ("max_user_instances", facts.inotify_max_user_instances, RECOMMENDED_INSTANCES),
     ];
     let low: Vec<_> = limits.iter().filter(|(_, v, rec)| v.is_some_and(|v| v < *rec)).collect();
-    let shown: Vec<String> =
-        limits.iter().map(|(n, v, _)| format!("{n} {}", v.map(|v| v.to_string()).unwrap_or_else(|| "unknown".into()))).collect();
+    let shown: Vec<String> = limits
+        .iter()
+        .map(|(n, v, _)| format!("{n} {}", v.map(|v| v.to_string()).unwrap_or_else(|| "unknown".into())))
+        .collect();
     if low.is_empty() {
         checks.push(check("inotify", Severity::Ok, shown.join(", "), None));
     } else {
@@ -253,11 +282,12 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
         checks.push(check(
             "inotify",
             Severity::Warn,
-            format!("{} (below the recommended {}): file watching and many pods may fail with \"too many open files\"", shown.join(", "), low.iter().map(|(n, _, r)| format!("{n} {r}")).collect::<Vec<_>>().join(", ")),
-            Some(format!(
-                "`sudo sysctl {}`, and persist it in /etc/sysctl.d/99-samestack.conf",
-                set.join(" ")
-            )),
+            format!(
+                "{} (below the recommended {}): file watching and many pods may fail with \"too many open files\"",
+                shown.join(", "),
+                low.iter().map(|(n, _, r)| format!("{n} {r}")).collect::<Vec<_>>().join(", ")
+            ),
+            Some(format!("`sudo sysctl {}`, and persist it in /etc/sysctl.d/99-samestack.conf", set.join(" "))),
         ));
     }
 
@@ -269,12 +299,20 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
             "cgroup v1: Kubernetes 1.35+ kubelets refuse it unless told otherwise (samestack's nodes do)",
             Some("move to cgroup v2 when you can (boot with `systemd.unified_cgroup_hierarchy=1`)".into()),
         )),
-        _ => checks.push(check("cgroup", Severity::Warn, "cgroup version unknown (/sys/fs/cgroup not readable)", Some("check that /sys/fs/cgroup is mounted".into()))),
+        _ => checks.push(check(
+            "cgroup",
+            Severity::Warn,
+            "cgroup version unknown (/sys/fs/cgroup not readable)",
+            Some("check that /sys/fs/cgroup is mounted".into()),
+        )),
     }
 
     for disk in &facts.disks {
         let detail = format!("{} free on {} ({})", gib(disk.free_bytes), disk.path.display(), disk.what);
-        let fix = Some(format!("free space on {} (`docker system df` shows what Docker uses; `docker image prune` removes unused images)", disk.path.display()));
+        let fix = Some(format!(
+            "free space on {} (`docker system df` shows what Docker uses; `docker image prune` removes unused images)",
+            disk.path.display()
+        ));
         let (severity, fix) = if disk.free_bytes < 2 * GIB {
             (Severity::Blocker, fix)
         } else if disk.free_bytes < 10 * GIB {
@@ -304,17 +342,23 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
     checks
 }
 
+/// Host ports (number, the setting that names it) and the provider named in a project file.
+pub type ConfiguredPorts = (Vec<(u16, String)>, Option<String>);
+
 /// Host ports named in a project file, read leniently from its YAML: `registry.host_port` and
 /// `cluster.ports` (numbers, "HOST:CONTAINER" strings, or maps with `host`/`host_port`).
 /// Also returns `cluster.provider`. The typed config loader will replace this.
-pub fn ports_from_config(yaml: &str) -> Result<(Vec<(u16, String)>, Option<String>), String> {
+pub fn ports_from_config(yaml: &str) -> Result<ConfiguredPorts, String> {
     let doc: Value = serde_saphyr::from_str(yaml).map_err(|e| e.to_string())?;
     let mut ports = Vec::new();
     let as_port = |v: &Value| -> Option<u16> {
         match v {
             Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
             Value::String(s) => s.split(':').next()?.trim().parse().ok(),
-            Value::Object(m) => ["host", "host_port", "hostPort"].iter().find_map(|k| m.get(*k)?.as_u64()).and_then(|n| u16::try_from(n).ok()),
+            Value::Object(m) => ["host", "host_port", "hostPort"]
+                .iter()
+                .find_map(|k| m.get(*k)?.as_u64())
+                .and_then(|n| u16::try_from(n).ok()),
             _ => None,
         }
     };
@@ -325,7 +369,9 @@ pub fn ports_from_config(yaml: &str) -> Result<(Vec<(u16, String)>, Option<Strin
         }
     }
     for key in ["ports", "host_ports", "port_mappings"] {
-        for (i, item) in doc.pointer(&format!("/cluster/{key}")).and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, item) in
+            doc.pointer(&format!("/cluster/{key}")).and_then(Value::as_array).into_iter().flatten().enumerate()
+        {
             if let Some(p) = as_port(item) {
                 ports.push((p, format!("cluster.{key}[{i}]")));
             }
@@ -354,11 +400,46 @@ pub fn listening_sockets(table: &str) -> Vec<(u16, u64)> {
 
 /// Capability names (index = number), for the ones a privileged container gets.
 const CAPABILITIES: [&str; 41] = [
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
-    "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
-    "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
-    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
-    "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
     "CHECKPOINT_RESTORE",
 ];
 
@@ -369,7 +450,9 @@ pub fn missing_capabilities(status: &str, cap_last_cap: u32) -> Option<Vec<Strin
     Some(
         (0..=cap_last_cap.min(63))
             .filter(|bit| mask & (1u64 << bit) == 0)
-            .map(|bit| CAPABILITIES.get(bit as usize).map(|n| format!("CAP_{n}")).unwrap_or_else(|| format!("cap {bit}")))
+            .map(|bit| {
+                CAPABILITIES.get(bit as usize).map(|n| format!("CAP_{n}")).unwrap_or_else(|| format!("cap {bit}"))
+            })
             .collect(),
     )
 }
@@ -400,8 +483,12 @@ async fn probe_docker() -> (DockerProbe, HashMap<u16, Holder>) {
     };
     let mut holders = HashMap::new();
     for c in containers {
-        let name = c.names.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default();
-        let ours = c.labels.as_ref().is_some_and(|l| l.contains_key(crate::kube::PROJECT_LABEL) || l.contains_key("dev.samestack.registry"));
+        let name =
+            c.names.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default();
+        let ours = c
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(crate::kube::PROJECT_LABEL) || l.contains_key("dev.samestack.registry"));
         for p in c.ports.iter().flatten() {
             if let Some(public) = p.public_port {
                 holders.insert(public, Holder::Container { name: name.clone(), ours });
@@ -426,7 +513,9 @@ async fn probe_tool(name: &str, args: &[&str]) -> ToolFact {
     };
     let run = tokio::process::Command::new(&path).args(args).kill_on_drop(true).output();
     let version = match tokio::time::timeout(Duration::from_secs(5), run).await {
-        Ok(Ok(out)) => String::from_utf8_lossy(&out.stdout).lines().next().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()),
+        Ok(Ok(out)) => {
+            String::from_utf8_lossy(&out.stdout).lines().next().map(|l| l.trim().to_string()).filter(|l| !l.is_empty())
+        }
         _ => None,
     };
     ToolFact { name: name.into(), path: Some(path), version }
@@ -515,18 +604,19 @@ pub async fn gather(project_file: &Path) -> Facts {
 
     let project_dir = project_file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let project_dir = std::fs::canonicalize(project_dir).unwrap_or_else(|_| project_dir.to_path_buf());
-    if let Some(DockerProbe::Reachable(d)) = Some(&docker) {
-        if let (true, Some(root)) = (d.local, &d.root_dir) {
-            if let Some(free) = free_space(Path::new(root)) {
-                facts.disks.push(DiskFact { what: "Docker root".into(), path: root.into(), free_bytes: free });
-            }
-        }
+    if let Some(DockerProbe::Reachable(d)) = Some(&docker)
+        && let (true, Some(root)) = (d.local, &d.root_dir)
+        && let Some(free) = free_space(Path::new(root))
+    {
+        facts.disks.push(DiskFact { what: "Docker root".into(), path: root.into(), free_bytes: free });
     }
     if let Some(free) = free_space(&project_dir) {
         facts.disks.push(DiskFact { what: "project".into(), path: project_dir, free_bytes: free });
     }
 
-    if let (Ok(status), Some(last)) = (std::fs::read_to_string("/proc/self/status"), read_u64("/proc/sys/kernel/cap_last_cap")) {
+    if let (Ok(status), Some(last)) =
+        (std::fs::read_to_string("/proc/self/status"), read_u64("/proc/sys/kernel/cap_last_cap"))
+    {
         facts.missing_capabilities = missing_capabilities(&status, last as u32);
     }
     facts.docker = Some(docker);
@@ -556,7 +646,10 @@ pub fn render_human(report: &Report, symbols: bool) -> String {
     let blockers = report.checks.iter().filter(|c| c.severity == Severity::Blocker).count();
     let warnings = report.checks.iter().filter(|c| c.severity == Severity::Warn).count();
     let _ = if blockers > 0 {
-        writeln!(out, "\n{blockers} blocker(s), {warnings} warning(s): `samestack up` cannot succeed until the blockers are fixed")
+        writeln!(
+            out,
+            "\n{blockers} blocker(s), {warnings} warning(s): `samestack up` cannot succeed until the blockers are fixed"
+        )
     } else {
         writeln!(out, "\n{warnings} warning(s), nothing blocks `samestack up`")
     };
@@ -580,7 +673,11 @@ mod tests {
             })),
             tools: vec![
                 ToolFact { name: "kind".into(), path: None, version: None },
-                ToolFact { name: "kubectl".into(), path: Some("/usr/bin/kubectl".into()), version: Some("Client Version: v1.34.4".into()) },
+                ToolFact {
+                    name: "kubectl".into(),
+                    path: Some("/usr/bin/kubectl".into()),
+                    version: Some("Client Version: v1.34.4".into()),
+                },
             ],
             provider: None,
             ports: vec![PortFact { port: 5001, purpose: "registry.host_port".into(), holder: None }],
@@ -609,7 +706,10 @@ mod tests {
     #[test]
     fn every_problem_has_a_fix() {
         let mut facts = healthy();
-        facts.docker = Some(DockerProbe::Unreachable { host: "unix:///tmp/dead.sock".into(), error: "No such file or directory".into() });
+        facts.docker = Some(DockerProbe::Unreachable {
+            host: "unix:///tmp/dead.sock".into(),
+            error: "No such file or directory".into(),
+        });
         facts.provider = Some("kind".into());
         facts.ports[0].holder = Some(Holder::Process { pid: 42, command: "nginx".into() });
         facts.inotify_max_user_watches = Some(8192);

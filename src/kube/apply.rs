@@ -144,7 +144,11 @@ pub async fn apply_waves(
         let h = head(doc, 0)?;
         let custom = crd_kinds.contains(&(group_of(h.api_version).to_string(), h.kind.to_string()));
         if !custom && client.resolve(h.api_version, h.kind).await?.is_none() {
-            return Err(Error::UnknownKind { api_version: h.api_version.into(), kind: h.kind.into(), name: h.name.into() });
+            return Err(Error::UnknownKind {
+                api_version: h.api_version.into(),
+                kind: h.kind.into(),
+                name: h.name.into(),
+            });
         }
     }
 
@@ -160,7 +164,8 @@ pub async fn apply_waves(
         let apply_ms = started.elapsed().as_millis();
         let ready_started = Instant::now();
         if options.wait {
-            let targets: Vec<(ResourceType, ObjectKey)> = results.iter().map(|(k, _, t)| (t.clone(), k.clone())).collect();
+            let targets: Vec<(ResourceType, ObjectKey)> =
+                results.iter().map(|(k, _, t)| (t.clone(), k.clone())).collect();
             wait::wait_wave(client, wave.phase, &targets, options.wave_timeout).await?;
         }
         if wave.phase == Phase::Foundation && !crd_kinds.is_empty() {
@@ -174,7 +179,12 @@ pub async fn apply_waves(
                 ObjectChange { key, change }
             })
             .collect();
-        report.waves.push(WaveReport { phase: wave.phase, objects, apply_ms, ready_ms: ready_started.elapsed().as_millis() });
+        report.waves.push(WaveReport {
+            phase: wave.phase,
+            objects,
+            apply_ms,
+            ready_ms: ready_started.elapsed().as_millis(),
+        });
     }
     if options.prune {
         report.pruned = prune(client, project, &applied).await?;
@@ -191,7 +201,11 @@ fn api_error(object: String, action: &'static str, source: ::kube::Error) -> Err
     }
 }
 
-async fn apply_one(client: &KubeClient, doc: &Value, default_namespace: &str) -> Result<(ObjectKey, Change, ResourceType)> {
+async fn apply_one(
+    client: &KubeClient,
+    doc: &Value,
+    default_namespace: &str,
+) -> Result<(ObjectKey, Change, ResourceType)> {
     let h = head(doc, 0)?;
     let ty = client.resolve(h.api_version, h.kind).await?.ok_or_else(|| Error::UnknownKind {
         api_version: h.api_version.into(),
@@ -199,7 +213,12 @@ async fn apply_one(client: &KubeClient, doc: &Value, default_namespace: &str) ->
         name: h.name.into(),
     })?;
     let namespace = ty.namespaced().then(|| h.namespace.unwrap_or(default_namespace).to_string());
-    let key = ObjectKey { group: ty.resource.group.clone(), kind: h.kind.into(), namespace: namespace.clone(), name: h.name.into() };
+    let key = ObjectKey {
+        group: ty.resource.group.clone(),
+        kind: h.kind.into(),
+        namespace: namespace.clone(),
+        name: h.name.into(),
+    };
     let mut doc = doc.clone();
     if let (Some(ns), Some(meta)) = (&namespace, doc.get_mut("metadata").and_then(Value::as_object_mut)) {
         meta.insert("namespace".into(), ns.clone().into());
@@ -294,9 +313,13 @@ mod tests {
 
     #[test]
     fn stamps_labels_keeping_others() {
-        let mut m = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"app": "api"}}});
+        let mut m =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"app": "api"}}});
         stamp_ownership(&mut m, "shop");
-        assert_eq!(m["metadata"]["labels"], json!({"app": "api", PROJECT_LABEL: "shop", MANAGED_BY_LABEL: "samestack"}));
+        assert_eq!(
+            m["metadata"]["labels"],
+            json!({"app": "api", PROJECT_LABEL: "shop", MANAGED_BY_LABEL: "samestack"})
+        );
         let mut bare = json!({"apiVersion": "v1", "kind": "ConfigMap"});
         stamp_ownership(&mut bare, "shop");
         assert_eq!(bare["metadata"]["labels"][PROJECT_LABEL], "shop");
@@ -304,14 +327,16 @@ mod tests {
 
     #[test]
     fn crd_kinds_come_from_spec() {
-        let crd = json!({"kind": "CustomResourceDefinition", "spec": {"group": "example.com", "names": {"kind": "Widget"}}});
+        let crd =
+            json!({"kind": "CustomResourceDefinition", "spec": {"group": "example.com", "names": {"kind": "Widget"}}});
         let kinds = kinds_defined_by_crds(&[crd, json!({"kind": "ConfigMap"})]);
         assert_eq!(kinds, [("example.com".to_string(), "Widget".to_string())].into());
     }
 
     #[test]
     fn report_counts_and_nothing_changed() {
-        let key = ObjectKey { group: String::new(), kind: "ConfigMap".into(), namespace: Some("s".into()), name: "c".into() };
+        let key =
+            ObjectKey { group: String::new(), kind: "ConfigMap".into(), namespace: Some("s".into()), name: "c".into() };
         let wave = |change| WaveReport {
             phase: Phase::Config,
             objects: vec![ObjectChange { key: key.clone(), change }],

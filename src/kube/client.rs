@@ -20,7 +20,7 @@ use super::{Error, Result};
 pub struct KubeClient {
     client: Client,
     server: String,
-    discovery: Mutex<Option<Arc<Discovery>>>,
+    discovery: Mutex<Option<Arc<Vec<Discovery>>>>,
 }
 
 /// A resolved resource type: how to address it, and whether it is namespaced.
@@ -40,11 +40,8 @@ impl KubeClient {
     /// Connects to the cluster of `context` (the file's current context when None) in the
     /// kubeconfig at `kubeconfig`. Nothing is sent to the server yet.
     pub async fn connect(kubeconfig: &Path, context: Option<&str>) -> Result<Self> {
-        let kubeconfig_error = |source| Error::Kubeconfig {
-            path: kubeconfig.to_path_buf(),
-            context: context.map(str::to_string),
-            source,
-        };
+        let kubeconfig_error =
+            |source| Error::Kubeconfig { path: kubeconfig.to_path_buf(), context: context.map(str::to_string), source };
         let file = Kubeconfig::read_from(kubeconfig).map_err(kubeconfig_error)?;
         let options = KubeConfigOptions { context: context.map(str::to_string), ..Default::default() };
         let mut config = Config::from_custom_kubeconfig(file, &options).await.map_err(kubeconfig_error)?;
@@ -82,14 +79,36 @@ impl KubeClient {
     }
 
     /// The cached discovery, fetched on first use.
-    pub(crate) async fn discovery(&self) -> Result<Arc<Discovery>> {
+    pub(crate) async fn discovery(&self) -> Result<Arc<Vec<Discovery>>> {
         let mut cached = self.discovery.lock().await;
         if let Some(d) = cached.as_ref() {
             return Ok(d.clone());
         }
-        let fresh = Arc::new(Discovery::new(self.client.clone()).run().await.map_err(|s| self.unreachable(s))?);
+        let fresh = Arc::new(self.discover().await?);
         *cached = Some(fresh.clone());
         Ok(fresh)
+    }
+
+    /// Aggregated discovery (two requests, Kubernetes 1.26+). When that fails, group by group,
+    /// skipping groups that do not answer: one broken aggregated API (a metrics server that is
+    /// down) or a CRD being registered at this moment must not stop an apply.
+    async fn discover(&self) -> Result<Vec<Discovery>> {
+        match Discovery::new(self.client.clone()).run_aggregated().await {
+            Ok(d) => return Ok(vec![d]),
+            Err(err) => tracing::debug!(%err, "aggregated discovery failed; discovering group by group"),
+        }
+        let groups = self.client.list_api_groups().await.map_err(|s| self.unreachable(s))?;
+        let names: Vec<String> =
+            std::iter::once(String::new()).chain(groups.groups.into_iter().map(|g| g.name)).collect();
+        let mut found = Vec::new();
+        for name in names {
+            match Discovery::new(self.client.clone()).filter(&[name.as_str()]).run().await {
+                Ok(d) => found.push(d),
+                Err(err) if name.is_empty() => return Err(self.unreachable(err)),
+                Err(err) => tracing::warn!(group = %name, %err, "API group does not answer discovery; skipped"),
+            }
+        }
+        Ok(found)
     }
 
     /// Forgets the cached discovery (after CRDs were established, new kinds exist).
@@ -103,7 +122,8 @@ impl KubeClient {
         Ok(self
             .discovery()
             .await?
-            .resolve_gvk(&gvk)
+            .iter()
+            .find_map(|d| d.resolve_gvk(&gvk))
             .map(|(resource, capabilities)| ResourceType { resource, capabilities }))
     }
 
@@ -111,7 +131,8 @@ impl KubeClient {
     pub(crate) async fn types_supporting(&self, verbs: &[&str]) -> Result<Vec<ResourceType>> {
         let discovery = self.discovery().await?;
         Ok(discovery
-            .groups()
+            .iter()
+            .flat_map(|d| d.groups())
             .flat_map(|g| g.recommended_resources())
             .filter(|(_, caps)| verbs.iter().all(|v| caps.supports_operation(v)))
             .map(|(resource, capabilities)| ResourceType { resource, capabilities })

@@ -67,11 +67,11 @@ fn container_statuses(pod: &Value) -> impl Iterator<Item = &Value> {
 pub fn pod_findings(pod: &Value) -> Vec<String> {
     let name = str_at(pod, "/metadata/name").unwrap_or("?");
     let mut findings = Vec::new();
-    if let Some(c) = super::readiness::condition(pod, "PodScheduled") {
-        if str_at(c, "/status") == Some("False") {
-            let reason = str_at(c, "/reason").unwrap_or("not scheduled");
-            findings.push(format!("pod {name} {}: {}", reason.to_lowercase(), str_at(c, "/message").unwrap_or("")));
-        }
+    if let Some(c) = super::readiness::condition(pod, "PodScheduled")
+        && str_at(c, "/status") == Some("False")
+    {
+        let reason = str_at(c, "/reason").unwrap_or("not scheduled");
+        findings.push(format!("pod {name} {}: {}", reason.to_lowercase(), str_at(c, "/message").unwrap_or("")));
     }
     for status in container_statuses(pod) {
         let container = str_at(status, "/name").unwrap_or("?");
@@ -91,16 +91,21 @@ pub fn pod_findings(pod: &Value) -> Vec<String> {
                 "CrashLoopBackOff" => {
                     let exit = last.and_then(|t| i64_at(t, "/exitCode"));
                     let why = last.and_then(|t| str_at(t, "/reason")).unwrap_or("Error");
-                    let exit = exit.map(|c| format!("last exit code {c} ({why})")).unwrap_or_else(|| "no exit code".into());
+                    let exit =
+                        exit.map(|c| format!("last exit code {c} ({why})")).unwrap_or_else(|| "no exit code".into());
                     findings.push(format!("{at}: CrashLoopBackOff, {exit}, restarted {restarts} times"));
                 }
                 "ContainerCreating" | "PodInitializing" if message.is_empty() => {}
-                _ => findings.push(format!("{at}: {reason}{}", if message.is_empty() { String::new() } else { format!(": {message}") })),
+                _ => findings.push(format!(
+                    "{at}: {reason}{}",
+                    if message.is_empty() { String::new() } else { format!(": {message}") }
+                )),
             }
         } else if let Some(term) = status.pointer("/state/terminated") {
             let code = i64_at(term, "/exitCode").unwrap_or(0);
             if code != 0 {
-                findings.push(format!("{at}: exited with code {code} ({})", str_at(term, "/reason").unwrap_or("Error")));
+                findings
+                    .push(format!("{at}: exited with code {code} ({})", str_at(term, "/reason").unwrap_or("Error")));
             }
         } else if status.pointer("/state/running").is_some() && status.get("ready") == Some(&Value::Bool(false)) {
             findings.push(format!("{at}: running but not ready (see the probe events below)"));
@@ -118,7 +123,11 @@ pub fn pod_findings(pod: &Value) -> Vec<String> {
 pub fn event_findings(events: &[Value]) -> Vec<String> {
     let mut warnings: Vec<&Value> = events.iter().filter(|e| str_at(e, "/type") == Some("Warning")).collect();
     let time = |e: &Value| {
-        str_at(e, "/lastTimestamp").or_else(|| str_at(e, "/eventTime")).or_else(|| str_at(e, "/metadata/creationTimestamp")).unwrap_or("").to_string()
+        str_at(e, "/lastTimestamp")
+            .or_else(|| str_at(e, "/eventTime"))
+            .or_else(|| str_at(e, "/metadata/creationTimestamp"))
+            .unwrap_or("")
+            .to_string()
     };
     warnings.sort_by_key(|e| time(e));
     let mut seen: Vec<(String, String, String)> = Vec::new();
@@ -157,7 +166,8 @@ pub fn logs_wanted(pods: &[Value]) -> Vec<LogRequest> {
         for status in container_statuses(pod) {
             let container = str_at(status, "/name").unwrap_or("?").to_string();
             let failed = |t: Option<&Value>| t.is_some_and(|t| i64_at(t, "/exitCode").unwrap_or(0) != 0);
-            let previous = i64_at(status, "/restartCount").unwrap_or(0) > 0 && failed(status.pointer("/lastState/terminated"));
+            let previous =
+                i64_at(status, "/restartCount").unwrap_or(0) > 0 && failed(status.pointer("/lastState/terminated"));
             if failed(status.pointer("/state/terminated")) {
                 wanted.push(LogRequest { pod: pod_name.into(), container, previous: false });
             } else if previous {
@@ -226,7 +236,12 @@ mod tests {
         let d = diagnose("Deployment shop/api", "0 of 1 updated replicas available", &pods, &[], &logs);
         let out = d.to_string();
         assert!(out.starts_with("Deployment shop/api: 0 of 1 updated replicas available\n"), "{out}");
-        assert!(out.contains("pod api-5f7c-x2 container api: CrashLoopBackOff, last exit code 3 (Error), restarted 4 times"), "{out}");
+        assert!(
+            out.contains(
+                "pod api-5f7c-x2 container api: CrashLoopBackOff, last exit code 3 (Error), restarted 4 times"
+            ),
+            "{out}"
+        );
         assert!(out.contains("last 20 log lines:"), "{out}");
         assert!(out.contains("| line 30") && out.contains("| line 11") && !out.contains("| line 10\n"), "{out}");
     }
@@ -238,7 +253,13 @@ mod tests {
             "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"localhost:5001/web:v9\""}}}]}});
         let f = pod_findings(&pod);
         assert_eq!(f.len(), 1);
-        assert!(f[0].starts_with("pod p container web: ImagePullBackOff for image localhost:5001/web:v9: Back-off pulling image"), "{}", f[0]);
+        assert!(
+            f[0].starts_with(
+                "pod p container web: ImagePullBackOff for image localhost:5001/web:v9: Back-off pulling image"
+            ),
+            "{}",
+            f[0]
+        );
         assert!(f[0].contains("fix:"));
         assert!(logs_wanted(&[pod]).is_empty(), "no logs for a container that never ran");
     }
@@ -258,19 +279,36 @@ mod tests {
     fn failed_job_pod_wants_current_logs() {
         let pod = json!({"metadata": {"name": "migrate-abc"}, "status": {"phase": "Failed", "containerStatuses": [{
             "name": "migrate", "restartCount": 0, "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}]}});
-        assert_eq!(logs_wanted(std::slice::from_ref(&pod)), [LogRequest { pod: "migrate-abc".into(), container: "migrate".into(), previous: false }]);
+        assert_eq!(
+            logs_wanted(std::slice::from_ref(&pod)),
+            [LogRequest { pod: "migrate-abc".into(), container: "migrate".into(), previous: false }]
+        );
         assert_eq!(pod_findings(&pod), ["pod migrate-abc container migrate: exited with code 1 (Error)"]);
     }
 
     #[test]
     fn events_are_warnings_only_deduplicated_in_time_order() {
-        let ev = |t: &str, reason: &str, msg: &str, ts: &str, count: i64| json!({"type": t, "reason": reason, "message": msg,
-            "lastTimestamp": ts, "count": count, "involvedObject": {"kind": "Pod", "name": "api-1"}});
+        let ev = |t: &str, reason: &str, msg: &str, ts: &str, count: i64| {
+            json!({"type": t, "reason": reason, "message": msg,
+            "lastTimestamp": ts, "count": count, "involvedObject": {"kind": "Pod", "name": "api-1"}})
+        };
         let events = [
-            ev("Warning", "Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 500", "2026-01-01T00:00:03Z", 7),
+            ev(
+                "Warning",
+                "Unhealthy",
+                "Readiness probe failed: HTTP probe failed with statuscode: 500",
+                "2026-01-01T00:00:03Z",
+                7,
+            ),
             ev("Normal", "Pulled", "Successfully pulled", "2026-01-01T00:00:01Z", 1),
             ev("Warning", "BackOff", "Back-off restarting failed container", "2026-01-01T00:00:02Z", 1),
-            ev("Warning", "Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 500", "2026-01-01T00:00:00Z", 2),
+            ev(
+                "Warning",
+                "Unhealthy",
+                "Readiness probe failed: HTTP probe failed with statuscode: 500",
+                "2026-01-01T00:00:00Z",
+                2,
+            ),
         ];
         assert_eq!(
             event_findings(&events),

@@ -69,7 +69,9 @@ pub enum Error {
     #[error("manifest #{index} is invalid: {reason}")]
     InvalidManifest { index: usize, reason: String },
     /// The cluster serves no such apiVersion/kind, and no CRD in the set defines it.
-    #[error("{kind} {name}: the cluster does not serve {api_version}/{kind}; check apiVersion and kind, or add the CRD that defines it")]
+    #[error(
+        "{kind} {name}: the cluster does not serve {api_version}/{kind}; check apiVersion and kind, or add the CRD that defines it"
+    )]
     UnknownKind { api_version: String, kind: String, name: String },
     /// The API server rejected a manifest as invalid (HTTP 400/422): a template mistake.
     #[error("{object}: rejected by the API server: {message}")]

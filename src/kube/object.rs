@@ -59,17 +59,14 @@ pub struct Head<'a> {
 /// Reads and checks the head of manifest number `index` (for the error message).
 pub fn head(value: &Value, index: usize) -> Result<Head<'_>> {
     let field = |pointer: &str, what: &str| {
-        str_at(value, pointer).filter(|s| !s.is_empty()).ok_or_else(|| Error::InvalidManifest {
-            index,
-            reason: format!("missing or empty {what}"),
-        })
+        str_at(value, pointer)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Error::InvalidManifest { index, reason: format!("missing or empty {what}") })
     };
     let api_version = field("/apiVersion", "apiVersion")?;
     let kind = field("/kind", "kind")?;
-    let name = field("/metadata/name", "metadata.name").map_err(|_| Error::InvalidManifest {
-        index,
-        reason: format!("{kind} without metadata.name"),
-    })?;
+    let name = field("/metadata/name", "metadata.name")
+        .map_err(|_| Error::InvalidManifest { index, reason: format!("{kind} without metadata.name") })?;
     Ok(Head { api_version, kind, name, namespace: str_at(value, "/metadata/namespace").filter(|s| !s.is_empty()) })
 }
 

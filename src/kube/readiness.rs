@@ -81,7 +81,10 @@ fn job_ready(obj: &Value) -> Readiness {
     if let Some(c) = condition(obj, "Failed").filter(|c| str_at(c, "/status") == Some("True")) {
         let reason = str_at(c, "/reason").unwrap_or("Failed");
         let message = str_at(c, "/message").unwrap_or("");
-        return Readiness::Failed(format!("job failed: {reason}{}", if message.is_empty() { String::new() } else { format!(": {message}") }));
+        return Readiness::Failed(format!(
+            "job failed: {reason}{}",
+            if message.is_empty() { String::new() } else { format!(": {message}") }
+        ));
     }
     let active = i64_at(obj, "/status/active").unwrap_or(0);
     let succeeded = i64_at(obj, "/status/succeeded").unwrap_or(0);
@@ -94,10 +97,13 @@ fn deployment_ready(obj: &Value) -> Readiness {
     if let Some(pending) = generation_observed(obj) {
         return pending;
     }
-    if let Some(c) = condition(obj, "Progressing") {
-        if str_at(c, "/reason") == Some("ProgressDeadlineExceeded") {
-            return Readiness::Failed(format!("rollout exceeded its progress deadline: {}", str_at(c, "/message").unwrap_or("")));
-        }
+    if let Some(c) = condition(obj, "Progressing")
+        && str_at(c, "/reason") == Some("ProgressDeadlineExceeded")
+    {
+        return Readiness::Failed(format!(
+            "rollout exceeded its progress deadline: {}",
+            str_at(c, "/message").unwrap_or("")
+        ));
     }
     let desired = i64_at(obj, "/spec/replicas").unwrap_or(1);
     let updated = i64_at(obj, "/status/updatedReplicas").unwrap_or(0);
@@ -202,7 +208,8 @@ mod tests {
 
     #[test]
     fn deployment_rollout() {
-        let fresh = json!({"metadata": {"generation": 2}, "spec": {"replicas": 2}, "status": {"observedGeneration": 1}});
+        let fresh =
+            json!({"metadata": {"generation": 2}, "spec": {"replicas": 2}, "status": {"observedGeneration": 1}});
         assert!(pending(is_ready("Deployment", &fresh)).contains("controller"));
         let updating = json!({"metadata": {"generation": 2}, "spec": {"replicas": 2},
             "status": {"observedGeneration": 2, "replicas": 3, "updatedReplicas": 1, "availableReplicas": 2}});
@@ -265,7 +272,7 @@ mod tests {
         let svc = json!({"spec": {"selector": {"app": "api"}}});
         assert!(!service_ready(&svc, &[]).is_ready());
         let not_ready = json!({"endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": false}}]});
-        assert!(!service_ready(&svc, &[not_ready.clone()]).is_ready());
+        assert!(!service_ready(&svc, std::slice::from_ref(&not_ready)).is_ready());
         let ready = json!({"endpoints": [{"addresses": ["10.0.0.2"], "conditions": {"ready": true}}]});
         assert!(service_ready(&svc, &[not_ready, ready]).is_ready());
         assert!(service_ready(&json!({"spec": {}}), &[]).is_ready());

@@ -86,7 +86,10 @@ fn meta(obj: &Value) -> (String, String) {
 pub fn workload_from(kind: &str, obj: &Value) -> WorkloadStatus {
     let (namespace, name) = meta(obj);
     let (desired, ready) = match kind {
-        "DaemonSet" => (i64_at(obj, "/status/desiredNumberScheduled").unwrap_or(0), i64_at(obj, "/status/numberReady").unwrap_or(0)),
+        "DaemonSet" => (
+            i64_at(obj, "/status/desiredNumberScheduled").unwrap_or(0),
+            i64_at(obj, "/status/numberReady").unwrap_or(0),
+        ),
         "Job" => (i64_at(obj, "/spec/completions").unwrap_or(1), i64_at(obj, "/status/succeeded").unwrap_or(0)),
         _ => (i64_at(obj, "/spec/replicas").unwrap_or(1), i64_at(obj, "/status/readyReplicas").unwrap_or(0)),
     };
@@ -149,12 +152,13 @@ where
 {
     let ar = ApiResource::erase::<K>(&());
     let api: Api<DynamicObject> = Api::all_with(client.raw().clone(), &ar);
-    let list = api.list(&ListParams::default().labels(&ownership_selector(project))).await.map_err(|source| match source {
-        ::kube::Error::Api(_) => Error::Api { action: "listing", object: format!("{} objects", ar.kind), source },
-        other => client.unreachable(other),
-    })?;
+    let list =
+        api.list(&ListParams::default().labels(&ownership_selector(project))).await.map_err(|source| match source {
+            ::kube::Error::Api(_) => Error::Api { action: "listing", object: format!("{} objects", ar.kind), source },
+            other => client.unreachable(other),
+        })?;
     let mut items: Vec<Value> = list.items.iter().filter_map(|o| serde_json::to_value(o).ok()).collect();
-    items.sort_by(|a, b| meta(a).cmp(&meta(b)));
+    items.sort_by_key(meta);
     Ok(items)
 }
 
@@ -169,7 +173,9 @@ pub async fn project_status(client: &KubeClient, project: &str) -> Result<Projec
         list::<Ingress>(client, project),
     )?;
     let mut workloads = Vec::new();
-    for (kind, items) in [("Deployment", deployments), ("StatefulSet", statefulsets), ("DaemonSet", daemonsets), ("Job", jobs)] {
+    for (kind, items) in
+        [("Deployment", deployments), ("StatefulSet", statefulsets), ("DaemonSet", daemonsets), ("Job", jobs)]
+    {
         // Jobs made by a CronJob come and go; only the project's own Jobs (migrations) count.
         workloads.extend(
             items.iter().filter(|o| o.pointer("/metadata/ownerReferences").is_none()).map(|o| workload_from(kind, o)),

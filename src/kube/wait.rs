@@ -37,7 +37,12 @@ fn awaited(key: &ObjectKey) -> bool {
 /// Waits until every object of a wave is ready. A failed object (a Job that failed) ends the
 /// wait at once with [`Error::Failed`]; the timeout ends it with [`Error::NotReady`]. Both
 /// carry a diagnosis of every object that was not ready.
-pub async fn wait_wave(client: &KubeClient, phase: Phase, objects: &[(ResourceType, ObjectKey)], timeout: Duration) -> Result<()> {
+pub async fn wait_wave(
+    client: &KubeClient,
+    phase: Phase,
+    objects: &[(ResourceType, ObjectKey)],
+    timeout: Duration,
+) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let mut pending: Vec<&(ResourceType, ObjectKey)> = objects.iter().filter(|(_, k)| awaited(k)).collect();
     let mut immediate_binding: HashMap<String, bool> = HashMap::new();
@@ -92,7 +97,8 @@ pub async fn wait_wave(client: &KubeClient, phase: Phase, objects: &[(ResourceTy
 
 async fn get(client: &KubeClient, ty: &ResourceType, key: &ObjectKey) -> Result<Value> {
     let api = client.api(ty, key.namespace.as_deref());
-    let obj = api.get(&key.name).await.map_err(|source| Error::Api { action: "reading", object: key.to_string(), source })?;
+    let obj =
+        api.get(&key.name).await.map_err(|source| Error::Api { action: "reading", object: key.to_string(), source })?;
     Ok(serde_json::to_value(obj).unwrap_or(Value::Null))
 }
 
@@ -125,7 +131,11 @@ async fn storage_class_of(client: &KubeClient, pvc: &Value) -> Result<String> {
         .items
         .iter()
         .find(|c| {
-            c.metadata.annotations.as_ref().and_then(|a| a.get("storageclass.kubernetes.io/is-default-class")).map(String::as_str)
+            c.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("storageclass.kubernetes.io/is-default-class"))
+                .map(String::as_str)
                 == Some("true")
         })
         .and_then(|c| c.metadata.name.clone())
@@ -138,7 +148,11 @@ async fn binds_immediately(client: &KubeClient, class: &str) -> Result<bool> {
         return Ok(false);
     }
     let api: Api<StorageClass> = Api::all(client.raw().clone());
-    let sc = api.get_opt(class).await.map_err(|source| Error::Api { action: "reading", object: format!("StorageClass {class}"), source })?;
+    let sc = api.get_opt(class).await.map_err(|source| Error::Api {
+        action: "reading",
+        object: format!("StorageClass {class}"),
+        source,
+    })?;
     Ok(sc.is_some_and(|sc| sc.volume_binding_mode.as_deref().unwrap_or("Immediate") == "Immediate"))
 }
 
@@ -174,7 +188,13 @@ pub fn relevant_events(kind: &str, name: &str, pod_names: &[String], events: Vec
 
 /// Gathers pods, events and logs for an object that is not ready, and formats them. Errors
 /// while gathering are not fatal: the diagnosis is best effort.
-pub async fn diagnosis_of(client: &KubeClient, _ty: &ResourceType, key: &ObjectKey, live: &Value, verdict: &Readiness) -> Diagnosis {
+pub async fn diagnosis_of(
+    client: &KubeClient,
+    _ty: &ResourceType,
+    key: &ObjectKey,
+    live: &Value,
+    verdict: &Readiness,
+) -> Diagnosis {
     let state = match verdict {
         Readiness::Ready => "ready".to_string(),
         Readiness::Pending(s) | Readiness::Failed(s) => s.clone(),
@@ -212,7 +232,8 @@ pub async fn diagnosis_of(client: &KubeClient, _ty: &ResourceType, key: &ObjectK
                 tail_lines: Some(LOG_LINES),
                 ..Default::default()
             };
-            let text = pods_api.logs(&request.pod, &params).await.unwrap_or_else(|e| format!("(logs unavailable: {e})"));
+            let text =
+                pods_api.logs(&request.pod, &params).await.unwrap_or_else(|e| format!("(logs unavailable: {e})"));
             PodLog { request, text }
         }
     }))
