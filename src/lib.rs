@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod docker;
+pub mod doctor;
 pub mod error;
 pub mod kube;
 pub mod profile;

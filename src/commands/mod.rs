@@ -9,6 +9,7 @@ pub mod init;
 pub mod parity;
 pub mod render;
 pub mod schema;
+mod doctor;
 
 /// The outcome of a command that ran to the end: success, or a negative result such as
 /// undeclared drift or a blocking doctor finding (exit code 1).
@@ -44,6 +45,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Dev(_) => "dev",
         Command::Ci(_) => "ci",
         Command::Doctor(_) => "doctor",
+        Command::Render(_) => "render",
+        Command::Parity(_) => "parity",
+        Command::Doctor(args) => return doctor::run(&args, &cli.global).await,
         Command::Status(_) => "status",
         Command::Down(_) => "down",
     };

@@ -7,6 +7,8 @@ mod errors;
 mod init;
 mod parity;
 mod render;
+mod cluster_kube;
+mod doctor;
 mod support;
 mod docker_app;
 mod docker_build;

@@ -1,1 +1,0 @@
-//! Kubernetes in-process: server-side apply in waves, prune, readiness and diagnosis.

@@ -1,0 +1,358 @@
+//! Server-side apply in waves, then pruning, with a report of what changed.
+//!
+//! Every object is applied with field manager `samestack` and `force`: samestack's templates
+//! are the source of truth for the fields they set, so a field last written by someone else
+//! (a `kubectl edit`, an older client-side apply, another tool) is taken back instead of
+//! failing the whole `up` with a conflict — the same choice as `kubectl apply --server-side
+//! --force-conflicts` in a CD pipeline. Fields the templates do not set (for example replicas
+//! owned by an autoscaler when the template leaves them out) keep their other managers.
+//!
+//! Change detection compares each object's resourceVersion before and after its apply: the
+//! API server does not write (and keeps the resourceVersion) when an apply changes nothing, so
+//! a second `up` with the same manifests reports every object unchanged.
+
+use std::collections::{BTreeSet, HashSet};
+use std::time::{Duration, Instant};
+
+use ::kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use futures_util::{StreamExt, TryStreamExt, stream};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::client::{KubeClient, ResourceType};
+use super::object::{ObjectKey, describe, group_of, head, str_at};
+use super::prune::{Found, plan_prune};
+use super::wave::{Phase, plan_waves};
+use super::{Error, MANAGED_BY_LABEL, MANAGER, PROJECT_LABEL, Result, ownership_selector, wait};
+
+/// How many API calls run at once within a wave.
+const CONCURRENCY: usize = 8;
+
+/// How `apply_waves` behaves.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// How long each wave may take to become ready (separate from build timeouts).
+    pub wave_timeout: Duration,
+    /// Delete owned objects the manifests no longer contain.
+    pub prune: bool,
+    /// Wait for readiness after each wave (off only for API-only clusters and dry tests).
+    pub wait: bool,
+    /// Namespace for namespaced manifests that name none.
+    pub default_namespace: String,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        Self { wave_timeout: Duration::from_secs(300), prune: true, wait: true, default_namespace: "default".into() }
+    }
+}
+
+/// What happened to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Change {
+    Created,
+    Changed,
+    Unchanged,
+    Pruned,
+}
+
+/// One object and what happened to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectChange {
+    #[serde(flatten)]
+    pub key: ObjectKey,
+    pub change: Change,
+}
+
+/// One wave: what was applied and how long apply and readiness took.
+#[derive(Debug, Clone, Serialize)]
+pub struct WaveReport {
+    pub phase: Phase,
+    pub objects: Vec<ObjectChange>,
+    pub apply_ms: u128,
+    pub ready_ms: u128,
+}
+
+/// Everything `apply_waves` did, for `up`'s report.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApplyReport {
+    pub waves: Vec<WaveReport>,
+    pub pruned: Vec<ObjectChange>,
+}
+
+impl ApplyReport {
+    /// How many objects had `change`.
+    pub fn count(&self, change: Change) -> usize {
+        self.waves.iter().flat_map(|w| &w.objects).chain(&self.pruned).filter(|o| o.change == change).count()
+    }
+
+    /// True when the cluster already matched the manifests: nothing created, changed or pruned.
+    pub fn nothing_changed(&self) -> bool {
+        self.count(Change::Created) + self.count(Change::Changed) + self.pruned.len() == 0
+    }
+
+    /// "3 created, 1 changed, 12 unchanged, 1 pruned".
+    pub fn summary(&self) -> String {
+        format!(
+            "{} created, {} changed, {} unchanged, {} pruned",
+            self.count(Change::Created),
+            self.count(Change::Changed),
+            self.count(Change::Unchanged),
+            self.pruned.len()
+        )
+    }
+}
+
+/// Stamps the ownership labels (what pruning selects on) onto a manifest.
+pub fn stamp_ownership(manifest: &mut Value, project: &str) {
+    let Some(obj) = manifest.as_object_mut() else { return };
+    let metadata = obj.entry("metadata").or_insert_with(|| Value::Object(Default::default()));
+    let Some(metadata) = metadata.as_object_mut() else { return };
+    let labels = metadata.entry("labels").or_insert_with(|| Value::Object(Default::default()));
+    if let Some(labels) = labels.as_object_mut() {
+        labels.insert(PROJECT_LABEL.into(), project.into());
+        labels.insert(MANAGED_BY_LABEL.into(), MANAGER.into());
+    }
+}
+
+/// The (group, kind) pairs the CRDs in a manifest set define.
+pub fn kinds_defined_by_crds(manifests: &[Value]) -> HashSet<(String, String)> {
+    manifests
+        .iter()
+        .filter(|m| str_at(m, "/kind") == Some("CustomResourceDefinition"))
+        .filter_map(|m| Some((str_at(m, "/spec/group")?.to_string(), str_at(m, "/spec/names/kind")?.to_string())))
+        .collect()
+}
+
+/// Applies `manifests` for `project` in waves (see [`super::wave`]), waiting for each wave to
+/// be ready, then prunes owned objects that are no longer in the set. Every manifest is checked
+/// (head fields, known kind) before anything is sent.
+pub async fn apply_waves(
+    client: &KubeClient,
+    project: &str,
+    manifests: &[Value],
+    options: &ApplyOptions,
+) -> Result<ApplyReport> {
+    let mut docs = manifests.to_vec();
+    for (index, doc) in docs.iter_mut().enumerate() {
+        head(doc, index)?;
+        stamp_ownership(doc, project);
+    }
+    let crd_kinds = kinds_defined_by_crds(&docs);
+    for doc in &docs {
+        let h = head(doc, 0)?;
+        let custom = crd_kinds.contains(&(group_of(h.api_version).to_string(), h.kind.to_string()));
+        if !custom && client.resolve(h.api_version, h.kind).await?.is_none() {
+            return Err(Error::UnknownKind {
+                api_version: h.api_version.into(),
+                kind: h.kind.into(),
+                name: h.name.into(),
+            });
+        }
+    }
+
+    let mut report = ApplyReport::default();
+    let mut applied: BTreeSet<ObjectKey> = BTreeSet::new();
+    for wave in plan_waves(&docs) {
+        let started = Instant::now();
+        let results: Vec<(ObjectKey, Change, ResourceType)> = stream::iter(wave.objects.iter())
+            .map(|doc| apply_one(client, doc, &options.default_namespace))
+            .buffered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        let apply_ms = started.elapsed().as_millis();
+        let ready_started = Instant::now();
+        if options.wait {
+            let targets: Vec<(ResourceType, ObjectKey)> =
+                results.iter().map(|(k, _, t)| (t.clone(), k.clone())).collect();
+            wait::wait_wave(client, wave.phase, &targets, options.wave_timeout).await?;
+        }
+        if wave.phase == Phase::Foundation && !crd_kinds.is_empty() {
+            client.forget_discovery().await;
+        }
+        tracing::info!(wave = wave.phase.label(), objects = results.len(), "wave applied");
+        let objects = results
+            .into_iter()
+            .map(|(key, change, _)| {
+                applied.insert(key.clone());
+                ObjectChange { key, change }
+            })
+            .collect();
+        report.waves.push(WaveReport {
+            phase: wave.phase,
+            objects,
+            apply_ms,
+            ready_ms: ready_started.elapsed().as_millis(),
+        });
+    }
+    if options.prune {
+        report.pruned = prune(client, project, &applied).await?;
+    }
+    Ok(report)
+}
+
+fn api_error(object: String, action: &'static str, source: ::kube::Error) -> Error {
+    match &source {
+        ::kube::Error::Api(status) if matches!(status.code, 400 | 404 | 422) => {
+            Error::Rejected { object, message: status.message.clone(), source }
+        }
+        _ => Error::Api { action, object, source },
+    }
+}
+
+async fn apply_one(
+    client: &KubeClient,
+    doc: &Value,
+    default_namespace: &str,
+) -> Result<(ObjectKey, Change, ResourceType)> {
+    let h = head(doc, 0)?;
+    let ty = client.resolve(h.api_version, h.kind).await?.ok_or_else(|| Error::UnknownKind {
+        api_version: h.api_version.into(),
+        kind: h.kind.into(),
+        name: h.name.into(),
+    })?;
+    let namespace = ty.namespaced().then(|| h.namespace.unwrap_or(default_namespace).to_string());
+    let key = ObjectKey {
+        group: ty.resource.group.clone(),
+        kind: h.kind.into(),
+        namespace: namespace.clone(),
+        name: h.name.into(),
+    };
+    let mut doc = doc.clone();
+    if let (Some(ns), Some(meta)) = (&namespace, doc.get_mut("metadata").and_then(Value::as_object_mut)) {
+        meta.insert("namespace".into(), ns.clone().into());
+    }
+    let api = client.api(&ty, namespace.as_deref());
+    let before = api
+        .get_metadata_opt(&key.name)
+        .await
+        .map_err(|s| api_error(describe(&doc), "reading", s))?
+        .and_then(|m| m.metadata.resource_version);
+    let params = PatchParams::apply(MANAGER).force();
+    let after = api
+        .patch(&key.name, &params, &Patch::Apply(&doc))
+        .await
+        .map_err(|s| api_error(describe(&doc), "applying", s))?;
+    let change = match before {
+        None => Change::Created,
+        Some(rv) if Some(&rv) == after.metadata.resource_version.as_ref() => Change::Unchanged,
+        Some(_) => Change::Changed,
+    };
+    tracing::debug!(object = %key, ?change, "applied");
+    Ok((key, change, ty))
+}
+
+/// Kinds never pruned even when labelled: events are records, not desired state.
+fn prunable(ty: &ResourceType) -> bool {
+    !matches!(ty.resource.kind.as_str(), "Event" | "EndpointSlice" | "Endpoints" | "Lease")
+}
+
+/// Lists every listable, deletable resource type by the ownership selector and deletes what
+/// [`plan_prune`] picks. Types that fail to list (aggregated APIs that are down) are skipped.
+async fn prune(client: &KubeClient, project: &str, applied: &BTreeSet<ObjectKey>) -> Result<Vec<ObjectChange>> {
+    let types: Vec<ResourceType> =
+        client.types_supporting(&["list", "delete"]).await?.into_iter().filter(prunable).collect();
+    let selector = ownership_selector(project);
+    let params = ListParams::default().labels(&selector);
+    let listed: Vec<Vec<Found>> = stream::iter(types.iter())
+        .map(|ty| {
+            let params = params.clone();
+            async move {
+                let api = client.api(ty, None);
+                match api.list_metadata(&params).await {
+                    Ok(list) => list
+                        .items
+                        .into_iter()
+                        .map(|item| Found {
+                            key: ObjectKey {
+                                group: ty.resource.group.clone(),
+                                kind: ty.resource.kind.clone(),
+                                namespace: item.metadata.namespace.clone(),
+                                name: item.metadata.name.clone().unwrap_or_default(),
+                            },
+                            api_version: ty.resource.api_version.clone(),
+                            owned: item.metadata.owner_references.as_ref().is_some_and(|o| !o.is_empty()),
+                            deleting: item.metadata.deletion_timestamp.is_some(),
+                        })
+                        .collect(),
+                    Err(err) => {
+                        tracing::debug!(kind = %ty.resource.kind, %err, "cannot list for pruning; skipped");
+                        Vec::new()
+                    }
+                }
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let found: Vec<Found> = listed.into_iter().flatten().collect();
+    let mut pruned = Vec::new();
+    for doomed in plan_prune(applied, &found) {
+        let ty = types
+            .iter()
+            .find(|t| t.resource.group == doomed.key.group && t.resource.kind == doomed.key.kind)
+            .expect("pruned objects come from listed types");
+        let api = client.api(ty, doomed.key.namespace.as_deref());
+        match api.delete(&doomed.key.name, &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(::kube::Error::Api(s)) if s.code == 404 => {}
+            Err(source) => return Err(Error::Api { action: "pruning", object: doomed.key.to_string(), source }),
+        }
+        tracing::info!(object = %doomed.key, "pruned");
+        pruned.push(ObjectChange { key: doomed.key.clone(), change: Change::Pruned });
+    }
+    Ok(pruned)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn stamps_labels_keeping_others() {
+        let mut m =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"app": "api"}}});
+        stamp_ownership(&mut m, "shop");
+        assert_eq!(
+            m["metadata"]["labels"],
+            json!({"app": "api", PROJECT_LABEL: "shop", MANAGED_BY_LABEL: "samestack"})
+        );
+        let mut bare = json!({"apiVersion": "v1", "kind": "ConfigMap"});
+        stamp_ownership(&mut bare, "shop");
+        assert_eq!(bare["metadata"]["labels"][PROJECT_LABEL], "shop");
+    }
+
+    #[test]
+    fn crd_kinds_come_from_spec() {
+        let crd =
+            json!({"kind": "CustomResourceDefinition", "spec": {"group": "example.com", "names": {"kind": "Widget"}}});
+        let kinds = kinds_defined_by_crds(&[crd, json!({"kind": "ConfigMap"})]);
+        assert_eq!(kinds, [("example.com".to_string(), "Widget".to_string())].into());
+    }
+
+    #[test]
+    fn report_counts_and_nothing_changed() {
+        let key =
+            ObjectKey { group: String::new(), kind: "ConfigMap".into(), namespace: Some("s".into()), name: "c".into() };
+        let wave = |change| WaveReport {
+            phase: Phase::Config,
+            objects: vec![ObjectChange { key: key.clone(), change }],
+            apply_ms: 1,
+            ready_ms: 0,
+        };
+        let quiet = ApplyReport { waves: vec![wave(Change::Unchanged)], pruned: vec![] };
+        assert!(quiet.nothing_changed());
+        assert_eq!(quiet.summary(), "0 created, 0 changed, 1 unchanged, 0 pruned");
+        let busy = ApplyReport { waves: vec![wave(Change::Changed)], pruned: vec![] };
+        assert!(!busy.nothing_changed());
+        let pruned = ApplyReport {
+            waves: vec![wave(Change::Unchanged)],
+            pruned: vec![ObjectChange { key, change: Change::Pruned }],
+        };
+        assert!(!pruned.nothing_changed());
+        assert_eq!(pruned.count(Change::Pruned), 1);
+    }
+}

@@ -1,0 +1,455 @@
+//! Cluster tier for `samestack::kube`: apply in waves, re-apply without changes, change one
+//! object, prune, readiness failures with their diagnosis, status queries.
+//!
+//! The tests need a Kubernetes API server, found in this order:
+//! 1. `SAMESTACK_TEST_KUBECONFIG` (optionally `SAMESTACK_TEST_CONTEXT`): a real cluster, e.g.
+//!    one made by the providers or the node image's smoke test;
+//! 2. an API-only cluster started here from `kube-apiserver` and `etcd` binaries
+//!    (`SAMESTACK_TEST_K8S_BIN`, else `$SAMESTACK_CACHE/*/bin` (default /var/cache/samestack,
+//!    where the node image build puts them), else PATH). It has no
+//!    controllers or nodes: workloads never roll out, so readiness failures are staged by
+//!    writing pod and Job status through the API, as a kubelet or the Job controller would.
+//!
+//! Outside CI a missing server skips loudly; with CI=true it fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use samestack::error::{Classify, ErrorKind};
+use samestack::kube::{ApplyOptions, Change, KubeClient, Phase, apply_waves, project_status};
+use serde_json::{Value, json};
+
+use crate::support::{in_ci, unique_name};
+
+/// Where the test API server comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    /// A real cluster with controllers and nodes.
+    Full,
+    /// kube-apiserver + etcd only.
+    ApiOnly,
+}
+
+struct Cluster {
+    kubeconfig: PathBuf,
+    context: Option<String>,
+    flavor: Flavor,
+}
+
+fn skip_or_fail(test: &str, why: &str) -> Option<&'static Cluster> {
+    if in_ci() {
+        panic!("{test}: {why}, and CI=true requires the cluster tier to run");
+    }
+    eprintln!(
+        "SKIP {test}: {why} (set SAMESTACK_TEST_KUBECONFIG, or provide kube-apiserver and etcd via SAMESTACK_TEST_K8S_BIN)"
+    );
+    None
+}
+
+/// Gate for cluster-tier tests: a cluster shared by all tests of this binary, or a loud skip.
+fn cluster_or_skip(test: &str) -> Option<&'static Cluster> {
+    static CLUSTER: OnceLock<Result<Cluster, String>> = OnceLock::new();
+    // Started on its own thread: tests run inside a tokio runtime, and startup blocks on one.
+    match CLUSTER.get_or_init(|| std::thread::spawn(start_cluster).join().expect("cluster startup panicked")) {
+        Ok(c) => Some(c),
+        Err(why) => skip_or_fail(test, why),
+    }
+}
+
+fn find_binary(name: &str) -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("SAMESTACK_TEST_K8S_BIN") {
+        let p = Path::new(&dir).join(name);
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    // The node image build (tests/cluster/build-images) keeps its binaries under this cache.
+    let cache = std::env::var_os("SAMESTACK_CACHE").map(PathBuf::from).unwrap_or_else(|| "/var/cache/samestack".into());
+    if let Ok(entries) = std::fs::read_dir(&cache) {
+        let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        dirs.sort();
+        for dir in dirs.iter().rev() {
+            for candidate in [dir.join("bin").join(name), dir.join(name)] {
+                if candidate.is_file() {
+                    return Some(candidate);
+                }
+            }
+        }
+    }
+    which::which(name).ok()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start_cluster() -> Result<Cluster, String> {
+    if let Some(path) = std::env::var_os("SAMESTACK_TEST_KUBECONFIG") {
+        return Ok(Cluster {
+            kubeconfig: path.into(),
+            context: std::env::var("SAMESTACK_TEST_CONTEXT").ok(),
+            flavor: Flavor::Full,
+        });
+    }
+    let apiserver = find_binary("kube-apiserver").ok_or("no kube-apiserver binary found")?;
+    let etcd = find_binary("etcd").ok_or("no etcd binary found")?;
+    // Kept for the life of the test process; the watchdog below removes the processes.
+    let dir = tempfile::Builder::new().prefix("samestack-apiserver-").tempdir().map_err(|e| e.to_string())?.keep();
+    let token = "samestack-test-token";
+    std::fs::write(dir.join("tokens.csv"), format!("{token},admin,admin,\"system:masters\"\n"))
+        .map_err(|e| e.to_string())?;
+    let key = dir.join("sa.key");
+    let status = Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(&key)
+        .arg("2048")
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| format!("openssl: {e}"))?;
+    if !status.success() {
+        return Err("openssl genrsa failed".into());
+    }
+    let (etcd_port, peer_port, api_port) = (free_port(), free_port(), free_port());
+    let d = dir.display();
+    let script = format!(
+        r#"{etcd} --data-dir {d}/etcd --listen-client-urls http://127.0.0.1:{etcd_port} --advertise-client-urls http://127.0.0.1:{etcd_port} \
+              --listen-peer-urls http://127.0.0.1:{peer_port} --initial-advertise-peer-urls http://127.0.0.1:{peer_port} \
+              --initial-cluster default=http://127.0.0.1:{peer_port} --unsafe-no-fsync >{d}/etcd.log 2>&1 &
+e=$!
+{apiserver} --etcd-servers http://127.0.0.1:{etcd_port} --bind-address 127.0.0.1 --advertise-address 127.0.0.1 \
+    --secure-port {api_port} --cert-dir {d}/certs --token-auth-file {d}/tokens.csv --authorization-mode AlwaysAllow \
+    --service-account-issuer https://kubernetes.default.svc --service-account-key-file {key} \
+    --service-account-signing-key-file {key} --service-cluster-ip-range 10.96.0.0/16 \
+    --disable-admission-plugins ServiceAccount >{d}/apiserver.log 2>&1 &
+a=$!
+while kill -0 {parent} 2>/dev/null; do sleep 1; done
+kill $a $e; wait; rm -rf {d}"#,
+        etcd = etcd.display(),
+        apiserver = apiserver.display(),
+        key = key.display(),
+        parent = std::process::id(),
+    );
+    let _watchdog: Child =
+        Command::new("sh").arg("-c").arg(script).stdin(Stdio::null()).spawn().map_err(|e| e.to_string())?;
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: t\n  cluster:\n    server: https://127.0.0.1:{api_port}\n    insecure-skip-tls-verify: true\n\
+users:\n- name: t\n  user:\n    token: {token}\ncontexts:\n- name: t\n  context:\n    cluster: t\n    user: t\ncurrent-context: t\n"
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    // Ready when the bootstrap controllers made the default namespace.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let ready = runtime.block_on(async {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            if let Ok(client) = KubeClient::connect(&kubeconfig, None).await {
+                let api: Api<Namespace> = Api::all(client.raw().clone());
+                if matches!(api.get_opt("default").await, Ok(Some(_))) {
+                    return true;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        false
+    });
+    if !ready {
+        let log = std::fs::read_to_string(dir.join("apiserver.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(15).collect();
+        return Err(format!(
+            "the API-only cluster did not come up within 120 s; apiserver log tail:\n{}",
+            tail.join("\n")
+        ));
+    }
+    Ok(Cluster { kubeconfig, context: None, flavor: Flavor::ApiOnly })
+}
+
+async fn connect(cluster: &Cluster) -> KubeClient {
+    KubeClient::connect(&cluster.kubeconfig, cluster.context.as_deref()).await.expect("connect")
+}
+
+fn labels(project: &str) -> Value {
+    json!({"dev.samestack.project": project, "app.kubernetes.io/managed-by": "samestack"})
+}
+
+fn crd(group: &str) -> Value {
+    json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("widgets.{group}")},
+        "spec": {"group": group, "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}]}
+    })
+}
+
+fn manifests(ns: &str, group: &str, greeting: &str, with_secret: bool) -> Vec<Value> {
+    let mut set = vec![
+        json!({"apiVersion": format!("{group}/v1"), "kind": "Widget", "metadata": {"name": "w1", "namespace": ns}, "spec": {"size": 3}}),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "external", "namespace": ns},
+            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": ns}, "data": {"greeting": greeting}}),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        crd(group),
+    ];
+    if with_secret {
+        set.push(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": ns}, "type": "Opaque", "data": {"password": "czNjcjN0"}}));
+    }
+    set
+}
+
+async fn cleanup(client: &KubeClient, ns: &str, crd_name: Option<&str>) {
+    let _ = Api::<Namespace>::all(client.raw().clone()).delete(ns, &DeleteParams::background()).await;
+    if let Some(name) = crd_name {
+        let api: Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+            Api::all(client.raw().clone());
+        let _ = api.delete(name, &DeleteParams::background()).await;
+    }
+}
+
+#[tokio::test]
+async fn cluster_kube_applies_in_waves_reapplies_unchanged_and_prunes() {
+    let Some(cluster) = cluster_or_skip("cluster_kube_applies_in_waves_reapplies_unchanged_and_prunes") else { return };
+    let client = connect(cluster).await;
+    let project = unique_name("apply");
+    let ns = project.clone();
+    let group = format!("{}.samestack.test", unique_name("g"));
+    let options = ApplyOptions { wave_timeout: Duration::from_secs(60), ..Default::default() };
+
+    // First apply: everything created, in waves; the Widget needs its CRD established first.
+    let first =
+        apply_waves(&client, &project, &manifests(&ns, &group, "hello", true), &options).await.expect("first apply");
+    eprintln!("first apply: {}", first.summary());
+    let phases: Vec<Phase> = first.waves.iter().map(|w| w.phase).collect();
+    assert_eq!(phases, [Phase::Foundation, Phase::Config, Phase::Workloads, Phase::Other]);
+    assert_eq!(first.count(Change::Created), 6, "{}", first.summary());
+    let cm: ConfigMap = Api::namespaced(client.raw().clone(), &ns).get("settings").await.unwrap();
+    assert_eq!(cm.metadata.labels.as_ref().unwrap()["dev.samestack.project"], project, "ownership labels stamped");
+    assert!(
+        cm.metadata.managed_fields.as_ref().unwrap().iter().any(|m| m.manager.as_deref() == Some("samestack")),
+        "applied by field manager samestack"
+    );
+
+    // Same manifests again: nothing changes.
+    let second =
+        apply_waves(&client, &project, &manifests(&ns, &group, "hello", true), &options).await.expect("second apply");
+    assert!(second.nothing_changed(), "{}", second.summary());
+    assert_eq!(second.count(Change::Unchanged), 6);
+
+    // One value changed: exactly that object changes.
+    let third =
+        apply_waves(&client, &project, &manifests(&ns, &group, "bonjour", true), &options).await.expect("third apply");
+    assert_eq!((third.count(Change::Changed), third.count(Change::Unchanged)), (1, 5), "{}", third.summary());
+    let changed: Vec<_> = third.waves.iter().flat_map(|w| &w.objects).filter(|o| o.change == Change::Changed).collect();
+    assert_eq!(changed[0].key.name, "settings");
+
+    // Objects around the project: one owned by a controller, one of another project, one stray.
+    let cms: Api<ConfigMap> = Api::namespaced(client.raw().clone(), &ns);
+    let uid = cm.metadata.uid.clone().unwrap();
+    let extra = |name: &str, project: &str, owned: bool| {
+        let mut m =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels(project)}});
+        if owned {
+            m["metadata"]["ownerReferences"] =
+                json!([{"apiVersion": "v1", "kind": "ConfigMap", "name": "settings", "uid": uid}]);
+        }
+        serde_json::from_value::<ConfigMap>(m).unwrap()
+    };
+    cms.create(&PostParams::default(), &extra("made-by-a-controller", &project, true)).await.unwrap();
+    cms.create(&PostParams::default(), &extra("other-project", "someone-else", false)).await.unwrap();
+    cms.create(&PostParams::default(), &extra("stray", &project, false)).await.unwrap();
+
+    // The Secret leaves the templates: it and the stray object are pruned, nothing else.
+    let fourth =
+        apply_waves(&client, &project, &manifests(&ns, &group, "bonjour", false), &options).await.expect("prune apply");
+    let mut pruned: Vec<String> = fourth.pruned.iter().map(|p| p.key.to_string()).collect();
+    pruned.sort();
+    assert_eq!(pruned, [format!("ConfigMap {ns}/stray"), format!("Secret {ns}/db")]);
+    assert!(Api::<Secret>::namespaced(client.raw().clone(), &ns).get_opt("db").await.unwrap().is_none());
+    assert!(cms.get_opt("made-by-a-controller").await.unwrap().is_some(), "owned objects are left to their owner");
+    assert!(cms.get_opt("other-project").await.unwrap().is_some(), "other projects are not touched");
+    assert!(cms.get_opt("settings").await.unwrap().is_some());
+
+    // And after pruning, a further apply is quiet again.
+    let fifth =
+        apply_waves(&client, &project, &manifests(&ns, &group, "bonjour", false), &options).await.expect("quiet apply");
+    assert!(fifth.nothing_changed(), "{}", fifth.summary());
+    cleanup(&client, &ns, Some(&format!("widgets.{group}"))).await;
+}
+
+#[tokio::test]
+async fn cluster_kube_unknown_kind_is_a_user_error_before_anything_is_applied() {
+    let Some(cluster) = cluster_or_skip("cluster_kube_unknown_kind_is_a_user_error_before_anything_is_applied") else {
+        return;
+    };
+    let client = connect(cluster).await;
+    let ns = unique_name("unknown");
+    let set = vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        json!({"apiVersion": "example.invalid/v1", "kind": "Gadget", "metadata": {"name": "g", "namespace": ns}}),
+    ];
+    let err = apply_waves(&client, &ns, &set, &ApplyOptions::default()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::User);
+    assert!(err.to_string().contains("Gadget g: the cluster does not serve example.invalid/v1/Gadget"), "{err}");
+    let namespaces: Api<Namespace> = Api::all(client.raw().clone());
+    assert!(namespaces.get_opt(&ns).await.unwrap().is_none(), "nothing applied");
+}
+
+#[tokio::test]
+async fn cluster_kube_invalid_manifest_is_rejected_as_a_user_error() {
+    let Some(cluster) = cluster_or_skip("cluster_kube_invalid_manifest_is_rejected_as_a_user_error") else { return };
+    let client = connect(cluster).await;
+    let ns = unique_name("invalid");
+    let set = vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "bad", "namespace": ns}, "spec": {"ports": [{"port": 70000}]}}),
+    ];
+    let err = apply_waves(&client, &ns, &set, &ApplyOptions::default()).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::User, "{err}");
+    assert!(err.to_string().contains(&format!("Service {ns}/bad: rejected by the API server")), "{err}");
+    cleanup(&client, &ns, None).await;
+}
+
+fn deployment(ns: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "localhost:5999/samestack-test/missing:1"}]}}}})
+}
+
+/// Plays the kubelet for an API-only cluster: a crash-looping pod of the Deployment and a
+/// failing readiness probe event, once the Deployment exists.
+async fn stage_crash_loop(client: &KubeClient, ns: &str) {
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.raw().clone(), ns);
+    while !matches!(deployments.get_opt("web").await, Ok(Some(_))) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pods: Api<Pod> = Api::namespaced(client.raw().clone(), ns);
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "web-5f7c-x2", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "web", "image": "localhost:5999/samestack-test/missing:1"}]}}))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let status = json!({"status": {"phase": "Running", "containerStatuses": [{
+        "name": "web", "image": "localhost:5999/samestack-test/missing:1", "imageID": "", "ready": false, "restartCount": 4,
+        "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 1m20s restarting failed container"}},
+        "lastState": {"terminated": {"exitCode": 3, "reason": "Error"}}}]}});
+    pods.patch_status("web-5f7c-x2", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.raw().clone(), ns);
+    let event = serde_json::from_value(json!({"metadata": {"name": "web-5f7c-x2.probe"},
+        "involvedObject": {"kind": "Pod", "name": "web-5f7c-x2", "namespace": ns},
+        "type": "Warning", "reason": "Unhealthy", "count": 7,
+        "message": "Readiness probe failed: HTTP probe failed with statuscode: 503",
+        "lastTimestamp": "2026-01-01T00:00:00Z", "firstTimestamp": "2026-01-01T00:00:00Z"}))
+    .unwrap();
+    events.create(&PostParams::default(), &event).await.unwrap();
+}
+
+#[tokio::test]
+async fn cluster_kube_unready_deployment_times_out_with_a_diagnosis() {
+    let Some(cluster) = cluster_or_skip("cluster_kube_unready_deployment_times_out_with_a_diagnosis") else { return };
+    let client = connect(cluster).await;
+    let ns = unique_name("unready");
+    let set = vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}), deployment(&ns)];
+    let options = ApplyOptions {
+        wave_timeout: Duration::from_secs(if cluster.flavor == Flavor::Full { 40 } else { 6 }),
+        ..Default::default()
+    };
+    let apply = apply_waves(&client, &ns, &set, &options);
+    let err = if cluster.flavor == Flavor::ApiOnly {
+        let (result, ()) = tokio::join!(apply, stage_crash_loop(&client, &ns));
+        result.unwrap_err()
+    } else {
+        apply.await.unwrap_err()
+    };
+    let text = err.to_string();
+    eprintln!("diagnosis shown to the user:\n{text}");
+    assert_eq!(err.kind(), ErrorKind::Environment);
+    assert!(text.starts_with("wave \"workloads\" was not ready after"), "{text}");
+    assert!(text.contains(&format!("Deployment {ns}/web: ")), "{text}");
+    if cluster.flavor == Flavor::ApiOnly {
+        assert!(
+            text.contains(
+                "pod web-5f7c-x2 container web: CrashLoopBackOff, last exit code 3 (Error), restarted 4 times"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("event Unhealthy on pod/web-5f7c-x2 (x7): Readiness probe failed: HTTP probe failed with statuscode: 503"), "{text}");
+        assert!(text.contains("pod web-5f7c-x2 previous instance web"), "previous logs asked for: {text}");
+    } else {
+        assert!(text.contains("ErrImagePull") || text.contains("ImagePullBackOff"), "{text}");
+    }
+    cleanup(&client, &ns, None).await;
+}
+
+#[tokio::test]
+async fn cluster_kube_failed_job_fails_its_wave_at_once() {
+    let Some(cluster) = cluster_or_skip("cluster_kube_failed_job_fails_its_wave_at_once") else { return };
+    if cluster.flavor == Flavor::Full {
+        eprintln!("SKIP cluster_kube_failed_job_fails_its_wave_at_once: stages Job status, API-only clusters only");
+        return;
+    }
+    let client = connect(cluster).await;
+    let ns = unique_name("job");
+    let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate", "namespace": ns},
+        "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never",
+            "containers": [{"name": "migrate", "image": "localhost:5999/samestack-test/migrate:1"}]}}}});
+    let set = vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}), job, deployment(&ns)];
+    let options = ApplyOptions { wave_timeout: Duration::from_secs(60), ..Default::default() };
+    let fail_job = async {
+        let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(client.raw().clone(), &ns);
+        while !matches!(jobs.get_opt("migrate").await, Ok(Some(_))) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let now = "2026-01-01T00:00:00Z";
+        let status = json!({"status": {"startTime": now, "failed": 1, "conditions": [
+            {"type": "FailureTarget", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit", "lastTransitionTime": now, "lastProbeTime": now},
+            {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit", "lastTransitionTime": now, "lastProbeTime": now}]}});
+        jobs.patch_status("migrate", &PatchParams::default(), &Patch::Merge(&status)).await.expect("stage job failure");
+    };
+    let started = Instant::now();
+    let (result, ()) = tokio::join!(apply_waves(&client, &ns, &set, &options), fail_job);
+    let err = result.unwrap_err();
+    let text = err.to_string();
+    assert!(started.elapsed() < Duration::from_secs(50), "a failed Job ends the wait before the timeout");
+    assert!(text.starts_with("wave \"jobs\" failed:"), "{text}");
+    assert!(text.contains(&format!("Job {ns}/migrate: job failed: BackoffLimitExceeded")), "{text}");
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.raw().clone(), &ns);
+    assert!(deployments.get_opt("web").await.unwrap().is_none(), "workloads wait for the jobs wave");
+    cleanup(&client, &ns, None).await;
+}
+
+#[tokio::test]
+async fn cluster_kube_status_lists_workloads_and_service_ports() {
+    let Some(cluster) = cluster_or_skip("cluster_kube_status_lists_workloads_and_service_ports") else { return };
+    let client = connect(cluster).await;
+    let project = unique_name("status");
+    let ns = project.clone();
+    let set = vec![
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+        deployment(&ns),
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": ns},
+            "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]}}),
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web", "namespace": ns},
+            "spec": {"rules": [{"host": "web.localhost", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}}),
+    ];
+    let options = ApplyOptions { wait: false, ..Default::default() };
+    apply_waves(&client, &project, &set, &options).await.expect("apply");
+    let status = project_status(&client, &project).await.expect("status");
+    assert_eq!(status.workloads.len(), 1, "{status:#?}");
+    let web = &status.workloads[0];
+    assert_eq!((web.kind.as_str(), web.name.as_str(), web.desired, web.ready), ("Deployment", "web", 1, 0));
+    assert!(!status.all_ready());
+    assert_eq!(status.services.len(), 1);
+    assert_eq!(status.services[0].ports[0].port, 80);
+    assert_eq!(status.ingresses[0].hosts, ["web.localhost"]);
+    let json = serde_json::to_value(&status).unwrap();
+    assert_eq!(json["services"][0]["ports"][0]["target_port"], "http");
+    cleanup(&client, &ns, None).await;
+}
