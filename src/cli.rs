@@ -31,6 +31,9 @@ pub struct GlobalArgs {
     /// Only errors
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// The kubeconfig to merge the cluster's context into (default: first entry of KUBECONFIG, else ~/.kube/config)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +65,15 @@ pub struct UpArgs {
     /// Profile to deploy
     #[arg(short, long, default_value = "dev")]
     pub profile: String,
+    /// Build argument for every service's image, e.g. BASE_IMAGE=python:3.12-slim (repeatable; wins over samestack.yaml)
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Seconds all image builds and pushes may take together
+    #[arg(long, default_value_t = 1200, value_name = "SECONDS")]
+    pub build_timeout: u64,
+    /// Seconds each apply wave may take to become ready
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub ready_timeout: u64,
 }
 
 #[derive(Debug, Args)]

@@ -61,6 +61,8 @@ pub fn kind_of(err: &anyhow::Error) -> ErrorKind {
             crate::build::Error,
             crate::cluster::Error,
             crate::kube::Error,
+            crate::preflight::Error,
+            crate::settings::BuildArgError,
         );
     }
     ErrorKind::Environment

@@ -24,3 +24,80 @@ pub fn init_tracing(args: &GlobalArgs) {
 pub fn interactive() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("CI").is_none()
 }
+
+/// One line per pipeline step with its duration: a spinner while it runs on a TTY, a plain
+/// line when it ends otherwise. Nothing with `--quiet`. Keeps the timings for the report.
+pub struct Steps {
+    quiet: bool,
+    interactive: bool,
+    timings: Vec<(String, std::time::Duration)>,
+}
+
+/// A step under way; hand it back to [`Steps::finish`].
+pub struct Step {
+    name: String,
+    started: std::time::Instant,
+    spinner: Option<indicatif::ProgressBar>,
+}
+
+impl Steps {
+    pub fn new(quiet: bool) -> Self {
+        Steps { quiet, interactive: interactive(), timings: Vec::new() }
+    }
+
+    pub fn start(&self, name: &str) -> Step {
+        tracing::info!(step = name, "starting");
+        let spinner = (self.interactive && !self.quiet).then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {prefix:<10} {elapsed}").expect("valid template"));
+            bar.set_prefix(name.to_string());
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        Step { name: name.to_string(), started: std::time::Instant::now(), spinner }
+    }
+
+    /// Ends a step: prints `name  duration  detail`.
+    pub fn finish(&mut self, step: Step, detail: &str) {
+        let took = step.started.elapsed();
+        let line = format!("{:<10} {:>7}  {detail}", step.name, format_duration(took));
+        match step.spinner {
+            Some(bar) => bar.finish_and_clear(),
+            None => {}
+        }
+        if !self.quiet {
+            eprintln!("{line}");
+        }
+        self.timings.push((step.name, took));
+    }
+
+    pub fn timings(&self) -> &[(String, std::time::Duration)] {
+        &self.timings
+    }
+}
+
+/// `0.42s`, `12.3s`, `2m05s`.
+pub fn format_duration(d: std::time::Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 10.0 {
+        format!("{secs:.2}s")
+    } else if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else {
+        format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::format_duration;
+
+    #[test]
+    fn durations_read_well_at_every_scale() {
+        assert_eq!(format_duration(Duration::from_millis(420)), "0.42s");
+        assert_eq!(format_duration(Duration::from_millis(12_340)), "12.3s");
+        assert_eq!(format_duration(Duration::from_secs(125)), "2m05s");
+    }
+}

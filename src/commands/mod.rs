@@ -10,6 +10,9 @@ pub mod parity;
 pub mod render;
 pub mod schema;
 mod doctor;
+mod down;
+pub mod status;
+mod up;
 
 /// The outcome of a command that ran to the end: success, or a negative result such as
 /// undeclared drift or a blocking doctor finding (exit code 1).
@@ -41,12 +44,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
         Command::Parity(args) => return parity::run(global, args).await,
         Command::Init(args) => return init::run(global, args).await,
         Command::Schema => return schema::run().await,
-        Command::Up(_) => "up",
+        Command::Up(args) => return up::run(global, args).await,
         Command::Dev(_) => "dev",
         Command::Ci(_) => "ci",
         Command::Doctor(args) => return doctor::run(&args, &cli.global).await,
-        Command::Status(_) => "status",
-        Command::Down(_) => "down",
+        Command::Status(args) => return status::run(global, args).await,
+        Command::Down(args) => return down::run(global, args).await,
     };
     Err(NotAvailable { command }.into())
 }

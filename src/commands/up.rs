@@ -1,0 +1,127 @@
+//! `samestack up`: the pipeline of DESIGN.md — preflight, registry, cluster, images, render,
+//! apply in waves, readiness, report. Every step is idempotent, so a second run (or a run after
+//! Ctrl-C) converges; nothing is created before the manifests have rendered and the ports are free.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::build::{self, BuildAction, BuildOptions};
+use crate::cli::{GlobalArgs, UpArgs};
+use crate::cluster::{self, Provider as _, kubeconfig};
+use crate::commands::ExitStatus;
+use crate::config::{self, Project};
+use crate::docker::{self, LABEL_PROJECT};
+use crate::kube::{self, ApplyOptions, KubeClient};
+use crate::preflight::{self, WantedPort};
+use crate::profile::{self, ProfileSettings};
+use crate::registry;
+use crate::render::{self, RenderOptions};
+use crate::settings::{self, StackSettings};
+use crate::ui::Steps;
+
+pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus> {
+    let project = config::load(&global.file)?;
+    let profile = profile::resolve(&project, &args.profile)?;
+    let build_args = settings::parse_build_args(&args.build_args)?;
+    let stack = settings::resolve(&project, &build_args, global.kubeconfig.clone());
+    // All or nothing: a template, profile or secret problem stops `up` before anything exists.
+    render_manifests(&project, &profile, BTreeMap::new())?;
+
+    let mut steps = Steps::new(global.quiet);
+
+    let step = steps.start("preflight");
+    let engine = docker::connect().await?;
+    preflight::check_ports(&engine, &stack.project, &wanted_ports(&stack)).await?;
+    steps.finish(step, "Docker answers; host ports free");
+
+    let mut registry_port = None;
+    if let Some(spec) = &stack.registry {
+        let step = steps.start("registry");
+        let reg = registry::ensure(&engine, spec).await?;
+        registry_port = Some(reg.host_port);
+        steps.finish(step, &format!("{} {} at {}", action_word(reg.action), reg.name, reg.host_address()));
+    }
+
+    let step = steps.start("cluster");
+    let provider = cluster::select(&stack.cluster).await?;
+    let cluster = provider.ensure(&stack.cluster).await?;
+    let context = stack.cluster.context_name();
+    if let Some(yaml) = cluster.kubeconfig_yaml() {
+        kubeconfig::install(&stack.cluster.name, &context, yaml, &stack.kubeconfig)?;
+    }
+    let how = match (cluster.created, cluster.started) {
+        (true, _) => "created",
+        (false, true) => "started",
+        (false, false) => "reused",
+    };
+    steps.finish(step, &format!("{how} {} ({}, {} node(s)); context {context}", cluster.name, cluster.provider, cluster.nodes.len()));
+
+    let step = steps.start("images");
+    let options = BuildOptions {
+        registry_port,
+        parallelism: 2,
+        labels: BTreeMap::from([(LABEL_PROJECT.to_string(), stack.project.clone())]),
+    };
+    let outcomes = tokio::time::timeout(Duration::from_secs(args.build_timeout), build::build_all(&engine, &stack.builds, &options))
+        .await
+        .map_err(|_| anyhow::anyhow!("image builds did not finish within {}s\n  fix: raise --build-timeout", args.build_timeout))??;
+    let built = outcomes.iter().filter(|o| o.action != BuildAction::Skipped).count();
+    steps.finish(step, &format!("{built} built or pushed, {} unchanged", outcomes.len() - built));
+    let images = outcomes.iter().map(|o| (o.service.clone(), o.pinned_reference())).collect();
+
+    let step = steps.start("render");
+    let manifests = render_manifests(&project, &profile, images)?;
+    steps.finish(step, &format!("{} resources ({} profile)", manifests.len(), profile.name));
+
+    let step = steps.start("apply");
+    let client = KubeClient::from_client(cluster.client().await?, context.clone());
+    let options = ApplyOptions {
+        wave_timeout: Duration::from_secs(args.ready_timeout),
+        prune: true,
+        wait: true,
+        default_namespace: stack.namespace.clone(),
+    };
+    let report = kube::apply_waves(&client, &stack.project, &manifests, &options).await?;
+    steps.finish(step, &format!("{} in {} waves, all ready", report.summary(), report.waves.len()));
+
+    if !global.quiet {
+        let status = kube::project_status(&client, &stack.project).await.context("reading the stack's status")?;
+        eprintln!("{}", super::status::format_endpoints(&status, &context, &stack.namespace));
+        let total: Duration = steps.timings().iter().map(|(_, d)| *d).sum();
+        eprintln!("up in {}. Next: `samestack status`, `samestack down`.", crate::ui::format_duration(total));
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// Renders with real secret values (they go to the cluster, never to the terminal).
+fn render_manifests(
+    project: &Project,
+    profile: &ProfileSettings,
+    images: BTreeMap<String, String>,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let options = RenderOptions::from_env(project, images, true)?;
+    Ok(render::render(project, profile, &options)?.values())
+}
+
+/// Every host port `up` publishes: the registry's and the cluster's port mappings.
+fn wanted_ports(stack: &StackSettings) -> Vec<WantedPort> {
+    let registry = stack
+        .registry
+        .iter()
+        .map(|r| WantedPort { port: r.host_port, purpose: "the registry (registry.host_port)".into() });
+    let cluster = stack.cluster.ports.iter().map(|p| WantedPort {
+        port: p.host_port,
+        purpose: format!("the cluster's port {} (cluster.ports)", p.container_port),
+    });
+    registry.chain(cluster).collect()
+}
+
+fn action_word(action: registry::Action) -> &'static str {
+    match action {
+        registry::Action::Reused => "reused",
+        registry::Action::Started => "started",
+        registry::Action::Created => "created",
+    }
+}

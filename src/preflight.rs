@@ -1,0 +1,131 @@
+//! Checks `up` runs before it creates anything: every host port the stack will publish is
+//! free, or already held by this project's own containers (a re-run). A taken port is
+//! reported with who holds it, and nothing is created.
+
+use bollard::Docker as Client;
+
+use crate::docker::{self, LABEL_PROJECT};
+use crate::registry;
+
+/// A host port the stack needs, and what for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WantedPort {
+    pub port: u16,
+    /// e.g. "the registry (registry.host_port)".
+    pub purpose: String,
+}
+
+/// Who holds a port now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortUse {
+    Free,
+    /// A container; `project` is its `dev.samestack.project` label.
+    Container { name: String, project: Option<String> },
+    Process { description: String },
+}
+
+/// Preflight failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Docker(#[from] docker::Error),
+    /// Ports the stack needs are held by something else; nothing was created.
+    #[error("{}", format_taken(.taken))]
+    PortsTaken { taken: Vec<(WantedPort, String)> },
+}
+
+impl crate::error::Classify for Error {
+    fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            Error::Docker(e) => crate::error::Classify::kind(e),
+            Error::PortsTaken { .. } => crate::error::ErrorKind::Environment,
+        }
+    }
+}
+
+fn format_taken(taken: &[(WantedPort, String)]) -> String {
+    let mut out = String::from("host ports samestack needs are taken (nothing was created):");
+    for (wanted, holder) in taken {
+        out.push_str(&format!("\n  127.0.0.1:{} for {}: in use by {holder}", wanted.port, wanted.purpose));
+    }
+    out.push_str("\n  fix: stop what holds them, or choose other ports in samestack.yaml");
+    out
+}
+
+/// Pure: which wanted ports block `up`. A port held by a container of `project` is ours
+/// (a previous `up`), so it does not block.
+pub fn blocking(project: &str, uses: &[(WantedPort, PortUse)]) -> Vec<(WantedPort, String)> {
+    uses.iter()
+        .filter_map(|(wanted, use_)| {
+            let holder = match use_ {
+                PortUse::Free => return None,
+                PortUse::Container { project: Some(p), .. } if p == project => return None,
+                PortUse::Container { name, .. } => format!("container `{name}`"),
+                PortUse::Process { description } => description.clone(),
+            };
+            Some((wanted.clone(), holder))
+        })
+        .collect()
+}
+
+/// Looks up who holds each wanted port, then fails with every blocking one at once.
+pub async fn check_ports(client: &Client, project: &str, wanted: &[WantedPort]) -> Result<(), Error> {
+    let mut uses = Vec::with_capacity(wanted.len());
+    for w in wanted {
+        let containers = docker::containers_publishing(client, w.port).await?;
+        let use_ = match containers.first() {
+            Some(c) => PortUse::Container {
+                name: docker::container_name(c),
+                project: c.labels.as_ref().and_then(|l| l.get(LABEL_PROJECT).cloned()),
+            },
+            None => {
+                let port = w.port;
+                match tokio::task::spawn_blocking(move || registry::process_listening_on(port)).await.ok().flatten() {
+                    Some((pid, command)) => PortUse::Process { description: format!("process {pid} ({command})") },
+                    None if port_is_bindable(port) => PortUse::Free,
+                    None => PortUse::Process { description: "a process not visible from here (try `ss -ltnp`)".into() },
+                }
+            }
+        };
+        uses.push((w.clone(), use_));
+    }
+    let taken = blocking(project, &uses);
+    if taken.is_empty() { Ok(()) } else { Err(Error::PortsTaken { taken }) }
+}
+
+fn port_is_bindable(port: u16) -> bool {
+    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wanted(port: u16) -> WantedPort {
+        WantedPort { port, purpose: "the registry".into() }
+    }
+
+    #[test]
+    fn free_ports_and_our_own_containers_do_not_block() {
+        let uses = vec![
+            (wanted(5001), PortUse::Free),
+            (wanted(8080), PortUse::Container { name: "samestack-shop-server-0".into(), project: Some("shop".into()) }),
+        ];
+        assert!(blocking("shop", &uses).is_empty());
+    }
+
+    #[test]
+    fn other_projects_containers_and_processes_block_with_their_names() {
+        let uses = vec![
+            (wanted(5001), PortUse::Container { name: "other-registry".into(), project: Some("blog".into()) }),
+            (wanted(8080), PortUse::Process { description: "process 42 (nginx)".into() }),
+            (wanted(9090), PortUse::Container { name: "db".into(), project: None }),
+        ];
+        let taken = blocking("shop", &uses);
+        assert_eq!(taken.len(), 3);
+        let message = Error::PortsTaken { taken }.to_string();
+        assert!(message.contains("127.0.0.1:5001 for the registry: in use by container `other-registry`"), "{message}");
+        assert!(message.contains("process 42 (nginx)"), "{message}");
+        assert!(message.contains("fix:"), "{message}");
+    }
+}
