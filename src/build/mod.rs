@@ -291,6 +291,9 @@ async fn scan_context(spec: &BuildSpec) -> Result<Scan, Error> {
     if !dockerfile.is_file() {
         return Err(Error::DockerfileMissing { service, path: dockerfile });
     }
+    // `scan` takes the Dockerfile relative to the context (or absolute), not relative to the
+    // working directory as `dockerfile_path` gives it.
+    let dockerfile = std::path::absolute(&dockerfile).unwrap_or(dockerfile);
     let (root, args) = (spec.context.clone(), spec.build_args.clone());
     tokio::task::spawn_blocking(move || scan(&root, &dockerfile, &args))
         .await

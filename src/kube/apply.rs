@@ -116,6 +116,20 @@ pub fn stamp_ownership(manifest: &mut Value, project: &str) {
     }
 }
 
+/// Removes empty lists (`ingress: []`) everywhere in a manifest. The API server stores an
+/// empty list as absent, so applying one again counts as a change on every run and the
+/// second `up` would never be a no-op; for Kubernetes objects the two mean the same.
+pub fn drop_empty_lists(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !matches!(v, Value::Array(a) if a.is_empty()));
+            map.values_mut().for_each(drop_empty_lists);
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_empty_lists),
+        _ => {}
+    }
+}
+
 /// The (group, kind) pairs the CRDs in a manifest set define.
 pub fn kinds_defined_by_crds(manifests: &[Value]) -> HashSet<(String, String)> {
     manifests
@@ -138,6 +152,7 @@ pub async fn apply_waves(
     for (index, doc) in docs.iter_mut().enumerate() {
         head(doc, index)?;
         stamp_ownership(doc, project);
+        drop_empty_lists(doc);
     }
     let crd_kinds = kinds_defined_by_crds(&docs);
     for doc in &docs {
@@ -310,6 +325,14 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn empty_lists_go_and_empty_maps_stay() {
+        // `podSelector: {}` selects every pod: an empty map means something, an empty list does not.
+        let mut m = json!({"spec": {"ingress": [], "podSelector": {}, "egress": [{"to": [], "ports": [{"port": 53}]}]}});
+        drop_empty_lists(&mut m);
+        assert_eq!(m, json!({"spec": {"podSelector": {}, "egress": [{"ports": [{"port": 53}]}]}}));
+    }
 
     #[test]
     fn stamps_labels_keeping_others() {

@@ -1,6 +1,8 @@
 //! Which wave each manifest is applied in. Waves run in order, each waited on before the next:
 //! namespaces and CRDs, then config and secrets, then jobs such as migrations, then workloads;
 //! kinds samestack does not know (custom resources) come last, once their CRDs are established.
+//! A manifest may name its wave with the annotation `dev.samestack/wave` (a [`Phase`] name):
+//! the templates put the database in `data`, so it is ready before the migrations Job runs.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -15,6 +17,8 @@ pub enum Phase {
     Foundation,
     /// ConfigMaps, Secrets, ServiceAccounts, RBAC, NetworkPolicies, quotas, storage.
     Config,
+    /// Stateful services the jobs need, such as the database (only by annotation).
+    Data,
     /// Jobs, such as database migrations, that must finish before the workloads start.
     Jobs,
     /// Deployments, StatefulSets, DaemonSets, Services, Ingress, PDB, HPA, CronJobs.
@@ -29,6 +33,7 @@ impl Phase {
         match self {
             Phase::Foundation => "namespaces and CRDs",
             Phase::Config => "config and secrets",
+            Phase::Data => "data services",
             Phase::Jobs => "jobs",
             Phase::Workloads => "workloads",
             Phase::Other => "other resources",
@@ -41,6 +46,38 @@ impl Phase {
 pub struct Wave {
     pub phase: Phase,
     pub objects: Vec<Value>,
+}
+
+/// The annotation that overrides the kind-based phase.
+pub const WAVE_ANNOTATION: &str = "dev.samestack/wave";
+
+impl std::str::FromStr for Phase {
+    type Err = ();
+
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Ok(match s {
+            "foundation" => Phase::Foundation,
+            "config" => Phase::Config,
+            "data" => Phase::Data,
+            "jobs" => Phase::Jobs,
+            "workloads" => Phase::Workloads,
+            "other" => Phase::Other,
+            _ => return Err(()),
+        })
+    }
+}
+
+/// The phase of a manifest: its `dev.samestack/wave` annotation when that names a phase, else
+/// by kind.
+pub fn phase_of_manifest(manifest: &Value) -> Phase {
+    let annotated = manifest
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(WAVE_ANNOTATION))
+        .and_then(Value::as_str)
+        .and_then(|v| v.parse().ok());
+    annotated.unwrap_or_else(|| {
+        phase_of(group_of(str_at(manifest, "/apiVersion").unwrap_or("")), str_at(manifest, "/kind").unwrap_or(""))
+    })
 }
 
 /// The phase of a kind in a group (the group matters: a custom resource may be called "Job").
@@ -71,11 +108,7 @@ pub fn plan_waves(manifests: &[Value]) -> Vec<Wave> {
     let mut tagged: Vec<(Phase, bool, usize, &Value)> = manifests
         .iter()
         .enumerate()
-        .map(|(i, m)| {
-            let group = group_of(str_at(m, "/apiVersion").unwrap_or(""));
-            let kind = str_at(m, "/kind").unwrap_or("");
-            (phase_of(group, kind), kind != "Namespace", i, m)
-        })
+        .map(|(i, m)| (phase_of_manifest(m), str_at(m, "/kind") != Some("Namespace"), i, m))
         .collect();
     tagged.sort_by_key(|(phase, not_ns, i, _)| (*phase, *not_ns, *i));
     let mut waves: Vec<Wave> = Vec::new();
@@ -96,6 +129,20 @@ mod tests {
 
     fn m(api_version: &str, kind: &str, name: &str) -> Value {
         json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name}})
+    }
+
+    #[test]
+    fn an_annotated_database_is_ready_before_the_migrations_job() {
+        let mut db = m("apps/v1", "StatefulSet", "database");
+        db["metadata"]["annotations"] = json!({ WAVE_ANNOTATION: "data" });
+        let mut odd = m("v1", "ConfigMap", "odd");
+        odd["metadata"]["annotations"] = json!({ WAVE_ANNOTATION: "no-such-phase" });
+        let set = vec![m("batch/v1", "Job", "migrations"), db, m("apps/v1", "Deployment", "api"), odd];
+        let waves = plan_waves(&set);
+        let phases: Vec<Phase> = waves.iter().map(|w| w.phase).collect();
+        assert_eq!(phases, [Phase::Config, Phase::Data, Phase::Jobs, Phase::Workloads]);
+        assert_eq!(names(&waves[1]), ["database"]);
+        assert_eq!(names(&waves[0]), ["odd"], "an unknown wave name falls back to the kind's phase");
     }
 
     fn names(wave: &Wave) -> Vec<&str> {
