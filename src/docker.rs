@@ -134,6 +134,24 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
+/// `image` with `:latest` added when it names neither a tag nor a digest (the API would
+/// otherwise pull every tag of the repository).
+pub fn with_default_tag(image: &str) -> String {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    if last.contains(':') || last.contains('@') { image.to_string() } else { format!("{image}:latest") }
+}
+
+/// Pulls `image`; the error is the engine's (a stream error carries its message).
+pub async fn pull(client: &Client, image: &str) -> Result<(), ApiError> {
+    use futures_util::StreamExt;
+    let options = bollard::query_parameters::CreateImageOptionsBuilder::new().from_image(&with_default_tag(image)).build();
+    let mut events = client.create_image(Some(options), None, None);
+    while let Some(event) = events.next().await {
+        event?;
+    }
+    Ok(())
+}
+
 /// Labels that mark an object as owned by `project` for `role`.
 pub fn owner_labels(project: &str, role: &str) -> HashMap<String, String> {
     HashMap::from([(LABEL_PROJECT.to_string(), project.to_string()), (LABEL_ROLE.to_string(), role.to_string())])
@@ -211,6 +229,14 @@ pub async fn ensure_network(client: &Client, name: &str, labels: HashMap<String,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pulls_name_a_tag() {
+        assert_eq!(with_default_tag("busybox"), "busybox:latest");
+        assert_eq!(with_default_tag("localhost:5000/app"), "localhost:5000/app:latest");
+        assert_eq!(with_default_tag("registry:2"), "registry:2");
+        assert_eq!(with_default_tag("app@sha256:abc"), "app@sha256:abc");
+    }
 
     #[test]
     fn owner_labels_carry_project_and_role() {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum};
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -289,20 +289,11 @@ async fn ensure_image(client: &Client, image: &str) -> Result<(), Error> {
         Err(e) => return Err(docker::Error::api(format!("inspect image {image}"), e).into()),
     }
     tracing::info!(%image, "pulling the registry image");
-    let options = CreateImageOptionsBuilder::new().from_image(image).build();
-    let mut pull = client.create_image(Some(options), None, None);
-    while let Some(event) = pull.next().await {
-        match event {
-            Ok(info) => {
-                if let Some(detail) = info.error_detail.and_then(|d| d.message) {
-                    return Err(Error::ImageUnavailable { image: image.to_string(), cause: detail });
-                }
-            }
-            Err(e) if docker::is_connection_lost(&e) => return Err(docker::Error::api("pull", e).into()),
-            Err(e) => return Err(Error::ImageUnavailable { image: image.to_string(), cause: docker::describe(&e) }),
-        }
+    match docker::pull(client, image).await {
+        Ok(()) => Ok(()),
+        Err(e) if docker::is_connection_lost(&e) => Err(docker::Error::api("pull", e).into()),
+        Err(e) => Err(Error::ImageUnavailable { image: image.to_string(), cause: docker::describe(&e) }),
     }
-    Ok(())
 }
 
 /// Ok when 127.0.0.1:`port` can be bound; otherwise [`Error::PortTaken`] naming the holder.

@@ -4,6 +4,7 @@
 //! Several services build in parallel, with a bound.
 
 mod context;
+mod dockerfile;
 mod ignore;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -20,14 +21,15 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 
 pub use context::{Entry, EntryKind, Scan, scan};
+pub use dockerfile::base_images;
 pub use ignore::IgnoreRules;
 
 use crate::docker::{self, Client};
 use crate::registry;
 
-/// Label carrying the context digest on every image samestack builds.
-pub const LABEL_CONTEXT_DIGEST: &str = "dev.samestack.context-digest";
-/// Hex characters of the context digest used as the image tag.
+/// Label carrying the input digest on every image samestack builds.
+pub const LABEL_INPUT_DIGEST: &str = "dev.samestack.input-digest";
+/// Hex characters of the input digest used as the image tag.
 pub const TAG_LEN: usize = 12;
 /// Lines of a failing step's output kept for the error message.
 const OUTPUT_TAIL: usize = 20;
@@ -87,11 +89,12 @@ pub enum BuildAction {
 #[derive(Debug, Clone)]
 pub struct BuildOutcome {
     pub service: String,
-    /// `repository:tag`, the tag being the first [`TAG_LEN`] hex characters of the context digest.
+    /// `repository:tag`, the tag being the first [`TAG_LEN`] hex characters of the input digest.
     pub reference: String,
     pub tag: String,
-    /// Full hex sha256 of the build inputs.
-    pub context_digest: String,
+    /// Full hex sha256 of the build inputs: context files (after `.dockerignore`), Dockerfile,
+    /// build arguments and the ids of the base images.
+    pub input_digest: String,
     /// Local image id (`sha256:...`).
     pub image_id: String,
     /// Manifest digest in the registry (`sha256:...`), when pushed or found there.
@@ -231,8 +234,9 @@ async fn build_service(
     let bar = progress.bar(&service);
     let started = Instant::now();
     let scan = scan_context(spec).await?;
+    let input_digest = input_digest(client, &service, &scan, &spec.build_args).await?;
     let scan_time = started.elapsed();
-    let tag = scan.digest[..TAG_LEN].to_string();
+    let tag = input_digest[..TAG_LEN].to_string();
     let reference = format!("{}:{tag}", spec.repository);
 
     let local = local_image_id(client, &reference).await?;
@@ -246,7 +250,7 @@ async fn build_service(
         service: service.clone(),
         reference: reference.clone(),
         tag: tag.clone(),
-        context_digest: scan.digest.clone(),
+        input_digest: input_digest.clone(),
         image_id: local.clone().unwrap_or_default(),
         registry_digest: remote.clone(),
         action: BuildAction::Skipped,
@@ -264,7 +268,7 @@ async fn build_service(
 
     if local.is_none() {
         let t = Instant::now();
-        outcome.image_id = build_image(client, spec, &scan, &reference, options, &bar).await?;
+        outcome.image_id = build_image(client, spec, &scan, &input_digest, &reference, options, &bar).await?;
         outcome.build_time = t.elapsed();
         outcome.action = BuildAction::Built;
     } else {
@@ -298,6 +302,32 @@ async fn scan_context(spec: &BuildSpec) -> Result<Scan, Error> {
         .map_err(|source| Error::ContextUnreadable { service, path: spec.context.clone(), source })
 }
 
+/// The context digest combined with the ids of the Dockerfile's base images, so a rebuilt or
+/// moved base tag gives a new tag. A base missing locally is pulled first (the build would pull it
+/// anyway), so its id is known now and the digest is the same on the next run.
+async fn input_digest(client: &Client, service: &str, scan: &Scan, build_args: &BTreeMap<String, String>) -> Result<String, Error> {
+    use sha2::{Digest, Sha256};
+    let text = tokio::fs::read_to_string(&scan.dockerfile)
+        .await
+        .map_err(|source| Error::ContextUnreadable { service: service.to_string(), path: scan.dockerfile.clone(), source })?;
+    let mut hasher = Sha256::new();
+    hasher.update(scan.digest.as_bytes());
+    for base in base_images(&text, build_args) {
+        let id = match local_image_id(client, &base).await? {
+            Some(id) => id,
+            None => {
+                if let Err(e) = docker::pull(client, &base).await {
+                    tracing::debug!(%base, error = %docker::describe(&e), "base image not pullable");
+                }
+                // Unpullable: leave it to the build to report, which names the step.
+                local_image_id(client, &base).await?.unwrap_or_else(|| "absent".to_string())
+            }
+        };
+        hasher.update(format!("\0base\0{base}={id}").as_bytes());
+    }
+    Ok(context::hex(&hasher.finalize()))
+}
+
 async fn local_image_id(client: &Client, reference: &str) -> Result<Option<String>, Error> {
     match client.inspect_image(reference).await {
         Ok(image) => Ok(image.id),
@@ -327,6 +357,7 @@ async fn build_image(
     client: &Client,
     spec: &BuildSpec,
     scan: &Scan,
+    input_digest: &str,
     reference: &str,
     options: &BuildOptions,
     bar: &ServiceBar,
@@ -347,7 +378,7 @@ async fn build_image(
     let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
 
     let mut labels: HashMap<String, String> = options.labels.clone().into_iter().collect();
-    labels.insert(LABEL_CONTEXT_DIGEST.to_string(), scan.digest.clone());
+    labels.insert(LABEL_INPUT_DIGEST.to_string(), input_digest.to_string());
     let build_args: HashMap<String, String> = spec.build_args.clone().into_iter().collect();
     let build_options = BuildImageOptionsBuilder::new()
         .dockerfile(&scan.dockerfile_in_tar)

@@ -64,7 +64,7 @@ async fn docker_build_example_services_push_skip_and_pull_by_digest() {
     assert_eq!(first.iter().map(|o| o.service.as_str()).collect::<Vec<_>>(), ["api", "worker"], "results in spec order");
     for o in &first {
         assert_eq!(o.action, BuildAction::Built, "{}", o.service);
-        assert_eq!(o.tag, o.context_digest[..12], "tag is the context digest");
+        assert_eq!(o.tag, o.input_digest[..12], "tag is the input digest");
         assert!(o.reference.ends_with(&format!(":{}", o.tag)));
         let digest = o.registry_digest.as_deref().expect("pushed digest");
         assert!(digest.starts_with("sha256:"), "{digest}");
@@ -277,4 +277,35 @@ async fn docker_daemon_stopping_mid_build_is_an_environment_error() {
     assert!(matches!(err, build::Error::DaemonLost { .. }), "{msg}");
     assert!(msg.contains("Docker stopped answering while building service `api`"), "{msg}");
     assert_eq!(err.kind(), ErrorKind::Environment);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_build_rebuilds_when_the_base_image_moves() {
+    let Some(()) = fx::docker_with_images("docker_build_rebuilds_when_the_base_image_moves") else { return };
+    let client = docker::connect().await.unwrap();
+    let mut cleanup = Cleanup::default();
+    let base = format!("samestack-it/{}:base", support::unique_name("movingbase"));
+    cleanup.image(&base);
+    fx::docker(&["tag", fx::BUSYBOX, &base]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), "ARG BASE=none\nFROM ${BASE}\nCOPY a.txt /a.txt\n").unwrap();
+    std::fs::write(dir.path().join("a.txt"), "a").unwrap();
+    let spec = BuildSpec {
+        service: "app".into(),
+        context: dir.path().to_path_buf(),
+        dockerfile: None,
+        build_args: BTreeMap::from([("BASE".to_string(), base.clone())]),
+        repository: format!("samestack-it/{}", support::unique_name("onbase")),
+    };
+    let specs = std::slice::from_ref(&spec);
+    let first = build::build_all(&client, specs, &BuildOptions::default()).await.unwrap();
+    track(&mut cleanup, &first);
+    assert_eq!(build::build_all(&client, specs, &BuildOptions::default()).await.unwrap()[0].action, BuildAction::Skipped);
+
+    // Same context, same base tag, different base image: a new tag, built on the new base.
+    fx::docker(&["tag", fx::REGISTRY_IMAGE, &base]);
+    let moved = build::build_all(&client, specs, &BuildOptions::default()).await.unwrap();
+    track(&mut cleanup, &moved);
+    assert_eq!(moved[0].action, BuildAction::Built);
+    assert_ne!(moved[0].tag, first[0].tag);
 }
