@@ -51,8 +51,15 @@ pub struct BuildSpec {
 
 impl BuildSpec {
     fn dockerfile_path(&self) -> PathBuf {
-        let file = self.dockerfile.clone().unwrap_or_else(|| PathBuf::from("Dockerfile"));
-        if file.is_absolute() { file } else { self.context.join(file) }
+        let file = self
+            .dockerfile
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("Dockerfile"));
+        if file.is_absolute() {
+            file
+        } else {
+            self.context.join(file)
+        }
     }
 }
 
@@ -70,7 +77,11 @@ pub struct BuildOptions {
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        BuildOptions { registry_port: None, parallelism: 2, labels: BTreeMap::new() }
+        BuildOptions {
+            registry_port: None,
+            parallelism: 2,
+            labels: BTreeMap::new(),
+        }
     }
 }
 
@@ -137,8 +148,16 @@ pub enum Error {
         source: io::Error,
     },
     /// A Dockerfile step failed.
-    #[error("building service `{service}` failed at `{step}`: {message}{}", indent_tail(output))]
-    StepFailed { service: String, step: String, message: String, output: Vec<String> },
+    #[error(
+        "building service `{service}` failed at `{step}`: {message}{}",
+        indent_tail(output)
+    )]
+    StepFailed {
+        service: String,
+        step: String,
+        message: String,
+        output: Vec<String>,
+    },
     /// The engine refused the build request itself (bad Dockerfile syntax, unknown base image...).
     #[error("building service `{service}` was refused by Docker: {message}")]
     Rejected { service: String, message: String },
@@ -147,7 +166,11 @@ pub enum Error {
         "Docker stopped answering while {activity} service `{service}`: {cause}; start it again \
          (`sudo systemctl start docker`) and rerun — nothing was tagged, the next run starts that image over"
     )]
-    DaemonLost { service: String, activity: &'static str, cause: String },
+    DaemonLost {
+        service: String,
+        activity: &'static str,
+        cause: String,
+    },
     /// The engine's disk is full.
     #[error(
         "no space left on Docker's disk while building service `{service}`: {message}; free space \
@@ -156,7 +179,11 @@ pub enum Error {
     DiskFull { service: String, message: String },
     /// The push to the local registry failed.
     #[error("pushing `{reference}` (service `{service}`) to the local registry failed: {message}")]
-    PushFailed { service: String, reference: String, message: String },
+    PushFailed {
+        service: String,
+        reference: String,
+        message: String,
+    },
     /// The registry could not be asked whether it has the image.
     #[error("cannot query the local registry on 127.0.0.1:{port} for service `{service}`")]
     RegistryUnreachable {
@@ -200,7 +227,11 @@ impl crate::error::Classify for Error {
 /// Builds (or skips) every service's image, at most `options.parallelism` at once, and pushes to
 /// the registry when one is given. Outcomes come back in the order of `specs`. The first failure
 /// cancels the builds still running and is returned.
-pub async fn build_all(client: &Client, specs: &[BuildSpec], options: &BuildOptions) -> Result<Vec<BuildOutcome>, Error> {
+pub async fn build_all(
+    client: &Client,
+    specs: &[BuildSpec],
+    options: &BuildOptions,
+) -> Result<Vec<BuildOutcome>, Error> {
     let progress = Arc::new(Progress::new(crate::ui::interactive()));
     // Builds overlap, pushes take turns: services share base layers, and a layer one push has
     // uploaded is only mounted (not uploaded again) by the next push to the same registry.
@@ -208,7 +239,12 @@ pub async fn build_all(client: &Client, specs: &[BuildSpec], options: &BuildOpti
     let mut running = futures_util::stream::iter(specs.iter().enumerate())
         .map(|(i, spec)| {
             let (progress, push_turn) = (progress.clone(), push_turn.clone());
-            async move { (i, build_service(client, spec, options, &progress, &push_turn).await) }
+            async move {
+                (
+                    i,
+                    build_service(client, spec, options, &progress, &push_turn).await,
+                )
+            }
         })
         .buffer_unordered(options.parallelism.max(1));
     let mut outcomes: Vec<Option<BuildOutcome>> = vec![None; specs.len()];
@@ -219,8 +255,20 @@ pub async fn build_all(client: &Client, specs: &[BuildSpec], options: &BuildOpti
 }
 
 /// Builds (or skips) one service's image; see [`build_all`].
-pub async fn build_one(client: &Client, spec: &BuildSpec, options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, Error> {
-    build_service(client, spec, options, progress, &tokio::sync::Mutex::new(())).await
+pub async fn build_one(
+    client: &Client,
+    spec: &BuildSpec,
+    options: &BuildOptions,
+    progress: &Progress,
+) -> Result<BuildOutcome, Error> {
+    build_service(
+        client,
+        spec,
+        options,
+        progress,
+        &tokio::sync::Mutex::new(()),
+    )
+    .await
 }
 
 async fn build_service(
@@ -243,7 +291,11 @@ async fn build_service(
     let remote = match options.registry_port {
         Some(port) => registry::manifest_digest(port, registry_path(&spec.repository), &tag)
             .await
-            .map_err(|source| Error::RegistryUnreachable { service: service.clone(), port, source })?,
+            .map_err(|source| Error::RegistryUnreachable {
+                service: service.clone(),
+                port,
+                source,
+            })?,
         None => None,
     };
     let mut outcome = BuildOutcome {
@@ -268,7 +320,16 @@ async fn build_service(
 
     if local.is_none() {
         let t = Instant::now();
-        outcome.image_id = build_image(client, spec, &scan, &input_digest, &reference, options, &bar).await?;
+        outcome.image_id = build_image(
+            client,
+            spec,
+            &scan,
+            &input_digest,
+            &reference,
+            options,
+            &bar,
+        )
+        .await?;
         outcome.build_time = t.elapsed();
         outcome.action = BuildAction::Built;
     } else {
@@ -278,38 +339,69 @@ async fn build_service(
         bar.message("waiting to push");
         let _turn = push_turn.lock().await;
         let t = Instant::now();
-        outcome.registry_digest = Some(push_image(client, &service, &spec.repository, &tag, &bar).await?);
+        outcome.registry_digest =
+            Some(push_image(client, &service, &spec.repository, &tag, &bar).await?);
         outcome.push_time = t.elapsed();
     }
     tracing::info!(%service, %reference, build = ?outcome.build_time, push = ?outcome.push_time, "image ready");
-    bar.finish(format!("{reference} {}", if outcome.action == BuildAction::Built { "built" } else { "pushed" }));
+    bar.finish(format!(
+        "{reference} {}",
+        if outcome.action == BuildAction::Built {
+            "built"
+        } else {
+            "pushed"
+        }
+    ));
     Ok(outcome)
 }
 
 async fn scan_context(spec: &BuildSpec) -> Result<Scan, Error> {
     let service = spec.service.clone();
     if !spec.context.is_dir() {
-        return Err(Error::ContextMissing { service, path: spec.context.clone() });
+        return Err(Error::ContextMissing {
+            service,
+            path: spec.context.clone(),
+        });
     }
     let dockerfile = spec.dockerfile_path();
     if !dockerfile.is_file() {
-        return Err(Error::DockerfileMissing { service, path: dockerfile });
+        return Err(Error::DockerfileMissing {
+            service,
+            path: dockerfile,
+        });
     }
     let (root, args) = (spec.context.clone(), spec.build_args.clone());
     tokio::task::spawn_blocking(move || scan(&root, &dockerfile, &args))
         .await
-        .map_err(|e| Error::ContextUnreadable { service: service.clone(), path: spec.context.clone(), source: io::Error::other(e) })?
-        .map_err(|source| Error::ContextUnreadable { service, path: spec.context.clone(), source })
+        .map_err(|e| Error::ContextUnreadable {
+            service: service.clone(),
+            path: spec.context.clone(),
+            source: io::Error::other(e),
+        })?
+        .map_err(|source| Error::ContextUnreadable {
+            service,
+            path: spec.context.clone(),
+            source,
+        })
 }
 
 /// The context digest combined with the ids of the Dockerfile's base images, so a rebuilt or
 /// moved base tag gives a new tag. A base missing locally is pulled first (the build would pull it
 /// anyway), so its id is known now and the digest is the same on the next run.
-async fn input_digest(client: &Client, service: &str, scan: &Scan, build_args: &BTreeMap<String, String>) -> Result<String, Error> {
+async fn input_digest(
+    client: &Client,
+    service: &str,
+    scan: &Scan,
+    build_args: &BTreeMap<String, String>,
+) -> Result<String, Error> {
     use sha2::{Digest, Sha256};
     let text = tokio::fs::read_to_string(&scan.dockerfile)
         .await
-        .map_err(|source| Error::ContextUnreadable { service: service.to_string(), path: scan.dockerfile.clone(), source })?;
+        .map_err(|source| Error::ContextUnreadable {
+            service: service.to_string(),
+            path: scan.dockerfile.clone(),
+            source,
+        })?;
     let mut hasher = Sha256::new();
     hasher.update(scan.digest.as_bytes());
     for base in base_images(&text, build_args) {
@@ -320,7 +412,9 @@ async fn input_digest(client: &Client, service: &str, scan: &Scan, build_args: &
                     tracing::debug!(%base, error = %docker::describe(&e), "base image not pullable");
                 }
                 // Unpullable: leave it to the build to report, which names the step.
-                local_image_id(client, &base).await?.unwrap_or_else(|| "absent".to_string())
+                local_image_id(client, &base)
+                    .await?
+                    .unwrap_or_else(|| "absent".to_string())
             }
         };
         hasher.update(format!("\0base\0{base}={id}").as_bytes());
@@ -339,7 +433,9 @@ async fn local_image_id(client: &Client, reference: &str) -> Result<Option<Strin
 /// `localhost:5001/shop/api` → `shop/api`: the repository name as the registry's API sees it.
 fn registry_path(repository: &str) -> &str {
     match repository.split_once('/') {
-        Some((host, rest)) if host.contains(':') || host.contains('.') || host == "localhost" => rest,
+        Some((host, rest)) if host.contains(':') || host.contains('.') || host == "localhost" => {
+            rest
+        }
         _ => repository,
     }
 }
@@ -367,10 +463,15 @@ async fn build_image(
     let producer = {
         let scan = scan.clone();
         tokio::task::spawn_blocking(move || {
-            let mut writer = ChannelWriter { tx, buf: Vec::with_capacity(CHUNK) };
+            let mut writer = ChannelWriter {
+                tx,
+                buf: Vec::with_capacity(CHUNK),
+            };
             let result = context::write_tar(&scan, &mut writer);
             if let Err(e) = &result {
-                let _ = writer.tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
+                let _ = writer
+                    .tx
+                    .blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
             }
             result
         })
@@ -417,7 +518,11 @@ async fn build_image(
     if let Ok(Err(source)) = producer.await
         && source.kind() != io::ErrorKind::BrokenPipe
     {
-        return Err(Error::ContextUnreadable { service, path: spec.context.clone(), source });
+        return Err(Error::ContextUnreadable {
+            service,
+            path: spec.context.clone(),
+            source,
+        });
     }
     if let Some(e) = failure {
         return Err(build_failure(&service, e, log));
@@ -425,17 +530,23 @@ async fn build_image(
     match image_id {
         Some(id) => Ok(id),
         // Older engines do not always send the aux id: the tag is authoritative.
-        None => local_image_id(client, reference).await?.ok_or_else(|| Error::Rejected {
-            service,
-            message: format!("the build finished without producing {reference}"),
-        }),
+        None => local_image_id(client, reference)
+            .await?
+            .ok_or_else(|| Error::Rejected {
+                service,
+                message: format!("the build finished without producing {reference}"),
+            }),
     }
 }
 
 fn build_failure(service: &str, err: ApiError, log: StepLog) -> Error {
     let service = service.to_string();
     if docker::is_connection_lost(&err) {
-        return Error::DaemonLost { service, activity: "building", cause: docker::describe(&err) };
+        return Error::DaemonLost {
+            service,
+            activity: "building",
+            cause: docker::describe(&err),
+        };
     }
     let message = match &err {
         ApiError::DockerStreamError { error } => error.trim().to_string(),
@@ -450,7 +561,12 @@ fn build_failure(service: &str, err: ApiError, log: StepLog) -> Error {
             if !log.partial.trim().is_empty() {
                 output.push(log.partial.trim_end().to_string());
             }
-            Error::StepFailed { service, step, message, output }
+            Error::StepFailed {
+                service,
+                step,
+                message,
+                output,
+            }
         }
         _ => Error::Rejected { service, message },
     }
@@ -481,7 +597,10 @@ impl StepLog {
             if line.starts_with("Step ") && line.contains(" : ") {
                 self.step = Some(line.clone());
                 self.output.clear();
-            } else if !line.is_empty() && !line.starts_with(" ---> ") && !line.starts_with("Removing intermediate container") {
+            } else if !line.is_empty()
+                && !line.starts_with(" ---> ")
+                && !line.starts_with("Removing intermediate container")
+            {
                 if self.output.len() == OUTPUT_TAIL {
                     self.output.pop_front();
                 }
@@ -494,7 +613,13 @@ impl StepLog {
 }
 
 /// Pushes `repository:tag`; returns the manifest digest the registry stored.
-async fn push_image(client: &Client, service: &str, repository: &str, tag: &str, bar: &ServiceBar) -> Result<String, Error> {
+async fn push_image(
+    client: &Client,
+    service: &str,
+    repository: &str,
+    tag: &str,
+    bar: &ServiceBar,
+) -> Result<String, Error> {
     let reference = format!("{repository}:{tag}");
     let layers = client
         .inspect_image(&reference)
@@ -513,7 +638,10 @@ async fn push_image(client: &Client, service: &str, repository: &str, tag: &str,
         match event {
             Ok(info) => {
                 let status = info.status.unwrap_or_default();
-                if status == "Pushed" || status == "Layer already exists" || status.starts_with("Mounted from") {
+                if status == "Pushed"
+                    || status == "Layer already exists"
+                    || status.starts_with("Mounted from")
+                {
                     done += 1;
                     bar.layer_done(done);
                 } else if status == "Pushing"
@@ -526,14 +654,22 @@ async fn push_image(client: &Client, service: &str, repository: &str, tag: &str,
                 }
             }
             Err(e) if docker::is_connection_lost(&e) => {
-                return Err(Error::DaemonLost { service: service.to_string(), activity: "pushing", cause: docker::describe(&e) });
+                return Err(Error::DaemonLost {
+                    service: service.to_string(),
+                    activity: "pushing",
+                    cause: docker::describe(&e),
+                });
             }
             Err(e) => {
                 let message = match &e {
                     ApiError::DockerStreamError { error } => error.trim().to_string(),
                     other => docker::describe(other),
                 };
-                return Err(Error::PushFailed { service: service.to_string(), reference, message });
+                return Err(Error::PushFailed {
+                    service: service.to_string(),
+                    reference,
+                    message,
+                });
             }
         }
     }
@@ -565,9 +701,12 @@ impl ChannelWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the engine stopped reading the build context"))
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the engine stopped reading the build context",
+            )
+        })
     }
 }
 
@@ -593,13 +732,20 @@ pub struct Progress {
 impl Progress {
     /// `interactive`: draw bars (pass `crate::ui::interactive()`).
     pub fn new(interactive: bool) -> Self {
-        Progress { multi: interactive.then(MultiProgress::new) }
+        Progress {
+            multi: interactive.then(MultiProgress::new),
+        }
     }
 
     fn bar(&self, service: &str) -> ServiceBar {
-        let Some(multi) = &self.multi else { return ServiceBar(None) };
+        let Some(multi) = &self.multi else {
+            return ServiceBar(None);
+        };
         let bar = multi.add(ProgressBar::new_spinner());
-        bar.set_style(ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         bar.set_prefix(service.to_string());
         bar.enable_steady_tick(Duration::from_millis(120));
         ServiceBar(Some(bar))
@@ -619,8 +765,10 @@ impl ServiceBar {
     fn start_push(&self, layers: u64) {
         if let Some(bar) = &self.0 {
             bar.set_style(
-                ProgressStyle::with_template("{spinner} {prefix:.bold} pushing [{bar:20}] {pos}/{len} layers {wide_msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template(
+                    "{spinner} {prefix:.bold} pushing [{bar:20}] {pos}/{len} layers {wide_msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar.set_length(layers);
             bar.set_position(0);
@@ -635,13 +783,20 @@ impl ServiceBar {
 
     fn layer_bytes(&self, current: i64, total: i64) {
         if let Some(bar) = &self.0 {
-            bar.set_message(format!("{:.1}/{:.1} MB", current as f64 / 1e6, total as f64 / 1e6));
+            bar.set_message(format!(
+                "{:.1}/{:.1} MB",
+                current as f64 / 1e6,
+                total as f64 / 1e6
+            ));
         }
     }
 
     fn finish(&self, msg: String) {
         if let Some(bar) = &self.0 {
-            bar.set_style(ProgressStyle::with_template("✓ {prefix:.bold} {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            bar.set_style(
+                ProgressStyle::with_template("✓ {prefix:.bold} {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
             bar.finish_with_message(msg);
         }
     }
@@ -672,26 +827,46 @@ mod tests {
         log.push("Step 3/5 : RUN make\nmake: *** no rule\n");
         let err = build_failure(
             "api",
-            ApiError::DockerStreamError { error: "The command '/bin/sh -c make' returned a non-zero code: 2".into() },
+            ApiError::DockerStreamError {
+                error: "The command '/bin/sh -c make' returned a non-zero code: 2".into(),
+            },
             log,
         );
         let msg = err.to_string();
-        assert!(msg.contains("service `api` failed at `Step 3/5 : RUN make`"), "{msg}");
+        assert!(
+            msg.contains("service `api` failed at `Step 3/5 : RUN make`"),
+            "{msg}"
+        );
         assert!(msg.contains("make: *** no rule"), "{msg}");
-        assert_eq!(crate::error::Classify::kind(&err), crate::error::ErrorKind::User);
+        assert_eq!(
+            crate::error::Classify::kind(&err),
+            crate::error::ErrorKind::User
+        );
     }
 
     #[test]
     fn disk_full_is_an_environment_error() {
-        let err = build_failure("api", ApiError::DockerStreamError { error: "write /x: no space left on device".into() }, StepLog::default());
+        let err = build_failure(
+            "api",
+            ApiError::DockerStreamError {
+                error: "write /x: no space left on device".into(),
+            },
+            StepLog::default(),
+        );
         assert!(matches!(err, Error::DiskFull { .. }));
-        assert_eq!(crate::error::Classify::kind(&err), crate::error::ErrorKind::Environment);
+        assert_eq!(
+            crate::error::Classify::kind(&err),
+            crate::error::ErrorKind::Environment
+        );
     }
 
     #[test]
     fn push_digest_is_parsed_from_the_final_status() {
         let d = "sha256:".to_string() + &"a".repeat(64);
-        assert_eq!(parse_push_digest(&format!("0123abcd: digest: {d} size: 1234")), Some(d));
+        assert_eq!(
+            parse_push_digest(&format!("0123abcd: digest: {d} size: 1234")),
+            Some(d)
+        );
         assert_eq!(parse_push_digest("Pushed"), None);
     }
 
@@ -700,7 +875,13 @@ mod tests {
         assert_eq!(registry_path("localhost:5001/shop-api"), "shop-api");
         assert_eq!(registry_path("registry.local/a/b"), "a/b");
         assert_eq!(registry_path("shop/api"), "shop/api");
-        assert_eq!(repository_of("localhost:5001/shop-api:0123456789ab"), "localhost:5001/shop-api");
-        assert_eq!(repository_of("localhost:5001/shop-api"), "localhost:5001/shop-api");
+        assert_eq!(
+            repository_of("localhost:5001/shop-api:0123456789ab"),
+            "localhost:5001/shop-api"
+        );
+        assert_eq!(
+            repository_of("localhost:5001/shop-api"),
+            "localhost:5001/shop-api"
+        );
     }
 }
