@@ -6,4 +6,5 @@ mod support;
 mod docker_app;
 mod docker_build;
 mod docker_fixture;
+mod docker_images;
 mod docker_registry;
