@@ -73,6 +73,10 @@ pub struct BuildOptions {
     pub parallelism: usize,
     /// Extra labels for every built image (e.g. the project).
     pub labels: BTreeMap<String, String>,
+    /// After a build, keep this many of the repository's newest samestack-built tags locally
+    /// (the new one included) and untag older ones, so a long dev session does not fill the
+    /// disk. 0 keeps everything.
+    pub keep_images: usize,
 }
 
 impl Default for BuildOptions {
@@ -81,6 +85,7 @@ impl Default for BuildOptions {
             registry_port: None,
             parallelism: 2,
             labels: BTreeMap::new(),
+            keep_images: 3,
         }
     }
 }
@@ -343,6 +348,9 @@ async fn build_service(
             Some(push_image(client, &service, &spec.repository, &tag, &bar).await?);
         outcome.push_time = t.elapsed();
     }
+    if outcome.action == BuildAction::Built && options.keep_images > 0 {
+        prune_old_images(client, &spec.repository, &tag, options.keep_images).await;
+    }
     tracing::info!(%service, %reference, build = ?outcome.build_time, push = ?outcome.push_time, "image ready");
     bar.finish(format!(
         "{reference} {}",
@@ -420,6 +428,72 @@ async fn input_digest(
         hasher.update(format!("\0base\0{base}={id}").as_bytes());
     }
     Ok(context::hex(&hasher.finalize()))
+}
+
+/// Untags the repository's samestack-built images beyond the `keep` newest (never `current`).
+/// Best effort: an image a container still uses stays, and failures are only logged.
+async fn prune_old_images(client: &Client, repository: &str, current: &str, keep: usize) {
+    let filters = HashMap::from([
+        ("reference", vec![repository.to_string()]),
+        ("label", vec![LABEL_INPUT_DIGEST.to_string()]),
+    ]);
+    let options = bollard::query_parameters::ListImagesOptionsBuilder::new()
+        .filters(&filters)
+        .build();
+    let Ok(images) = client.list_images(Some(options)).await else {
+        return;
+    };
+    // The list's creation times are whole seconds; inspect gives nanoseconds, which orders
+    // builds made within the same second.
+    let mut tagged: Vec<(String, String)> = Vec::new();
+    for image in &images {
+        let created = match client.inspect_image(&image.id).await {
+            Ok(inspect) => sortable_time(inspect.created.as_deref().unwrap_or_default()),
+            Err(_) => continue,
+        };
+        for t in &image.repo_tags {
+            if let Some((repo, tag)) = t.rsplit_once(':')
+                && repo == repository
+            {
+                tagged.push((tag.to_string(), created.clone()));
+            }
+        }
+    }
+    for tag in stale_tags(&tagged, current, keep) {
+        let reference = format!("{repository}:{tag}");
+        match client
+            .remove_image(
+                &reference,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await
+        {
+            Ok(_) => tracing::debug!(%reference, "removed an old image"),
+            Err(e) => {
+                tracing::debug!(%reference, error = %docker::describe(&e), "kept an old image")
+            }
+        }
+    }
+}
+
+/// An RFC 3339 UTC time (`...:05.12Z`, fraction trimmed as Go prints it) as a string that
+/// sorts chronologically: the fraction padded to nanoseconds.
+fn sortable_time(rfc3339: &str) -> String {
+    let trimmed = rfc3339.trim_end_matches('Z');
+    let (whole, fraction) = trimmed.split_once('.').unwrap_or((trimmed, ""));
+    format!("{whole}.{fraction:0<9}")
+}
+
+/// Tags to remove: all but the `keep` newest by creation time, never `current`.
+fn stale_tags<T: Ord>(tagged: &[(String, T)], current: &str, keep: usize) -> Vec<String> {
+    let mut others: Vec<&(String, T)> = tagged.iter().filter(|(t, _)| t != current).collect();
+    others.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    others
+        .into_iter()
+        .skip(keep.saturating_sub(1))
+        .map(|(t, _)| t.clone())
+        .collect()
 }
 
 async fn local_image_id(client: &Client, reference: &str) -> Result<Option<String>, Error> {
@@ -868,6 +942,25 @@ mod tests {
             Some(d)
         );
         assert_eq!(parse_push_digest("Pushed"), None);
+    }
+
+    #[test]
+    fn stale_tags_keep_the_newest_and_the_current() {
+        let tagged: Vec<(String, i64)> = [("a", 1), ("b", 2), ("c", 3), ("d", 4), ("cur", 0)]
+            .iter()
+            .map(|(t, c)| (t.to_string(), *c))
+            .collect();
+        assert_eq!(stale_tags(&tagged, "cur", 3), vec!["b", "a"]);
+        assert_eq!(stale_tags(&tagged, "cur", 1), vec!["d", "c", "b", "a"]);
+        assert!(stale_tags(&tagged, "cur", 10).is_empty());
+    }
+
+    #[test]
+    fn times_sort_chronologically_whatever_their_fraction_length() {
+        let a = sortable_time("2026-11-22T04:50:01.12Z");
+        let b = sortable_time("2026-11-22T04:50:01.123Z");
+        let c = sortable_time("2026-11-22T04:50:02Z");
+        assert!(a < b && b < c, "{a} {b} {c}");
     }
 
     #[test]

@@ -477,3 +477,55 @@ async fn docker_build_rebuilds_when_the_base_image_moves() {
     assert_eq!(moved[0].action, BuildAction::Built);
     assert_ne!(moved[0].tag, first[0].tag);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_build_keeps_only_the_newest_local_tags() {
+    let Some(()) = fx::docker_with_images("docker_build_keeps_only_the_newest_local_tags") else {
+        return;
+    };
+    let client = docker::connect().await.unwrap();
+    let mut cleanup = Cleanup::default();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {}\nCOPY v.txt /v.txt\n", fx::BUSYBOX),
+    )
+    .unwrap();
+    let repository = format!("samestack-it/{}", support::unique_name("prune"));
+    let spec = BuildSpec {
+        service: "app".into(),
+        context: dir.path().to_path_buf(),
+        dockerfile: None,
+        build_args: BTreeMap::new(),
+        repository: repository.clone(),
+    };
+    let options = BuildOptions {
+        keep_images: 2,
+        ..Default::default()
+    };
+    let mut references = Vec::new();
+    for version in 1..=3 {
+        std::fs::write(dir.path().join("v.txt"), version.to_string()).unwrap();
+        let built = build::build_all(&client, std::slice::from_ref(&spec), &options)
+            .await
+            .unwrap();
+        track(&mut cleanup, &built);
+        references.push(built[0].reference.clone());
+    }
+    let mut left: Vec<String> = fx::docker(&[
+        "images",
+        "--format",
+        "{{.Repository}}:{{.Tag}}",
+        &repository,
+    ])
+    .lines()
+    .map(String::from)
+    .collect();
+    left.sort();
+    let mut expected = references[1..].to_vec();
+    expected.sort();
+    assert_eq!(
+        left, expected,
+        "the oldest tag was removed, the two newest stay"
+    );
+}
