@@ -23,7 +23,10 @@ enum Token {
     /// `?`: one character except `/`.
     Any,
     /// `[...]`: one character from a set (ranges allowed), possibly negated with `^`.
-    Class { negated: bool, items: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        items: Vec<(char, char)>,
+    },
     /// `**` at the end of a pattern: anything, across directories.
     StarStarEnd,
     /// `**` (or `**/`) elsewhere: zero or more whole directories.
@@ -43,7 +46,10 @@ impl IgnoreRules {
                     None => (false, line),
                 };
                 let cleaned = clean(raw);
-                (!cleaned.is_empty()).then(|| Pattern { tokens: tokenize(&cleaned), exception })
+                (!cleaned.is_empty()).then(|| Pattern {
+                    tokens: tokenize(&cleaned),
+                    exception,
+                })
             })
             .collect();
         IgnoreRules { patterns }
@@ -127,7 +133,11 @@ fn tokenize(pattern: &str) -> Vec<Token> {
                 if chars.get(i) == Some(&'/') {
                     i += 1;
                 }
-                tokens.push(if i >= chars.len() { Token::StarStarEnd } else { Token::StarStarDirs });
+                tokens.push(if i >= chars.len() {
+                    Token::StarStarEnd
+                } else {
+                    Token::StarStarDirs
+                });
                 continue;
             }
             '*' => tokens.push(Token::Star),
@@ -196,9 +206,11 @@ fn matches(tokens: &[Token], text: &[char]) -> bool {
     match first {
         Token::Literal(c) => text.first() == Some(c) && matches(rest, &text[1..]),
         Token::Any => text.first().is_some_and(|c| *c != '/') && matches(rest, &text[1..]),
-        Token::Class { negated, items } => text.first().is_some_and(|c| {
-            *c != '/' && items.iter().any(|(lo, hi)| lo <= c && c <= hi) != *negated
-        }) && matches(rest, &text[1..]),
+        Token::Class { negated, items } => {
+            text.first().is_some_and(|c| {
+                *c != '/' && items.iter().any(|(lo, hi)| lo <= c && c <= hi) != *negated
+            }) && matches(rest, &text[1..])
+        }
         Token::Star => {
             let run = text.iter().take_while(|c| **c != '/').count();
             (0..=run).any(|n| matches(rest, &text[n..]))
@@ -206,7 +218,8 @@ fn matches(tokens: &[Token], text: &[char]) -> bool {
         Token::StarStarEnd => true,
         // `(.*/)?`: nothing, or anything ending with a `/`.
         Token::StarStarDirs => {
-            matches(rest, text) || (0..text.len()).any(|i| text[i] == '/' && matches(rest, &text[i + 1..]))
+            matches(rest, text)
+                || (0..text.len()).any(|i| text[i] == '/' && matches(rest, &text[i + 1..]))
         }
     }
 }
@@ -247,7 +260,10 @@ mod tests {
     fn double_star_spans_directories() {
         assert!(excluded("**/*.pyc", "x.pyc"));
         assert!(excluded("**/*.pyc", "a/b/c/x.pyc"));
-        assert!(excluded("**/__pycache__", "app/__pycache__/m.cpython-311.pyc"));
+        assert!(excluded(
+            "**/__pycache__",
+            "app/__pycache__/m.cpython-311.pyc"
+        ));
         assert!(excluded("docs/**", "docs/a/b.md"));
         assert!(excluded("a/**/z", "a/z"));
         assert!(excluded("a/**/z", "a/b/c/z"));

@@ -4,6 +4,7 @@
 //! Several services build in parallel, with a bound.
 
 mod context;
+mod dockerfile;
 mod ignore;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -20,14 +21,15 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tokio::sync::mpsc;
 
 pub use context::{Entry, EntryKind, Scan, scan};
+pub use dockerfile::base_images;
 pub use ignore::IgnoreRules;
 
 use crate::docker::{self, Client};
 use crate::registry;
 
-/// Label carrying the context digest on every image samestack builds.
-pub const LABEL_CONTEXT_DIGEST: &str = "dev.samestack.context-digest";
-/// Hex characters of the context digest used as the image tag.
+/// Label carrying the input digest on every image samestack builds.
+pub const LABEL_INPUT_DIGEST: &str = "dev.samestack.input-digest";
+/// Hex characters of the input digest used as the image tag.
 pub const TAG_LEN: usize = 12;
 /// Lines of a failing step's output kept for the error message.
 const OUTPUT_TAIL: usize = 20;
@@ -49,8 +51,15 @@ pub struct BuildSpec {
 
 impl BuildSpec {
     fn dockerfile_path(&self) -> PathBuf {
-        let file = self.dockerfile.clone().unwrap_or_else(|| PathBuf::from("Dockerfile"));
-        if file.is_absolute() { file } else { self.context.join(file) }
+        let file = self
+            .dockerfile
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("Dockerfile"));
+        if file.is_absolute() {
+            file
+        } else {
+            self.context.join(file)
+        }
     }
 }
 
@@ -64,11 +73,20 @@ pub struct BuildOptions {
     pub parallelism: usize,
     /// Extra labels for every built image (e.g. the project).
     pub labels: BTreeMap<String, String>,
+    /// After a build, keep this many of the repository's newest samestack-built tags locally
+    /// (the new one included) and untag older ones, so a long dev session does not fill the
+    /// disk. 0 keeps everything.
+    pub keep_images: usize,
 }
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        BuildOptions { registry_port: None, parallelism: 2, labels: BTreeMap::new() }
+        BuildOptions {
+            registry_port: None,
+            parallelism: 2,
+            labels: BTreeMap::new(),
+            keep_images: 3,
+        }
     }
 }
 
@@ -87,11 +105,12 @@ pub enum BuildAction {
 #[derive(Debug, Clone)]
 pub struct BuildOutcome {
     pub service: String,
-    /// `repository:tag`, the tag being the first [`TAG_LEN`] hex characters of the context digest.
+    /// `repository:tag`, the tag being the first [`TAG_LEN`] hex characters of the input digest.
     pub reference: String,
     pub tag: String,
-    /// Full hex sha256 of the build inputs.
-    pub context_digest: String,
+    /// Full hex sha256 of the build inputs: context files (after `.dockerignore`), Dockerfile,
+    /// build arguments and the ids of the base images.
+    pub input_digest: String,
     /// Local image id (`sha256:...`).
     pub image_id: String,
     /// Manifest digest in the registry (`sha256:...`), when pushed or found there.
@@ -134,8 +153,16 @@ pub enum Error {
         source: io::Error,
     },
     /// A Dockerfile step failed.
-    #[error("building service `{service}` failed at `{step}`: {message}{}", indent_tail(output))]
-    StepFailed { service: String, step: String, message: String, output: Vec<String> },
+    #[error(
+        "building service `{service}` failed at `{step}`: {message}{}",
+        indent_tail(output)
+    )]
+    StepFailed {
+        service: String,
+        step: String,
+        message: String,
+        output: Vec<String>,
+    },
     /// The engine refused the build request itself (bad Dockerfile syntax, unknown base image...).
     #[error("building service `{service}` was refused by Docker: {message}")]
     Rejected { service: String, message: String },
@@ -144,7 +171,11 @@ pub enum Error {
         "Docker stopped answering while {activity} service `{service}`: {cause}; start it again \
          (`sudo systemctl start docker`) and rerun — nothing was tagged, the next run starts that image over"
     )]
-    DaemonLost { service: String, activity: &'static str, cause: String },
+    DaemonLost {
+        service: String,
+        activity: &'static str,
+        cause: String,
+    },
     /// The engine's disk is full.
     #[error(
         "no space left on Docker's disk while building service `{service}`: {message}; free space \
@@ -153,7 +184,11 @@ pub enum Error {
     DiskFull { service: String, message: String },
     /// The push to the local registry failed.
     #[error("pushing `{reference}` (service `{service}`) to the local registry failed: {message}")]
-    PushFailed { service: String, reference: String, message: String },
+    PushFailed {
+        service: String,
+        reference: String,
+        message: String,
+    },
     /// The registry could not be asked whether it has the image.
     #[error("cannot query the local registry on 127.0.0.1:{port} for service `{service}`")]
     RegistryUnreachable {
@@ -197,7 +232,11 @@ impl crate::error::Classify for Error {
 /// Builds (or skips) every service's image, at most `options.parallelism` at once, and pushes to
 /// the registry when one is given. Outcomes come back in the order of `specs`. The first failure
 /// cancels the builds still running and is returned.
-pub async fn build_all(client: &Client, specs: &[BuildSpec], options: &BuildOptions) -> Result<Vec<BuildOutcome>, Error> {
+pub async fn build_all(
+    client: &Client,
+    specs: &[BuildSpec],
+    options: &BuildOptions,
+) -> Result<Vec<BuildOutcome>, Error> {
     let progress = Arc::new(Progress::new(crate::ui::interactive()));
     // Builds overlap, pushes take turns: services share base layers, and a layer one push has
     // uploaded is only mounted (not uploaded again) by the next push to the same registry.
@@ -205,7 +244,12 @@ pub async fn build_all(client: &Client, specs: &[BuildSpec], options: &BuildOpti
     let mut running = futures_util::stream::iter(specs.iter().enumerate())
         .map(|(i, spec)| {
             let (progress, push_turn) = (progress.clone(), push_turn.clone());
-            async move { (i, build_service(client, spec, options, &progress, &push_turn).await) }
+            async move {
+                (
+                    i,
+                    build_service(client, spec, options, &progress, &push_turn).await,
+                )
+            }
         })
         .buffer_unordered(options.parallelism.max(1));
     let mut outcomes: Vec<Option<BuildOutcome>> = vec![None; specs.len()];
@@ -216,8 +260,20 @@ pub async fn build_all(client: &Client, specs: &[BuildSpec], options: &BuildOpti
 }
 
 /// Builds (or skips) one service's image; see [`build_all`].
-pub async fn build_one(client: &Client, spec: &BuildSpec, options: &BuildOptions, progress: &Progress) -> Result<BuildOutcome, Error> {
-    build_service(client, spec, options, progress, &tokio::sync::Mutex::new(())).await
+pub async fn build_one(
+    client: &Client,
+    spec: &BuildSpec,
+    options: &BuildOptions,
+    progress: &Progress,
+) -> Result<BuildOutcome, Error> {
+    build_service(
+        client,
+        spec,
+        options,
+        progress,
+        &tokio::sync::Mutex::new(()),
+    )
+    .await
 }
 
 async fn build_service(
@@ -231,22 +287,27 @@ async fn build_service(
     let bar = progress.bar(&service);
     let started = Instant::now();
     let scan = scan_context(spec).await?;
+    let input_digest = input_digest(client, &service, &scan, &spec.build_args).await?;
     let scan_time = started.elapsed();
-    let tag = scan.digest[..TAG_LEN].to_string();
+    let tag = input_digest[..TAG_LEN].to_string();
     let reference = format!("{}:{tag}", spec.repository);
 
     let local = local_image_id(client, &reference).await?;
     let remote = match options.registry_port {
         Some(port) => registry::manifest_digest(port, registry_path(&spec.repository), &tag)
             .await
-            .map_err(|source| Error::RegistryUnreachable { service: service.clone(), port, source })?,
+            .map_err(|source| Error::RegistryUnreachable {
+                service: service.clone(),
+                port,
+                source,
+            })?,
         None => None,
     };
     let mut outcome = BuildOutcome {
         service: service.clone(),
         reference: reference.clone(),
         tag: tag.clone(),
-        context_digest: scan.digest.clone(),
+        input_digest: input_digest.clone(),
         image_id: local.clone().unwrap_or_default(),
         registry_digest: remote.clone(),
         action: BuildAction::Skipped,
@@ -264,7 +325,16 @@ async fn build_service(
 
     if local.is_none() {
         let t = Instant::now();
-        outcome.image_id = build_image(client, spec, &scan, &reference, options, &bar).await?;
+        outcome.image_id = build_image(
+            client,
+            spec,
+            &scan,
+            &input_digest,
+            &reference,
+            options,
+            &bar,
+        )
+        .await?;
         outcome.build_time = t.elapsed();
         outcome.action = BuildAction::Built;
     } else {
@@ -274,22 +344,39 @@ async fn build_service(
         bar.message("waiting to push");
         let _turn = push_turn.lock().await;
         let t = Instant::now();
-        outcome.registry_digest = Some(push_image(client, &service, &spec.repository, &tag, &bar).await?);
+        outcome.registry_digest =
+            Some(push_image(client, &service, &spec.repository, &tag, &bar).await?);
         outcome.push_time = t.elapsed();
     }
+    if outcome.action == BuildAction::Built && options.keep_images > 0 {
+        prune_old_images(client, &spec.repository, &tag, options.keep_images).await;
+    }
     tracing::info!(%service, %reference, build = ?outcome.build_time, push = ?outcome.push_time, "image ready");
-    bar.finish(format!("{reference} {}", if outcome.action == BuildAction::Built { "built" } else { "pushed" }));
+    bar.finish(format!(
+        "{reference} {}",
+        if outcome.action == BuildAction::Built {
+            "built"
+        } else {
+            "pushed"
+        }
+    ));
     Ok(outcome)
 }
 
 async fn scan_context(spec: &BuildSpec) -> Result<Scan, Error> {
     let service = spec.service.clone();
     if !spec.context.is_dir() {
-        return Err(Error::ContextMissing { service, path: spec.context.clone() });
+        return Err(Error::ContextMissing {
+            service,
+            path: spec.context.clone(),
+        });
     }
     let dockerfile = spec.dockerfile_path();
     if !dockerfile.is_file() {
-        return Err(Error::DockerfileMissing { service, path: dockerfile });
+        return Err(Error::DockerfileMissing {
+            service,
+            path: dockerfile,
+        });
     }
     // `scan` takes the Dockerfile relative to the context (or absolute), not relative to the
     // working directory as `dockerfile_path` gives it.
@@ -297,8 +384,119 @@ async fn scan_context(spec: &BuildSpec) -> Result<Scan, Error> {
     let (root, args) = (spec.context.clone(), spec.build_args.clone());
     tokio::task::spawn_blocking(move || scan(&root, &dockerfile, &args))
         .await
-        .map_err(|e| Error::ContextUnreadable { service: service.clone(), path: spec.context.clone(), source: io::Error::other(e) })?
-        .map_err(|source| Error::ContextUnreadable { service, path: spec.context.clone(), source })
+        .map_err(|e| Error::ContextUnreadable {
+            service: service.clone(),
+            path: spec.context.clone(),
+            source: io::Error::other(e),
+        })?
+        .map_err(|source| Error::ContextUnreadable {
+            service,
+            path: spec.context.clone(),
+            source,
+        })
+}
+
+/// The context digest combined with the ids of the Dockerfile's base images, so a rebuilt or
+/// moved base tag gives a new tag. A base missing locally is pulled first (the build would pull it
+/// anyway), so its id is known now and the digest is the same on the next run.
+async fn input_digest(
+    client: &Client,
+    service: &str,
+    scan: &Scan,
+    build_args: &BTreeMap<String, String>,
+) -> Result<String, Error> {
+    use sha2::{Digest, Sha256};
+    let text = tokio::fs::read_to_string(&scan.dockerfile)
+        .await
+        .map_err(|source| Error::ContextUnreadable {
+            service: service.to_string(),
+            path: scan.dockerfile.clone(),
+            source,
+        })?;
+    let mut hasher = Sha256::new();
+    hasher.update(scan.digest.as_bytes());
+    for base in base_images(&text, build_args) {
+        let id = match local_image_id(client, &base).await? {
+            Some(id) => id,
+            None => {
+                if let Err(e) = docker::pull(client, &base).await {
+                    tracing::debug!(%base, error = %docker::describe(&e), "base image not pullable");
+                }
+                // Unpullable: leave it to the build to report, which names the step.
+                local_image_id(client, &base)
+                    .await?
+                    .unwrap_or_else(|| "absent".to_string())
+            }
+        };
+        hasher.update(format!("\0base\0{base}={id}").as_bytes());
+    }
+    Ok(context::hex(&hasher.finalize()))
+}
+
+/// Untags the repository's samestack-built images beyond the `keep` newest (never `current`).
+/// Best effort: an image a container still uses stays, and failures are only logged.
+async fn prune_old_images(client: &Client, repository: &str, current: &str, keep: usize) {
+    let filters = HashMap::from([
+        ("reference", vec![repository.to_string()]),
+        ("label", vec![LABEL_INPUT_DIGEST.to_string()]),
+    ]);
+    let options = bollard::query_parameters::ListImagesOptionsBuilder::new()
+        .filters(&filters)
+        .build();
+    let Ok(images) = client.list_images(Some(options)).await else {
+        return;
+    };
+    // The list's creation times are whole seconds; inspect gives nanoseconds, which orders
+    // builds made within the same second.
+    let mut tagged: Vec<(String, String)> = Vec::new();
+    for image in &images {
+        let created = match client.inspect_image(&image.id).await {
+            Ok(inspect) => sortable_time(inspect.created.as_deref().unwrap_or_default()),
+            Err(_) => continue,
+        };
+        for t in &image.repo_tags {
+            if let Some((repo, tag)) = t.rsplit_once(':')
+                && repo == repository
+            {
+                tagged.push((tag.to_string(), created.clone()));
+            }
+        }
+    }
+    for tag in stale_tags(&tagged, current, keep) {
+        let reference = format!("{repository}:{tag}");
+        match client
+            .remove_image(
+                &reference,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await
+        {
+            Ok(_) => tracing::debug!(%reference, "removed an old image"),
+            Err(e) => {
+                tracing::debug!(%reference, error = %docker::describe(&e), "kept an old image")
+            }
+        }
+    }
+}
+
+/// An RFC 3339 UTC time (`...:05.12Z`, fraction trimmed as Go prints it) as a string that
+/// sorts chronologically: the fraction padded to nanoseconds.
+fn sortable_time(rfc3339: &str) -> String {
+    let trimmed = rfc3339.trim_end_matches('Z');
+    let (whole, fraction) = trimmed.split_once('.').unwrap_or((trimmed, ""));
+    format!("{whole}.{fraction:0<9}")
+}
+
+/// Tags to remove: all but the `keep` newest by creation time, never `current`.
+fn stale_tags<T: Ord>(tagged: &[(String, T)], current: &str, keep: usize) -> Vec<String> {
+    let mut others: Vec<&(String, T)> = tagged.iter().filter(|(t, _)| t != current).collect();
+    others.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    others
+        .into_iter()
+        .skip(keep.saturating_sub(1))
+        .map(|(t, _)| t.clone())
+        .collect()
 }
 
 async fn local_image_id(client: &Client, reference: &str) -> Result<Option<String>, Error> {
@@ -312,7 +510,9 @@ async fn local_image_id(client: &Client, reference: &str) -> Result<Option<Strin
 /// `localhost:5001/shop/api` → `shop/api`: the repository name as the registry's API sees it.
 fn registry_path(repository: &str) -> &str {
     match repository.split_once('/') {
-        Some((host, rest)) if host.contains(':') || host.contains('.') || host == "localhost" => rest,
+        Some((host, rest)) if host.contains(':') || host.contains('.') || host == "localhost" => {
+            rest
+        }
         _ => repository,
     }
 }
@@ -330,6 +530,7 @@ async fn build_image(
     client: &Client,
     spec: &BuildSpec,
     scan: &Scan,
+    input_digest: &str,
     reference: &str,
     options: &BuildOptions,
     bar: &ServiceBar,
@@ -339,10 +540,15 @@ async fn build_image(
     let producer = {
         let scan = scan.clone();
         tokio::task::spawn_blocking(move || {
-            let mut writer = ChannelWriter { tx, buf: Vec::with_capacity(CHUNK) };
+            let mut writer = ChannelWriter {
+                tx,
+                buf: Vec::with_capacity(CHUNK),
+            };
             let result = context::write_tar(&scan, &mut writer);
             if let Err(e) = &result {
-                let _ = writer.tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
+                let _ = writer
+                    .tx
+                    .blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
             }
             result
         })
@@ -350,7 +556,7 @@ async fn build_image(
     let body = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
 
     let mut labels: HashMap<String, String> = options.labels.clone().into_iter().collect();
-    labels.insert(LABEL_CONTEXT_DIGEST.to_string(), scan.digest.clone());
+    labels.insert(LABEL_INPUT_DIGEST.to_string(), input_digest.to_string());
     let build_args: HashMap<String, String> = spec.build_args.clone().into_iter().collect();
     let build_options = BuildImageOptionsBuilder::new()
         .dockerfile(&scan.dockerfile_in_tar)
@@ -389,7 +595,11 @@ async fn build_image(
     if let Ok(Err(source)) = producer.await
         && source.kind() != io::ErrorKind::BrokenPipe
     {
-        return Err(Error::ContextUnreadable { service, path: spec.context.clone(), source });
+        return Err(Error::ContextUnreadable {
+            service,
+            path: spec.context.clone(),
+            source,
+        });
     }
     if let Some(e) = failure {
         return Err(build_failure(&service, e, log));
@@ -397,17 +607,23 @@ async fn build_image(
     match image_id {
         Some(id) => Ok(id),
         // Older engines do not always send the aux id: the tag is authoritative.
-        None => local_image_id(client, reference).await?.ok_or_else(|| Error::Rejected {
-            service,
-            message: format!("the build finished without producing {reference}"),
-        }),
+        None => local_image_id(client, reference)
+            .await?
+            .ok_or_else(|| Error::Rejected {
+                service,
+                message: format!("the build finished without producing {reference}"),
+            }),
     }
 }
 
 fn build_failure(service: &str, err: ApiError, log: StepLog) -> Error {
     let service = service.to_string();
     if docker::is_connection_lost(&err) {
-        return Error::DaemonLost { service, activity: "building", cause: docker::describe(&err) };
+        return Error::DaemonLost {
+            service,
+            activity: "building",
+            cause: docker::describe(&err),
+        };
     }
     let message = match &err {
         ApiError::DockerStreamError { error } => error.trim().to_string(),
@@ -422,7 +638,12 @@ fn build_failure(service: &str, err: ApiError, log: StepLog) -> Error {
             if !log.partial.trim().is_empty() {
                 output.push(log.partial.trim_end().to_string());
             }
-            Error::StepFailed { service, step, message, output }
+            Error::StepFailed {
+                service,
+                step,
+                message,
+                output,
+            }
         }
         _ => Error::Rejected { service, message },
     }
@@ -453,7 +674,10 @@ impl StepLog {
             if line.starts_with("Step ") && line.contains(" : ") {
                 self.step = Some(line.clone());
                 self.output.clear();
-            } else if !line.is_empty() && !line.starts_with(" ---> ") && !line.starts_with("Removing intermediate container") {
+            } else if !line.is_empty()
+                && !line.starts_with(" ---> ")
+                && !line.starts_with("Removing intermediate container")
+            {
                 if self.output.len() == OUTPUT_TAIL {
                     self.output.pop_front();
                 }
@@ -466,7 +690,13 @@ impl StepLog {
 }
 
 /// Pushes `repository:tag`; returns the manifest digest the registry stored.
-async fn push_image(client: &Client, service: &str, repository: &str, tag: &str, bar: &ServiceBar) -> Result<String, Error> {
+async fn push_image(
+    client: &Client,
+    service: &str,
+    repository: &str,
+    tag: &str,
+    bar: &ServiceBar,
+) -> Result<String, Error> {
     let reference = format!("{repository}:{tag}");
     let layers = client
         .inspect_image(&reference)
@@ -485,7 +715,10 @@ async fn push_image(client: &Client, service: &str, repository: &str, tag: &str,
         match event {
             Ok(info) => {
                 let status = info.status.unwrap_or_default();
-                if status == "Pushed" || status == "Layer already exists" || status.starts_with("Mounted from") {
+                if status == "Pushed"
+                    || status == "Layer already exists"
+                    || status.starts_with("Mounted from")
+                {
                     done += 1;
                     bar.layer_done(done);
                 } else if status == "Pushing"
@@ -498,14 +731,22 @@ async fn push_image(client: &Client, service: &str, repository: &str, tag: &str,
                 }
             }
             Err(e) if docker::is_connection_lost(&e) => {
-                return Err(Error::DaemonLost { service: service.to_string(), activity: "pushing", cause: docker::describe(&e) });
+                return Err(Error::DaemonLost {
+                    service: service.to_string(),
+                    activity: "pushing",
+                    cause: docker::describe(&e),
+                });
             }
             Err(e) => {
                 let message = match &e {
                     ApiError::DockerStreamError { error } => error.trim().to_string(),
                     other => docker::describe(other),
                 };
-                return Err(Error::PushFailed { service: service.to_string(), reference, message });
+                return Err(Error::PushFailed {
+                    service: service.to_string(),
+                    reference,
+                    message,
+                });
             }
         }
     }
@@ -537,9 +778,12 @@ impl ChannelWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the engine stopped reading the build context"))
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the engine stopped reading the build context",
+            )
+        })
     }
 }
 
@@ -565,13 +809,20 @@ pub struct Progress {
 impl Progress {
     /// `interactive`: draw bars (pass `crate::ui::interactive()`).
     pub fn new(interactive: bool) -> Self {
-        Progress { multi: interactive.then(MultiProgress::new) }
+        Progress {
+            multi: interactive.then(MultiProgress::new),
+        }
     }
 
     fn bar(&self, service: &str) -> ServiceBar {
-        let Some(multi) = &self.multi else { return ServiceBar(None) };
+        let Some(multi) = &self.multi else {
+            return ServiceBar(None);
+        };
         let bar = multi.add(ProgressBar::new_spinner());
-        bar.set_style(ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         bar.set_prefix(service.to_string());
         bar.enable_steady_tick(Duration::from_millis(120));
         ServiceBar(Some(bar))
@@ -591,8 +842,10 @@ impl ServiceBar {
     fn start_push(&self, layers: u64) {
         if let Some(bar) = &self.0 {
             bar.set_style(
-                ProgressStyle::with_template("{spinner} {prefix:.bold} pushing [{bar:20}] {pos}/{len} layers {wide_msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template(
+                    "{spinner} {prefix:.bold} pushing [{bar:20}] {pos}/{len} layers {wide_msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar.set_length(layers);
             bar.set_position(0);
@@ -607,13 +860,20 @@ impl ServiceBar {
 
     fn layer_bytes(&self, current: i64, total: i64) {
         if let Some(bar) = &self.0 {
-            bar.set_message(format!("{:.1}/{:.1} MB", current as f64 / 1e6, total as f64 / 1e6));
+            bar.set_message(format!(
+                "{:.1}/{:.1} MB",
+                current as f64 / 1e6,
+                total as f64 / 1e6
+            ));
         }
     }
 
     fn finish(&self, msg: String) {
         if let Some(bar) = &self.0 {
-            bar.set_style(ProgressStyle::with_template("✓ {prefix:.bold} {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            bar.set_style(
+                ProgressStyle::with_template("✓ {prefix:.bold} {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
             bar.finish_with_message(msg);
         }
     }
@@ -644,27 +904,66 @@ mod tests {
         log.push("Step 3/5 : RUN make\nmake: *** no rule\n");
         let err = build_failure(
             "api",
-            ApiError::DockerStreamError { error: "The command '/bin/sh -c make' returned a non-zero code: 2".into() },
+            ApiError::DockerStreamError {
+                error: "The command '/bin/sh -c make' returned a non-zero code: 2".into(),
+            },
             log,
         );
         let msg = err.to_string();
-        assert!(msg.contains("service `api` failed at `Step 3/5 : RUN make`"), "{msg}");
+        assert!(
+            msg.contains("service `api` failed at `Step 3/5 : RUN make`"),
+            "{msg}"
+        );
         assert!(msg.contains("make: *** no rule"), "{msg}");
-        assert_eq!(crate::error::Classify::kind(&err), crate::error::ErrorKind::User);
+        assert_eq!(
+            crate::error::Classify::kind(&err),
+            crate::error::ErrorKind::User
+        );
     }
 
     #[test]
     fn disk_full_is_an_environment_error() {
-        let err = build_failure("api", ApiError::DockerStreamError { error: "write /x: no space left on device".into() }, StepLog::default());
+        let err = build_failure(
+            "api",
+            ApiError::DockerStreamError {
+                error: "write /x: no space left on device".into(),
+            },
+            StepLog::default(),
+        );
         assert!(matches!(err, Error::DiskFull { .. }));
-        assert_eq!(crate::error::Classify::kind(&err), crate::error::ErrorKind::Environment);
+        assert_eq!(
+            crate::error::Classify::kind(&err),
+            crate::error::ErrorKind::Environment
+        );
     }
 
     #[test]
     fn push_digest_is_parsed_from_the_final_status() {
         let d = "sha256:".to_string() + &"a".repeat(64);
-        assert_eq!(parse_push_digest(&format!("0123abcd: digest: {d} size: 1234")), Some(d));
+        assert_eq!(
+            parse_push_digest(&format!("0123abcd: digest: {d} size: 1234")),
+            Some(d)
+        );
         assert_eq!(parse_push_digest("Pushed"), None);
+    }
+
+    #[test]
+    fn stale_tags_keep_the_newest_and_the_current() {
+        let tagged: Vec<(String, i64)> = [("a", 1), ("b", 2), ("c", 3), ("d", 4), ("cur", 0)]
+            .iter()
+            .map(|(t, c)| (t.to_string(), *c))
+            .collect();
+        assert_eq!(stale_tags(&tagged, "cur", 3), vec!["b", "a"]);
+        assert_eq!(stale_tags(&tagged, "cur", 1), vec!["d", "c", "b", "a"]);
+        assert!(stale_tags(&tagged, "cur", 10).is_empty());
+    }
+
+    #[test]
+    fn times_sort_chronologically_whatever_their_fraction_length() {
+        let a = sortable_time("2026-11-22T04:50:01.12Z");
+        let b = sortable_time("2026-11-22T04:50:01.123Z");
+        let c = sortable_time("2026-11-22T04:50:02Z");
+        assert!(a < b && b < c, "{a} {b} {c}");
     }
 
     #[test]
@@ -672,7 +971,13 @@ mod tests {
         assert_eq!(registry_path("localhost:5001/shop-api"), "shop-api");
         assert_eq!(registry_path("registry.local/a/b"), "a/b");
         assert_eq!(registry_path("shop/api"), "shop/api");
-        assert_eq!(repository_of("localhost:5001/shop-api:0123456789ab"), "localhost:5001/shop-api");
-        assert_eq!(repository_of("localhost:5001/shop-api"), "localhost:5001/shop-api");
+        assert_eq!(
+            repository_of("localhost:5001/shop-api:0123456789ab"),
+            "localhost:5001/shop-api"
+        );
+        assert_eq!(
+            repository_of("localhost:5001/shop-api"),
+            "localhost:5001/shop-api"
+        );
     }
 }

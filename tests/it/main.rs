@@ -13,6 +13,7 @@ mod support;
 mod docker_app;
 mod docker_build;
 mod docker_fixture;
+mod docker_images;
 mod docker_registry;
 mod docker_nodes;
 mod cluster_native;

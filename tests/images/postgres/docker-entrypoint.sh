@@ -30,7 +30,14 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 		exit 1
 	fi
 	mkdir -p "$PGDATA"
-	chmod 700 "$PGDATA" 2>/dev/null || true
+	if [ ! -O "$PGDATA" ]; then
+		# PostgreSQL must own its data directory; a volume root owned by root (Kubernetes
+		# emptyDir/PVC with fsGroup) cannot be handed over without privileges.
+		echo "error: PGDATA ($PGDATA) is owned by uid $(stat -c %u "$PGDATA"), not $(id -u)" >&2
+		echo "  point PGDATA at a subdirectory of the volume, e.g. PGDATA=$PGDATA/pgdata" >&2
+		exit 1
+	fi
+	chmod 700 "$PGDATA"
 	pwfile="$(mktemp /tmp/pwfile.XXXXXX)"
 	trap 'rm -f "$pwfile"' EXIT
 	printf '%s\n' "${POSTGRES_PASSWORD:-}" >"$pwfile"
