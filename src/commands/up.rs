@@ -63,6 +63,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
         registry_port,
         parallelism: 2,
         labels: BTreeMap::from([(LABEL_PROJECT.to_string(), stack.project.clone())]),
+        ..BuildOptions::default()
     };
     let outcomes = tokio::time::timeout(Duration::from_secs(args.build_timeout), build::build_all(&engine, &stack.builds, &options))
         .await

@@ -14,7 +14,7 @@
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
-use ::kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+use ::kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use futures_util::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
 use serde_json::Value;
@@ -239,11 +239,7 @@ async fn apply_one(
         meta.insert("namespace".into(), ns.clone().into());
     }
     let api = client.api(&ty, namespace.as_deref());
-    let before = api
-        .get_metadata_opt(&key.name)
-        .await
-        .map_err(|s| api_error(describe(&doc), "reading", s))?
-        .and_then(|m| m.metadata.resource_version);
+    let before = api.get_opt(&key.name).await.map_err(|s| api_error(describe(&doc), "reading", s))?;
     let params = PatchParams::apply(MANAGER).force();
     let after = api
         .patch(&key.name, &params, &Patch::Apply(&doc))
@@ -251,11 +247,26 @@ async fn apply_one(
         .map_err(|s| api_error(describe(&doc), "applying", s))?;
     let change = match before {
         None => Change::Created,
-        Some(rv) if Some(&rv) == after.metadata.resource_version.as_ref() => Change::Unchanged,
+        Some(before) if content(&before) == content(&after) => Change::Unchanged,
         Some(_) => Change::Changed,
     };
     tracing::debug!(object = %key, ?change, "applied");
     Ok((key, change, ty))
+}
+
+/// What an apply can change: the object without its bookkeeping. The resourceVersion alone is
+/// no witness: right after creation the server may rewrite an object with identical content
+/// (seen on PersistentVolumeClaims), and `status` belongs to the controllers.
+fn content(object: &DynamicObject) -> Value {
+    let mut value = serde_json::to_value(object).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.remove("status");
+    }
+    if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+        meta.remove("managedFields");
+    }
+    value
 }
 
 /// Kinds never pruned even when labelled: events are records, not desired state.
@@ -325,6 +336,21 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_rewrite_with_the_same_content_is_no_change() {
+        let object = |rv: &str, status: &str, storage: &str| -> DynamicObject {
+            serde_json::from_value(json!({
+                "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "data", "resourceVersion": rv, "managedFields": [{"manager": "samestack", "time": rv}]},
+                "spec": {"resources": {"requests": {"storage": storage}}},
+                "status": {"phase": status}
+            }))
+            .unwrap()
+        };
+        assert_eq!(content(&object("731", "Pending", "1Gi")), content(&object("735", "Bound", "1Gi")));
+        assert_ne!(content(&object("731", "Pending", "1Gi")), content(&object("735", "Pending", "2Gi")));
+    }
 
     #[test]
     fn empty_lists_go_and_empty_maps_stay() {

@@ -1,0 +1,225 @@
+//! Cluster tier for the whole pipeline: `samestack up` brings the guestbook example (API, worker,
+//! postgres, migrations) to ready on the offline node image, pulling its images from the local
+//! registry through the wired mirror; a second `up` changes nothing; a config change touches only
+//! its resource and a resource gone from the templates is pruned; `down` leaves only the registry,
+//! `down --purge` nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use samestack::registry::{self, RegistrySpec};
+
+use crate::docker_fixture::{self, POSTGRES, PYTHON_BASE, REGISTRY_IMAGE, docker, free_port};
+use crate::support;
+
+const TEST_NODE_IMAGE: &str = "samestack-test/node:v1.34.4";
+
+/// One test project: a copy of the example with a unique name and free ports, an isolated HOME
+/// (so the user's kubeconfig is a temp file), and a guard that removes every labelled object.
+struct Stack {
+    dir: tempfile::TempDir,
+    name: String,
+    registry_port: u16,
+}
+
+impl Stack {
+    fn new() -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/guestbook");
+        copy_dir(&example, dir.path());
+        let name = support::unique_name("upit");
+        let registry_port = free_port();
+        let yaml = std::fs::read_to_string(dir.path().join("samestack.yaml")).unwrap();
+        let yaml = replace_once(&yaml, "\nname: guestbook\n", &format!("\nname: {name}\n"));
+        let yaml = replace_once(&yaml, "host_port: 5001", &format!("host_port: {registry_port}"));
+        let yaml = replace_once(&yaml, "{ host: 8080, container: 80 }", &format!("{{ host: {}, container: 80 }}", free_port()));
+        std::fs::write(dir.path().join("samestack.yaml"), yaml).unwrap();
+        std::fs::create_dir_all(dir.path().join(".secrets")).unwrap();
+        std::fs::write(dir.path().join(".secrets/db-password"), "it-only-password").unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        Stack { dir, name, registry_port }
+    }
+
+    fn samestack(&self, args: &[&str]) -> Output {
+        let node_image = std::env::var("SAMESTACK_NODE_IMAGE").ok().filter(|s| !s.is_empty());
+        Command::new(env!("CARGO_BIN_EXE_samestack"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("HOME", self.dir.path().join("home"))
+            .env_remove("KUBECONFIG")
+            .env_remove("XDG_STATE_HOME")
+            .env("SAMESTACK_NODE_IMAGE", node_image.as_deref().unwrap_or(TEST_NODE_IMAGE))
+            .env("SAMESTACK_REGISTRY_IMAGE", REGISTRY_IMAGE)
+            .env("SAMESTACK_POSTGRES_IMAGE", self.postgres_image())
+            .output()
+            .expect("samestack runs")
+    }
+
+    /// `up` with the offline base image; panics with the output unless it succeeds.
+    fn up(&self) -> String {
+        let out = self.samestack(&["up", "--build-arg", &format!("BASE_IMAGE={PYTHON_BASE}"), "--ready-timeout", "420"]);
+        let text = output_text(&out);
+        assert!(out.status.success(), "samestack up failed:\n{text}");
+        text
+    }
+
+    /// Postgres is not built by the project: offline, it comes from the local registry too.
+    fn postgres_image(&self) -> String {
+        format!("localhost:{}/samestack-test/postgres:15", self.registry_port)
+    }
+
+    fn kubeconfig(&self) -> PathBuf {
+        self.dir.path().join("home/.kube/config")
+    }
+
+    fn edit(&self, from: &str, to: &str) {
+        let path = self.dir.path().join("samestack.yaml");
+        let yaml = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, replace_once(&yaml, from, to)).unwrap();
+    }
+
+    /// Containers, networks and volumes labelled with this project, as `kind name` lines.
+    fn labelled_objects(&self) -> Vec<String> {
+        let label = format!("label=dev.samestack.project={}", self.name);
+        let mut found = Vec::new();
+        for (kind, args) in [
+            ("container", vec!["ps", "-a", "--format", "{{.Names}}", "--filter", &label]),
+            ("network", vec!["network", "ls", "--format", "{{.Name}}", "--filter", &label]),
+            ("volume", vec!["volume", "ls", "--format", "{{.Name}}", "--filter", &label]),
+        ] {
+            found.extend(docker(&args).lines().filter(|l| !l.is_empty()).map(|l| format!("{kind} {l}")));
+        }
+        found
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let label = format!("label=dev.samestack.project={}", self.name);
+        let run = |args: &[&str]| Command::new("docker").args(args).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+        for id in run(&["ps", "-aq", "--filter", &label]).unwrap_or_default().lines() {
+            let _ = run(&["rm", "-fv", id]);
+        }
+        for id in run(&["network", "ls", "-q", "--filter", &label]).unwrap_or_default().lines() {
+            let _ = run(&["network", "rm", id]);
+        }
+        for id in run(&["volume", "ls", "-q", "--filter", &label]).unwrap_or_default().lines() {
+            let _ = run(&["volume", "rm", "-f", id]);
+        }
+        let _ = run(&["image", "rm", &self.postgres_image()]);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&target).unwrap();
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(text.matches(from).count(), 1, "expected exactly one `{from}` in the example's samestack.yaml");
+    text.replacen(from, to, 1)
+}
+
+fn output_text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// The line of `up`'s output for a step.
+fn step_line<'a>(output: &'a str, step: &str) -> &'a str {
+    output.lines().find(|l| l.starts_with(step)).unwrap_or_else(|| panic!("no `{step}` line in:\n{output}"))
+}
+
+/// Docker, the example's test images and the node image; skips loudly outside CI, fails in CI.
+fn cluster_or_skip(test: &str) -> Option<()> {
+    docker_fixture::docker_with_images(test)?;
+    let node_image = std::env::var("SAMESTACK_NODE_IMAGE").ok().filter(|s| !s.is_empty()).unwrap_or(TEST_NODE_IMAGE.into());
+    let present = Command::new("docker").args(["image", "inspect", &node_image]).output().map(|o| o.status.success()).unwrap_or(false);
+    if present {
+        return Some(());
+    }
+    if support::in_ci() {
+        panic!("{test}: node image {node_image} is missing; CI=true requires the cluster tier (run tests/cluster/build-images)");
+    }
+    eprintln!("SKIP {test}: node image {node_image} is missing (build it with tests/cluster/build-images)");
+    None
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
+    if cluster_or_skip("cluster_up_runs_the_example_converges_prunes_and_down_cleans_up").is_none() {
+        return;
+    }
+    let stack = Stack::new();
+
+    // The registry `up` will reuse, made first by the same code, so the offline postgres image
+    // can be pushed into it: the node pulls everything through the wired mirror.
+    let engine = samestack::docker::connect().await.unwrap();
+    let spec = RegistrySpec {
+        name: samestack::settings::registry_container_name(&stack.name),
+        host_port: stack.registry_port,
+        image: Some(REGISTRY_IMAGE.into()),
+        project: stack.name.clone(),
+    };
+    registry::ensure(&engine, &spec).await.expect("registry starts");
+    docker(&["tag", POSTGRES, &stack.postgres_image()]);
+    docker(&["push", "-q", &stack.postgres_image()]);
+
+    // First `up`: everything is created and ready (readiness includes the API's /healthz,
+    // which answers 200 only when it reaches the database, and the completed migrations Job).
+    let first = stack.up();
+    assert!(step_line(&first, "images").contains("2 built or pushed"), "{first}");
+    assert!(step_line(&first, "apply").contains("all ready"), "{first}");
+    let status = stack.samestack(&["status", "--json"]);
+    assert!(status.status.success(), "status is not ready:\n{}", output_text(&status));
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status --json is JSON");
+    assert_eq!(report["ready"], true, "{report:#}");
+    let workloads = report["resources"]["workloads"].as_array().unwrap();
+    for name in ["api", "worker", "database"] {
+        assert!(workloads.iter().any(|w| w["name"] == name && w["ready"] == 1), "{name} not ready: {report:#}");
+    }
+
+    // The pods run images the node could only get from the local registry, through the mirror.
+    let client = samestack::kube::KubeClient::connect(&stack.kubeconfig(), Some(&format!("samestack-{}", stack.name)))
+        .await
+        .expect("the user's kubeconfig has the context");
+    let deployments: kube::Api<Deployment> = kube::Api::namespaced(client.raw().clone(), &stack.name);
+    let api = deployments.get("api").await.unwrap();
+    let image = api.spec.unwrap().template.spec.unwrap().containers[0].image.clone().unwrap();
+    assert!(image.starts_with(&format!("localhost:{}/{}/api@sha256:", stack.registry_port, stack.name)), "{image}");
+
+    // Second `up`: nothing to build, nothing changed.
+    let second = stack.up();
+    assert!(step_line(&second, "images").contains("0 built or pushed, 2 unchanged"), "{second}");
+    assert!(step_line(&second, "apply").contains("0 created, 0 changed"), "{second}");
+    assert!(step_line(&second, "apply").contains("0 pruned"), "{second}");
+
+    // One changed setting touches one resource; the Ingress gone from the config is pruned.
+    stack.edit("      HEALTH_PORT: \"8081\"\n", "      HEALTH_PORT: \"8081\"\n      GREETING: changed\n");
+    stack.edit("    ingress: { host: guestbook.example.com, path: / }\n", "");
+    let third = stack.up();
+    assert!(step_line(&third, "images").contains("0 built or pushed"), "{third}");
+    assert!(step_line(&third, "apply").contains("0 created, 1 changed"), "{third}");
+    assert!(step_line(&third, "apply").contains("1 pruned"), "{third}");
+
+    // `down` keeps only the registry (the image cache); `down --purge` leaves nothing.
+    let down = stack.samestack(&["down"]);
+    assert!(down.status.success(), "{}", output_text(&down));
+    let registry_name = samestack::settings::registry_container_name(&stack.name);
+    let mut left = stack.labelled_objects();
+    left.sort();
+    assert_eq!(left, [format!("container {registry_name}"), format!("volume {}", registry::volume_name(&registry_name))]);
+    let kubeconfig = std::fs::read_to_string(stack.kubeconfig()).unwrap();
+    assert!(!kubeconfig.contains(&stack.name), "down left the context in the kubeconfig:\n{kubeconfig}");
+    let purge = stack.samestack(&["down", "--purge"]);
+    assert!(purge.status.success(), "{}", output_text(&purge));
+    assert_eq!(stack.labelled_objects(), Vec::<String>::new());
+}
