@@ -202,13 +202,21 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     assert!(step_line(&second, "apply").contains("0 created, 0 changed"), "{second}");
     assert!(step_line(&second, "apply").contains("0 pruned"), "{second}");
 
-    // One changed setting touches one resource; the Ingress gone from the config is pruned.
+    // One changed setting touches one resource.
     stack.edit("      HEALTH_PORT: \"8081\"\n", "      HEALTH_PORT: \"8081\"\n      GREETING: changed\n");
-    stack.edit("    ingress: { host: guestbook.example.com, path: / }\n", "");
     let third = stack.up();
     assert!(step_line(&third, "images").contains("0 built or pushed"), "{third}");
     assert!(step_line(&third, "apply").contains("0 created, 1 changed"), "{third}");
-    assert!(step_line(&third, "apply").contains("1 pruned"), "{third}");
+    assert!(step_line(&third, "apply").contains("0 pruned"), "{third}");
+
+    // The Ingress gone from the config is pruned (and the API's NetworkPolicy no longer admits
+    // the ingress controller: that one change).
+    stack.edit("    ingress: { host: guestbook.example.com, path: / }\n", "");
+    let fourth = stack.up();
+    assert!(step_line(&fourth, "apply").contains("0 created, 1 changed"), "{fourth}");
+    assert!(step_line(&fourth, "apply").contains("1 pruned"), "{fourth}");
+    let ingresses: kube::Api<k8s_openapi::api::networking::v1::Ingress> = kube::Api::namespaced(client.raw().clone(), &stack.name);
+    assert!(ingresses.get_opt("api").await.unwrap().is_none(), "the Ingress was not pruned");
 
     // `down` keeps only the registry (the image cache); `down --purge` leaves nothing.
     let down = stack.samestack(&["down"]);
