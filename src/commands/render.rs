@@ -59,7 +59,9 @@ pub async fn run(global: &GlobalArgs, args: RenderArgs) -> anyhow::Result<ExitSt
     let profile = profile::resolve(&project, &args.profile)?;
     let images = parse_images(&project, &args.image)?;
     let opts = RenderOptions::from_env(&project, images, args.reveal)?;
+    let started = std::time::Instant::now();
     let set = render::render(&project, &profile, &opts)?;
+    tracing::info!("rendered {} resources for profile {} in {:?}", set.resources.len(), profile.name, started.elapsed());
     match &args.output {
         Some(dir) => {
             let dir = dir.clone();
