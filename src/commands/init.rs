@@ -80,7 +80,8 @@ fn random_password() -> std::io::Result<String> {
 pub async fn run(global: &GlobalArgs, args: InitArgs) -> anyhow::Result<ExitStatus> {
     let file = global.file.clone();
     let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-    let profile_path = dir.join("profiles").join("dev.yaml");
+    let join = |rel: &str| if dir == Path::new(".") { Path::new(rel).to_path_buf() } else { dir.join(rel) };
+    let profile_path = join("profiles/dev.yaml");
     if !args.force {
         let existing: Vec<String> = [&file, &profile_path].iter().filter(|p| p.exists()).map(|p| p.display().to_string()).collect();
         if !existing.is_empty() {
@@ -98,18 +99,18 @@ pub async fn run(global: &GlobalArgs, args: InitArgs) -> anyhow::Result<ExitStat
     // What init writes must load: a bug here would hand the user a broken file.
     config::parse_str(&file.display().to_string(), text.as_bytes()).context("generated project file does not validate (a samestack bug)")?;
 
-    std::fs::create_dir_all(dir.join("profiles")).with_context(|| format!("creating {}", dir.join("profiles").display()))?;
+    std::fs::create_dir_all(join("profiles")).with_context(|| format!("creating {}", join("profiles").display()))?;
     std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
     std::fs::write(&profile_path, scaffold::dev_profile()).with_context(|| format!("writing {}", profile_path.display()))?;
-    let gitignore = dir.join(".gitignore");
+    let gitignore = join(".gitignore");
     let existing = std::fs::read_to_string(&gitignore).ok();
     if let Some(new) = scaffold::gitignore(existing.as_deref()) {
         std::fs::write(&gitignore, new).with_context(|| format!("writing {}", gitignore.display()))?;
     }
     if answers.database {
-        let secret = dir.join(".secrets").join("db-password");
+        let secret = join(".secrets/db-password");
         if !secret.exists() {
-            std::fs::create_dir_all(dir.join(".secrets")).context("creating .secrets")?;
+            std::fs::create_dir_all(join(".secrets")).context("creating .secrets")?;
             std::fs::write(&secret, random_password().context("reading /dev/urandom")? + "\n").with_context(|| format!("writing {}", secret.display()))?;
             #[cfg(unix)]
             {

@@ -23,6 +23,6 @@ pub async fn run(global: &GlobalArgs, args: ParityArgs) -> anyhow::Result<ExitSt
     allowed.extend(b.allowed_drift.iter().cloned());
     let report = parity::classify(&a.name, &b.name, parity::diff(&set_a, &set_b), &allowed);
     let text = if args.json { serde_json::to_string_pretty(&report).context("serializing the report")? + "\n" } else { parity::format_report(&report) };
-    print!("{text}");
+    super::render::print_stdout(&text)?;
     Ok(if report.has_drift() { ExitStatus::Failure } else { ExitStatus::Success })
 }

@@ -26,6 +26,16 @@ impl Classify for ImageFlagError {
     }
 }
 
+/// Writes command output to stdout; a closed pipe (`| head`) ends quietly instead of panicking.
+pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
+        _ => Ok(()),
+    }
+}
+
 /// Parses `--image SERVICE=REF` flags against the project's services.
 pub fn parse_images(project: &Project, flags: &[String]) -> Result<BTreeMap<String, String>, ImageFlagError> {
     let mut out = BTreeMap::new();
@@ -49,7 +59,9 @@ pub async fn run(global: &GlobalArgs, args: RenderArgs) -> anyhow::Result<ExitSt
     let profile = profile::resolve(&project, &args.profile)?;
     let images = parse_images(&project, &args.image)?;
     let opts = RenderOptions::from_env(&project, images, args.reveal)?;
+    let started = std::time::Instant::now();
     let set = render::render(&project, &profile, &opts)?;
+    tracing::info!("rendered {} resources for profile {} in {:?}", set.resources.len(), profile.name, started.elapsed());
     match &args.output {
         Some(dir) => {
             let dir = dir.clone();
@@ -59,11 +71,7 @@ pub async fn run(global: &GlobalArgs, args: RenderArgs) -> anyhow::Result<ExitSt
                 eprintln!("wrote {count} resources ({} profile) to {}", profile.name, dir.display());
             }
         }
-        None => {
-            use std::io::Write as _;
-            let mut out = std::io::stdout().lock();
-            out.write_all(set.to_yaml().as_bytes()).context("writing to stdout")?;
-        }
+        None => print_stdout(&set.to_yaml())?,
     }
     Ok(ExitStatus::Success)
 }

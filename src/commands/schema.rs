@@ -3,6 +3,6 @@
 use crate::commands::ExitStatus;
 
 pub async fn run() -> anyhow::Result<ExitStatus> {
-    println!("{}", crate::config::json_schema());
+    super::render::print_stdout(&(crate::config::json_schema() + "\n"))?;
     Ok(ExitStatus::Success)
 }

@@ -523,6 +523,11 @@ pub fn validate(c: &Config, loc: &Locations) -> Vec<Problem> {
     {
         p("cluster.name", format!("`{n}` is not a valid cluster name: expected a DNS-1123 label"), format!("use e.g. `name: {}`", suggest_label(n)));
     }
+    let kv = cl.kubernetes_version.strip_prefix('v').unwrap_or("");
+    let parts: Vec<&str> = kv.split('.').collect();
+    if !(2..=3).contains(&parts.len()) || parts.iter().any(|x| x.is_empty() || !x.chars().all(|ch| ch.is_ascii_digit())) {
+        p("cluster.kubernetes_version", format!("`{}` is not a Kubernetes version: expected vMAJOR.MINOR.PATCH", cl.kubernetes_version), format!("write e.g. `kubernetes_version: {DEFAULT_KUBERNETES_VERSION}`"));
+    }
     if cl.servers == 0 {
         p("cluster.servers", "found 0 servers, expected at least 1".into(), "set `servers: 1`".into());
     }
@@ -850,6 +855,12 @@ mod tests {
         assert!(msg.contains("samestack.yaml:1:1: `Shop_1` is not a valid Kubernetes name"), "{msg}");
         assert!(msg.contains("samestack.yaml:3:3: service `web` has neither `image` nor `build`"), "{msg}");
         assert!(msg.contains("samestack.yaml:5:18: depends_on names unknown service `cache`"), "{msg}");
+    }
+
+    #[test]
+    fn kubernetes_version_format() {
+        let msg = problems("name: shop\ncluster:\n  kubernetes_version: 1.34\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: [{ port: 80 }]\n");
+        assert!(msg.starts_with("samestack.yaml:3:3: `1.34` is not a Kubernetes version"), "{msg}");
     }
 
     #[test]
