@@ -57,6 +57,10 @@ struct Cleanup(String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        if std::env::var_os("SAMESTACK_TEST_KEEP").is_some() {
+            eprintln!("SAMESTACK_TEST_KEEP set: leaving containers labelled dev.samestack.project={}", self.0);
+            return;
+        }
         let label = format!("label=dev.samestack.project={}", self.0);
         for id in docker(&["ps", "-aq", "--filter", &label]).1.lines() {
             docker(&["rm", "-fv", id]);
