@@ -18,6 +18,9 @@ use crate::support;
 const TEST_NODE_IMAGE: &str = "samestack-test/node:v1.34.4";
 const REGISTRY_IMAGE: &str = "samestack-test/registry:latest";
 const BUSYBOX_IMAGE: &str = "samestack-test/busybox:latest";
+/// Resolve the Service through cluster DNS, fetch `/` over HTTP, retry until it answers.
+const PROBE_SCRIPT: &str = r#"until ip=$(nslookup web.samestack-it.svc.cluster.local | awk '/^Address:/ { a = $2 } END { print a }') \
+  && [ -n "$ip" ] && printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 "$ip" 80 | grep hello-from-samestack; do sleep 1; done"#;
 
 fn docker(args: &[&str]) -> (bool, String) {
     let out = Command::new("docker").args(args).output().expect("docker runs");
@@ -207,7 +210,10 @@ async fn cluster_native_provider_pulls_through_the_registry_mirror_serves_by_dns
             "containers": [{
                 "name": "probe",
                 "image": image,
-                "command": ["sh", "-c", "until wget -qO- -T 2 http://web.samestack-it.svc.cluster.local/; do sleep 1; done"],
+                // busybox-static's wget and nc crash resolving names (static glibc NSS); its
+                // nslookup has its own resolver: resolve the Service's DNS name with it, then
+                // talk HTTP to the address it returned.
+                "command": ["sh", "-c", PROBE_SCRIPT],
             }],
         },
     }));
