@@ -251,3 +251,69 @@ async fn cluster_native_provider_pulls_through_the_registry_mirror_serves_by_dns
         assert!(!docker(&["volume", "inspect", volume]).0, "volume {volume} left behind");
     }
 }
+
+#[tokio::test]
+async fn cluster_native_provider_joins_an_agent_and_adds_a_registry_to_the_running_cluster_without_recreating_it() {
+    let test =
+        "cluster_native_provider_joins_an_agent_and_adds_a_registry_to_the_running_cluster_without_recreating_it";
+    let Some(node_image) = cluster_or_skip(test) else { return };
+    let project = support::unique_name("cla");
+    let _cleanup = Cleanup(project.clone());
+    let mut spec = ClusterSpec::new(project.clone(), project.clone());
+    spec.provider = ProviderChoice::Docker;
+    spec.node_image = Some(node_image);
+    spec.agents = 1;
+    let provider = DockerProvider::connect().await.unwrap();
+
+    let started = Instant::now();
+    let cluster = provider.ensure(&spec).await.unwrap();
+    eprintln!("FIGURE cluster create (1 server + 1 agent): {:.1?}; steps: {:?}", started.elapsed(), cluster.timings);
+    assert_eq!(cluster.nodes.iter().map(|n| n.role.as_str()).collect::<Vec<_>>(), ["server", "agent"]);
+    let client = cluster.client().await.unwrap();
+    let nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await.unwrap();
+    assert_eq!(nodes.items.len(), 2);
+    let server =
+        nodes.items.iter().find(|n| n.metadata.name.as_deref() == Some(cluster.nodes[0].name.as_str())).unwrap();
+    let taints = server.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+    assert!(
+        taints.iter().any(|t| t.key == "node-role.kubernetes.io/control-plane"),
+        "with agents, workloads stay off the control plane: {taints:?}"
+    );
+    let server_id = docker_ok(&["inspect", "--format", "{{.Id}}", &cluster.nodes[0].name]);
+
+    // The registry comes later: wired into both nodes, the cluster kept.
+    let registry_name = format!("{project}-registry");
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &registry_name,
+        "--label",
+        &format!("dev.samestack.project={project}"),
+        "-p",
+        "127.0.0.1::5000",
+        REGISTRY_IMAGE,
+    ]);
+    let published = docker_ok(&["port", &registry_name, "5000/tcp"]);
+    let host_port: u16 = published.lines().next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+    spec.registry = Some(RegistryEndpoint { container_name: registry_name.clone(), host_port, port_in_network: 5000 });
+    let wired = provider.ensure(&spec).await.unwrap();
+    assert!(!wired.created && !wired.started);
+    assert_eq!(docker_ok(&["inspect", "--format", "{{.Id}}", &cluster.nodes[0].name]), server_id, "not recreated");
+    for node in &cluster.nodes {
+        let hosts = docker_ok(&[
+            "exec",
+            &node.name,
+            "cat",
+            &format!("/etc/containerd/certs.d/localhost:{host_port}/hosts.toml"),
+        ]);
+        assert!(hosts.contains(&format!("http://{registry_name}:5000")), "{}: {hosts}", node.name);
+    }
+    Api::<ConfigMap>::namespaced(client.clone(), "kube-public").get("local-registry-hosting").await.unwrap();
+
+    provider.delete(&spec).await.unwrap();
+    docker_ok(&["rm", "-fv", &registry_name]);
+    let label = format!("label=dev.samestack.project={project}");
+    assert_eq!(docker_ok(&["ps", "-aq", "--filter", &label]), "", "no container left");
+    assert_eq!(docker_ok(&["network", "ls", "-q", "--filter", &label]), "", "no network left");
+}
