@@ -317,3 +317,31 @@ async fn cluster_native_provider_joins_an_agent_and_adds_a_registry_to_the_runni
     assert_eq!(docker_ok(&["ps", "-aq", "--filter", &label]), "", "no container left");
     assert_eq!(docker_ok(&["network", "ls", "-q", "--filter", &label]), "", "no network left");
 }
+
+#[tokio::test]
+async fn cluster_native_provider_finishes_a_create_that_was_interrupted_before_kubeadm() {
+    let test = "cluster_native_provider_finishes_a_create_that_was_interrupted_before_kubeadm";
+    let Some(node_image) = cluster_or_skip(test) else { return };
+    let project = support::unique_name("cli");
+    let _cleanup = Cleanup(project.clone());
+    let mut spec = ClusterSpec::new(project.clone(), project.clone());
+    spec.provider = ProviderChoice::Docker;
+    spec.node_image = Some(node_image.clone());
+    let provider = DockerProvider::connect().await.unwrap();
+
+    // What an `up` stopped by Ctrl-C right after creating the node leaves behind.
+    let subnet = provider.ensure_network(&spec).await.unwrap();
+    let address = subnet.and_then(|s| samestack::cluster::docker::address_plan(&s, 0)).map(|p| p.1);
+    let name = samestack::cluster::docker::node_name(&project, "server", 0);
+    provider.create_node(&spec, &node_image, &name, "server", address.as_deref()).await.unwrap();
+
+    let cluster = provider.ensure(&spec).await.unwrap();
+    assert!(cluster.created, "the half-made cluster is made again");
+    let nodes = Api::<Node>::all(cluster.client().await.unwrap()).list(&ListParams::default()).await.unwrap();
+    assert_eq!(nodes.items.len(), 1);
+
+    provider.delete(&spec).await.unwrap();
+    let label = format!("label=dev.samestack.project={project}");
+    assert_eq!(docker_ok(&["ps", "-aq", "--filter", &label]), "", "no container left");
+    assert_eq!(docker_ok(&["network", "ls", "-q", "--filter", &label]), "", "no network left");
+}
