@@ -86,9 +86,12 @@ pub fn config(p: &KubeadmParams) -> String {
                 ip = p.node_ip,
                 name = p.node_name,
             ));
+            // No `cgroupRoot: /kubelet` (kind sets it): on cgroup v1 the kubelet then requires a
+            // `kubelet.slice` in every controller (cpuset, cpuacct...), which systemd does not
+            // create; the node's private cgroup namespace already keeps pods under the node.
             let fail_cgroup_v1 = if v1beta4 { "failCgroupV1: false\n" } else { "" };
             out.push_str(&format!(
-                "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: {driver}\ncgroupRoot: /kubelet\nfailSwapOn: false\n{fail_cgroup_v1}imageGCHighThresholdPercent: 100\nevictionHard:\n  nodefs.available: \"0%\"\n  nodefs.inodesFree: \"0%\"\n  imagefs.available: \"0%\"\n---\n",
+                "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncgroupDriver: {driver}\nfailSwapOn: false\n{fail_cgroup_v1}imageGCHighThresholdPercent: 100\nevictionHard:\n  nodefs.available: \"0%\"\n  nodefs.inodesFree: \"0%\"\n  imagefs.available: \"0%\"\n---\n",
                 driver = p.cgroup_driver,
             ));
             out.push_str(
@@ -241,6 +244,7 @@ mod tests {
         let kubelet = &docs[2];
         assert_eq!(kubelet["cgroupDriver"], "systemd");
         assert_eq!(kubelet["failCgroupV1"], false);
+        assert!(kubelet.get("cgroupRoot").is_none(), "cgroup v1 nodes lack kubelet.slice in every controller");
         assert_eq!(kubelet["evictionHard"]["nodefs.available"], "0%");
         assert_eq!(kubelet["imageGCHighThresholdPercent"], 100);
         assert_eq!(docs[3]["conntrack"]["maxPerCore"], 0);

@@ -148,6 +148,8 @@ pub fn containerd_config_with_certs_dir(config: &str) -> Option<String> {
         r#"[plugins."io.containerd.grpc.v1.cri".registry]"#
     };
     let line = format!("  config_path = \"{CERTS_DIR}\"");
+    // containerd 2 configs quote table keys with single quotes; the table is the same.
+    let is_header = |l: &str| l.trim().replace('\'', "\"") == section;
     let mut out = String::new();
     let mut done = false;
     let mut in_section = false;
@@ -162,20 +164,20 @@ pub fn containerd_config_with_certs_dir(config: &str) -> Option<String> {
         }
         out.push_str(l);
         out.push('\n');
-        if !done && l.trim() == section {
+        if !done && is_header(l) {
             in_section = true;
         } else if in_section && l.trim_start().starts_with('[') {
             in_section = false;
         }
     }
     if !done {
-        if config.lines().any(|l| l.trim() == section) {
+        if config.lines().any(is_header) {
             // Section present without config_path: insert right after its header.
             let mut patched = String::new();
             for l in out.lines() {
                 patched.push_str(l);
                 patched.push('\n');
-                if l.trim() == section {
+                if is_header(l) {
                     patched.push_str(&line);
                     patched.push('\n');
                 }
@@ -269,6 +271,14 @@ mod tests {
         let other = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/other\"\n";
         let patched = containerd_config_with_certs_dir(other).unwrap();
         assert!(!patched.contains("/etc/other") && patched.contains(CERTS_DIR), "{patched}");
+    }
+
+    #[test]
+    fn containerd_config_with_a_single_quoted_section_is_not_given_a_duplicate_table() {
+        let config = "version = 3\n[plugins.'io.containerd.cri.v1.images'.registry]\n  config_path = ''\n";
+        let patched = containerd_config_with_certs_dir(config).unwrap();
+        assert_eq!(patched.matches("registry]").count(), 1, "{patched}");
+        assert!(patched.contains("config_path = \"/etc/containerd/certs.d\""), "{patched}");
     }
 
     #[test]

@@ -18,6 +18,9 @@ use crate::support;
 const TEST_NODE_IMAGE: &str = "samestack-test/node:v1.34.4";
 const REGISTRY_IMAGE: &str = "samestack-test/registry:latest";
 const BUSYBOX_IMAGE: &str = "samestack-test/busybox:latest";
+/// Resolve the Service through cluster DNS, fetch `/` over HTTP, retry until it answers.
+const PROBE_SCRIPT: &str = r#"until ip=$(nslookup web.samestack-it.svc.cluster.local | awk '/^Address:/ { a = $2 } END { print a }') \
+  && [ -n "$ip" ] && printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2 "$ip" 80 | grep hello-from-samestack; do sleep 1; done"#;
 
 fn docker(args: &[&str]) -> (bool, String) {
     let out = Command::new("docker").args(args).output().expect("docker runs");
@@ -57,6 +60,10 @@ struct Cleanup(String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        if std::env::var_os("SAMESTACK_TEST_KEEP").is_some() {
+            eprintln!("SAMESTACK_TEST_KEEP set: leaving containers labelled dev.samestack.project={}", self.0);
+            return;
+        }
         let label = format!("label=dev.samestack.project={}", self.0);
         for id in docker(&["ps", "-aq", "--filter", &label]).1.lines() {
             docker(&["rm", "-fv", id]);
@@ -203,7 +210,10 @@ async fn cluster_native_provider_pulls_through_the_registry_mirror_serves_by_dns
             "containers": [{
                 "name": "probe",
                 "image": image,
-                "command": ["sh", "-c", "until wget -qO- -T 2 http://web.samestack-it.svc.cluster.local/; do sleep 1; done"],
+                // busybox-static's wget and nc crash resolving names (static glibc NSS); its
+                // nslookup has its own resolver: resolve the Service's DNS name with it, then
+                // talk HTTP to the address it returned.
+                "command": ["sh", "-c", PROBE_SCRIPT],
             }],
         },
     }));
@@ -240,4 +250,98 @@ async fn cluster_native_provider_pulls_through_the_registry_mirror_serves_by_dns
     for volume in volumes.split_whitespace() {
         assert!(!docker(&["volume", "inspect", volume]).0, "volume {volume} left behind");
     }
+}
+
+#[tokio::test]
+async fn cluster_native_provider_joins_an_agent_and_adds_a_registry_to_the_running_cluster_without_recreating_it() {
+    let test =
+        "cluster_native_provider_joins_an_agent_and_adds_a_registry_to_the_running_cluster_without_recreating_it";
+    let Some(node_image) = cluster_or_skip(test) else { return };
+    let project = support::unique_name("cla");
+    let _cleanup = Cleanup(project.clone());
+    let mut spec = ClusterSpec::new(project.clone(), project.clone());
+    spec.provider = ProviderChoice::Docker;
+    spec.node_image = Some(node_image);
+    spec.agents = 1;
+    let provider = DockerProvider::connect().await.unwrap();
+
+    let started = Instant::now();
+    let cluster = provider.ensure(&spec).await.unwrap();
+    eprintln!("FIGURE cluster create (1 server + 1 agent): {:.1?}; steps: {:?}", started.elapsed(), cluster.timings);
+    assert_eq!(cluster.nodes.iter().map(|n| n.role.as_str()).collect::<Vec<_>>(), ["server", "agent"]);
+    let client = cluster.client().await.unwrap();
+    let nodes = Api::<Node>::all(client.clone()).list(&ListParams::default()).await.unwrap();
+    assert_eq!(nodes.items.len(), 2);
+    let server =
+        nodes.items.iter().find(|n| n.metadata.name.as_deref() == Some(cluster.nodes[0].name.as_str())).unwrap();
+    let taints = server.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
+    assert!(
+        taints.iter().any(|t| t.key == "node-role.kubernetes.io/control-plane"),
+        "with agents, workloads stay off the control plane: {taints:?}"
+    );
+    let server_id = docker_ok(&["inspect", "--format", "{{.Id}}", &cluster.nodes[0].name]);
+
+    // The registry comes later: wired into both nodes, the cluster kept.
+    let registry_name = format!("{project}-registry");
+    docker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        &registry_name,
+        "--label",
+        &format!("dev.samestack.project={project}"),
+        "-p",
+        "127.0.0.1::5000",
+        REGISTRY_IMAGE,
+    ]);
+    let published = docker_ok(&["port", &registry_name, "5000/tcp"]);
+    let host_port: u16 = published.lines().next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+    spec.registry = Some(RegistryEndpoint { container_name: registry_name.clone(), host_port, port_in_network: 5000 });
+    let wired = provider.ensure(&spec).await.unwrap();
+    assert!(!wired.created && !wired.started);
+    assert_eq!(docker_ok(&["inspect", "--format", "{{.Id}}", &cluster.nodes[0].name]), server_id, "not recreated");
+    for node in &cluster.nodes {
+        let hosts = docker_ok(&[
+            "exec",
+            &node.name,
+            "cat",
+            &format!("/etc/containerd/certs.d/localhost:{host_port}/hosts.toml"),
+        ]);
+        assert!(hosts.contains(&format!("http://{registry_name}:5000")), "{}: {hosts}", node.name);
+    }
+    Api::<ConfigMap>::namespaced(client.clone(), "kube-public").get("local-registry-hosting").await.unwrap();
+
+    provider.delete(&spec).await.unwrap();
+    docker_ok(&["rm", "-fv", &registry_name]);
+    let label = format!("label=dev.samestack.project={project}");
+    assert_eq!(docker_ok(&["ps", "-aq", "--filter", &label]), "", "no container left");
+    assert_eq!(docker_ok(&["network", "ls", "-q", "--filter", &label]), "", "no network left");
+}
+
+#[tokio::test]
+async fn cluster_native_provider_finishes_a_create_that_was_interrupted_before_kubeadm() {
+    let test = "cluster_native_provider_finishes_a_create_that_was_interrupted_before_kubeadm";
+    let Some(node_image) = cluster_or_skip(test) else { return };
+    let project = support::unique_name("cli");
+    let _cleanup = Cleanup(project.clone());
+    let mut spec = ClusterSpec::new(project.clone(), project.clone());
+    spec.provider = ProviderChoice::Docker;
+    spec.node_image = Some(node_image.clone());
+    let provider = DockerProvider::connect().await.unwrap();
+
+    // What an `up` stopped by Ctrl-C right after creating the node leaves behind.
+    let subnet = provider.ensure_network(&spec).await.unwrap();
+    let address = subnet.and_then(|s| samestack::cluster::docker::address_plan(&s, 0)).map(|p| p.1);
+    let name = samestack::cluster::docker::node_name(&project, "server", 0);
+    provider.create_node(&spec, &node_image, &name, "server", address.as_deref()).await.unwrap();
+
+    let cluster = provider.ensure(&spec).await.unwrap();
+    assert!(cluster.created, "the half-made cluster is made again");
+    let nodes = Api::<Node>::all(cluster.client().await.unwrap()).list(&ListParams::default()).await.unwrap();
+    assert_eq!(nodes.items.len(), 1);
+
+    provider.delete(&spec).await.unwrap();
+    let label = format!("label=dev.samestack.project={project}");
+    assert_eq!(docker_ok(&["ps", "-aq", "--filter", &label]), "", "no container left");
+    assert_eq!(docker_ok(&["network", "ls", "-q", "--filter", &label]), "", "no network left");
 }

@@ -124,3 +124,21 @@ async fn docker_node_container_gets_the_privileges_the_engine_allows_and_delete_
     // Deleting again is a no-op.
     provider.delete(&spec).await.unwrap();
 }
+
+#[tokio::test]
+async fn docker_auto_selects_the_native_provider_when_an_engine_answers_and_no_cli_owns_the_cluster() {
+    if support::docker_or_skip(
+        "docker_auto_selects_the_native_provider_when_an_engine_answers_and_no_cli_owns_the_cluster",
+    )
+    .is_none()
+    {
+        return;
+    }
+    let name = support::unique_name("auto");
+    let spec = ClusterSpec::new(name.clone(), name);
+    let provider = samestack::cluster::select(&spec).await.unwrap();
+    assert_eq!(provider.name(), "docker");
+    let status = provider.status(&spec).await.unwrap();
+    assert_eq!(status.state, samestack::cluster::ClusterState::Absent);
+    assert!(status.nodes.is_empty());
+}
