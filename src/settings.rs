@@ -146,7 +146,7 @@ mod tests {
         Project { file: "proj/samestack.yaml".into(), dir: "proj".into(), config, locations }
     }
 
-    const YAML: &str = "name: shop\ncluster:\n  agents: 1\n  ports: [{host: 8080, container: 80}]\nregistry:\n  host_port: 5005\nservices:\n  api:\n    build: { context: ./api, args: { A: '1', BASE_IMAGE: upstream } }\n  web:\n    image: nginx:1.27\n";
+    const YAML: &str = "name: shop\ncluster:\n  agents: 1\n  ports: [{host: 8080, container: 80}]\nregistry:\n  host_port: 5005\nservices:\n  api:\n    build: { context: ./api, args: { A: '1', BASE_IMAGE: upstream } }\n    ports: [{ port: 8080 }]\n  web:\n    image: nginx:1.27\n    ports: [{ port: 80 }]\n";
 
     #[test]
     fn maps_services_with_builds_onto_build_specs_in_the_project_registry() {

@@ -342,14 +342,14 @@ mod tests {
         let object = |rv: &str, status: &str, storage: &str| -> DynamicObject {
             serde_json::from_value(json!({
                 "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-                "metadata": {"name": "data", "resourceVersion": rv, "managedFields": [{"manager": "samestack", "time": rv}]},
+                "metadata": {"name": "data", "resourceVersion": rv, "managedFields": [{"manager": "samestack", "time": format!("2026-11-22T05:00:{rv}Z")}]},
                 "spec": {"resources": {"requests": {"storage": storage}}},
                 "status": {"phase": status}
             }))
             .unwrap()
         };
-        assert_eq!(content(&object("731", "Pending", "1Gi")), content(&object("735", "Bound", "1Gi")));
-        assert_ne!(content(&object("731", "Pending", "1Gi")), content(&object("735", "Pending", "2Gi")));
+        assert_eq!(content(&object("31", "Pending", "1Gi")), content(&object("35", "Bound", "1Gi")));
+        assert_ne!(content(&object("31", "Pending", "1Gi")), content(&object("35", "Pending", "2Gi")));
     }
 
     #[test]
