@@ -68,6 +68,10 @@ pub struct UpArgs {
     /// Build argument for every service's image, e.g. BASE_IMAGE=python:3.12-slim (repeatable; wins over samestack.yaml)
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
     pub build_args: Vec<String>,
+    /// Copy an image from the local Docker engine into the local registry and run it from there
+    /// wherever the manifests use it (offline and air-gapped use; repeatable)
+    #[arg(long, value_name = "IMAGE", env = "SAMESTACK_PRELOAD", value_delimiter = ',')]
+    pub preload: Vec<String>,
     /// Seconds all image builds and pushes may take together
     #[arg(long, default_value_t = 1200, value_name = "SECONDS")]
     pub build_timeout: u64,

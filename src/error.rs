@@ -40,6 +40,14 @@ impl Classify for NotAvailable {
     }
 }
 
+/// The user pressed Ctrl-C. Every step of `up` is idempotent, so the next run finishes the job.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted; nothing is left half-made that the next run cannot finish (run the command again)")]
+pub struct Interrupted;
+
+/// Exit status for an interrupted command, as shells report SIGINT.
+const INTERRUPTED_EXIT: u8 = 130;
+
 /// Walks the cause chain and returns the class of the first domain error found.
 /// Anything unclassified (I/O at the command edge, a bug) counts as environment.
 pub fn kind_of(err: &anyhow::Error) -> ErrorKind {
@@ -62,13 +70,16 @@ pub fn kind_of(err: &anyhow::Error) -> ErrorKind {
             crate::cluster::Error,
             crate::kube::Error,
             crate::preflight::Error,
-            crate::settings::BuildArgError,
+            crate::settings::FlagError,
         );
     }
     ErrorKind::Environment
 }
 
 pub fn exit_code(err: &anyhow::Error) -> ExitCode {
+    if err.is::<Interrupted>() {
+        return ExitCode::from(INTERRUPTED_EXIT);
+    }
     ExitCode::from(kind_of(err).exit_code())
 }
 

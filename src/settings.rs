@@ -113,26 +113,32 @@ pub fn image_repository(project: &Project, service: &str) -> String {
     }
 }
 
-/// A malformed command-line flag.
+/// A command-line flag that cannot work as given.
 #[derive(Debug, thiserror::Error)]
-#[error("--build-arg {given}: expected KEY=VALUE\n  fix: e.g. --build-arg BASE_IMAGE=python:3.12-slim")]
-pub struct BuildArgError {
-    pub given: String,
+#[error("{flag}: {problem}\n  fix: {fix}")]
+pub struct FlagError {
+    pub flag: String,
+    pub problem: String,
+    pub fix: String,
 }
 
-impl crate::error::Classify for BuildArgError {
+impl crate::error::Classify for FlagError {
     fn kind(&self) -> crate::error::ErrorKind {
         crate::error::ErrorKind::User
     }
 }
 
 /// Parses `KEY=VALUE` build-argument flags.
-pub fn parse_build_args(flags: &[String]) -> Result<BTreeMap<String, String>, BuildArgError> {
+pub fn parse_build_args(flags: &[String]) -> Result<BTreeMap<String, String>, FlagError> {
     flags
         .iter()
         .map(|f| match f.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => Err(BuildArgError { given: f.clone() }),
+            _ => Err(FlagError {
+                flag: format!("--build-arg {f}"),
+                problem: "expected KEY=VALUE".into(),
+                fix: "e.g. --build-arg BASE_IMAGE=python:3.12-slim".into(),
+            }),
         })
         .collect()
 }

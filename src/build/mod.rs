@@ -189,6 +189,11 @@ pub enum Error {
         reference: String,
         message: String,
     },
+    /// An image to preload is not in the local engine.
+    #[error(
+        "--preload {image}: no such image in the local Docker engine\n  fix: build it, `docker load` it, or `docker pull` it on a machine that can, then run up again"
+    )]
+    PreloadMissing { image: String },
     /// The registry could not be asked whether it has the image.
     #[error("cannot query the local registry on 127.0.0.1:{port} for service `{service}`")]
     RegistryUnreachable {
@@ -220,13 +225,57 @@ impl crate::error::Classify for Error {
             | Error::DockerfileMissing { .. }
             | Error::ContextUnreadable { .. }
             | Error::StepFailed { .. }
-            | Error::Rejected { .. } => ErrorKind::User,
+            | Error::Rejected { .. }
+            | Error::PreloadMissing { .. } => ErrorKind::User,
             Error::DaemonLost { .. }
             | Error::DiskFull { .. }
             | Error::PushFailed { .. }
             | Error::RegistryUnreachable { .. } => ErrorKind::Environment,
         }
     }
+}
+
+/// Copies images from the local engine into the local registry, so that every provider's nodes
+/// can pull them (what `kind load docker-image` does for kind alone; offline and air-gapped
+/// use). Returns each image with the digest-pinned reference it has in the registry. Pushing an
+/// image the registry already has only checks its layers.
+pub async fn preload(client: &Client, images: &[String], registry_port: u16) -> Result<BTreeMap<String, String>, Error> {
+    require_local_images(client, images).await?;
+    let mut pinned = BTreeMap::new();
+    for image in images {
+        let (repository, tag) = registry_reference(image, registry_port);
+        let options = bollard::query_parameters::TagImageOptionsBuilder::new().repo(&repository).tag(&tag).build();
+        client.tag_image(image, Some(options)).await.map_err(|e| docker::Error::api(format!("tag {image} as {repository}:{tag}"), e))?;
+        let digest = push_image(client, image, &repository, &tag, &ServiceBar(None)).await?;
+        pinned.insert(image.clone(), format!("{repository}@{digest}"));
+    }
+    Ok(pinned)
+}
+
+/// Fails, naming the first, when an image to preload is not in the local engine (a preflight
+/// check: `up` runs it before creating anything).
+pub async fn require_local_images(client: &Client, images: &[String]) -> Result<(), Error> {
+    for image in images {
+        if client.inspect_image(image).await.is_err() {
+            return Err(Error::PreloadMissing { image: image.clone() });
+        }
+    }
+    Ok(())
+}
+
+/// Pure: where a local image goes in the registry on `port`: its path without any registry
+/// host, and its tag (`latest` when it has none).
+pub fn registry_reference(image: &str, port: u16) -> (String, String) {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let (name, tag) = match without_digest.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, tag),
+        _ => (without_digest, "latest"),
+    };
+    let path = match name.split_once('/') {
+        Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => rest,
+        _ => name,
+    };
+    (format!("localhost:{port}/{path}"), tag.to_string())
 }
 
 /// Builds (or skips) every service's image, at most `options.parallelism` at once, and pushes to
@@ -935,6 +984,15 @@ mod tests {
             crate::error::Classify::kind(&err),
             crate::error::ErrorKind::Environment
         );
+    }
+
+    #[test]
+    fn preloaded_images_keep_their_path_and_tag_under_the_local_registry() {
+        assert_eq!(registry_reference("postgres:15.8", 5001), ("localhost:5001/postgres".into(), "15.8".into()));
+        assert_eq!(registry_reference("samestack-test/postgres", 5001), ("localhost:5001/samestack-test/postgres".into(), "latest".into()));
+        assert_eq!(registry_reference("ghcr.io/acme/db:1", 7), ("localhost:7/acme/db".into(), "1".into()));
+        assert_eq!(registry_reference("localhost:5000/x/y:2", 7), ("localhost:7/x/y".into(), "2".into()));
+        assert_eq!(registry_reference("acme/db@sha256:abc", 7), ("localhost:7/acme/db".into(), "latest".into()));
     }
 
     #[test]

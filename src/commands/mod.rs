@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
-use crate::error::NotAvailable;
+use crate::error::{Interrupted, NotAvailable};
 
 pub mod init;
 pub mod parity;
@@ -34,7 +34,14 @@ impl From<ExitStatus> for ExitCode {
 /// Runs a parsed command line. The async runtime starts here, after parsing.
 pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(dispatch(cli))
+    runtime.block_on(async {
+        // Dropping the command's future cancels whatever it was waiting on; each step is
+        // idempotent, so stopping between any two awaits leaves a state the next run finishes.
+        tokio::select! {
+            outcome = dispatch(cli) => outcome,
+            _ = tokio::signal::ctrl_c() => Err(Interrupted.into()),
+        }
+    })
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {

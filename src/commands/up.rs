@@ -18,7 +18,7 @@ use crate::preflight::{self, WantedPort};
 use crate::profile::{self, ProfileSettings};
 use crate::registry;
 use crate::render::{self, RenderOptions};
-use crate::settings::{self, StackSettings};
+use crate::settings::{self, FlagError, StackSettings};
 use crate::ui::Steps;
 
 pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus> {
@@ -26,6 +26,14 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
     let profile = profile::resolve(&project, &args.profile)?;
     let build_args = settings::parse_build_args(&args.build_args)?;
     let stack = settings::resolve(&project, &build_args, global.kubeconfig.clone());
+    if !args.preload.is_empty() && stack.registry.is_none() {
+        return Err(FlagError {
+            flag: "--preload".into(),
+            problem: "preloading goes through the local registry, and samestack.yaml disables it".into(),
+            fix: "set `registry: { enabled: true }`, or drop --preload".into(),
+        }
+        .into());
+    }
     // All or nothing: a template, profile or secret problem stops `up` before anything exists.
     render_manifests(&project, &profile, BTreeMap::new())?;
 
@@ -34,6 +42,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
     let step = steps.start("preflight");
     let engine = docker::connect().await?;
     preflight::check_ports(&engine, &stack.project, &wanted_ports(&stack)).await?;
+    build::require_local_images(&engine, &args.preload).await?;
     steps.finish(step, "Docker answers; host ports free");
 
     let mut registry_port = None;
@@ -71,9 +80,19 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
     let built = outcomes.iter().filter(|o| o.action != BuildAction::Skipped).count();
     steps.finish(step, &format!("{built} built or pushed, {} unchanged", outcomes.len() - built));
     let images = outcomes.iter().map(|o| (o.service.clone(), o.pinned_reference())).collect();
+    let preloaded = match registry_port {
+        Some(port) if !args.preload.is_empty() => {
+            let step = steps.start("preload");
+            let preloaded = build::preload(&engine, &args.preload, port).await?;
+            steps.finish(step, &format!("{} image(s) into the local registry", preloaded.len()));
+            preloaded
+        }
+        _ => BTreeMap::new(),
+    };
 
     let step = steps.start("render");
-    let manifests = render_manifests(&project, &profile, images)?;
+    let mut manifests = render_manifests(&project, &profile, images)?;
+    render::replace_images(&mut manifests, &preloaded);
     steps.finish(step, &format!("{} resources ({} profile)", manifests.len(), profile.name));
 
     let step = steps.start("apply");

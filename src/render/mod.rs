@@ -627,6 +627,35 @@ fn check_parity(r: &Resource, t: &str) -> Result<(), Error> {
 /// Writes one file per resource into `dir`, all or nothing: files go to a temporary
 /// directory next to it, which then replaces `dir`. An existing `dir` may only hold a
 /// previous render (`*.yaml` files); anything else is refused.
+/// Points every container whose image is a key of `images` at the mapped reference, wherever a
+/// pod template is (Deployment, StatefulSet, Job, CronJob...). Used by `up --preload`.
+pub fn replace_images(manifests: &mut [Value], images: &BTreeMap<String, String>) {
+    fn walk(value: &mut Value, images: &BTreeMap<String, String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, child) in map.iter_mut() {
+                    if matches!(key.as_str(), "containers" | "initContainers")
+                        && let Value::Array(containers) = child
+                    {
+                        for container in containers.iter_mut() {
+                            if let Some(to) = container.get("image").and_then(Value::as_str).and_then(|i| images.get(i)) {
+                                container["image"] = Value::String(to.clone());
+                            }
+                        }
+                    } else {
+                        walk(child, images);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, images)),
+            _ => {}
+        }
+    }
+    if !images.is_empty() {
+        manifests.iter_mut().for_each(|m| walk(m, images));
+    }
+}
+
 pub fn write_dir(set: &RenderedSet, dir: &Path) -> Result<(), Error> {
     let shown = dir.display().to_string();
     let werr = |source: std::io::Error| Error::Write { path: shown.clone(), source };
@@ -662,6 +691,23 @@ pub fn write_dir(set: &RenderedSet, dir: &Path) -> Result<(), Error> {
 mod tests {
     use super::*;
     use crate::profile::{Autoscaling, LogLevel, SizeClass};
+
+    #[test]
+    fn preloaded_images_replace_matching_container_images_in_every_pod_template() {
+        let mut set = vec![
+            json!({"kind": "StatefulSet", "spec": {"template": {"spec": {
+                "initContainers": [{"image": "pg:15"}], "containers": [{"image": "pg:15"}, {"image": "other:1"}]}}}}),
+            json!({"kind": "CronJob", "spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"image": "pg:15"}]}}}}}}),
+            json!({"kind": "ConfigMap", "data": {"image": "pg:15"}}),
+        ];
+        replace_images(&mut set, &BTreeMap::from([("pg:15".to_string(), "localhost:5001/pg@sha256:1".to_string())]));
+        let pinned = "localhost:5001/pg@sha256:1";
+        assert_eq!(set[0]["spec"]["template"]["spec"]["initContainers"][0]["image"], pinned);
+        assert_eq!(set[0]["spec"]["template"]["spec"]["containers"][0]["image"], pinned);
+        assert_eq!(set[0]["spec"]["template"]["spec"]["containers"][1]["image"], "other:1");
+        assert_eq!(set[1]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["image"], pinned);
+        assert_eq!(set[2]["data"]["image"], "pg:15", "only container images change");
+    }
 
     const PROJECT: &str = "name: shop\nservices:\n  api:\n    build: { context: ./api }\n    ports: [{ port: 8080 }]\n    depends_on: [worker, database]\n    secrets: { PW: pw }\n    sync: [{ from: ., to: /app }]\n    ingress: { host: shop.example.com }\n  worker:\n    image: busybox:1.36\n    ports: [{ port: 9000 }]\nsecrets:\n  pw: { env: PW }\ndatabase:\n  password_secret: pw\n  backup: { schedule: \"0 3 * * *\" }\nmigrations:\n  service: api\n  command: [migrate]\n";
 

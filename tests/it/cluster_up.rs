@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use samestack::registry::{self, RegistrySpec};
+use samestack::registry;
 
 use crate::docker_fixture::{self, POSTGRES, PYTHON_BASE, REGISTRY_IMAGE, docker, free_port};
 use crate::support;
@@ -51,22 +51,26 @@ impl Stack {
             .env_remove("XDG_STATE_HOME")
             .env("SAMESTACK_NODE_IMAGE", node_image.as_deref().unwrap_or(TEST_NODE_IMAGE))
             .env("SAMESTACK_REGISTRY_IMAGE", REGISTRY_IMAGE)
-            .env("SAMESTACK_POSTGRES_IMAGE", self.postgres_image())
+            .env("SAMESTACK_POSTGRES_IMAGE", POSTGRES)
             .output()
             .expect("samestack runs")
     }
 
     /// `up` with the offline base image; panics with the output unless it succeeds.
     fn up(&self) -> String {
-        let out = self.samestack(&["up", "--build-arg", &format!("BASE_IMAGE={PYTHON_BASE}"), "--ready-timeout", "420"]);
+        // Postgres is not built by the project: offline, it is preloaded from the local engine.
+        let out = self.samestack(&[
+            "up",
+            "--build-arg",
+            &format!("BASE_IMAGE={PYTHON_BASE}"),
+            "--preload",
+            POSTGRES,
+            "--ready-timeout",
+            "420",
+        ]);
         let text = output_text(&out);
         assert!(out.status.success(), "samestack up failed:\n{text}");
         text
-    }
-
-    /// Postgres is not built by the project: offline, it comes from the local registry too.
-    fn postgres_image(&self) -> String {
-        format!("localhost:{}/samestack-test/postgres:15", self.registry_port)
     }
 
     fn kubeconfig(&self) -> PathBuf {
@@ -107,7 +111,6 @@ impl Drop for Stack {
         for id in run(&["volume", "ls", "-q", "--filter", &label]).unwrap_or_default().lines() {
             let _ = run(&["volume", "rm", "-f", id]);
         }
-        let _ = run(&["image", "rm", &self.postgres_image()]);
     }
 }
 
@@ -160,23 +163,11 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     }
     let stack = Stack::new();
 
-    // The registry `up` will reuse, made first by the same code, so the offline postgres image
-    // can be pushed into it: the node pulls everything through the wired mirror.
-    let engine = samestack::docker::connect().await.unwrap();
-    let spec = RegistrySpec {
-        name: samestack::settings::registry_container_name(&stack.name),
-        host_port: stack.registry_port,
-        image: Some(REGISTRY_IMAGE.into()),
-        project: stack.name.clone(),
-    };
-    registry::ensure(&engine, &spec).await.expect("registry starts");
-    docker(&["tag", POSTGRES, &stack.postgres_image()]);
-    docker(&["push", "-q", &stack.postgres_image()]);
-
     // First `up`: everything is created and ready (readiness includes the API's /healthz,
     // which answers 200 only when it reaches the database, and the completed migrations Job).
     let first = stack.up();
     assert!(step_line(&first, "images").contains("2 built or pushed"), "{first}");
+    assert!(step_line(&first, "preload").contains("1 image(s)"), "{first}");
     assert!(step_line(&first, "apply").contains("all ready"), "{first}");
     let status = stack.samestack(&["status", "--json"]);
     assert!(status.status.success(), "status is not ready:\n{}", output_text(&status));
@@ -195,6 +186,10 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     let api = deployments.get("api").await.unwrap();
     let image = api.spec.unwrap().template.spec.unwrap().containers[0].image.clone().unwrap();
     assert!(image.starts_with(&format!("localhost:{}/{}/api@sha256:", stack.registry_port, stack.name)), "{image}");
+    let statefulsets: kube::Api<k8s_openapi::api::apps::v1::StatefulSet> = kube::Api::namespaced(client.raw().clone(), &stack.name);
+    let database = statefulsets.get("database").await.unwrap();
+    let image = database.spec.unwrap().template.spec.unwrap().containers[0].image.clone().unwrap();
+    assert!(image.starts_with(&format!("localhost:{}/samestack-test/postgres@sha256:", stack.registry_port)), "{image}");
 
     // Second `up`: nothing to build, nothing changed.
     let second = stack.up();
