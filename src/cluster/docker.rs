@@ -30,6 +30,9 @@ use super::{
 const LABEL_NODE_ROLE: &str = "dev.samestack.node-role";
 /// Label with the canonical host port mappings, compared when reusing a cluster.
 const LABEL_PORTS: &str = "dev.samestack.ports";
+/// The node image as the spec named it. Docker lists a container's image by id once its tag has
+/// moved (a rebuilt or re-pulled node image), and a moved tag is no reason to recreate a cluster.
+const LABEL_NODE_IMAGE: &str = "dev.samestack.node-image";
 const API_PORT: &str = "6443/tcp";
 const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
 const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
@@ -161,6 +164,7 @@ pub fn node_container(
         (LABEL_CLUSTER.to_string(), spec.name.clone()),
         (LABEL_ROLE.to_string(), "node".to_string()),
         (LABEL_NODE_ROLE.to_string(), role.to_string()),
+        (LABEL_NODE_IMAGE.to_string(), image.to_string()),
     ]);
     let mut port_bindings = HashMap::new();
     let mut exposed = Vec::new();
@@ -254,7 +258,8 @@ impl DockerProvider {
                     role: labels.get(LABEL_NODE_ROLE).cloned().unwrap_or_default(),
                     running: node::summary_running(c),
                 };
-                (info, c.image.clone().unwrap_or_default(), labels.get(LABEL_PORTS).cloned().unwrap_or_default())
+                let image = labels.get(LABEL_NODE_IMAGE).cloned().or_else(|| c.image.clone()).unwrap_or_default();
+                (info, image, labels.get(LABEL_PORTS).cloned().unwrap_or_default())
             })
             .collect();
         nodes.sort_by(|a, b| (a.0.role != "server", &a.0.name).cmp(&(b.0.role != "server", &b.0.name)));
@@ -737,6 +742,7 @@ mod tests {
             Privileges::Privileged,
         );
         let labels = body.labels.as_ref().unwrap();
+        assert_eq!(labels[LABEL_NODE_IMAGE], "img:1", "reuse compares the image by the name asked for");
         assert_eq!(labels[LABEL_PROJECT], "shop");
         assert_eq!(labels[LABEL_CLUSTER], "dev");
         assert_eq!(labels[LABEL_ROLE], "node");

@@ -41,9 +41,10 @@ impl Stack {
         Stack { dir, name, registry_port }
     }
 
-    fn samestack(&self, args: &[&str]) -> Output {
+    fn command(&self, args: &[&str]) -> Command {
         let node_image = std::env::var("SAMESTACK_NODE_IMAGE").ok().filter(|s| !s.is_empty());
-        Command::new(env!("CARGO_BIN_EXE_samestack"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_samestack"));
+        command
             .args(args)
             .current_dir(self.dir.path())
             .env("HOME", self.dir.path().join("home"))
@@ -51,23 +52,24 @@ impl Stack {
             .env_remove("XDG_STATE_HOME")
             .env("SAMESTACK_NODE_IMAGE", node_image.as_deref().unwrap_or(TEST_NODE_IMAGE))
             .env("SAMESTACK_REGISTRY_IMAGE", REGISTRY_IMAGE)
-            .env("SAMESTACK_POSTGRES_IMAGE", POSTGRES)
-            .output()
-            .expect("samestack runs")
+            .env("SAMESTACK_POSTGRES_IMAGE", POSTGRES);
+        command
     }
 
-    /// `up` with the offline base image; panics with the output unless it succeeds.
+    fn samestack(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("samestack runs")
+    }
+
+    /// Postgres is not built by the project: offline, it is preloaded from the local engine.
+    fn up_args(&self) -> Vec<String> {
+        let base = format!("BASE_IMAGE={PYTHON_BASE}");
+        ["up", "--build-arg", &base, "--preload", POSTGRES, "--ready-timeout", "420"].map(String::from).to_vec()
+    }
+
+    /// `up` with the offline images; panics with the output unless it succeeds.
     fn up(&self) -> String {
-        // Postgres is not built by the project: offline, it is preloaded from the local engine.
-        let out = self.samestack(&[
-            "up",
-            "--build-arg",
-            &format!("BASE_IMAGE={PYTHON_BASE}"),
-            "--preload",
-            POSTGRES,
-            "--ready-timeout",
-            "420",
-        ]);
+        let args = self.up_args();
+        let out = self.samestack(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let text = output_text(&out);
         assert!(out.status.success(), "samestack up failed:\n{text}");
         text
@@ -225,4 +227,59 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     let purge = stack.samestack(&["down", "--purge"]);
     assert!(purge.status.success(), "{}", output_text(&purge));
     assert_eq!(stack.labelled_objects(), Vec::<String>::new());
+}
+
+/// Ctrl-C inside each step in turn (the signal goes out as soon as the previous step's line
+/// appears), then an uninterrupted `up` converges and a further one changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_up_interrupted_in_each_step_converges_on_the_next_up() {
+    if cluster_or_skip("cluster_up_interrupted_in_each_step_converges_on_the_next_up").is_none() {
+        return;
+    }
+    let stack = Stack::new();
+    for after in ["preflight", "registry", "cluster", "images", "preload", "render"] {
+        let (status, output) = stack.up_interrupted_after(after);
+        if status.success() {
+            // The run finished before the signal landed (a fast step): nothing to interrupt.
+            continue;
+        }
+        assert_eq!(status.code(), Some(130), "interrupted after `{after}`, exit code:\n{output}");
+        assert!(output.contains("interrupted"), "interrupted after `{after}`:\n{output}");
+    }
+    let converged = stack.up();
+    assert!(step_line(&converged, "apply").contains("all ready"), "{converged}");
+    let again = stack.up();
+    assert!(step_line(&again, "images").contains("0 built or pushed"), "{again}");
+    assert!(step_line(&again, "apply").contains("0 created, 0 changed"), "{again}");
+    let purge = stack.samestack(&["down", "--purge"]);
+    assert!(purge.status.success(), "{}", output_text(&purge));
+    assert_eq!(stack.labelled_objects(), Vec::<String>::new());
+}
+
+impl Stack {
+    /// Runs `up`, sends SIGINT as soon as the line of step `after` appears, and returns the
+    /// exit status with everything it printed.
+    fn up_interrupted_after(&self, after: &str) -> (std::process::ExitStatus, String) {
+        use std::io::{BufRead, BufReader};
+        let args = self.up_args();
+        let mut command = self.command(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let mut child = command.stderr(std::process::Stdio::piped()).spawn().expect("samestack runs");
+        let mut output = String::new();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            output.push_str(&line);
+            output.push('\n');
+            if line.starts_with(after) {
+                let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+                assert!(sent.success());
+                break;
+            }
+        }
+        for line in lines {
+            output.push_str(&line.unwrap());
+            output.push('\n');
+        }
+        (child.wait().unwrap(), output)
+    }
 }
