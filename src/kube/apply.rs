@@ -134,6 +134,17 @@ pub async fn apply_waves(
     manifests: &[Value],
     options: &ApplyOptions,
 ) -> Result<ApplyReport> {
+    apply_waves_with(client, project, manifests, options, |_| {}).await
+}
+
+/// [`apply_waves`], calling `on_wave` after each wave is applied and ready (for progress lines).
+pub async fn apply_waves_with(
+    client: &KubeClient,
+    project: &str,
+    manifests: &[Value],
+    options: &ApplyOptions,
+    mut on_wave: impl FnMut(&WaveReport),
+) -> Result<ApplyReport> {
     let mut docs = manifests.to_vec();
     for (index, doc) in docs.iter_mut().enumerate() {
         head(doc, index)?;
@@ -169,7 +180,7 @@ pub async fn apply_waves(
             wait::wait_wave(client, wave.phase, &targets, options.wave_timeout).await?;
         }
         if wave.phase == Phase::Foundation && !crd_kinds.is_empty() {
-            client.forget_discovery().await;
+            wait_until_served(client, &crd_kinds, options.wave_timeout).await?;
         }
         tracing::info!(wave = wave.phase.label(), objects = results.len(), "wave applied");
         let objects = results
@@ -179,17 +190,40 @@ pub async fn apply_waves(
                 ObjectChange { key, change }
             })
             .collect();
-        report.waves.push(WaveReport {
-            phase: wave.phase,
-            objects,
-            apply_ms,
-            ready_ms: ready_started.elapsed().as_millis(),
-        });
+        let wave_report =
+            WaveReport { phase: wave.phase, objects, apply_ms, ready_ms: ready_started.elapsed().as_millis() };
+        on_wave(&wave_report);
+        report.waves.push(wave_report);
     }
     if options.prune {
         report.pruned = prune(client, project, &applied).await?;
     }
     Ok(report)
+}
+
+/// Refreshes discovery until the kinds of the new CRDs are served: the API server publishes
+/// them in discovery a moment after the CRDs report Established.
+async fn wait_until_served(client: &KubeClient, kinds: &HashSet<(String, String)>, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        client.forget_discovery().await;
+        let mut missing = None;
+        for (group, kind) in kinds {
+            if !client.serves(group, kind).await? {
+                missing = Some((group, kind));
+                break;
+            }
+        }
+        let Some((group, kind)) = missing else { return Ok(()) };
+        if Instant::now() >= deadline {
+            return Err(Error::NotReady {
+                wave: Phase::Foundation.label(),
+                timeout,
+                diagnosis: format!("the API server does not serve {kind}.{group} yet, although its CRD was applied"),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn api_error(object: String, action: &'static str, source: ::kube::Error) -> Error {

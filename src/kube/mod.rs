@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use crate::error::{Classify, ErrorKind};
 
-pub use apply::{ApplyOptions, ApplyReport, Change, ObjectChange, WaveReport, apply_waves};
+pub use apply::{ApplyOptions, ApplyReport, Change, ObjectChange, WaveReport, apply_waves, apply_waves_with};
 pub use client::KubeClient;
 pub use diagnose::Diagnosis;
 pub use object::ObjectKey;
