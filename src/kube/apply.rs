@@ -147,7 +147,10 @@ pub async fn apply_waves_with(
 ) -> Result<ApplyReport> {
     let mut docs = manifests.to_vec();
     for (index, doc) in docs.iter_mut().enumerate() {
+        let name = describe(doc);
         head(doc, index)?;
+        super::wave::annotated_phase(doc)
+            .map_err(|reason| Error::InvalidManifest { index, reason: format!("{name}: {reason}") })?;
         stamp_ownership(doc, project);
     }
     let crd_kinds = kinds_defined_by_crds(&docs);
