@@ -116,6 +116,32 @@ pub fn stamp_ownership(manifest: &mut Value, project: &str) {
     }
 }
 
+/// Whether an API group is Kubernetes' own (typed, with Go's "empty list = absent" storage).
+fn builtin_group(group: &str) -> bool {
+    group.is_empty() || group.ends_with(".k8s.io") || matches!(group, "apps" | "batch" | "policy" | "autoscaling")
+}
+
+/// Removes empty lists (`egress: []`) from a built-in object. The API server stores an empty
+/// list as absent, so server-side apply would see `[]` against nothing and write the object
+/// again on every apply, bumping its generation — a second `up` would never be quiet. For
+/// these types the two mean the same. Empty maps (`podSelector: {}`) do carry meaning and stay;
+/// custom resources keep everything, since their storage preserves the difference.
+pub fn strip_empty_lists(manifest: &mut Value) {
+    fn strip(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                map.retain(|_, v| !matches!(v, Value::Array(a) if a.is_empty()));
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    if builtin_group(group_of(str_at(manifest, "/apiVersion").unwrap_or(""))) {
+        strip(manifest);
+    }
+}
+
 /// The (group, kind) pairs the CRDs in a manifest set define.
 pub fn kinds_defined_by_crds(manifests: &[Value]) -> HashSet<(String, String)> {
     manifests
@@ -152,6 +178,7 @@ pub async fn apply_waves_with(
         super::wave::annotated_phase(doc)
             .map_err(|reason| Error::InvalidManifest { index, reason: format!("{name}: {reason}") })?;
         stamp_ownership(doc, project);
+        strip_empty_lists(doc);
     }
     let crd_kinds = kinds_defined_by_crds(&docs);
     for doc in &docs {
@@ -360,6 +387,17 @@ mod tests {
         let mut bare = json!({"apiVersion": "v1", "kind": "ConfigMap"});
         stamp_ownership(&mut bare, "shop");
         assert_eq!(bare["metadata"]["labels"][PROJECT_LABEL], "shop");
+    }
+
+    #[test]
+    fn empty_lists_go_from_builtin_objects_only() {
+        let mut np = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "db"},
+            "spec": {"podSelector": {}, "egress": [], "ingress": [{"from": [], "ports": [{"port": 5432}]}], "policyTypes": ["Egress"]}});
+        strip_empty_lists(&mut np);
+        assert_eq!(np["spec"], json!({"podSelector": {}, "ingress": [{"ports": [{"port": 5432}]}], "policyTypes": ["Egress"]}));
+        let mut custom = json!({"apiVersion": "example.com/v1", "kind": "Widget", "spec": {"parts": []}});
+        strip_empty_lists(&mut custom);
+        assert_eq!(custom["spec"]["parts"], json!([]));
     }
 
     #[test]
