@@ -394,7 +394,10 @@ mod tests {
         let mut np = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "db"},
             "spec": {"podSelector": {}, "egress": [], "ingress": [{"from": [], "ports": [{"port": 5432}]}], "policyTypes": ["Egress"]}});
         strip_empty_lists(&mut np);
-        assert_eq!(np["spec"], json!({"podSelector": {}, "ingress": [{"ports": [{"port": 5432}]}], "policyTypes": ["Egress"]}));
+        assert_eq!(
+            np["spec"],
+            json!({"podSelector": {}, "ingress": [{"ports": [{"port": 5432}]}], "policyTypes": ["Egress"]})
+        );
         let mut custom = json!({"apiVersion": "example.com/v1", "kind": "Widget", "spec": {"parts": []}});
         strip_empty_lists(&mut custom);
         assert_eq!(custom["spec"]["parts"], json!([]));

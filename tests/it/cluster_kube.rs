@@ -197,6 +197,9 @@ fn manifests(ns: &str, group: &str, greeting: &str, with_secret: bool) -> Vec<Va
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": ns}, "data": {"greeting": greeting}}),
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
         crd(group),
+        // An empty list the API server stores as absent: must not count as a change on re-apply.
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny-egress", "namespace": ns},
+            "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": []}}),
     ];
     if with_secret {
         set.push(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": ns}, "type": "Opaque", "stringData": {"password": "s3cr3t"}}));
@@ -228,7 +231,7 @@ async fn cluster_kube_applies_in_waves_reapplies_unchanged_and_prunes() {
     eprintln!("first apply: {}", first.summary());
     let phases: Vec<Phase> = first.waves.iter().map(|w| w.phase).collect();
     assert_eq!(phases, [Phase::Foundation, Phase::Config, Phase::Workloads, Phase::Other]);
-    assert_eq!(first.count(Change::Created), 6, "{}", first.summary());
+    assert_eq!(first.count(Change::Created), 7, "{}", first.summary());
     let cm: ConfigMap = Api::namespaced(client.raw().clone(), &ns).get("settings").await.unwrap();
     assert_eq!(cm.metadata.labels.as_ref().unwrap()["dev.samestack.project"], project, "ownership labels stamped");
     assert!(
@@ -242,12 +245,12 @@ async fn cluster_kube_applies_in_waves_reapplies_unchanged_and_prunes() {
         apply_waves(&client, &project, &manifests(&ns, &group, "hello", true), &options).await.expect("second apply");
     eprintln!("second apply (nothing changed) took {} ms", started.elapsed().as_millis());
     assert!(second.nothing_changed(), "{}", second.summary());
-    assert_eq!(second.count(Change::Unchanged), 6);
+    assert_eq!(second.count(Change::Unchanged), 7);
 
     // One value changed: exactly that object changes.
     let third =
         apply_waves(&client, &project, &manifests(&ns, &group, "bonjour", true), &options).await.expect("third apply");
-    assert_eq!((third.count(Change::Changed), third.count(Change::Unchanged)), (1, 5), "{}", third.summary());
+    assert_eq!((third.count(Change::Changed), third.count(Change::Unchanged)), (1, 6), "{}", third.summary());
     let changed: Vec<_> = third.waves.iter().flat_map(|w| &w.objects).filter(|o| o.change == Change::Changed).collect();
     assert_eq!(changed[0].key.name, "settings");
 
@@ -480,10 +483,9 @@ async fn cluster_kube_workloads_become_ready_and_a_failing_job_shows_its_logs() 
     let Some(image) = runnable_image(test, cluster) else { return };
     let client = connect(cluster).await;
     let ns = unique_name("ready");
-    let container = |name: &str, command: &str| {
-        json!({"name": name, "image": image, "imagePullPolicy": "IfNotPresent", "command": ["sh", "-c", command]})
-    };
-    let mut web = container("httpd", "mkdir -p /tmp/www && echo ok > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www");
+    let container = |name: &str, command: &str| json!({"name": name, "image": image, "imagePullPolicy": "IfNotPresent", "command": ["sh", "-c", command]});
+    let mut web =
+        container("httpd", "mkdir -p /tmp/www && echo ok > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www");
     web["readinessProbe"] = json!({"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1});
     let set = |job_command: &str| {
         vec![
