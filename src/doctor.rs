@@ -235,7 +235,12 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
             Some("fix the project file (`samestack render` shows where), then run doctor again".into()),
         ));
     } else if facts.ports.is_empty() {
-        checks.push(check("ports", Severity::Ok, "no host ports configured (no samestack.yaml here)", None));
+        checks.push(check(
+            "ports",
+            Severity::Ok,
+            "no host ports to check (no samestack.yaml here, or none configured)",
+            None,
+        ));
     }
     for port in &facts.ports {
         let (severity, detail, fix) = match &port.holder {
@@ -342,13 +347,25 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
     checks
 }
 
-/// Host ports (number, the setting that names it) and the provider named in a project file.
-pub type ConfiguredPorts = (Vec<(u16, String)>, Option<String>);
+/// The registry's host port when samestack.yaml names none (the config loader's default).
+pub const DEFAULT_REGISTRY_PORT: u16 = 5001;
 
-/// Host ports named in a project file, read leniently from its YAML: `registry.host_port` and
-/// `cluster.ports` (numbers, "HOST:CONTAINER" strings, or maps with `host`/`host_port`).
+/// What doctor reads from a project file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectPorts {
+    /// Host ports and the setting that names each ("registry.host_port").
+    pub ports: Vec<(u16, String)>,
+    /// `cluster.provider`.
+    pub provider: Option<String>,
+    /// `name`.
+    pub project: Option<String>,
+}
+
+/// Host ports named in a project file, read leniently from its YAML: `registry.host_port`
+/// (default [`DEFAULT_REGISTRY_PORT`] unless `registry.enabled: false`) and `cluster.ports`
+/// (maps `{host, container}`; numbers and "HOST:CONTAINER" strings are tolerated).
 /// Also returns `cluster.provider`. The typed config loader will replace this.
-pub fn ports_from_config(yaml: &str) -> Result<ConfiguredPorts, String> {
+pub fn ports_from_config(yaml: &str) -> Result<ProjectPorts, String> {
     let doc: Value = serde_saphyr::from_str(yaml).map_err(|e| e.to_string())?;
     let mut ports = Vec::new();
     let as_port = |v: &Value| -> Option<u16> {
@@ -362,13 +379,12 @@ pub fn ports_from_config(yaml: &str) -> Result<ConfiguredPorts, String> {
             _ => None,
         }
     };
-    for key in ["host_port", "hostPort", "port"] {
-        if let Some(p) = doc.pointer(&format!("/registry/{key}")).and_then(as_port) {
-            ports.push((p, format!("registry.{key}")));
-            break;
-        }
+    // The registry is on by default, on DEFAULT_REGISTRY_PORT unless `host_port` says otherwise.
+    if doc.pointer("/registry/enabled") != Some(&Value::Bool(false)) {
+        let port = doc.pointer("/registry/host_port").and_then(as_port).unwrap_or(DEFAULT_REGISTRY_PORT);
+        ports.push((port, "registry.host_port".to_string()));
     }
-    for key in ["ports", "host_ports", "port_mappings"] {
+    for key in ["ports"] {
         for (i, item) in
             doc.pointer(&format!("/cluster/{key}")).and_then(Value::as_array).into_iter().flatten().enumerate()
         {
@@ -378,7 +394,8 @@ pub fn ports_from_config(yaml: &str) -> Result<ConfiguredPorts, String> {
         }
     }
     let provider = doc.pointer("/cluster/provider").and_then(Value::as_str).map(String::from);
-    Ok((ports, provider))
+    let project = doc.pointer("/name").and_then(Value::as_str).map(String::from);
+    Ok(ProjectPorts { ports, provider, project })
 }
 
 /// Listening TCP sockets in a /proc/net/tcp{,6} table: (local port, socket inode).
@@ -463,7 +480,17 @@ fn read_u64(path: &str) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-async fn probe_docker() -> (DockerProbe, HashMap<u16, Holder>) {
+/// A container publishing a host port: its name and labels.
+type Publisher = (String, HashMap<String, String>);
+
+/// Whether a container publishing a port is samestack's own for `project`: the shared registry
+/// (role `registry`), or anything labelled with this project. Another project's cluster is not.
+pub fn owned_by_samestack(labels: &HashMap<String, String>, project: Option<&str>) -> bool {
+    labels.get("dev.samestack.role").map(String::as_str) == Some("registry")
+        || project.is_some_and(|p| labels.get(crate::kube::PROJECT_LABEL).map(String::as_str) == Some(p))
+}
+
+async fn probe_docker() -> (DockerProbe, HashMap<u16, Publisher>) {
     use bollard::Docker;
     use bollard::query_parameters::ListContainersOptionsBuilder;
 
@@ -485,13 +512,10 @@ async fn probe_docker() -> (DockerProbe, HashMap<u16, Holder>) {
     for c in containers {
         let name =
             c.names.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default();
-        let ours = c
-            .labels
-            .as_ref()
-            .is_some_and(|l| l.contains_key(crate::kube::PROJECT_LABEL) || l.contains_key("dev.samestack.registry"));
+        let labels = c.labels.clone().unwrap_or_default();
         for p in c.ports.iter().flatten() {
             if let Some(public) = p.public_port {
-                holders.insert(public, Holder::Container { name: name.clone(), ours });
+                holders.insert(public, (name.clone(), labels.clone()));
             }
         }
     }
@@ -567,7 +591,7 @@ pub async fn gather(project_file: &Path) -> Facts {
 
     match std::fs::read_to_string(project_file) {
         Ok(text) => match ports_from_config(&text) {
-            Ok((ports, provider)) => {
+            Ok(ProjectPorts { ports, provider, project }) => {
                 facts.provider = provider;
                 let ports_clone = ports.clone();
                 let holders_clone = holders.clone();
@@ -577,7 +601,10 @@ pub async fn gather(project_file: &Path) -> Facts {
                         .map(|(port, purpose)| {
                             let holder = holders_clone
                                 .get(&port)
-                                .cloned()
+                                .map(|(name, labels)| Holder::Container {
+                                    name: name.clone(),
+                                    ours: owned_by_samestack(labels, project.as_deref()),
+                                })
                                 .or_else(|| port_taken(port).then(|| process_holding(port).unwrap_or(Holder::Unknown)));
                             PortFact { port, purpose, holder }
                         })
@@ -755,13 +782,27 @@ mod tests {
     #[test]
     fn reads_ports_from_the_project_file() {
         let yaml = "name: shop\ncluster:\n  provider: k3d\n  ports:\n    - 8080:80\n    - {host: 8443, container: 443}\n    - 9000\nregistry:\n  host_port: 5001\n";
-        let (ports, provider) = ports_from_config(yaml).unwrap();
+        let ProjectPorts { ports, provider, project } = ports_from_config(yaml).unwrap();
+        assert_eq!(project.as_deref(), Some("shop"));
         assert_eq!(provider.as_deref(), Some("k3d"));
         let numbers: Vec<u16> = ports.iter().map(|(p, _)| *p).collect();
         assert_eq!(numbers, [5001, 8080, 8443, 9000]);
         assert_eq!(ports[1].1, "cluster.ports[0]");
         assert!(ports_from_config("cluster: [unclosed").is_err());
-        assert!(ports_from_config("name: x\n").unwrap().0.is_empty());
+        let defaults = ports_from_config("name: x\n").unwrap().ports;
+        assert_eq!(defaults, [(5001, "registry.host_port".to_string())], "the registry is on by default");
+        assert!(ports_from_config("name: x\nregistry: {enabled: false}\n").unwrap().ports.is_empty());
+    }
+
+    #[test]
+    fn the_shared_registry_and_this_projects_containers_are_ours() {
+        let labels = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        assert!(owned_by_samestack(&labels(&[("dev.samestack.role", "registry")]), Some("shop")));
+        assert!(owned_by_samestack(&labels(&[("dev.samestack.project", "shop")]), Some("shop")));
+        assert!(!owned_by_samestack(&labels(&[("dev.samestack.project", "blog")]), Some("shop")), "another project");
+        assert!(!owned_by_samestack(&labels(&[]), None));
     }
 
     #[test]

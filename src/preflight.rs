@@ -78,6 +78,10 @@ pub async fn check_ports(client: &Client, project: &str, wanted: &[WantedPort]) 
                 name: docker::container_name(c),
                 project: c.labels.as_ref().and_then(|l| l.get(LABEL_PROJECT).cloned()),
             },
+            None if bound_by_own_container(client, project, w.port).await? => PortUse::Container {
+                name: "this project's own container (starting)".into(),
+                project: Some(project.to_string()),
+            },
             None => {
                 let port = w.port;
                 match tokio::task::spawn_blocking(move || registry::process_listening_on(port)).await.ok().flatten() {
@@ -91,6 +95,22 @@ pub async fn check_ports(client: &Client, project: &str, wanted: &[WantedPort]) 
     }
     let taken = blocking(project, &uses);
     if taken.is_empty() { Ok(()) } else { Err(Error::PortsTaken { taken }) }
+}
+
+/// True when a container of `project`, in any state, asks for `port` on the host. A run
+/// interrupted while the engine was starting one leaves the engine's port proxy listening
+/// before the container counts as running; that port is still ours.
+async fn bound_by_own_container(client: &Client, project: &str, port: u16) -> Result<bool, Error> {
+    for summary in docker::find_containers(client, &[(LABEL_PROJECT, project)]).await? {
+        let Some(id) = summary.id else { continue };
+        let Ok(found) = client.inspect_container(&id, None).await else { continue };
+        let wanted = found.host_config.and_then(|h| h.port_bindings).unwrap_or_default();
+        let asks = wanted.values().flatten().flatten().any(|b| b.host_port.as_deref() == Some(&port.to_string()));
+        if asks {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn port_is_bindable(port: u16) -> bool {

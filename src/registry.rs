@@ -126,6 +126,10 @@ pub enum Error {
          load it with `docker load`, or set {IMAGE_ENV} to a local registry image"
     )]
     ImageUnavailable { image: String, cause: String },
+    /// The container disappeared between inspecting and starting it (the engine was still
+    /// cleaning up after an interrupted run); [`ensure`] looks again.
+    #[error("registry container `{name}` disappeared while being started; run the command again")]
+    Vanished { name: String },
     /// Started, but `/v2/` never answered.
     #[error(
         "registry `{name}` did not become healthy on 127.0.0.1:{port} within {secs}s (last: {last}); its log ends with:\n{log_tail}"
@@ -145,7 +149,10 @@ impl crate::error::Classify for Error {
         match self {
             Error::Docker(e) => e.kind(),
             Error::NameTaken { .. } => ErrorKind::User,
-            Error::PortTaken { .. } | Error::ImageUnavailable { .. } | Error::Unhealthy { .. } => {
+            Error::PortTaken { .. }
+            | Error::ImageUnavailable { .. }
+            | Error::Unhealthy { .. }
+            | Error::Vanished { .. } => {
                 ErrorKind::Environment
             }
         }
@@ -156,6 +163,19 @@ impl crate::error::Classify for Error {
 /// runs with the wanted image and port nothing changes; a stopped one is started; one whose image or
 /// port changed is recreated (its data volume is kept). Returns once `GET /v2/` answers.
 pub async fn ensure(client: &Client, spec: &RegistrySpec) -> Result<Registry, Error> {
+    // A run interrupted mid-create leaves the engine finishing (or cleaning up) that create on
+    // its own: the container can vanish between our inspect and our start. One fresh look is
+    // enough, since by then the engine is done with it.
+    match ensure_once(client, spec).await {
+        Err(Error::Vanished { name }) => {
+            tracing::info!(%name, "registry container vanished while starting (an interrupted run's leftovers): looking again");
+            ensure_once(client, spec).await
+        }
+        other => other,
+    }
+}
+
+async fn ensure_once(client: &Client, spec: &RegistrySpec) -> Result<Registry, Error> {
     let image = spec.resolved_image();
     let existing = inspect(client, &spec.name).await?;
     let action = match existing {
@@ -345,6 +365,9 @@ async fn start(client: &Client, spec: &RegistrySpec) -> Result<(), Error> {
                     port: spec.host_port,
                     holder,
                 });
+            }
+            if docker::is_not_found(&e) {
+                return Err(Error::Vanished { name: spec.name.clone() });
             }
             Err(docker::Error::api(format!("start registry container {}", spec.name), e).into())
         }

@@ -116,17 +116,29 @@ pub fn stamp_ownership(manifest: &mut Value, project: &str) {
     }
 }
 
-/// Removes empty lists (`ingress: []`) everywhere in a manifest. The API server stores an
-/// empty list as absent, so applying one again counts as a change on every run and the
-/// second `up` would never be a no-op; for Kubernetes objects the two mean the same.
-pub fn drop_empty_lists(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            map.retain(|_, v| !matches!(v, Value::Array(a) if a.is_empty()));
-            map.values_mut().for_each(drop_empty_lists);
+/// Whether an API group is Kubernetes' own (typed, with Go's "empty list = absent" storage).
+fn builtin_group(group: &str) -> bool {
+    group.is_empty() || group.ends_with(".k8s.io") || matches!(group, "apps" | "batch" | "policy" | "autoscaling")
+}
+
+/// Removes empty lists (`egress: []`) from a built-in object. The API server stores an empty
+/// list as absent, so server-side apply would see `[]` against nothing and write the object
+/// again on every apply, bumping its generation — a second `up` would never be quiet. For
+/// these types the two mean the same. Empty maps (`podSelector: {}`) do carry meaning and stay;
+/// custom resources keep everything, since their storage preserves the difference.
+pub fn strip_empty_lists(manifest: &mut Value) {
+    fn strip(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                map.retain(|_, v| !matches!(v, Value::Array(a) if a.is_empty()));
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
         }
-        Value::Array(items) => items.iter_mut().for_each(drop_empty_lists),
-        _ => {}
+    }
+    if builtin_group(group_of(str_at(manifest, "/apiVersion").unwrap_or(""))) {
+        strip(manifest);
     }
 }
 
@@ -148,11 +160,25 @@ pub async fn apply_waves(
     manifests: &[Value],
     options: &ApplyOptions,
 ) -> Result<ApplyReport> {
+    apply_waves_with(client, project, manifests, options, |_| {}).await
+}
+
+/// [`apply_waves`], calling `on_wave` after each wave is applied and ready (for progress lines).
+pub async fn apply_waves_with(
+    client: &KubeClient,
+    project: &str,
+    manifests: &[Value],
+    options: &ApplyOptions,
+    mut on_wave: impl FnMut(&WaveReport),
+) -> Result<ApplyReport> {
     let mut docs = manifests.to_vec();
     for (index, doc) in docs.iter_mut().enumerate() {
+        let name = describe(doc);
         head(doc, index)?;
+        super::wave::annotated_phase(doc)
+            .map_err(|reason| Error::InvalidManifest { index, reason: format!("{name}: {reason}") })?;
         stamp_ownership(doc, project);
-        drop_empty_lists(doc);
+        strip_empty_lists(doc);
     }
     let crd_kinds = kinds_defined_by_crds(&docs);
     for doc in &docs {
@@ -184,7 +210,7 @@ pub async fn apply_waves(
             wait::wait_wave(client, wave.phase, &targets, options.wave_timeout).await?;
         }
         if wave.phase == Phase::Foundation && !crd_kinds.is_empty() {
-            client.forget_discovery().await;
+            wait_until_served(client, &crd_kinds, options.wave_timeout).await?;
         }
         tracing::info!(wave = wave.phase.label(), objects = results.len(), "wave applied");
         let objects = results
@@ -194,17 +220,40 @@ pub async fn apply_waves(
                 ObjectChange { key, change }
             })
             .collect();
-        report.waves.push(WaveReport {
-            phase: wave.phase,
-            objects,
-            apply_ms,
-            ready_ms: ready_started.elapsed().as_millis(),
-        });
+        let wave_report =
+            WaveReport { phase: wave.phase, objects, apply_ms, ready_ms: ready_started.elapsed().as_millis() };
+        on_wave(&wave_report);
+        report.waves.push(wave_report);
     }
     if options.prune {
         report.pruned = prune(client, project, &applied).await?;
     }
     Ok(report)
+}
+
+/// Refreshes discovery until the kinds of the new CRDs are served: the API server publishes
+/// them in discovery a moment after the CRDs report Established.
+async fn wait_until_served(client: &KubeClient, kinds: &HashSet<(String, String)>, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        client.forget_discovery().await;
+        let mut missing = None;
+        for (group, kind) in kinds {
+            if !client.serves(group, kind).await? {
+                missing = Some((group, kind));
+                break;
+            }
+        }
+        let Some((group, kind)) = missing else { return Ok(()) };
+        if Instant::now() >= deadline {
+            return Err(Error::NotReady {
+                wave: Phase::Foundation.label(),
+                timeout,
+                diagnosis: format!("the API server does not serve {kind}.{group} yet, although its CRD was applied"),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn api_error(object: String, action: &'static str, source: ::kube::Error) -> Error {
@@ -353,14 +402,6 @@ mod tests {
     }
 
     #[test]
-    fn empty_lists_go_and_empty_maps_stay() {
-        // `podSelector: {}` selects every pod: an empty map means something, an empty list does not.
-        let mut m = json!({"spec": {"ingress": [], "podSelector": {}, "egress": [{"to": [], "ports": [{"port": 53}]}]}});
-        drop_empty_lists(&mut m);
-        assert_eq!(m, json!({"spec": {"podSelector": {}, "egress": [{"ports": [{"port": 53}]}]}}));
-    }
-
-    #[test]
     fn stamps_labels_keeping_others() {
         let mut m =
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"app": "api"}}});
@@ -372,6 +413,20 @@ mod tests {
         let mut bare = json!({"apiVersion": "v1", "kind": "ConfigMap"});
         stamp_ownership(&mut bare, "shop");
         assert_eq!(bare["metadata"]["labels"][PROJECT_LABEL], "shop");
+    }
+
+    #[test]
+    fn empty_lists_go_from_builtin_objects_only() {
+        let mut np = json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "db"},
+            "spec": {"podSelector": {}, "egress": [], "ingress": [{"from": [], "ports": [{"port": 5432}]}], "policyTypes": ["Egress"]}});
+        strip_empty_lists(&mut np);
+        assert_eq!(
+            np["spec"],
+            json!({"podSelector": {}, "ingress": [{"ports": [{"port": 5432}]}], "policyTypes": ["Egress"]})
+        );
+        let mut custom = json!({"apiVersion": "example.com/v1", "kind": "Widget", "spec": {"parts": []}});
+        strip_empty_lists(&mut custom);
+        assert_eq!(custom["spec"]["parts"], json!([]));
     }
 
     #[test]

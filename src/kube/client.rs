@@ -127,6 +127,11 @@ impl KubeClient {
             .map(|(resource, capabilities)| ResourceType { resource, capabilities }))
     }
 
+    /// Whether discovery serves `kind` in `group` (any version).
+    pub(crate) async fn serves(&self, group: &str, kind: &str) -> Result<bool> {
+        Ok(self.discovery().await?.iter().any(|d| d.get(group).is_some_and(|g| g.recommended_kind(kind).is_some())))
+    }
+
     /// Every resource type in its group's preferred version that supports `verbs`.
     pub(crate) async fn types_supporting(&self, verbs: &[&str]) -> Result<Vec<ResourceType>> {
         let discovery = self.discovery().await?;

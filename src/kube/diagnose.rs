@@ -185,7 +185,15 @@ pub fn tail(text: &str, n: usize) -> Vec<&str> {
 }
 
 /// Puts the evidence together: pod and container findings, then Warning events, then logs.
-pub fn diagnose(object: &str, state: &str, pods: &[Value], events: &[Value], logs: &[PodLog]) -> Diagnosis {
+/// `expects_pods`: the object runs pods (a workload), so finding none is itself a finding.
+pub fn diagnose(
+    object: &str,
+    state: &str,
+    expects_pods: bool,
+    pods: &[Value],
+    events: &[Value],
+    logs: &[PodLog],
+) -> Diagnosis {
     let mut findings: Vec<String> = pods.iter().flat_map(pod_findings).collect();
     findings.extend(event_findings(events));
     for log in logs {
@@ -203,7 +211,7 @@ pub fn diagnose(object: &str, state: &str, pods: &[Value], events: &[Value], log
             ));
         }
     }
-    if pods.is_empty() && findings.is_empty() {
+    if expects_pods && pods.is_empty() && findings.is_empty() {
         findings.push("no pods and no warning events found (is a controller running in the cluster?)".into());
     }
     Diagnosis { object: object.into(), state: state.into(), findings }
@@ -233,7 +241,7 @@ mod tests {
         assert_eq!(wanted, [LogRequest { pod: "api-5f7c-x2".into(), container: "api".into(), previous: true }]);
         let text: String = (1..=30).map(|i| format!("line {i}\n")).collect();
         let logs = [PodLog { request: wanted[0].clone(), text }];
-        let d = diagnose("Deployment shop/api", "0 of 1 updated replicas available", &pods, &[], &logs);
+        let d = diagnose("Deployment shop/api", "0 of 1 updated replicas available", true, &pods, &[], &logs);
         let out = d.to_string();
         assert!(out.starts_with("Deployment shop/api: 0 of 1 updated replicas available\n"), "{out}");
         assert!(
@@ -321,8 +329,10 @@ mod tests {
 
     #[test]
     fn nothing_found_says_so() {
-        let d = diagnose("Deployment s/a", "0 of 1 replicas updated", &[], &[], &[]);
+        let d = diagnose("Deployment s/a", "0 of 1 replicas updated", true, &[], &[], &[]);
         assert_eq!(d.findings.len(), 1);
         assert!(d.findings[0].contains("no pods"));
+        let s = diagnose("Service s/a", "no ready endpoints", false, &[], &[], &[]);
+        assert!(s.findings.is_empty(), "a Service's pods are its workload's diagnosis");
     }
 }

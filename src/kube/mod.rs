@@ -20,13 +20,13 @@ use std::time::Duration;
 
 use crate::error::{Classify, ErrorKind};
 
-pub use apply::{ApplyOptions, ApplyReport, Change, ObjectChange, WaveReport, apply_waves};
+pub use apply::{ApplyOptions, ApplyReport, Change, ObjectChange, WaveReport, apply_waves, apply_waves_with};
 pub use client::KubeClient;
 pub use diagnose::Diagnosis;
 pub use object::ObjectKey;
 pub use readiness::{Readiness, is_ready};
 pub use status::{IngressStatus, ProjectStatus, ServiceStatus, WorkloadStatus, project_status};
-pub use wave::{Phase, Wave, plan_waves};
+pub use wave::{Phase, WAVE_ANNOTATION, Wave, plan_waves};
 
 /// The label every samestack-owned resource carries, with the project name as value.
 pub const PROJECT_LABEL: &str = "dev.samestack.project";

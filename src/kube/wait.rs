@@ -70,7 +70,7 @@ pub async fn wait_wave(
                 kind => is_ready(kind, &live),
             };
             if let Readiness::Failed(_) = verdict {
-                let diagnosis = diagnosis_of(client, ty, key, &live, &verdict).await;
+                let diagnosis = diagnosis_of(client, key, &live, &verdict).await;
                 return Err(Error::Failed { wave: phase.label(), diagnosis: diagnosis.to_string() });
             }
             if !verdict.is_ready() {
@@ -83,8 +83,8 @@ pub async fn wait_wave(
         }
         if Instant::now() >= deadline {
             let mut text = Vec::new();
-            for ((ty, key), live, verdict) in verdicts {
-                text.push(diagnosis_of(client, ty, key, &live, &verdict).await.to_string());
+            for ((_, key), live, verdict) in verdicts {
+                text.push(diagnosis_of(client, key, &live, &verdict).await.to_string());
             }
             return Err(Error::NotReady { wave: phase.label(), timeout, diagnosis: text.join("\n") });
         }
@@ -188,22 +188,19 @@ pub fn relevant_events(kind: &str, name: &str, pod_names: &[String], events: Vec
 
 /// Gathers pods, events and logs for an object that is not ready, and formats them. Errors
 /// while gathering are not fatal: the diagnosis is best effort.
-pub async fn diagnosis_of(
-    client: &KubeClient,
-    _ty: &ResourceType,
-    key: &ObjectKey,
-    live: &Value,
-    verdict: &Readiness,
-) -> Diagnosis {
+pub async fn diagnosis_of(client: &KubeClient, key: &ObjectKey, live: &Value, verdict: &Readiness) -> Diagnosis {
     let state = match verdict {
         Readiness::Ready => "ready".to_string(),
         Readiness::Pending(s) | Readiness::Failed(s) => s.clone(),
     };
     let Some(ns) = key.namespace.as_deref() else {
-        return diagnose(&key.to_string(), &state, &[], &[], &[]);
+        return diagnose(&key.to_string(), &state, false, &[], &[], &[]);
     };
     let pods_api: Api<Pod> = Api::namespaced(client.raw().clone(), ns);
-    let mut pods: Vec<Value> = match pod_selector(&key.kind, live) {
+    // A Service's pods belong to a workload, whose own diagnosis already shows them.
+    let selector = if key.kind == "Service" { None } else { pod_selector(&key.kind, live) };
+    let selector_used = selector.is_some();
+    let mut pods: Vec<Value> = match selector {
         Some(selector) => pods_api
             .list(&ListParams::default().labels(&selector))
             .await
@@ -238,7 +235,7 @@ pub async fn diagnosis_of(
         }
     }))
     .await;
-    diagnose(&key.to_string(), &state, &pods, &events, &logs)
+    diagnose(&key.to_string(), &state, selector_used, &pods, &events, &logs)
 }
 
 #[cfg(test)]

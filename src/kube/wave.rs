@@ -1,8 +1,10 @@
 //! Which wave each manifest is applied in. Waves run in order, each waited on before the next:
 //! namespaces and CRDs, then config and secrets, then jobs such as migrations, then workloads;
 //! kinds samestack does not know (custom resources) come last, once their CRDs are established.
-//! A manifest may name its wave with the annotation `dev.samestack/wave` (a [`Phase`] name):
-//! the templates put the database in `data`, so it is ready before the migrations Job runs.
+//!
+//! A manifest can name its wave with the annotation `dev.samestack/wave` (see [`WAVE_ANNOTATION`]);
+//! the built-in templates put the database's StatefulSet and Service in wave `database`, which
+//! runs between config and the migrations Job, because the migrations need a running database.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -17,8 +19,9 @@ pub enum Phase {
     Foundation,
     /// ConfigMaps, Secrets, ServiceAccounts, RBAC, NetworkPolicies, quotas, storage.
     Config,
-    /// Stateful services the jobs need, such as the database (only by annotation).
-    Data,
+    /// Stateful services other steps need, such as the database the migrations run against
+    /// (only by annotation).
+    Database,
     /// Jobs, such as database migrations, that must finish before the workloads start.
     Jobs,
     /// Deployments, StatefulSets, DaemonSets, Services, Ingress, PDB, HPA, CronJobs.
@@ -33,11 +36,33 @@ impl Phase {
         match self {
             Phase::Foundation => "namespaces and CRDs",
             Phase::Config => "config and secrets",
-            Phase::Data => "data services",
+            Phase::Database => "database",
             Phase::Jobs => "jobs",
             Phase::Workloads => "workloads",
             Phase::Other => "other resources",
         }
+    }
+}
+
+/// The annotation that puts a manifest in a named wave, overriding its kind's default.
+pub const WAVE_ANNOTATION: &str = "dev.samestack/wave";
+
+/// The wave named by a manifest's [`WAVE_ANNOTATION`]: `Ok(None)` without one, `Err` with the
+/// unknown name otherwise.
+pub fn annotated_phase(manifest: &Value) -> Result<Option<Phase>, String> {
+    let Some(name) = manifest.pointer("/metadata/annotations").and_then(|a| a.get(WAVE_ANNOTATION)) else {
+        return Ok(None);
+    };
+    match name.as_str().unwrap_or_default() {
+        "foundation" | "namespaces" => Ok(Some(Phase::Foundation)),
+        "config" => Ok(Some(Phase::Config)),
+        "database" => Ok(Some(Phase::Database)),
+        "jobs" | "migrations" => Ok(Some(Phase::Jobs)),
+        "workloads" => Ok(Some(Phase::Workloads)),
+        "other" => Ok(Some(Phase::Other)),
+        other => Err(format!(
+            "annotation {WAVE_ANNOTATION}: unknown wave {other:?}; use one of namespaces, config, database, migrations, workloads, other"
+        )),
     }
 }
 
@@ -46,38 +71,6 @@ impl Phase {
 pub struct Wave {
     pub phase: Phase,
     pub objects: Vec<Value>,
-}
-
-/// The annotation that overrides the kind-based phase.
-pub const WAVE_ANNOTATION: &str = "dev.samestack/wave";
-
-impl std::str::FromStr for Phase {
-    type Err = ();
-
-    fn from_str(s: &str) -> Result<Self, ()> {
-        Ok(match s {
-            "foundation" => Phase::Foundation,
-            "config" => Phase::Config,
-            "data" => Phase::Data,
-            "jobs" => Phase::Jobs,
-            "workloads" => Phase::Workloads,
-            "other" => Phase::Other,
-            _ => return Err(()),
-        })
-    }
-}
-
-/// The phase of a manifest: its `dev.samestack/wave` annotation when that names a phase, else
-/// by kind.
-pub fn phase_of_manifest(manifest: &Value) -> Phase {
-    let annotated = manifest
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(WAVE_ANNOTATION))
-        .and_then(Value::as_str)
-        .and_then(|v| v.parse().ok());
-    annotated.unwrap_or_else(|| {
-        phase_of(group_of(str_at(manifest, "/apiVersion").unwrap_or("")), str_at(manifest, "/kind").unwrap_or(""))
-    })
 }
 
 /// The phase of a kind in a group (the group matters: a custom resource may be called "Job").
@@ -108,7 +101,12 @@ pub fn plan_waves(manifests: &[Value]) -> Vec<Wave> {
     let mut tagged: Vec<(Phase, bool, usize, &Value)> = manifests
         .iter()
         .enumerate()
-        .map(|(i, m)| (phase_of_manifest(m), str_at(m, "/kind") != Some("Namespace"), i, m))
+        .map(|(i, m)| {
+            let group = group_of(str_at(m, "/apiVersion").unwrap_or(""));
+            let kind = str_at(m, "/kind").unwrap_or("");
+            let phase = annotated_phase(m).ok().flatten().unwrap_or_else(|| phase_of(group, kind));
+            (phase, kind != "Namespace", i, m)
+        })
         .collect();
     tagged.sort_by_key(|(phase, not_ns, i, _)| (*phase, *not_ns, *i));
     let mut waves: Vec<Wave> = Vec::new();
@@ -129,20 +127,6 @@ mod tests {
 
     fn m(api_version: &str, kind: &str, name: &str) -> Value {
         json!({"apiVersion": api_version, "kind": kind, "metadata": {"name": name}})
-    }
-
-    #[test]
-    fn an_annotated_database_is_ready_before_the_migrations_job() {
-        let mut db = m("apps/v1", "StatefulSet", "database");
-        db["metadata"]["annotations"] = json!({ WAVE_ANNOTATION: "data" });
-        let mut odd = m("v1", "ConfigMap", "odd");
-        odd["metadata"]["annotations"] = json!({ WAVE_ANNOTATION: "no-such-phase" });
-        let set = vec![m("batch/v1", "Job", "migrations"), db, m("apps/v1", "Deployment", "api"), odd];
-        let waves = plan_waves(&set);
-        let phases: Vec<Phase> = waves.iter().map(|w| w.phase).collect();
-        assert_eq!(phases, [Phase::Config, Phase::Data, Phase::Jobs, Phase::Workloads]);
-        assert_eq!(names(&waves[1]), ["database"]);
-        assert_eq!(names(&waves[0]), ["odd"], "an unknown wave name falls back to the kind's phase");
     }
 
     fn names(wave: &Wave) -> Vec<&str> {
@@ -176,6 +160,28 @@ mod tests {
         assert_eq!(names(&waves[3]), ["api", "api", "backup", "api", "api"]);
         assert_eq!(names(&waves[4]), ["w"]);
         assert_eq!(waves.iter().map(|w| w.objects.len()).sum::<usize>(), set.len(), "nothing lost");
+    }
+
+    #[test]
+    fn the_wave_annotation_puts_the_database_before_the_migrations() {
+        let mut db = m("apps/v1", "StatefulSet", "database");
+        db["metadata"]["annotations"] = json!({WAVE_ANNOTATION: "database"});
+        let mut migrate = m("batch/v1", "Job", "migrations-1a2b");
+        migrate["metadata"]["annotations"] = json!({WAVE_ANNOTATION: "migrations"});
+        let set = vec![m("apps/v1", "Deployment", "api"), migrate, db, m("v1", "Secret", "db")];
+        let waves = plan_waves(&set);
+        let phases: Vec<Phase> = waves.iter().map(|w| w.phase).collect();
+        assert_eq!(phases, [Phase::Config, Phase::Database, Phase::Jobs, Phase::Workloads]);
+        assert_eq!(names(&waves[1]), ["database"]);
+        assert_eq!(names(&waves[2]), ["migrations-1a2b"]);
+    }
+
+    #[test]
+    fn an_unknown_wave_name_is_an_error() {
+        let mut x = m("v1", "ConfigMap", "c");
+        x["metadata"]["annotations"] = json!({WAVE_ANNOTATION: "early"});
+        assert!(annotated_phase(&x).unwrap_err().contains("unknown wave \"early\""));
+        assert_eq!(annotated_phase(&m("v1", "ConfigMap", "c")), Ok(None));
     }
 
     #[test]

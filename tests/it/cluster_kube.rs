@@ -197,9 +197,12 @@ fn manifests(ns: &str, group: &str, greeting: &str, with_secret: bool) -> Vec<Va
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", "namespace": ns}, "data": {"greeting": greeting}}),
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
         crd(group),
+        // An empty list the API server stores as absent: must not count as a change on re-apply.
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny-egress", "namespace": ns},
+            "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": []}}),
     ];
     if with_secret {
-        set.push(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": ns}, "type": "Opaque", "data": {"password": "czNjcjN0"}}));
+        set.push(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db", "namespace": ns}, "type": "Opaque", "stringData": {"password": "s3cr3t"}}));
     }
     set
 }
@@ -228,7 +231,7 @@ async fn cluster_kube_applies_in_waves_reapplies_unchanged_and_prunes() {
     eprintln!("first apply: {}", first.summary());
     let phases: Vec<Phase> = first.waves.iter().map(|w| w.phase).collect();
     assert_eq!(phases, [Phase::Foundation, Phase::Config, Phase::Workloads, Phase::Other]);
-    assert_eq!(first.count(Change::Created), 6, "{}", first.summary());
+    assert_eq!(first.count(Change::Created), 7, "{}", first.summary());
     let cm: ConfigMap = Api::namespaced(client.raw().clone(), &ns).get("settings").await.unwrap();
     assert_eq!(cm.metadata.labels.as_ref().unwrap()["dev.samestack.project"], project, "ownership labels stamped");
     assert!(
@@ -237,15 +240,17 @@ async fn cluster_kube_applies_in_waves_reapplies_unchanged_and_prunes() {
     );
 
     // Same manifests again: nothing changes.
+    let started = Instant::now();
     let second =
         apply_waves(&client, &project, &manifests(&ns, &group, "hello", true), &options).await.expect("second apply");
+    eprintln!("second apply (nothing changed) took {} ms", started.elapsed().as_millis());
     assert!(second.nothing_changed(), "{}", second.summary());
-    assert_eq!(second.count(Change::Unchanged), 6);
+    assert_eq!(second.count(Change::Unchanged), 7);
 
     // One value changed: exactly that object changes.
     let third =
         apply_waves(&client, &project, &manifests(&ns, &group, "bonjour", true), &options).await.expect("third apply");
-    assert_eq!((third.count(Change::Changed), third.count(Change::Unchanged)), (1, 5), "{}", third.summary());
+    assert_eq!((third.count(Change::Changed), third.count(Change::Unchanged)), (1, 6), "{}", third.summary());
     let changed: Vec<_> = third.waves.iter().flat_map(|w| &w.objects).filter(|o| o.change == Change::Changed).collect();
     assert_eq!(changed[0].key.name, "settings");
 
@@ -451,5 +456,77 @@ async fn cluster_kube_status_lists_workloads_and_service_ports() {
     assert_eq!(status.ingresses[0].hosts, ["web.localhost"]);
     let json = serde_json::to_value(&status).unwrap();
     assert_eq!(json["services"][0]["ports"][0]["target_port"], "http");
+    cleanup(&client, &ns, None).await;
+}
+
+/// An image the real cluster's nodes already hold (`SAMESTACK_TEST_IMAGE`, a busybox), for
+/// tests that need containers to run.
+fn runnable_image(test: &str, cluster: &Cluster) -> Option<String> {
+    if cluster.flavor == Flavor::ApiOnly {
+        eprintln!("SKIP {test}: needs nodes; the API-only cluster has none");
+        return None;
+    }
+    match std::env::var("SAMESTACK_TEST_IMAGE") {
+        Ok(image) => Some(image),
+        Err(_) if in_ci() => panic!("{test}: SAMESTACK_TEST_IMAGE (a busybox image on the nodes) must be set in CI"),
+        Err(_) => {
+            eprintln!("SKIP {test}: set SAMESTACK_TEST_IMAGE to a busybox image the nodes hold");
+            None
+        }
+    }
+}
+
+#[tokio::test]
+async fn cluster_kube_workloads_become_ready_and_a_failing_job_shows_its_logs() {
+    let test = "cluster_kube_workloads_become_ready_and_a_failing_job_shows_its_logs";
+    let Some(cluster) = cluster_or_skip(test) else { return };
+    let Some(image) = runnable_image(test, cluster) else { return };
+    let client = connect(cluster).await;
+    let ns = unique_name("ready");
+    let container = |name: &str, command: &str| json!({"name": name, "image": image, "imagePullPolicy": "IfNotPresent", "command": ["sh", "-c", command]});
+    let mut web =
+        container("httpd", "mkdir -p /tmp/www && echo ok > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www");
+    web["readinessProbe"] = json!({"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1});
+    let set = |job_command: &str| {
+        vec![
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate", "namespace": ns},
+                "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never",
+                    "containers": [container("migrate", job_command)]}}}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": ns},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                    "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [web.clone()]}}}}),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": ns},
+                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}),
+        ]
+    };
+    let options = ApplyOptions { wave_timeout: Duration::from_secs(180), ..Default::default() };
+    let started = Instant::now();
+    let report = apply_waves(&client, &ns, &set("echo migrated"), &options).await.expect("becomes ready");
+    eprintln!("cold apply to ready: {} ms ({})", started.elapsed().as_millis(), report.summary());
+    let status = project_status(&client, &ns).await.unwrap();
+    assert!(status.all_ready(), "{status:#?}");
+    let web_status = status.workloads.iter().find(|w| w.name == "web").unwrap();
+    assert_eq!((web_status.desired, web_status.ready), (2, 2));
+
+    let started = Instant::now();
+    let again = apply_waves(&client, &ns, &set("echo migrated"), &options).await.expect("re-apply");
+    eprintln!("warm re-apply: {} ms ({})", started.elapsed().as_millis(), again.summary());
+    assert!(again.nothing_changed(), "{}", again.summary());
+
+    // A Job's template cannot change in place; a new Job name stands for a new migration.
+    cleanup(&client, &ns, None).await;
+    let namespaces: Api<Namespace> = Api::all(client.raw().clone());
+    while namespaces.get_opt(&ns).await.unwrap().is_some() {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let err = apply_waves(&client, &ns, &set("echo 'relation users already exists' >&2; exit 3"), &options)
+        .await
+        .expect_err("a failing migration fails the jobs wave");
+    let text = err.to_string();
+    eprintln!("diagnosis shown to the user:\n{text}");
+    assert!(text.starts_with("wave \"jobs\" failed:"), "{text}");
+    assert!(text.contains("exited with code 3"), "{text}");
+    assert!(text.contains("| relation users already exists"), "{text}");
     cleanup(&client, &ns, None).await;
 }
