@@ -491,21 +491,23 @@ pub fn owned_by_samestack(labels: &HashMap<String, String>, project: Option<&str
 }
 
 async fn probe_docker() -> (DockerProbe, HashMap<u16, Publisher>) {
-    use bollard::Docker;
     use bollard::query_parameters::ListContainersOptionsBuilder;
 
-    let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+    let host = crate::docker::host();
     let unreachable = |error: String| (DockerProbe::Unreachable { host: host.clone(), error }, HashMap::new());
     let attempt = async {
-        let docker = Docker::connect_with_defaults()?.negotiate_version().await?;
-        let version = docker.version().await?;
-        let info = docker.info().await?;
-        let containers = docker.list_containers(Some(ListContainersOptionsBuilder::new().build())).await?;
-        Ok::<_, bollard::errors::Error>((version, info, containers))
+        let docker = crate::docker::connect().await.map_err(|e| e.to_string())?;
+        let version = docker.version().await.map_err(|e| e.to_string())?;
+        let info = docker.info().await.map_err(|e| e.to_string())?;
+        let containers = docker
+            .list_containers(Some(ListContainersOptionsBuilder::new().build()))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((version, info, containers))
     };
     let (version, info, containers) = match tokio::time::timeout(Duration::from_secs(10), attempt).await {
         Err(_) => return unreachable("no answer within 10 s".into()),
-        Ok(Err(e)) => return unreachable(e.to_string()),
+        Ok(Err(e)) => return unreachable(e),
         Ok(Ok(v)) => v,
     };
     let mut holders = HashMap::new();

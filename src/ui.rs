@@ -61,9 +61,8 @@ impl Steps {
     pub fn finish(&mut self, step: Step, detail: &str) {
         let took = step.started.elapsed();
         let line = format!("{:<10} {:>7}  {detail}", step.name, format_duration(took));
-        match step.spinner {
-            Some(bar) => bar.finish_and_clear(),
-            None => {}
+        if let Some(bar) = step.spinner {
+            bar.finish_and_clear();
         }
         if !self.quiet {
             eprintln!("{line}");

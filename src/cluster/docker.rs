@@ -579,13 +579,7 @@ impl Provider for DockerProvider {
 
     async fn status(&self, spec: &ClusterSpec) -> Result<ClusterStatus, Error> {
         let nodes: Vec<NodeInfo> = self.node_containers(spec).await?.into_iter().map(|n| n.0).collect();
-        let running = nodes.iter().filter(|n| n.running).count();
-        let state = match (nodes.len(), running) {
-            (0, _) => ClusterState::Absent,
-            (n, r) if n == r => ClusterState::Running,
-            (_, 0) => ClusterState::Stopped,
-            _ => ClusterState::Degraded,
-        };
+        let state = ClusterState::of(&nodes);
         let api_server = match nodes.iter().find(|n| n.role == "server" && n.running) {
             Some(server) => self.api_port(&server.name).await?.map(|p| format!("https://127.0.0.1:{p}")),
             None => None,

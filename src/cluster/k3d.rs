@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::{
     Access, Cluster, ClusterSpec, ClusterState, ClusterStatus, Error, NodeInfo, Provider, RegistryEndpoint, kubeconfig,
-    node, run_cli,
+    node, run_cli, write_temp_config,
 };
 
 /// The label k3d sets on node containers, valued with the cluster name.
@@ -192,13 +192,7 @@ impl Provider for K3dProvider {
     async fn status(&self, spec: &ClusterSpec) -> Result<ClusterStatus, Error> {
         let docker = node::connect().await?;
         let nodes = self.node_list(&docker, spec).await?;
-        let running = nodes.iter().filter(|n| n.running).count();
-        let state = match (nodes.len(), running) {
-            (0, _) => ClusterState::Absent,
-            (n, r) if n == r => ClusterState::Running,
-            (_, 0) => ClusterState::Stopped,
-            _ => ClusterState::Degraded,
-        };
+        let state = ClusterState::of(&nodes);
         Ok(ClusterStatus { provider: "k3d", state, nodes, api_server: None })
     }
 
@@ -207,17 +201,7 @@ impl Provider for K3dProvider {
         let created = status.state == ClusterState::Absent;
         let started = matches!(status.state, ClusterState::Stopped | ClusterState::Degraded);
         if created {
-            let dir = tempfile::tempdir().map_err(|source| Error::KubeconfigIo {
-                path: std::env::temp_dir(),
-                action: "create a temporary directory",
-                source,
-            })?;
-            let config = dir.path().join("k3d.yaml");
-            std::fs::write(&config, cluster_config(spec)).map_err(|source| Error::KubeconfigIo {
-                path: config.clone(),
-                action: "write",
-                source,
-            })?;
+            let (_dir, config) = write_temp_config("k3d.yaml", &cluster_config(spec))?;
             run_cli(&self.binary, &create_args(&config)).await?;
         } else if started {
             self.start(spec).await?;

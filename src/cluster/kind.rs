@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::{
     Access, Cluster, ClusterSpec, ClusterState, ClusterStatus, Error, NodeInfo, Provider, RegistryEndpoint, kubeconfig,
-    node, run_cli,
+    node, run_cli, write_temp_config,
 };
 
 /// The Docker network kind puts every cluster on.
@@ -176,13 +176,7 @@ impl Provider for KindProvider {
     async fn status(&self, spec: &ClusterSpec) -> Result<ClusterStatus, Error> {
         let docker = node::connect().await?;
         let nodes = self.node_list(&docker, spec).await?;
-        let running = nodes.iter().filter(|n| n.running).count();
-        let state = match (nodes.len(), running) {
-            (0, _) => ClusterState::Absent,
-            (n, r) if n == r => ClusterState::Running,
-            (_, 0) => ClusterState::Stopped,
-            _ => ClusterState::Degraded,
-        };
+        let state = ClusterState::of(&nodes);
         Ok(ClusterStatus { provider: "kind", state, nodes, api_server: None })
     }
 
@@ -191,17 +185,7 @@ impl Provider for KindProvider {
         let created = status.state == ClusterState::Absent;
         let started = matches!(status.state, ClusterState::Stopped | ClusterState::Degraded);
         if created {
-            let dir = tempfile::tempdir().map_err(|source| Error::KubeconfigIo {
-                path: std::env::temp_dir(),
-                action: "create a temporary directory",
-                source,
-            })?;
-            let config = dir.path().join("kind.yaml");
-            std::fs::write(&config, cluster_config(spec)).map_err(|source| Error::KubeconfigIo {
-                path: config.clone(),
-                action: "write",
-                source,
-            })?;
+            let (_dir, config) = write_temp_config("kind.yaml", &cluster_config(spec))?;
             let scratch = Self::scratch_kubeconfig(spec);
             if let Some(parent) = scratch.parent() {
                 let _ = std::fs::create_dir_all(parent);

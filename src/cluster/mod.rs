@@ -181,6 +181,32 @@ pub enum ClusterState {
     Degraded,
 }
 
+impl ClusterState {
+    /// Pure: the state of a cluster from its nodes.
+    pub fn of(nodes: &[NodeInfo]) -> ClusterState {
+        let running = nodes.iter().filter(|n| n.running).count();
+        match (nodes.len(), running) {
+            (0, _) => ClusterState::Absent,
+            (n, r) if n == r => ClusterState::Running,
+            (_, 0) => ClusterState::Stopped,
+            _ => ClusterState::Degraded,
+        }
+    }
+}
+
+/// Writes a CLI provider's generated config into a fresh temporary directory; the directory
+/// (and the file) go when the returned guard drops.
+fn write_temp_config(file_name: &str, content: &str) -> Result<(tempfile::TempDir, PathBuf), Error> {
+    let dir = tempfile::tempdir().map_err(|source| Error::KubeconfigIo {
+        path: std::env::temp_dir(),
+        action: "create a temporary directory",
+        source,
+    })?;
+    let config = dir.path().join(file_name);
+    std::fs::write(&config, content).map_err(|source| Error::KubeconfigIo { path: config.clone(), action: "write", source })?;
+    Ok((dir, config))
+}
+
 /// One node of a cluster as the provider sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeInfo {
@@ -568,11 +594,8 @@ pub enum Error {
     )]
     NoProvider,
     /// The Docker engine could not be reached.
-    #[error("cannot reach the Docker engine (is it running? `docker version` should answer)")]
-    DockerUnavailable {
-        #[source]
-        source: bollard::errors::Error,
-    },
+    #[error(transparent)]
+    Engine(#[from] crate::docker::Error),
     /// A Docker API call failed.
     #[error("Docker: could not {action}")]
     Docker {

@@ -22,10 +22,7 @@ const TAIL_LINES: usize = 25;
 /// Connect to the local Docker engine and agree on an API version it speaks (Docker 20.10
 /// speaks 1.41, older than bollard's default).
 pub async fn connect() -> Result<Docker, Error> {
-    let docker = Docker::connect_with_local_defaults().map_err(|source| Error::DockerUnavailable { source })?;
-    let docker = docker.negotiate_version().await.map_err(|source| Error::DockerUnavailable { source })?;
-    docker.ping().await.map_err(|source| Error::DockerUnavailable { source })?;
-    Ok(docker)
+    Ok(crate::docker::connect().await?)
 }
 
 /// All containers (running or not) carrying every `key=value` label given.
