@@ -421,7 +421,11 @@ pub fn choose(choice: &ProviderChoice, available: &Available) -> Result<Provider
 pub async fn select(spec: &ClusterSpec) -> Result<AnyProvider, Error> {
     let kind = match &spec.provider {
         ProviderChoice::Auto => {
-            let engine = node::connect().await.ok();
+            let connected = node::connect().await;
+            let (engine, engine_error) = match connected {
+                Ok(engine) => (Some(engine), None),
+                Err(e) => (None, Some(e)),
+            };
             let mut available = Available {
                 docker_engine: engine.is_some(),
                 kind_cli: which::which("kind").is_ok(),
@@ -439,7 +443,11 @@ pub async fn select(spec: &ClusterSpec) -> Result<AnyProvider, Error> {
                     .map(|c| !c.is_empty())
                     .unwrap_or(false);
             }
-            choose(&spec.provider, &available)?
+            match (choose(&spec.provider, &available), engine_error) {
+                // Docker was the way; say why it is not there rather than only that it is not.
+                (Err(Error::NoProvider), Some(engine_error)) => return Err(engine_error),
+                (choice, _) => choice?,
+            }
         }
         other => choose(other, &Available::default())?,
     };

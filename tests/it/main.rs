@@ -17,4 +17,4 @@ mod docker_images;
 mod docker_registry;
 mod docker_nodes;
 mod cluster_native;
-mod cluster_up;
+mod up;

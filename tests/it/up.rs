@@ -1,8 +1,9 @@
-//! Cluster tier for the whole pipeline: `samestack up` brings the guestbook example (API, worker,
-//! postgres, migrations) to ready on the offline node image, pulling its images from the local
-//! registry through the wired mirror; a second `up` changes nothing; a config change touches only
-//! its resource and a resource gone from the templates is pruned; `down` leaves only the registry,
-//! `down --purge` nothing.
+//! `samestack up`, `status` and `down` as a user runs them. Cluster tier: `up` brings the
+//! guestbook example (API, worker, postgres, migrations) to ready on the offline node image,
+//! pulling its images from the local registry through the wired mirror; a second `up` changes
+//! nothing; a config change touches only its resource and a resource gone from the templates is
+//! pruned; Ctrl-C in any step converges on the next `up`; `down` leaves only the registry,
+//! `down --purge` nothing. Docker tier: a taken port and a lost engine fail clearly.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -60,6 +61,11 @@ impl Stack {
         self.command(args).output().expect("samestack runs")
     }
 
+    fn up_output(&self) -> Output {
+        let args = self.up_args();
+        self.samestack(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
     /// Postgres is not built by the project: offline, it is preloaded from the local engine.
     fn up_args(&self) -> Vec<String> {
         let base = format!("BASE_IMAGE={PYTHON_BASE}");
@@ -68,8 +74,7 @@ impl Stack {
 
     /// `up` with the offline images; panics with the output unless it succeeds.
     fn up(&self) -> String {
-        let args = self.up_args();
-        let out = self.samestack(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let out = self.up_output();
         let text = output_text(&out);
         assert!(out.status.success(), "samestack up failed:\n{text}");
         text
@@ -282,4 +287,80 @@ impl Stack {
         }
         (child.wait().unwrap(), output)
     }
+}
+
+#[test]
+fn docker_up_reports_a_taken_port_before_creating_anything() {
+    if docker_fixture::docker_with_images("docker_up_reports_a_taken_port_before_creating_anything").is_none() {
+        return;
+    }
+    let stack = Stack::new();
+    let _held = std::net::TcpListener::bind(("127.0.0.1", stack.registry_port)).expect("the test holds the registry port");
+    let out = stack.up_output();
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let wanted = format!("127.0.0.1:{} for the registry (registry.host_port): in use by process {}", stack.registry_port, std::process::id());
+    assert!(text.contains(&wanted), "{text}");
+    assert!(text.contains("nothing was created") && text.contains("fix:"), "{text}");
+    assert_eq!(stack.labelled_objects(), Vec::<String>::new(), "up created something despite the taken port");
+}
+
+/// The engine goes away in the middle of `up`: a proxy in front of the real engine's socket is
+/// cut as soon as the registry step is done (the shared engine itself cannot be stopped while
+/// other tests use it). The next step fails with the engine-not-running error, exit code 1.
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_up_with_the_engine_lost_mid_run_fails_clearly() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    if docker_fixture::docker_with_images("docker_up_with_the_engine_lost_mid_run_fails_clearly").is_none() {
+        return;
+    }
+    let stack = Stack::new();
+    let engine = std::env::var("DOCKER_HOST").ok().and_then(|h| h.strip_prefix("unix://").map(PathBuf::from));
+    let engine = engine.unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"));
+    let socket = stack.dir.path().join("engine.sock");
+    let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+    let (cut, cut_seen) = tokio::sync::watch::channel(false);
+    let proxy = tokio::spawn(async move {
+        let mut stop = cut_seen.clone();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((mut client, _)) = accepted else { return };
+                    let mut cut_seen = cut_seen.clone();
+                    let engine = engine.clone();
+                    tokio::spawn(async move {
+                        let Ok(mut upstream) = tokio::net::UnixStream::connect(&engine).await else { return };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {}
+                            _ = cut_seen.wait_for(|cut| *cut) => {}
+                        }
+                    });
+                }
+                // The engine is gone: open connections drop and nothing answers any more.
+                _ = stop.wait_for(|cut| *cut) => return,
+            }
+        }
+    });
+
+    let args = stack.up_args();
+    let mut child = tokio::process::Command::from(stack.command(&args.iter().map(String::as_str).collect::<Vec<_>>()))
+        .env("DOCKER_HOST", format!("unix://{}", socket.display()))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("samestack runs");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut output = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.starts_with("registry") {
+            cut.send(true).unwrap();
+        }
+        output.push_str(&line);
+        output.push('\n');
+    }
+    let status = child.wait().await.unwrap();
+    proxy.await.unwrap();
+    assert!(*cut.borrow(), "up never reached the registry step:\n{output}");
+    assert_eq!(status.code(), Some(1), "{output}");
+    assert!(output.contains("Docker is not running"), "{output}");
+    assert!(!output.contains("panicked"), "{output}");
 }
