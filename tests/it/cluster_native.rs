@@ -14,8 +14,6 @@ use samestack::cluster::{Access, ClusterSpec, DockerProvider, Provider, Provider
 
 use crate::support;
 
-/// The node image the tests use unless `SAMESTACK_NODE_IMAGE` names another.
-const TEST_NODE_IMAGE: &str = "samestack-test/node:v1.34.4";
 const REGISTRY_IMAGE: &str = "samestack-test/registry:latest";
 const BUSYBOX_IMAGE: &str = "samestack-test/busybox:latest";
 /// Resolve the Service through cluster DNS, fetch `/` over HTTP, retry until it answers.
@@ -34,25 +32,8 @@ fn docker_ok(args: &[&str]) -> String {
     text
 }
 
-/// Gate for cluster-tier tests: Docker plus the node, registry and busybox images. Outside CI a
-/// missing piece skips loudly; in CI it fails.
 fn cluster_or_skip(test: &str) -> Option<String> {
-    support::docker_or_skip(test)?;
-    let node_image =
-        std::env::var("SAMESTACK_NODE_IMAGE").ok().filter(|s| !s.is_empty()).unwrap_or(TEST_NODE_IMAGE.into());
-    let missing: Vec<&str> = [node_image.as_str(), REGISTRY_IMAGE, BUSYBOX_IMAGE]
-        .into_iter()
-        .filter(|image| !docker(&["image", "inspect", "--format", "{{.Id}}", image]).0)
-        .collect();
-    if missing.is_empty() {
-        return Some(node_image);
-    }
-    let how = "build them with tests/cluster/build-images (node) and tests/images/build (registry, busybox)";
-    if support::in_ci() {
-        panic!("{test}: images missing: {missing:?}; CI=true requires the cluster tier to run; {how}");
-    }
-    eprintln!("SKIP {test}: images missing: {missing:?} ({how})");
-    None
+    support::cluster_or_skip(test, &[REGISTRY_IMAGE, BUSYBOX_IMAGE])
 }
 
 /// Removes every container and network labelled with the test's project, even on failure.

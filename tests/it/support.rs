@@ -36,3 +36,31 @@ pub fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
+
+/// The node image the cluster tier uses: `SAMESTACK_NODE_IMAGE` (as `.ci/run` sets it from
+/// tests/cluster/build-images), else the tag that script builds.
+pub fn node_image() -> String {
+    std::env::var("SAMESTACK_NODE_IMAGE").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "samestack-test/node:v1.34.4".into())
+}
+
+/// Gate for cluster-tier tests: Docker plus locally built `images` (the node image is always
+/// wanted). Outside CI a missing piece skips loudly; in CI it fails. Returns the node image.
+pub fn cluster_or_skip(test: &str, images: &[&str]) -> Option<String> {
+    docker_or_skip(test)?;
+    let node_image = node_image();
+    let missing: Vec<&str> = std::iter::once(node_image.as_str())
+        .chain(images.iter().copied())
+        .filter(|image| {
+            !Command::new("docker").args(["image", "inspect", image]).output().map(|o| o.status.success()).unwrap_or(false)
+        })
+        .collect();
+    if missing.is_empty() {
+        return Some(node_image);
+    }
+    let how = "build them with tests/cluster/build-images (node) and tests/images/build (the others)";
+    if in_ci() {
+        panic!("{test}: images missing: {missing:?}; CI=true requires the cluster tier to run; {how}");
+    }
+    eprintln!("SKIP {test}: images missing: {missing:?} ({how})");
+    None
+}

@@ -14,7 +14,6 @@ use samestack::registry;
 use crate::docker_fixture::{self, POSTGRES, PYTHON_BASE, REGISTRY_IMAGE, docker, free_port};
 use crate::support;
 
-const TEST_NODE_IMAGE: &str = "samestack-test/node:v1.34.4";
 
 /// One test project: a copy of the example with a unique name and free ports, an isolated HOME
 /// (so the user's kubeconfig is a temp file), and a guard that removes every labelled object.
@@ -43,7 +42,6 @@ impl Stack {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let node_image = std::env::var("SAMESTACK_NODE_IMAGE").ok().filter(|s| !s.is_empty());
         let mut command = Command::new(env!("CARGO_BIN_EXE_samestack"));
         command
             .args(args)
@@ -51,7 +49,7 @@ impl Stack {
             .env("HOME", self.dir.path().join("home"))
             .env_remove("KUBECONFIG")
             .env_remove("XDG_STATE_HOME")
-            .env("SAMESTACK_NODE_IMAGE", node_image.as_deref().unwrap_or(TEST_NODE_IMAGE))
+            .env("SAMESTACK_NODE_IMAGE", support::node_image())
             .env("SAMESTACK_REGISTRY_IMAGE", REGISTRY_IMAGE)
             .env("SAMESTACK_POSTGRES_IMAGE", POSTGRES);
         command
@@ -148,19 +146,9 @@ fn step_line<'a>(output: &'a str, step: &str) -> &'a str {
     output.lines().find(|l| l.starts_with(step)).unwrap_or_else(|| panic!("no `{step}` line in:\n{output}"))
 }
 
-/// Docker, the example's test images and the node image; skips loudly outside CI, fails in CI.
-fn cluster_or_skip(test: &str) -> Option<()> {
-    docker_fixture::docker_with_images(test)?;
-    let node_image = std::env::var("SAMESTACK_NODE_IMAGE").ok().filter(|s| !s.is_empty()).unwrap_or(TEST_NODE_IMAGE.into());
-    let present = Command::new("docker").args(["image", "inspect", &node_image]).output().map(|o| o.status.success()).unwrap_or(false);
-    if present {
-        return Some(());
-    }
-    if support::in_ci() {
-        panic!("{test}: node image {node_image} is missing; CI=true requires the cluster tier (run tests/cluster/build-images)");
-    }
-    eprintln!("SKIP {test}: node image {node_image} is missing (build it with tests/cluster/build-images)");
-    None
+/// Docker, the node image and the example's test images; skips loudly outside CI, fails in CI.
+fn cluster_or_skip(test: &str) -> Option<String> {
+    support::cluster_or_skip(test, &[PYTHON_BASE, POSTGRES, REGISTRY_IMAGE])
 }
 
 #[tokio::test(flavor = "multi_thread")]
