@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::Value;
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -365,37 +364,14 @@ pub struct ProjectPorts {
 /// (default [`DEFAULT_REGISTRY_PORT`] unless `registry.enabled: false`) and `cluster.ports`
 /// (maps `{host, container}`; numbers and "HOST:CONTAINER" strings are tolerated).
 /// Also returns `cluster.provider`. The typed config loader will replace this.
-pub fn ports_from_config(yaml: &str) -> Result<ProjectPorts, String> {
-    let doc: Value = serde_saphyr::from_str(yaml).map_err(|e| e.to_string())?;
-    let mut ports = Vec::new();
-    let as_port = |v: &Value| -> Option<u16> {
-        match v {
-            Value::Number(n) => n.as_u64().and_then(|n| u16::try_from(n).ok()),
-            Value::String(s) => s.split(':').next()?.trim().parse().ok(),
-            Value::Object(m) => ["host", "host_port", "hostPort"]
-                .iter()
-                .find_map(|k| m.get(*k)?.as_u64())
-                .and_then(|n| u16::try_from(n).ok()),
-            _ => None,
-        }
-    };
-    // The registry is on by default, on DEFAULT_REGISTRY_PORT unless `host_port` says otherwise.
-    if doc.pointer("/registry/enabled") != Some(&Value::Bool(false)) {
-        let port = doc.pointer("/registry/host_port").and_then(as_port).unwrap_or(DEFAULT_REGISTRY_PORT);
-        ports.push((port, "registry.host_port".to_string()));
+pub fn ports_of(config: &crate::config::Config) -> ProjectPorts {
+    let registry = config.registry.enabled.then(|| (config.registry.host_port, "registry.host_port".to_string()));
+    let cluster = config.cluster.ports.iter().enumerate().map(|(i, p)| (p.host, format!("cluster.ports[{i}]")));
+    ProjectPorts {
+        ports: registry.into_iter().chain(cluster).collect(),
+        provider: Some(config.cluster.provider.as_str().to_string()),
+        project: Some(config.name.clone()),
     }
-    for key in ["ports"] {
-        for (i, item) in
-            doc.pointer(&format!("/cluster/{key}")).and_then(Value::as_array).into_iter().flatten().enumerate()
-        {
-            if let Some(p) = as_port(item) {
-                ports.push((p, format!("cluster.{key}[{i}]")));
-            }
-        }
-    }
-    let provider = doc.pointer("/cluster/provider").and_then(Value::as_str).map(String::from);
-    let project = doc.pointer("/name").and_then(Value::as_str).map(String::from);
-    Ok(ProjectPorts { ports, provider, project })
 }
 
 /// Listening TCP sockets in a /proc/net/tcp{,6} table: (local port, socket inode).
@@ -591,9 +567,10 @@ pub async fn gather(project_file: &Path) -> Facts {
     );
     let mut facts = Facts { tools: vec![kind, k3d, kubectl], ..Default::default() };
 
-    match std::fs::read_to_string(project_file) {
-        Ok(text) => match ports_from_config(&text) {
-            Ok(ProjectPorts { ports, provider, project }) => {
+    match crate::config::load(project_file) {
+        Ok(loaded) => {
+            let ProjectPorts { ports, provider, project } = ports_of(&loaded.config);
+            {
                 facts.provider = provider;
                 let ports_clone = ports.clone();
                 let holders_clone = holders.clone();
@@ -615,10 +592,9 @@ pub async fn gather(project_file: &Path) -> Facts {
                 .await
                 .unwrap_or_default();
             }
-            Err(e) => facts.project_file_error = Some(format!("{}: {e}", project_file.display())),
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => facts.project_file_error = Some(format!("{}: {e}", project_file.display())),
+        }
+        Err(crate::config::Error::NotFound { .. }) => {}
+        Err(e) => facts.project_file_error = Some(e.to_string()),
     }
 
     facts.inotify_max_user_watches = read_u64("/proc/sys/fs/inotify/max_user_watches");
@@ -783,17 +759,18 @@ mod tests {
 
     #[test]
     fn reads_ports_from_the_project_file() {
-        let yaml = "name: shop\ncluster:\n  provider: k3d\n  ports:\n    - 8080:80\n    - {host: 8443, container: 443}\n    - 9000\nregistry:\n  host_port: 5001\n";
-        let ProjectPorts { ports, provider, project } = ports_from_config(yaml).unwrap();
+        let yaml = "name: shop\ncluster:\n  provider: k3d\n  ports:\n    - {host: 8080, container: 80}\n    - {host: 8443, container: 443}\nregistry:\n  host_port: 5002\nservices:\n  web:\n    image: nginx:1.27\n    ports: [{port: 80}]\n";
+        let config = |yaml: &str| crate::config::parse_str("samestack.yaml", yaml.as_bytes()).unwrap().0;
+        let ProjectPorts { ports, provider, project } = ports_of(&config(yaml));
         assert_eq!(project.as_deref(), Some("shop"));
         assert_eq!(provider.as_deref(), Some("k3d"));
         let numbers: Vec<u16> = ports.iter().map(|(p, _)| *p).collect();
-        assert_eq!(numbers, [5001, 8080, 8443, 9000]);
+        assert_eq!(numbers, [5002, 8080, 8443]);
         assert_eq!(ports[1].1, "cluster.ports[0]");
-        assert!(ports_from_config("cluster: [unclosed").is_err());
-        let defaults = ports_from_config("name: x\n").unwrap().ports;
-        assert_eq!(defaults, [(5001, "registry.host_port".to_string())], "the registry is on by default");
-        assert!(ports_from_config("name: x\nregistry: {enabled: false}\n").unwrap().ports.is_empty());
+        let minimal = "name: x\nservices:\n  web:\n    image: nginx:1.27\n    ports: [{port: 80}]\n";
+        assert_eq!(ports_of(&config(minimal)).ports, [(5001, "registry.host_port".to_string())], "the registry is on by default");
+        let off = minimal.replace("name: x\n", "name: x\nregistry: {enabled: false}\n");
+        assert!(ports_of(&config(&off)).ports.is_empty());
     }
 
     #[test]

@@ -168,11 +168,27 @@ pub async fn ensure(client: &Client, spec: &RegistrySpec) -> Result<Registry, Er
     // enough, since by then the engine is done with it.
     match ensure_once(client, spec).await {
         Err(Error::Vanished { name }) => {
-            tracing::info!(%name, "registry container vanished while starting (an interrupted run's leftovers): looking again");
+            tracing::info!(%name, "registry container vanished while starting (an interrupted run's leftovers): waiting until the engine is done with it");
+            wait_gone(client, &name, VANISH_TIMEOUT).await?;
             ensure_once(client, spec).await
         }
         other => other,
     }
+}
+
+/// How long the engine may take to finish removing an interrupted run's half-made container.
+const VANISH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Waits until no container is called `name` any more.
+async fn wait_gone(client: &Client, name: &str, timeout: Duration) -> Result<(), Error> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while inspect(client, name).await?.is_some() {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(Error::Vanished { name: name.to_string() });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
 }
 
 async fn ensure_once(client: &Client, spec: &RegistrySpec) -> Result<Registry, Error> {

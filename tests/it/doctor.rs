@@ -63,7 +63,7 @@ fn doctor_names_the_process_holding_a_configured_port() {
     let held = TcpListener::bind("0.0.0.0:0").unwrap();
     let port = held.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("samestack.yaml"), format!("name: doctor-test\nregistry:\n  host_port: {port}\n"))
+    std::fs::write(dir.path().join("samestack.yaml"), format!("name: doctor-test\nregistry:\n  host_port: {port}\nservices:\n  web:\n    image: nginx:1.27\n    ports: [{{ port: 80 }}]\n"))
         .unwrap();
     let (code, report) = doctor_json(dir.path(), &[]);
     let port_check = checks(&report, "ports")[0];
