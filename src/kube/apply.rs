@@ -318,6 +318,16 @@ fn content(object: &DynamicObject) -> Value {
     value
 }
 
+/// True when samestack server-side applied this object (its field manager has an Apply entry)
+/// and no controller owns it; see [`super::prune`] for why labels alone are not enough.
+fn applied_by_samestack(meta: &::kube::api::ObjectMeta) -> bool {
+    let owned = meta.owner_references.as_ref().is_some_and(|o| !o.is_empty());
+    let applied = meta.managed_fields.iter().flatten().any(|m| {
+        m.manager.as_deref() == Some(MANAGER) && m.operation.as_deref() == Some("Apply")
+    });
+    applied && !owned
+}
+
 /// Kinds never pruned even when labelled: events are records, not desired state.
 fn prunable(ty: &ResourceType) -> bool {
     !matches!(ty.resource.kind.as_str(), "Event" | "EndpointSlice" | "Endpoints" | "Lease")
@@ -347,7 +357,7 @@ async fn prune(client: &KubeClient, project: &str, applied: &BTreeSet<ObjectKey>
                                 name: item.metadata.name.clone().unwrap_or_default(),
                             },
                             api_version: ty.resource.api_version.clone(),
-                            owned: item.metadata.owner_references.as_ref().is_some_and(|o| !o.is_empty()),
+                            made_by_others: !applied_by_samestack(&item.metadata),
                             deleting: item.metadata.deletion_timestamp.is_some(),
                         })
                         .collect(),
@@ -385,6 +395,23 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn only_objects_samestack_applied_and_nobody_owns_are_prunable() {
+        let meta = |managers: &[(&str, &str)], owner: bool| -> ::kube::api::ObjectMeta {
+            serde_json::from_value(json!({
+                "name": "x",
+                "managedFields": managers.iter().map(|(m, op)| json!({"manager": m, "operation": op})).collect::<Vec<_>>(),
+                "ownerReferences": if owner { json!([{"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "db", "uid": "1"}]) } else { json!([]) },
+            }))
+            .unwrap()
+        };
+        assert!(applied_by_samestack(&meta(&[("samestack", "Apply")], false)));
+        // A StatefulSet's claim: made by the controller, labels inherited, no owner.
+        assert!(!applied_by_samestack(&meta(&[("kube-controller-manager", "Update")], false)));
+        assert!(!applied_by_samestack(&meta(&[("samestack", "Apply")], true)));
+        assert!(!applied_by_samestack(&meta(&[("samestack", "Update")], false)));
+    }
 
     #[test]
     fn a_rewrite_with_the_same_content_is_no_change() {

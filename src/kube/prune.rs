@@ -1,7 +1,8 @@
 //! What to prune: objects that carry the project's ownership labels but are no longer in the
-//! applied set. Only objects without ownerReferences are candidates: ReplicaSets, Pods,
-//! EndpointSlices or Jobs made by controllers (from a Deployment, a CronJob...) may inherit the
-//! labels, and their owner, not samestack, decides their lifetime.
+//! applied set. Only objects samestack itself applied are candidates. Controllers copy labels
+//! into what they make: ReplicaSets, Pods and Jobs have ownerReferences, but a StatefulSet's
+//! PersistentVolumeClaims (from `volumeClaimTemplates`) have none, and deleting those would
+//! lose the database's data. So the test is the managedFields entry of samestack's apply.
 
 use std::collections::BTreeSet;
 
@@ -15,8 +16,9 @@ pub struct Found {
     pub key: ObjectKey,
     /// The apiVersion it was listed through (used to delete it).
     pub api_version: String,
-    /// It has ownerReferences: a controller made it.
-    pub owned: bool,
+    /// Something else made it: it has ownerReferences, or no server-side apply by samestack's
+    /// field manager ever touched it.
+    pub made_by_others: bool,
     /// It already has a deletionTimestamp.
     pub deleting: bool,
 }
@@ -25,7 +27,7 @@ pub struct Found {
 /// with Namespaces and CRDs last (deleting those takes their contents along).
 pub fn plan_prune<'a>(applied: &BTreeSet<ObjectKey>, found: &'a [Found]) -> Vec<&'a Found> {
     let mut doomed: Vec<&Found> =
-        found.iter().filter(|f| !f.owned && !f.deleting && !applied.contains(&f.key)).collect();
+        found.iter().filter(|f| !f.made_by_others && !f.deleting && !applied.contains(&f.key)).collect();
     doomed.sort_by_key(|f| {
         let rank = match (f.key.kind.as_str(), &f.key.namespace) {
             ("Namespace", _) => 3,
@@ -48,7 +50,7 @@ mod tests {
     }
 
     fn found(key: ObjectKey) -> Found {
-        Found { api_version: "v1".into(), key, owned: false, deleting: false }
+        Found { api_version: "v1".into(), key, made_by_others: false, deleting: false }
     }
 
     #[test]
@@ -56,13 +58,17 @@ mod tests {
         let applied: BTreeSet<_> =
             [key("apps", "Deployment", Some("shop"), "api"), key("", "Namespace", None, "shop")].into();
         let mut replica_set = found(key("apps", "ReplicaSet", Some("shop"), "api-7d9"));
-        replica_set.owned = true;
+        replica_set.made_by_others = true;
+        // A StatefulSet's claim: labels inherited from the template, no ownerReferences.
+        let mut claim = found(key("", "PersistentVolumeClaim", Some("shop"), "data-database-0"));
+        claim.made_by_others = true;
         let mut leaving = found(key("", "ConfigMap", Some("shop"), "going"));
         leaving.deleting = true;
         let all = vec![
             found(key("apps", "Deployment", Some("shop"), "api")),
             found(key("apps", "Deployment", Some("shop"), "old-worker")),
             replica_set,
+            claim,
             leaving,
             found(key("", "Namespace", None, "shop")),
         ];

@@ -254,7 +254,8 @@ async fn cluster_kube_applies_in_waves_reapplies_unchanged_and_prunes() {
     let changed: Vec<_> = third.waves.iter().flat_map(|w| &w.objects).filter(|o| o.change == Change::Changed).collect();
     assert_eq!(changed[0].key.name, "settings");
 
-    // Objects around the project: one owned by a controller, one of another project, one stray.
+    // Objects around the project: one owned by a controller, one of another project, one left
+    // by an earlier apply, one labelled by hand.
     let cms: Api<ConfigMap> = Api::namespaced(client.raw().clone(), &ns);
     let uid = cm.metadata.uid.clone().unwrap();
     let extra = |name: &str, project: &str, owned: bool| {
@@ -268,7 +269,10 @@ async fn cluster_kube_applies_in_waves_reapplies_unchanged_and_prunes() {
     };
     cms.create(&PostParams::default(), &extra("made-by-a-controller", &project, true)).await.unwrap();
     cms.create(&PostParams::default(), &extra("other-project", "someone-else", false)).await.unwrap();
-    cms.create(&PostParams::default(), &extra("stray", &project, false)).await.unwrap();
+    // Left by an earlier apply (samestack's field manager) that no longer produces it.
+    cms.patch("stray", &PatchParams::apply("samestack"), &Patch::Apply(&extra("stray", &project, false))).await.unwrap();
+    // Labelled like the project's objects but made by hand: samestack never applied it.
+    cms.create(&PostParams::default(), &extra("made-by-hand", &project, false)).await.unwrap();
 
     // The Secret leaves the templates: it and the stray object are pruned, nothing else.
     let fourth =
@@ -279,6 +283,7 @@ async fn cluster_kube_applies_in_waves_reapplies_unchanged_and_prunes() {
     assert!(Api::<Secret>::namespaced(client.raw().clone(), &ns).get_opt("db").await.unwrap().is_none());
     assert!(cms.get_opt("made-by-a-controller").await.unwrap().is_some(), "owned objects are left to their owner");
     assert!(cms.get_opt("other-project").await.unwrap().is_some(), "other projects are not touched");
+    assert!(cms.get_opt("made-by-hand").await.unwrap().is_some(), "only what samestack applied is pruned");
     assert!(cms.get_opt("settings").await.unwrap().is_some());
 
     // And after pruning, a further apply is quiet again.

@@ -164,6 +164,9 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     assert!(step_line(&first, "images").contains("2 built or pushed"), "{first}");
     assert!(step_line(&first, "preload").contains("1 image(s)"), "{first}");
     assert!(step_line(&first, "apply").contains("all ready"), "{first}");
+    // The database's claim inherits the project's labels from the StatefulSet, but samestack
+    // did not apply it: never pruned.
+    assert!(step_line(&first, "apply").contains(" 0 pruned"), "{first}");
     let status = stack.samestack(&["status", "--json"]);
     assert!(status.status.success(), "status is not ready:\n{}", output_text(&status));
     let report: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status --json is JSON");
