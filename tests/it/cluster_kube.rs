@@ -170,6 +170,20 @@ users:\n- name: t\n  user:\n    token: {token}\ncontexts:\n- name: t\n  context:
     Ok(Cluster { kubeconfig, context: None, flavor: Flavor::ApiOnly })
 }
 
+/// A one-node cluster made by the native provider from the offline node image, with the
+/// directory holding its kubeconfig.
+async fn node_cluster(project: &str, node_image: &str) -> (Cluster, tempfile::TempDir) {
+    use samestack::cluster::{ClusterSpec, DockerProvider, Provider, ProviderChoice};
+    let mut spec = ClusterSpec::new(project, project);
+    spec.provider = ProviderChoice::Docker;
+    spec.node_image = Some(node_image.to_string());
+    let made = DockerProvider::connect().await.unwrap().ensure(&spec).await.expect("a node cluster starts");
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, made.kubeconfig_yaml().expect("the native provider owns a kubeconfig")).unwrap();
+    (Cluster { kubeconfig, context: Some(spec.context_name()), flavor: Flavor::Full }, dir)
+}
+
 async fn connect(cluster: &Cluster) -> KubeClient {
     KubeClient::connect(&cluster.kubeconfig, cluster.context.as_deref()).await.expect("connect")
 }
@@ -484,8 +498,24 @@ fn runnable_image(test: &str, cluster: &Cluster) -> Option<String> {
 #[tokio::test]
 async fn cluster_kube_workloads_become_ready_and_a_failing_job_shows_its_logs() {
     let test = "cluster_kube_workloads_become_ready_and_a_failing_job_shows_its_logs";
-    let Some(cluster) = cluster_or_skip(test) else { return };
-    let Some(image) = runnable_image(test, cluster) else { return };
+    let Some(shared) = cluster_or_skip(test) else { return };
+    // Containers must run: on the API-only cluster, make a real one from the node image.
+    let own_cluster;
+    let _cleanup;
+    let (cluster, image) = match shared.flavor {
+        Flavor::Full => {
+            let Some(image) = runnable_image(test, shared) else { return };
+            (shared, image)
+        }
+        Flavor::ApiOnly => {
+            let Some(node_image) = crate::support::cluster_or_skip(test, &[]) else { return };
+            let project = unique_name("kube-nodes");
+            _cleanup = crate::support::ProjectCleanup(project.clone());
+            own_cluster = node_cluster(&project, &node_image).await;
+            // tests/cluster/build-images preloads this busybox into the node image, tagged alike.
+            (&own_cluster.0, node_image.replace("/node:", "/cluster-busybox:"))
+        }
+    };
     let client = connect(cluster).await;
     let ns = unique_name("ready");
     let container = |name: &str, command: &str| json!({"name": name, "image": image, "imagePullPolicy": "IfNotPresent", "command": ["sh", "-c", command]});

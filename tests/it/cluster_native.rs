@@ -36,25 +36,6 @@ fn cluster_or_skip(test: &str) -> Option<String> {
     support::cluster_or_skip(test, &[REGISTRY_IMAGE, BUSYBOX_IMAGE])
 }
 
-/// Removes every container and network labelled with the test's project, even on failure.
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        if std::env::var_os("SAMESTACK_TEST_KEEP").is_some() {
-            eprintln!("SAMESTACK_TEST_KEEP set: leaving containers labelled dev.samestack.project={}", self.0);
-            return;
-        }
-        let label = format!("label=dev.samestack.project={}", self.0);
-        for id in docker(&["ps", "-aq", "--filter", &label]).1.lines() {
-            docker(&["rm", "-fv", id]);
-        }
-        for id in docker(&["network", "ls", "-q", "--filter", &label]).1.lines() {
-            docker(&["network", "rm", id]);
-        }
-    }
-}
-
 fn object<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
     serde_json::from_value(value).expect("a valid object")
 }
@@ -80,7 +61,7 @@ async fn cluster_native_provider_pulls_through_the_registry_mirror_serves_by_dns
     let test = "cluster_native_provider_pulls_through_the_registry_mirror_serves_by_dns_and_deletes_cleanly";
     let Some(node_image) = cluster_or_skip(test) else { return };
     let project = support::unique_name("cl");
-    let _cleanup = Cleanup(project.clone());
+    let _cleanup = support::ProjectCleanup(project.clone());
 
     // A registry container of our own, with a locally built image pushed to it.
     let registry_name = format!("{project}-registry");
@@ -239,7 +220,7 @@ async fn cluster_native_provider_joins_an_agent_and_adds_a_registry_to_the_runni
         "cluster_native_provider_joins_an_agent_and_adds_a_registry_to_the_running_cluster_without_recreating_it";
     let Some(node_image) = cluster_or_skip(test) else { return };
     let project = support::unique_name("cla");
-    let _cleanup = Cleanup(project.clone());
+    let _cleanup = support::ProjectCleanup(project.clone());
     let mut spec = ClusterSpec::new(project.clone(), project.clone());
     spec.provider = ProviderChoice::Docker;
     spec.node_image = Some(node_image);
@@ -304,7 +285,7 @@ async fn cluster_native_provider_finishes_a_create_that_was_interrupted_before_k
     let test = "cluster_native_provider_finishes_a_create_that_was_interrupted_before_kubeadm";
     let Some(node_image) = cluster_or_skip(test) else { return };
     let project = support::unique_name("cli");
-    let _cleanup = Cleanup(project.clone());
+    let _cleanup = support::ProjectCleanup(project.clone());
     let mut spec = ClusterSpec::new(project.clone(), project.clone());
     spec.provider = ProviderChoice::Docker;
     spec.node_image = Some(node_image.clone());

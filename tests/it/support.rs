@@ -64,3 +64,29 @@ pub fn cluster_or_skip(test: &str, images: &[&str]) -> Option<String> {
     eprintln!("SKIP {test}: images missing: {missing:?} ({how})");
     None
 }
+
+/// Removes every container, network and volume labelled `dev.samestack.project=<project>` when
+/// dropped, whatever happened in the test (`SAMESTACK_TEST_KEEP` keeps them for debugging).
+pub struct ProjectCleanup(pub String);
+
+impl Drop for ProjectCleanup {
+    fn drop(&mut self) {
+        if std::env::var_os("SAMESTACK_TEST_KEEP").is_some() {
+            eprintln!("SAMESTACK_TEST_KEEP set: leaving Docker objects labelled dev.samestack.project={}", self.0);
+            return;
+        }
+        let label = format!("label=dev.samestack.project={}", self.0);
+        let run = |args: &[&str]| {
+            Command::new("docker").args(args).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+        };
+        for id in run(&["ps", "-aq", "--filter", &label]).lines() {
+            run(&["rm", "-fv", id]);
+        }
+        for id in run(&["network", "ls", "-q", "--filter", &label]).lines() {
+            run(&["network", "rm", id]);
+        }
+        for id in run(&["volume", "ls", "-q", "--filter", &label]).lines() {
+            run(&["volume", "rm", "-f", id]);
+        }
+    }
+}

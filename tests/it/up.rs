@@ -21,6 +21,7 @@ struct Stack {
     dir: tempfile::TempDir,
     name: String,
     registry_port: u16,
+    _cleanup: support::ProjectCleanup,
 }
 
 impl Stack {
@@ -38,7 +39,7 @@ impl Stack {
         std::fs::create_dir_all(dir.path().join(".secrets")).unwrap();
         std::fs::write(dir.path().join(".secrets/db-password"), "it-only-password").unwrap();
         std::fs::create_dir_all(dir.path().join("home")).unwrap();
-        Stack { dir, name, registry_port }
+        Stack { dir, _cleanup: support::ProjectCleanup(name.clone()), name, registry_port }
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -100,22 +101,6 @@ impl Stack {
             found.extend(docker(&args).lines().filter(|l| !l.is_empty()).map(|l| format!("{kind} {l}")));
         }
         found
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let label = format!("label=dev.samestack.project={}", self.name);
-        let run = |args: &[&str]| Command::new("docker").args(args).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
-        for id in run(&["ps", "-aq", "--filter", &label]).unwrap_or_default().lines() {
-            let _ = run(&["rm", "-fv", id]);
-        }
-        for id in run(&["network", "ls", "-q", "--filter", &label]).unwrap_or_default().lines() {
-            let _ = run(&["network", "rm", id]);
-        }
-        for id in run(&["volume", "ls", "-q", "--filter", &label]).unwrap_or_default().lines() {
-            let _ = run(&["volume", "rm", "-f", id]);
-        }
     }
 }
 
