@@ -86,10 +86,6 @@ impl Registry {
         format!("localhost:{}", self.host_port)
     }
 
-    /// How containers on a shared Docker network reach it: `<name>:5000`.
-    pub fn network_address(&self) -> String {
-        format!("{}:{CONTAINER_PORT}", self.name)
-    }
 }
 
 /// What [`ensure`] did to get a healthy registry.

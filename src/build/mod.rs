@@ -9,7 +9,7 @@ mod ignore;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -306,23 +306,6 @@ pub async fn build_all(
         outcomes[i] = Some(result?);
     }
     Ok(outcomes.into_iter().flatten().collect())
-}
-
-/// Builds (or skips) one service's image; see [`build_all`].
-pub async fn build_one(
-    client: &Client,
-    spec: &BuildSpec,
-    options: &BuildOptions,
-    progress: &Progress,
-) -> Result<BuildOutcome, Error> {
-    build_service(
-        client,
-        spec,
-        options,
-        progress,
-        &tokio::sync::Mutex::new(()),
-    )
-    .await
 }
 
 async fn build_service(
@@ -926,11 +909,6 @@ impl ServiceBar {
             bar.finish_with_message(msg);
         }
     }
-}
-
-/// True when `path` holds a build context (a directory); for preflight checks.
-pub fn context_exists(path: &Path) -> bool {
-    path.is_dir()
 }
 
 #[cfg(test)]

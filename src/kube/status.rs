@@ -188,11 +188,6 @@ pub async fn project_status(client: &KubeClient, project: &str) -> Result<Projec
     })
 }
 
-/// Convenience for callers that only want the workloads.
-pub async fn workload_status(client: &KubeClient, project: &str) -> Result<Vec<WorkloadStatus>> {
-    Ok(project_status(client, project).await?.workloads)
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
