@@ -17,7 +17,12 @@ pub fn init_tracing(args: &GlobalArgs) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_env("SAMESTACK_LOG").unwrap_or_else(|_| EnvFilter::new(format!("samestack={level}")));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
 }
 
 /// True when interactive output (progress bars, prompts) makes sense.
