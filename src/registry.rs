@@ -214,6 +214,8 @@ async fn ensure_once(client: &Client, spec: &RegistrySpec) -> Result<Registry, E
                     Action::Started
                 }
                 (false, _) => {
+                    // The new image first: when it cannot be had, the old registry keeps running.
+                    ensure_image(client, &image).await?;
                     tracing::info!(name = %spec.name, "registry settings changed: recreating it (data volume kept)");
                     remove_container(client, &spec.name).await?;
                     create(client, spec, &image).await?;

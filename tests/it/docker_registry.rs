@@ -60,6 +60,14 @@ async fn docker_registry_create_reuse_restart_and_remove() {
         "a stopped registry is started, not recreated"
     );
 
+    // A changed image that cannot be had fails before the running registry is touched.
+    let mut unavailable = spec.clone();
+    unavailable.image = Some("samestack-test/no-such-registry:never".into());
+    if unavailable.resolved_image() != spec.resolved_image() {
+        registry::ensure(&client, &unavailable).await.expect_err("the image does not exist");
+        assert_eq!(inspect("{{.Id}} {{.State.Running}}"), format!("{} true", first.container_id), "the registry was replaced or stopped");
+    }
+
     registry::remove(&client, &spec.name, false).await.unwrap();
     assert!(
         fx::docker(&[
