@@ -11,6 +11,7 @@ pub mod config;
 pub mod docker;
 pub mod doctor;
 pub mod error;
+pub mod ingress;
 pub mod kube;
 pub mod preflight;
 pub mod profile;

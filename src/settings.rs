@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use crate::build::BuildSpec;
 use crate::cluster::{ClusterSpec, PortMapping, ProviderChoice, RegistryEndpoint};
 use crate::config::{self, Project};
+use crate::ingress::IngressSpec;
 use crate::registry::RegistrySpec;
 
 /// Port the registry listens on inside the Docker network (the `registry:2` contract).
@@ -22,6 +23,8 @@ pub struct StackSettings {
     pub cluster: ClusterSpec,
     /// `None` when the project disables the local registry.
     pub registry: Option<RegistrySpec>,
+    /// The ingress controller to install; `None` when the project disables it.
+    pub ingress: Option<IngressSpec>,
     /// One per service that has a `build:` section, in service-name order.
     pub builds: Vec<BuildSpec>,
     /// The user's kubeconfig to merge the cluster's context into.
@@ -96,6 +99,7 @@ pub fn resolve(project: &Project, build_args: &BTreeMap<String, String>, kubecon
         namespace: name,
         cluster,
         registry,
+        ingress: cfg.cluster.ingress.enabled.then(|| IngressSpec { image: cfg.cluster.ingress.image.clone() }),
         builds,
         kubeconfig: crate::cluster::kubeconfig::default_user_path(kubeconfig.as_deref()),
     }

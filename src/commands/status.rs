@@ -7,9 +7,10 @@ use bollard::models::ContainerSummaryStateEnum;
 use serde_json::json;
 
 use crate::cli::{GlobalArgs, StatusArgs};
-use crate::cluster::{self, ClusterState, Provider as _};
+use crate::cluster::{self, ClusterState, PortMapping, Provider as _};
 use crate::commands::ExitStatus;
 use crate::config;
+use crate::ingress;
 use crate::docker::{self, LABEL_PROJECT, LABEL_ROLE};
 use crate::kube::{self, KubeClient, ProjectStatus, Readiness};
 use crate::settings;
@@ -49,6 +50,7 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitSt
             },
             "registry": registry,
             "resources": workloads,
+            "urls": workloads.iter().flat_map(|w| &w.ingresses).flat_map(|i| &i.hosts).flat_map(|h| ingress::urls(h, &stack.cluster.ports)).collect::<Vec<_>>(),
             "ready": healthy,
         });
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -60,7 +62,7 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitSt
             println!("registry  {} at {} ({state})", r["name"].as_str().unwrap_or_default(), r["address"].as_str().unwrap_or_default());
         }
         match &workloads {
-            Some(status) => println!("{}", format_endpoints(status, &stack.cluster.context_name(), &stack.namespace)),
+            Some(status) => println!("{}", format_endpoints(status, &stack.cluster.context_name(), &stack.namespace, &stack.cluster.ports)),
             None => println!("nothing deployed is reachable: the cluster is not running (run `samestack up`)"),
         }
     }
@@ -68,7 +70,7 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitSt
 }
 
 /// Workload readiness and Service endpoints, as `up` and `status` print them.
-pub fn format_endpoints(status: &ProjectStatus, context: &str, namespace: &str) -> String {
+pub fn format_endpoints(status: &ProjectStatus, context: &str, namespace: &str, ports: &[PortMapping]) -> String {
     let mut out = String::from("workloads:");
     if status.workloads.is_empty() {
         out.push_str(" none");
@@ -94,7 +96,13 @@ pub fn format_endpoints(status: &ProjectStatus, context: &str, namespace: &str) 
     }
     for i in &status.ingresses {
         for host in &i.hosts {
-            out.push_str(&format!("\n  ingress/{:<14} {}://{host}", i.name, if i.tls { "https" } else { "http" }));
+            let urls = ingress::urls(host, ports);
+            let reach = if urls.is_empty() {
+                format!("host {host} (no host port maps onto the node's 80 or 443: see cluster.ports)")
+            } else {
+                urls.join("  ")
+            };
+            out.push_str(&format!("\n  ingress/{:<14} {reach}", i.name));
         }
     }
     out

@@ -13,6 +13,7 @@ use crate::cluster::{self, Provider as _, kubeconfig};
 use crate::commands::ExitStatus;
 use crate::config::{self, Project};
 use crate::docker::{self, LABEL_PROJECT};
+use crate::ingress::{self, IngressSpec};
 use crate::kube::{self, ApplyOptions, KubeClient};
 use crate::preflight::{self, WantedPort};
 use crate::profile::{self, ProfileSettings};
@@ -26,7 +27,9 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
     let profile = profile::resolve(&project, &args.profile)?;
     let build_args = settings::parse_build_args(&args.build_args)?;
     let stack = settings::resolve(&project, &build_args, global.kubeconfig.clone());
-    if !args.preload.is_empty() && stack.registry.is_none() {
+    // `--preload a,,b` and an empty SAMESTACK_PRELOAD name nothing: drop the empty entries.
+    let preload: Vec<String> = args.preload.iter().map(|i| i.trim()).filter(|i| !i.is_empty()).map(String::from).collect();
+    if !preload.is_empty() && stack.registry.is_none() {
         return Err(FlagError {
             flag: "--preload".into(),
             problem: "preloading goes through the local registry, and samestack.yaml disables it".into(),
@@ -42,7 +45,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
     let step = steps.start("preflight");
     let engine = docker::connect().await?;
     preflight::check_ports(&engine, &stack.project, &wanted_ports(&stack)).await?;
-    build::require_local_images(&engine, &args.preload).await?;
+    build::require_local_images(&engine, &preload).await?;
     steps.finish(step, "Docker answers; host ports free");
 
     let mut registry_port = None;
@@ -81,14 +84,25 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
     steps.finish(step, &format!("{built} built or pushed, {} unchanged", outcomes.len() - built));
     let images = outcomes.iter().map(|o| (o.service.clone(), o.pinned_reference())).collect();
     let preloaded = match registry_port {
-        Some(port) if !args.preload.is_empty() => {
+        Some(port) if !preload.is_empty() => {
             let step = steps.start("preload");
-            let preloaded = build::preload(&engine, &args.preload, port).await?;
+            let preloaded = build::preload(&engine, &preload, port).await?;
             steps.finish(step, &format!("{} image(s) into the local registry", preloaded.len()));
             preloaded
         }
         _ => BTreeMap::new(),
     };
+
+    let client = KubeClient::from_client(cluster.client().await?, context.clone());
+    let wave_timeout = Duration::from_secs(args.ready_timeout);
+    if let Some(spec) = &stack.ingress {
+        let step = steps.start("ingress");
+        let outcome = match ingress::installed_by_samestack(cluster.provider) {
+            Ok(()) => install_ingress(&client, spec, &cluster, &preloaded, wave_timeout).await?,
+            Err(elsewhere) => elsewhere.to_string(),
+        };
+        steps.finish(step, &outcome);
+    }
 
     let step = steps.start("render");
     let mut manifests = render_manifests(&project, &profile, images)?;
@@ -96,23 +110,36 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
     steps.finish(step, &format!("{} resources ({} profile)", manifests.len(), profile.name));
 
     let step = steps.start("apply");
-    let client = KubeClient::from_client(cluster.client().await?, context.clone());
-    let options = ApplyOptions {
-        wave_timeout: Duration::from_secs(args.ready_timeout),
-        prune: true,
-        wait: true,
-        default_namespace: stack.namespace.clone(),
-    };
+    let options = ApplyOptions { wave_timeout, prune: true, wait: true, default_namespace: stack.namespace.clone() };
     let report = kube::apply_waves(&client, &stack.project, &manifests, &options).await?;
     steps.finish(step, &format!("{} in {} waves, all ready", report.summary(), report.waves.len()));
 
     if !global.quiet {
         let status = kube::project_status(&client, &stack.project).await.context("reading the stack's status")?;
-        eprintln!("{}", super::status::format_endpoints(&status, &context, &stack.namespace));
+        eprintln!("{}", super::status::format_endpoints(&status, &context, &stack.namespace, &stack.cluster.ports));
         let total: Duration = steps.timings().iter().map(|(_, d)| *d).sum();
         eprintln!("up in {}. Next: `samestack status`, `samestack down`.", crate::ui::format_duration(total));
     }
     Ok(ExitStatus::Success)
+}
+
+/// Applies the ingress controller onto the node that publishes the host ports (the first
+/// server) and waits until it is ready; says what it did.
+async fn install_ingress(
+    client: &KubeClient,
+    spec: &IngressSpec,
+    cluster: &cluster::Cluster,
+    preloaded: &BTreeMap<String, String>,
+    wave_timeout: Duration,
+) -> anyhow::Result<String> {
+    let node = cluster.nodes.iter().find(|n| n.role == "server").context("the cluster reports no server node")?;
+    let image = spec.image();
+    let mut manifests = ingress::manifests(&image, &node.name);
+    render::replace_images(&mut manifests, preloaded);
+    let options = ApplyOptions { wave_timeout, prune: false, wait: true, default_namespace: ingress::NAMESPACE.into() };
+    let report = kube::apply_waves(client, ingress::OWNER, &manifests, &options).await?;
+    let how = if report.nothing_changed() { "ready" } else { "installed, ready" };
+    Ok(format!("Traefik ({image}) {how} on {}", node.name))
 }
 
 /// Renders with real secret values (they go to the cluster, never to the terminal).

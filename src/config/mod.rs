@@ -116,9 +116,32 @@ pub struct ClusterConfig {
     /// Node image override (offline and air-gapped use).
     #[serde(default)]
     pub node_image: Option<String>,
-    /// Host ports mapped to the cluster's ingress (host → container).
+    /// Host ports mapped to the cluster's ingress (host → container): container port 80 is
+    /// the ingress controller's HTTP entrypoint, 443 its HTTPS one.
     #[serde(default)]
     pub ports: Vec<PortMapping>,
+    /// The ingress controller samestack installs into clusters it creates.
+    #[serde(default)]
+    pub ingress: IngressControllerConfig,
+}
+
+/// The ingress controller (Traefik) that serves the project's Ingress resources locally.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IngressControllerConfig {
+    /// Install it (native docker and kind clusters; k3d ships its own Traefik, an existing
+    /// cluster keeps whatever it has).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Image override (else env SAMESTACK_INGRESS_IMAGE, else a pinned Traefik tag).
+    #[serde(default)]
+    pub image: Option<String>,
+}
+
+impl Default for IngressControllerConfig {
+    fn default() -> Self {
+        IngressControllerConfig { enabled: true, image: None }
+    }
 }
 
 fn one() -> u32 {
@@ -139,6 +162,7 @@ impl Default for ClusterConfig {
             kubernetes_version: default_kubernetes_version(),
             node_image: None,
             ports: Vec::new(),
+            ingress: IngressControllerConfig::default(),
         }
     }
 }

@@ -15,6 +15,8 @@ pub const PYTHON_BASE: &str = "samestack-test/python:latest";
 pub const BUSYBOX: &str = "samestack-test/busybox:latest";
 pub const REGISTRY_IMAGE: &str = "samestack-test/registry:latest";
 pub const POSTGRES: &str = "samestack-test/postgres:latest";
+/// The ingress controller, built from its Go module (tests/images/traefik).
+pub const TRAEFIK: &str = "samestack-test/traefik:latest";
 
 /// Docker objects a test created; removed on drop, whatever happened.
 #[derive(Default)]
@@ -68,7 +70,7 @@ impl Drop for Cleanup {
 /// Skips (or fails in CI) without Docker, and also without the locally built test images.
 pub fn docker_with_images(test: &str) -> Option<()> {
     support::docker_or_skip(test)?;
-    for image in [PYTHON_BASE, BUSYBOX, REGISTRY_IMAGE, POSTGRES] {
+    for image in [PYTHON_BASE, BUSYBOX, REGISTRY_IMAGE, POSTGRES, TRAEFIK] {
         let present = Command::new("docker")
             .args(["image", "inspect", image])
             .output()

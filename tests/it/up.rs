@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 use k8s_openapi::api::apps::v1::Deployment;
 use samestack::registry;
 
-use crate::docker_fixture::{self, POSTGRES, PYTHON_BASE, REGISTRY_IMAGE, docker, free_port};
+use crate::docker_fixture::{self, POSTGRES, PYTHON_BASE, REGISTRY_IMAGE, TRAEFIK, docker, free_port};
 use crate::support;
 
 
@@ -21,6 +21,8 @@ struct Stack {
     dir: tempfile::TempDir,
     name: String,
     registry_port: u16,
+    /// Host port mapped onto the node's 80: the ingress controller's HTTP entrypoint.
+    ingress_port: u16,
     _cleanup: support::ProjectCleanup,
 }
 
@@ -34,12 +36,13 @@ impl Stack {
         let yaml = std::fs::read_to_string(dir.path().join("samestack.yaml")).unwrap();
         let yaml = replace_once(&yaml, "\nname: guestbook\n", &format!("\nname: {name}\n"));
         let yaml = replace_once(&yaml, "host_port: 5001", &format!("host_port: {registry_port}"));
-        let yaml = replace_once(&yaml, "{ host: 8080, container: 80 }", &format!("{{ host: {}, container: 80 }}", free_port()));
+        let ingress_port = free_port();
+        let yaml = replace_once(&yaml, "{ host: 8080, container: 80 }", &format!("{{ host: {ingress_port}, container: 80 }}"));
         std::fs::write(dir.path().join("samestack.yaml"), yaml).unwrap();
         std::fs::create_dir_all(dir.path().join(".secrets")).unwrap();
         std::fs::write(dir.path().join(".secrets/db-password"), "it-only-password").unwrap();
         std::fs::create_dir_all(dir.path().join("home")).unwrap();
-        Stack { dir, _cleanup: support::ProjectCleanup(name.clone()), name, registry_port }
+        Stack { dir, _cleanup: support::ProjectCleanup(name.clone()), name, registry_port, ingress_port }
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -52,7 +55,8 @@ impl Stack {
             .env_remove("XDG_STATE_HOME")
             .env("SAMESTACK_NODE_IMAGE", support::node_image())
             .env("SAMESTACK_REGISTRY_IMAGE", REGISTRY_IMAGE)
-            .env("SAMESTACK_POSTGRES_IMAGE", POSTGRES);
+            .env("SAMESTACK_POSTGRES_IMAGE", POSTGRES)
+            .env("SAMESTACK_INGRESS_IMAGE", TRAEFIK);
         command
     }
 
@@ -65,10 +69,25 @@ impl Stack {
         self.samestack(&args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
-    /// Postgres is not built by the project: offline, it is preloaded from the local engine.
+    /// Postgres and the ingress controller are not built by the project: offline, they are
+    /// preloaded from the local engine.
     fn up_args(&self) -> Vec<String> {
         let base = format!("BASE_IMAGE={PYTHON_BASE}");
-        ["up", "--build-arg", &base, "--preload", POSTGRES, "--ready-timeout", "420"].map(String::from).to_vec()
+        let preload = format!("{POSTGRES},{TRAEFIK}");
+        ["up", "--build-arg", &base, "--preload", &preload, "--ready-timeout", "420"].map(String::from).to_vec()
+    }
+
+    /// `GET path` through the ingress controller on the host port, with the Ingress's host
+    /// name; the status line and the body.
+    fn get_through_ingress(&self, host: &str, path: &str) -> (String, String) {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.ingress_port)).expect("the ingress port answers");
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+        write!(conn, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+        let mut response = String::new();
+        conn.read_to_string(&mut response).expect("a response");
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        (head.lines().next().unwrap_or_default().to_string(), body.to_string())
     }
 
     /// `up` with the offline images; panics with the output unless it succeeds.
@@ -133,7 +152,7 @@ fn step_line<'a>(output: &'a str, step: &str) -> &'a str {
 
 /// Docker, the node image and the example's test images; skips loudly outside CI, fails in CI.
 fn cluster_or_skip(test: &str) -> Option<String> {
-    support::cluster_or_skip(test, &[PYTHON_BASE, POSTGRES, REGISTRY_IMAGE])
+    support::cluster_or_skip(test, &[PYTHON_BASE, POSTGRES, REGISTRY_IMAGE, TRAEFIK])
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -147,7 +166,8 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     // which answers 200 only when it reaches the database, and the completed migrations Job).
     let first = stack.up();
     assert!(step_line(&first, "images").contains("2 built or pushed"), "{first}");
-    assert!(step_line(&first, "preload").contains("1 image(s)"), "{first}");
+    assert!(step_line(&first, "preload").contains("2 image(s)"), "{first}");
+    assert!(step_line(&first, "ingress").contains("installed, ready"), "{first}");
     assert!(step_line(&first, "apply").contains("all ready"), "{first}");
     // The database's claim inherits the project's labels from the StatefulSet, but samestack
     // did not apply it: never pruned.
@@ -156,10 +176,20 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     assert!(status.status.success(), "status is not ready:\n{}", output_text(&status));
     let report: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status --json is JSON");
     assert_eq!(report["ready"], true, "{report:#}");
+    assert_eq!(report["urls"], serde_json::json!([format!("http://guestbook.localhost:{}/", stack.ingress_port)]), "{report:#}");
     let workloads = report["resources"]["workloads"].as_array().unwrap();
     for name in ["api", "worker", "database"] {
         assert!(workloads.iter().any(|w| w["name"] == name && w["ready"] == 1), "{name} not ready: {report:#}");
     }
+
+    // The API answers on the host through the ingress controller, by its dev host name, with
+    // no port-forward: /healthz is 200 only when the API reaches the database.
+    let url = format!("http://guestbook.localhost:{}/", stack.ingress_port);
+    assert!(first.contains("ingress/api") && first.contains(&url), "no URL {url} in:\n{first}");
+    let (status_line, body) = stack.get_through_ingress("guestbook.localhost", "/healthz");
+    assert!(status_line.contains(" 200 "), "GET /healthz through the ingress: {status_line}\n{body}");
+    let (status_line, _) = stack.get_through_ingress("elsewhere.localhost", "/healthz");
+    assert!(status_line.contains(" 404 "), "a host no Ingress names must not reach the API: {status_line}");
 
     // The pods run images the node could only get from the local registry, through the mirror.
     let client = samestack::kube::KubeClient::connect(&stack.kubeconfig(), Some(&format!("samestack-{}", stack.name)))
@@ -177,6 +207,7 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     // Second `up`: nothing to build, nothing changed.
     let second = stack.up();
     assert!(step_line(&second, "images").contains("0 built or pushed, 2 unchanged"), "{second}");
+    assert!(step_line(&second, "ingress").contains(") ready on"), "{second}");
     assert!(step_line(&second, "apply").contains("0 created, 0 changed"), "{second}");
     assert!(step_line(&second, "apply").contains("0 pruned"), "{second}");
 
@@ -218,7 +249,7 @@ async fn cluster_up_interrupted_in_each_step_converges_on_the_next_up() {
         return;
     }
     let stack = Stack::new();
-    for after in ["preflight", "registry", "cluster", "images", "preload", "render"] {
+    for after in ["preflight", "registry", "cluster", "images", "preload", "ingress", "render"] {
         let (status, output) = stack.up_interrupted_after(after);
         if status.success() {
             // The run finished before the signal landed (a fast step): nothing to interrupt.
