@@ -37,7 +37,6 @@ const API_PORT: &str = "6443/tcp";
 const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
 const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
 const NODE_BOOT_TIMEOUT: Duration = Duration::from_secs(90);
-const READY_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The native provider. Cheap to clone the Docker client it holds.
 pub struct DockerProvider {
@@ -555,9 +554,9 @@ impl DockerProvider {
         }
         let access = self.access(spec).await?;
         let client = super::client_for(&access).await?;
-        super::wait_nodes_ready(&client, 1 + agents.len(), READY_TIMEOUT).await?;
+        super::wait_nodes_ready(&client, 1 + agents.len(), super::NODES_READY_TIMEOUT).await?;
         lap(&mut timings, "nodes Ready");
-        super::wait_deployment_available(&client, "kube-system", "coredns", READY_TIMEOUT).await?;
+        super::wait_deployment_available(&client, "kube-system", "coredns", super::NODES_READY_TIMEOUT).await?;
         lap(&mut timings, "cluster DNS available");
         Ok(timings)
     }
@@ -603,6 +602,7 @@ impl Provider for DockerProvider {
         let mut started = false;
         let mut timings = Timings::default();
         let mut restarted_at = None;
+        let mut stopped = Vec::new();
         let begin = Instant::now();
         if existing.is_empty() {
             timings = self.create(spec).await?;
@@ -613,10 +613,9 @@ impl Provider for DockerProvider {
             if let Some(reason) = mismatch(&image, spec, &described) {
                 return Err(Error::Mismatch { name: spec.name.clone(), reason });
             }
-            if existing.iter().any(|n| !n.0.running) {
-                // Heartbeats are whole seconds: allow for the truncation.
-                restarted_at =
-                    Some(k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(1));
+            stopped = existing.iter().filter(|n| !n.0.running).map(|n| n.0.name.clone()).collect();
+            if !stopped.is_empty() {
+                restarted_at = Some(super::restart_mark());
                 self.start(spec).await?;
                 started = true;
                 timings.steps.push(("start stopped nodes".into(), begin.elapsed()));
@@ -638,7 +637,7 @@ impl Provider for DockerProvider {
             // After a start the API server needs a moment; this also proves a reused cluster answers.
             let client = super::client_for(&access).await?;
             let expected = (spec.servers + spec.agents) as usize;
-            super::wait_nodes_ready_since(&client, expected, restarted_at, READY_TIMEOUT).await?;
+            super::wait_nodes_ready_since(&client, expected, restarted_at, super::NODES_READY_TIMEOUT).await?;
         }
         if let Some(registry) = &spec.registry {
             // Idempotent; after a start the registry may have been recreated and left the network.
@@ -650,6 +649,7 @@ impl Provider for DockerProvider {
             provider: "docker",
             created,
             started,
+            restart: restarted_at.map(|at| super::Restart { at, nodes: stopped }),
             access,
             nodes: self.nodes(spec).await?,
             network: Some(network_name(&spec.name)),

@@ -75,6 +75,7 @@ impl Provider for ExistingProvider {
             provider: "existing",
             created: false,
             started: false,
+            restart: None,
             access,
             nodes: Vec::new(),
             network: None,

@@ -203,8 +203,14 @@ impl Provider for K3dProvider {
         if created {
             let (_dir, config) = write_temp_config("k3d.yaml", &cluster_config(spec))?;
             run_cli(&self.binary, &create_args(&config)).await?;
-        } else if started {
+        }
+        let stopped: Vec<String> = status.nodes.iter().filter(|n| !n.running).map(|n| n.name.clone()).collect();
+        let restarted_at = started.then(super::restart_mark);
+        if started {
             self.start(spec).await?;
+            let client = super::client_for(&self.access(spec).await?).await?;
+            let expected = self.nodes(spec).await?.len();
+            super::wait_nodes_ready_since(&client, expected, restarted_at, super::NODES_READY_TIMEOUT).await?;
         }
         if let Some(registry) = &spec.registry {
             self.wire_registry(spec, registry).await?;
@@ -214,6 +220,7 @@ impl Provider for K3dProvider {
             provider: "k3d",
             created,
             started,
+            restart: restarted_at.map(|at| super::Restart { at, nodes: stopped }),
             access: self.access(spec).await?,
             nodes: self.nodes(spec).await?,
             network: Some(network_name(&spec.name)),

@@ -191,8 +191,14 @@ impl Provider for KindProvider {
                 let _ = std::fs::create_dir_all(parent);
             }
             run_cli(&self.binary, &create_args(spec, &config, &scratch)).await?;
-        } else if started {
+        }
+        let stopped: Vec<String> = status.nodes.iter().filter(|n| !n.running).map(|n| n.name.clone()).collect();
+        let restarted_at = started.then(super::restart_mark);
+        if started {
             self.start(spec).await?;
+            let client = super::client_for(&self.access(spec).await?).await?;
+            let expected = self.nodes(spec).await?.len();
+            super::wait_nodes_ready_since(&client, expected, restarted_at, super::NODES_READY_TIMEOUT).await?;
         }
         if let Some(registry) = &spec.registry {
             self.wire_registry(spec, registry).await?;
@@ -202,6 +208,7 @@ impl Provider for KindProvider {
             provider: "kind",
             created,
             started,
+            restart: restarted_at.map(|at| super::Restart { at, nodes: stopped }),
             access: self.access(spec).await?,
             nodes: self.nodes(spec).await?,
             network: Some(KIND_NETWORK.into()),

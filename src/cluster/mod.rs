@@ -245,6 +245,9 @@ pub struct Cluster {
     pub created: bool,
     /// True when stopped nodes were started by this call.
     pub started: bool,
+    /// The nodes this call started again, and when: statuses reported before that (node
+    /// conditions, pod readiness) describe the cluster from before the restart.
+    pub restart: Option<Restart>,
     pub access: Access,
     pub nodes: Vec<NodeInfo>,
     /// The Docker network the nodes (and the registry) are on, when there is one.
@@ -498,6 +501,24 @@ pub async fn write_local_registry_hosting(client: &kube::Client, registry: &Regi
         })?;
     Ok(())
 }
+
+/// Stopped nodes started again by `ensure`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restart {
+    /// See [`restart_mark`].
+    pub at: k8s_openapi::jiff::Timestamp,
+    /// Kubernetes node names (the node containers' names).
+    pub nodes: Vec<String>,
+}
+
+/// The moment from which statuses count after a restart: now, less a second, because the
+/// API's timestamps are whole seconds.
+pub fn restart_mark() -> k8s_openapi::jiff::Timestamp {
+    k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(1)
+}
+
+/// How long nodes may take to report Ready after a create or a start.
+pub const NODES_READY_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Wait until the API server answers and `expected` nodes are Ready.
 pub async fn wait_nodes_ready(client: &kube::Client, expected: usize, timeout: Duration) -> Result<(), Error> {

@@ -110,7 +110,13 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
     steps.finish(step, &format!("{} resources ({} profile)", manifests.len(), profile.name));
 
     let step = steps.start("apply");
-    let options = ApplyOptions { wave_timeout, prune: true, wait: true, default_namespace: stack.namespace.clone() };
+    let options = ApplyOptions {
+        wave_timeout,
+        prune: true,
+        wait: true,
+        default_namespace: stack.namespace.clone(),
+        restart: cluster.restart.clone(),
+    };
     let report = kube::apply_waves(&client, &stack.project, &manifests, &options).await?;
     steps.finish(step, &format!("{} in {} waves, all ready", report.summary(), report.waves.len()));
 
@@ -136,7 +142,13 @@ async fn install_ingress(
     let image = spec.image();
     let mut manifests = ingress::manifests(&image, &node.name);
     render::replace_images(&mut manifests, preloaded);
-    let options = ApplyOptions { wave_timeout, prune: false, wait: true, default_namespace: ingress::NAMESPACE.into() };
+    let options = ApplyOptions {
+        wave_timeout,
+        prune: false,
+        wait: true,
+        default_namespace: ingress::NAMESPACE.into(),
+        restart: cluster.restart.clone(),
+    };
     let report = kube::apply_waves(client, ingress::OWNER, &manifests, &options).await?;
     let how = if report.nothing_changed() { "ready" } else { "installed, ready" };
     Ok(format!("Traefik ({image}) {how} on {}", node.name))

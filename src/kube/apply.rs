@@ -39,11 +39,20 @@ pub struct ApplyOptions {
     pub wait: bool,
     /// Namespace for namespaced manifests that name none.
     pub default_namespace: String,
+    /// Nodes started again just before (a reboot): pods on them count as ready only once
+    /// they turned Ready after the restart.
+    pub restart: Option<crate::cluster::Restart>,
 }
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        Self { wave_timeout: Duration::from_secs(300), prune: true, wait: true, default_namespace: "default".into() }
+        Self {
+            wave_timeout: Duration::from_secs(300),
+            prune: true,
+            wait: true,
+            default_namespace: "default".into(),
+            restart: None,
+        }
     }
 }
 
@@ -207,7 +216,7 @@ pub async fn apply_waves_with(
         if options.wait {
             let targets: Vec<(ResourceType, ObjectKey)> =
                 results.iter().map(|(k, _, t)| (t.clone(), k.clone())).collect();
-            wait::wait_wave(client, wave.phase, &targets, options.wave_timeout).await?;
+            wait::wait_wave(client, wave.phase, &targets, options.wave_timeout, options.restart.as_ref()).await?;
         }
         if wave.phase == Phase::Foundation && !crd_kinds.is_empty() {
             wait_until_served(client, &crd_kinds, options.wave_timeout).await?;

@@ -33,6 +33,31 @@ fn condition_true(obj: &Value, type_: &str) -> bool {
     condition(obj, type_).and_then(|c| str_at(c, "/status")) == Some("True")
 }
 
+/// After nodes were started again: a workload is ready only when each of its pods on those
+/// nodes has turned Ready since (Pods that finished or are going away do not count). Until
+/// the kubelets report, the API still shows the pods' readiness from before the restart, and
+/// the controllers' ready counts follow it.
+pub fn pods_ready_since(pods: &[Value], restart: &crate::cluster::Restart) -> Readiness {
+    for pod in pods {
+        let on_restarted_node = str_at(pod, "/spec/nodeName").is_some_and(|n| restart.nodes.iter().any(|r| r == n));
+        let finished = matches!(str_at(pod, "/status/phase"), Some("Succeeded" | "Failed"));
+        if !on_restarted_node || finished || pod.pointer("/metadata/deletionTimestamp").is_some() {
+            continue;
+        }
+        let fresh = condition(pod, "Ready").is_some_and(|c| {
+            str_at(c, "/status") == Some("True")
+                && str_at(c, "/lastTransitionTime")
+                    .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok())
+                    .is_some_and(|t| t >= restart.at)
+        });
+        if !fresh {
+            let name = str_at(pod, "/metadata/name").unwrap_or("?");
+            return Readiness::Pending(format!("pod {name} has not been ready since its node restarted"));
+        }
+    }
+    Readiness::Ready
+}
+
 /// Readiness of an object of `kind` from its live state. Kinds without a notion of readiness
 /// (ConfigMaps, RBAC...) are ready once applied.
 pub fn is_ready(kind: &str, obj: &Value) -> Readiness {
@@ -198,6 +223,27 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn after_a_restart_only_pods_ready_since_count_on_the_restarted_nodes() {
+        let restart = crate::cluster::Restart { at: "2026-11-22T08:00:00Z".parse().unwrap(), nodes: vec!["n1".into()] };
+        let pod = |name: &str, node: &str, phase: &str, ready_at: &str| {
+            json!({"metadata": {"name": name}, "spec": {"nodeName": node}, "status": {"phase": phase,
+                "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": ready_at}]}})
+        };
+        let fresh = pod("a", "n1", "Running", "2026-11-22T08:00:05Z");
+        let stale = pod("b", "n1", "Running", "2026-11-22T07:00:00Z");
+        let elsewhere = pod("c", "n2", "Running", "2026-11-22T07:00:00Z");
+        let finished = pod("d", "n1", "Succeeded", "2026-11-22T07:00:00Z");
+        assert!(pods_ready_since(&[fresh.clone(), elsewhere, finished], &restart).is_ready());
+        assert_eq!(pending(pods_ready_since(&[fresh.clone(), stale.clone()], &restart)), "pod b has not been ready since its node restarted");
+        let mut going = stale;
+        going["metadata"]["deletionTimestamp"] = json!("2026-11-22T08:00:01Z");
+        assert!(pods_ready_since(&[fresh, going], &restart).is_ready());
+        let mut not_ready = pod("e", "n1", "Running", "2026-11-22T08:00:05Z");
+        not_ready["status"]["conditions"][0]["status"] = json!("False");
+        assert!(!pods_ready_since(&[not_ready], &restart).is_ready());
+    }
 
     fn pending(r: Readiness) -> String {
         match r {

@@ -14,7 +14,8 @@ use serde_json::Value;
 use super::client::{KubeClient, ResourceType};
 use super::diagnose::{Diagnosis, LOG_LINES, PodLog, diagnose, logs_wanted};
 use super::object::{ObjectKey, str_at};
-use super::readiness::{Readiness, is_ready, pvc_ready, service_ready};
+use super::readiness::{Readiness, is_ready, pods_ready_since, pvc_ready, service_ready};
+use crate::cluster::Restart;
 use super::wave::Phase;
 use super::{Error, Result};
 
@@ -42,6 +43,7 @@ pub async fn wait_wave(
     phase: Phase,
     objects: &[(ResourceType, ObjectKey)],
     timeout: Duration,
+    restart: Option<&Restart>,
 ) -> Result<()> {
     let deadline = Instant::now() + timeout;
     let mut pending: Vec<&(ResourceType, ObjectKey)> = objects.iter().filter(|(_, k)| awaited(k)).collect();
@@ -67,6 +69,10 @@ pub async fn wait_wave(
                     };
                     pvc_ready(&live, immediate)
                 }
+                kind @ ("Deployment" | "StatefulSet" | "DaemonSet") => match (is_ready(kind, &live), restart) {
+                    (Readiness::Ready, Some(restart)) => pods_ready_since(&pods_of(client, key, &live).await?, restart),
+                    (verdict, _) => verdict,
+                },
                 kind => is_ready(kind, &live),
             };
             if let Readiness::Failed(_) = verdict {
@@ -93,6 +99,14 @@ pub async fn wait_wave(
         interval = (interval * 2).min(Duration::from_secs(2));
         pending = still;
     }
+}
+
+/// The pods of a workload, by its selector.
+async fn pods_of(client: &KubeClient, key: &ObjectKey, live: &Value) -> Result<Vec<Value>> {
+    let Some(selector) = pod_selector(&key.kind, live) else { return Ok(Vec::new()) };
+    let api: Api<Pod> = Api::namespaced(client.raw().clone(), key.namespace.as_deref().unwrap_or("default"));
+    let pods = api.list(&ListParams::default().labels(&selector)).await.map_err(list_error("pods", key))?;
+    Ok(pods.items.iter().filter_map(|p| serde_json::to_value(p).ok()).collect())
 }
 
 async fn get(client: &KubeClient, ty: &ResourceType, key: &ObjectKey) -> Result<Value> {

@@ -2,8 +2,9 @@
 //! guestbook example (API, worker, postgres, migrations) to ready on the offline node image,
 //! pulling its images from the local registry through the wired mirror; a second `up` changes
 //! nothing; a config change touches only its resource and a resource gone from the templates is
-//! pruned; Ctrl-C in any step converges on the next `up`; `down` leaves only the registry,
-//! `down --purge` nothing. Docker tier: a taken port and a lost engine fail clearly.
+//! pruned; the app answers on the host through the ingress controller, also after the
+//! containers were stopped (a reboot); Ctrl-C in any step converges on the next `up`; `down`
+//! leaves only the registry, `down --purge` nothing. Docker tier: a taken port and a lost engine fail clearly.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -218,12 +219,30 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     assert!(step_line(&third, "apply").contains("0 created, 1 changed"), "{third}");
     assert!(step_line(&third, "apply").contains("0 pruned"), "{third}");
 
+    // A reboot: every container of the project stops. `up` starts them again, re-wires the
+    // registry, and the app answers through the ingress once more.
+    let label = format!("label=dev.samestack.project={}", stack.name);
+    let containers = docker(&["ps", "-q", "--filter", &label]);
+    let containers: Vec<&str> = containers.lines().filter(|l| !l.is_empty()).collect();
+    assert!(containers.len() >= 2, "expected the node and the registry: {containers:?}");
+    docker(&[&["stop", "-t", "5"][..], &containers].concat());
+    let rebooted = stack.up();
+    assert!(step_line(&rebooted, "registry").contains("started"), "{rebooted}");
+    assert!(step_line(&rebooted, "cluster").contains("started"), "{rebooted}");
+    assert!(step_line(&rebooted, "apply").contains("all ready"), "{rebooted}");
+    let (status_line, body) = stack.get_through_ingress("guestbook.localhost", "/healthz");
+    assert!(status_line.contains(" 200 "), "GET /healthz through the ingress after a reboot: {status_line}\n{body}");
+
     // The Ingress gone from the config is pruned (and the API's NetworkPolicy no longer admits
     // the ingress controller: that one change).
     stack.edit("    ingress: { host: guestbook.example.com, path: / }\n", "");
     let fourth = stack.up();
     assert!(step_line(&fourth, "apply").contains("0 created, 1 changed"), "{fourth}");
     assert!(step_line(&fourth, "apply").contains("1 pruned"), "{fourth}");
+    // The API server's host port changed with the restart: `up` rewrote the kubeconfig.
+    let client = samestack::kube::KubeClient::connect(&stack.kubeconfig(), Some(&format!("samestack-{}", stack.name)))
+        .await
+        .expect("the user's kubeconfig has the context");
     let ingresses: kube::Api<k8s_openapi::api::networking::v1::Ingress> = kube::Api::namespaced(client.raw().clone(), &stack.name);
     assert!(ingresses.get_opt("api").await.unwrap().is_none(), "the Ingress was not pruned");
 
