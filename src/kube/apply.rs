@@ -4,12 +4,14 @@
 //! are the source of truth for the fields they set, so a field last written by someone else
 //! (a `kubectl edit`, an older client-side apply, another tool) is taken back instead of
 //! failing the whole `up` with a conflict — the same choice as `kubectl apply --server-side
-//! --force-conflicts` in a CD pipeline. Fields the templates do not set (for example replicas
-//! owned by an autoscaler when the template leaves them out) keep their other managers.
+//! --force-conflicts` in a CD pipeline. Fields the templates do not set keep their other
+//! managers. One exception to "templates win": the replica count of a workload that a
+//! HorizontalPodAutoscaler in the same set scales. The templates give it for the first
+//! rollout (and for production, where the manifests are applied by other tools); after that
+//! the autoscaler owns it, and re-applying would scale the workload back on every `up`.
 //!
-//! Change detection compares each object's resourceVersion before and after its apply: the
-//! API server does not write (and keeps the resourceVersion) when an apply changes nothing, so
-//! a second `up` with the same manifests reports every object unchanged.
+//! Change detection compares each object's content before and after its apply (see
+//! [`content`]), so a second `up` with the same manifests reports every object unchanged.
 
 use std::collections::{BTreeSet, HashSet};
 use std::time::{Duration, Instant};
@@ -190,6 +192,7 @@ pub async fn apply_waves_with(
         strip_empty_lists(doc);
     }
     let crd_kinds = kinds_defined_by_crds(&docs);
+    let autoscaled = autoscaled_workloads(&docs, &options.default_namespace);
     for doc in &docs {
         let h = head(doc, 0)?;
         let custom = crd_kinds.contains(&(group_of(h.api_version).to_string(), h.kind.to_string()));
@@ -207,7 +210,7 @@ pub async fn apply_waves_with(
     for wave in plan_waves(&docs) {
         let started = Instant::now();
         let results: Vec<(ObjectKey, Change, ResourceType)> = stream::iter(wave.objects.iter())
-            .map(|doc| apply_one(client, doc, &options.default_namespace))
+            .map(|doc| apply_one(client, doc, &options.default_namespace, &autoscaled))
             .buffered(CONCURRENCY)
             .try_collect()
             .await?;
@@ -274,10 +277,34 @@ fn api_error(object: String, action: &'static str, source: ::kube::Error) -> Err
     }
 }
 
+/// The workloads a HorizontalPodAutoscaler in `docs` scales: (kind, namespace, name).
+fn autoscaled_workloads(docs: &[Value], default_namespace: &str) -> HashSet<(String, String, String)> {
+    docs.iter()
+        .filter(|d| str_at(d, "/kind") == Some("HorizontalPodAutoscaler"))
+        .filter_map(|hpa| {
+            let namespace = str_at(hpa, "/metadata/namespace").unwrap_or(default_namespace);
+            let kind = str_at(hpa, "/spec/scaleTargetRef/kind")?;
+            let name = str_at(hpa, "/spec/scaleTargetRef/name")?;
+            Some((kind.to_string(), namespace.to_string(), name.to_string()))
+        })
+        .collect()
+}
+
+/// For a workload an autoscaler scales, applies the live replica count instead of the
+/// template's (see the module documentation). New workloads keep the template's.
+fn keep_live_replicas(doc: &mut Value, live: &DynamicObject) {
+    if let (Some(replicas), Some(spec)) =
+        (live.data.pointer("/spec/replicas"), doc.get_mut("spec").and_then(Value::as_object_mut))
+    {
+        spec.insert("replicas".into(), replicas.clone());
+    }
+}
+
 async fn apply_one(
     client: &KubeClient,
     doc: &Value,
     default_namespace: &str,
+    autoscaled: &HashSet<(String, String, String)>,
 ) -> Result<(ObjectKey, Change, ResourceType)> {
     let h = head(doc, 0)?;
     let ty = client.resolve(h.api_version, h.kind).await?.ok_or_else(|| Error::UnknownKind {
@@ -298,6 +325,11 @@ async fn apply_one(
     }
     let api = client.api(&ty, namespace.as_deref());
     let before = api.get_opt(&key.name).await.map_err(|s| api_error(describe(&doc), "reading", s))?;
+    if let Some(live) = &before
+        && autoscaled.contains(&(key.kind.clone(), namespace.clone().unwrap_or_default(), key.name.clone()))
+    {
+        keep_live_replicas(&mut doc, live);
+    }
     let params = PatchParams::apply(MANAGER).force();
     let after = api
         .patch(&key.name, &params, &Patch::Apply(&doc))
@@ -435,6 +467,30 @@ mod tests {
         };
         assert_eq!(content(&object("31", "Pending", "1Gi")), content(&object("35", "Bound", "1Gi")));
         assert_ne!(content(&object("31", "Pending", "1Gi")), content(&object("35", "Pending", "2Gi")));
+    }
+
+    #[test]
+    fn an_autoscaled_workload_keeps_its_live_replica_count() {
+        let hpa = |ns: Option<&str>, name: &str| {
+            let mut h = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": name},
+                "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}}});
+            if let Some(ns) = ns {
+                h["metadata"]["namespace"] = json!(ns);
+            }
+            h
+        };
+        let docs = [hpa(Some("shop"), "api"), hpa(None, "worker"), json!({"kind": "Deployment", "metadata": {"name": "web"}})];
+        let scaled = autoscaled_workloads(&docs, "default");
+        let key = |ns: &str, name: &str| ("Deployment".to_string(), ns.to_string(), name.to_string());
+        assert_eq!(scaled, [key("shop", "api"), key("default", "worker")].into());
+
+        let mut doc = json!({"kind": "Deployment", "spec": {"replicas": 2, "paused": false}});
+        let live: DynamicObject = serde_json::from_value(
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api"}, "spec": {"replicas": 5}}),
+        )
+        .unwrap();
+        keep_live_replicas(&mut doc, &live);
+        assert_eq!(doc["spec"], json!({"replicas": 5, "paused": false}));
     }
 
     #[test]

@@ -347,6 +347,35 @@ fn deployment(ns: &str) -> Value {
                 "spec": {"containers": [{"name": "web", "image": "localhost:5999/samestack-test/missing:1"}]}}}})
 }
 
+#[tokio::test]
+async fn cluster_kube_autoscaled_replicas_are_not_reset_by_a_reapply() {
+    let Some(cluster) = cluster_or_skip("cluster_kube_autoscaled_replicas_are_not_reset_by_a_reapply") else { return };
+    let client = connect(cluster).await;
+    let ns = unique_name("hpa");
+    let hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web", "namespace": ns},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 1, "maxReplicas": 4}});
+    let with_hpa = vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}), deployment(&ns), hpa];
+    // No waiting: the API-only server has no controllers to roll the Deployment out.
+    let options = ApplyOptions { wait: false, ..Default::default() };
+    apply_waves(&client, &ns, &with_hpa, &options).await.expect("first apply");
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.raw().clone(), &ns);
+    let replicas = || async { deployments.get("web").await.unwrap().spec.unwrap().replicas };
+    assert_eq!(replicas().await, Some(1), "a new workload starts at the template's count");
+
+    // The autoscaler scales it up through the scale subresource, as the HPA controller does.
+    deployments.patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 3}}))).await.unwrap();
+    let again = apply_waves(&client, &ns, &with_hpa, &options).await.expect("second apply");
+    assert!(again.nothing_changed(), "{}", again.summary());
+    assert_eq!(replicas().await, Some(3), "the autoscaler's count stays");
+
+    // Without an autoscaler the templates own the count again.
+    let without: Vec<Value> = with_hpa[..2].to_vec();
+    let last = apply_waves(&client, &ns, &without, &options).await.expect("apply without the HPA");
+    assert_eq!(last.pruned.len(), 1, "{}", last.summary());
+    assert_eq!(replicas().await, Some(1));
+    cleanup(&client, &ns, None).await;
+}
+
 /// Plays the kubelet for an API-only cluster: a crash-looping pod of the Deployment and a
 /// failing readiness probe event, once the Deployment exists.
 async fn stage_crash_loop(client: &KubeClient, ns: &str) {
