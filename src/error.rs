@@ -71,6 +71,7 @@ pub fn kind_of(err: &anyhow::Error) -> ErrorKind {
             crate::kube::Error,
             crate::preflight::Error,
             crate::settings::FlagError,
+            crate::tls::Error,
         );
     }
     ErrorKind::Environment

@@ -18,4 +18,5 @@ pub mod profile;
 pub mod registry;
 pub mod render;
 pub mod settings;
+pub mod tls;
 pub mod ui;

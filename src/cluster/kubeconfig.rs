@@ -19,7 +19,7 @@ pub fn owned_path(cluster: &str) -> PathBuf {
     state_dir().join(cluster).join("kubeconfig")
 }
 
-fn state_dir() -> PathBuf {
+pub(crate) fn state_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
         return PathBuf::from(dir).join("samestack");
     }

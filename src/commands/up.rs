@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use k8s_openapi::api::core::v1::Secret;
+use ::kube::api::Api;
 
 use crate::build::{self, BuildAction, BuildOptions};
 use crate::cli::{GlobalArgs, UpArgs};
@@ -20,6 +22,7 @@ use crate::profile::{self, ProfileSettings};
 use crate::registry;
 use crate::render::{self, RenderOptions};
 use crate::settings::{self, FlagError, StackSettings};
+use crate::tls;
 use crate::ui::Steps;
 
 pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus> {
@@ -107,7 +110,13 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
     let step = steps.start("render");
     let mut manifests = render_manifests(&project, &profile, images)?;
     render::replace_images(&mut manifests, &preloaded);
-    steps.finish(step, &format!("{} resources ({} profile)", manifests.len(), profile.name));
+    let serves_ingress = stack.ingress.is_some() && ingress::installed_by_samestack(cluster.provider).is_ok();
+    let ca = if serves_ingress { add_tls_secrets(&client, &mut manifests, &stack.namespace).await? } else { None };
+    let certificates = match &ca {
+        Some(ca) => format!("; Ingress TLS from the development CA {}", ca.display()),
+        None => String::new(),
+    };
+    steps.finish(step, &format!("{} resources ({} profile){certificates}", manifests.len(), profile.name));
 
     let step = steps.start("apply");
     let options = ApplyOptions {
@@ -123,6 +132,9 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
     if !global.quiet {
         let status = kube::project_status(&client, &stack.project).await.context("reading the stack's status")?;
         eprintln!("{}", super::status::format_endpoints(&status, &context, &stack.namespace, &stack.cluster.ports));
+        if let Some(ca) = &ca {
+            eprintln!("https: trust {} to verify the Ingress certificates (curl --cacert, or your trust store)", ca.display());
+        }
         let total: Duration = steps.timings().iter().map(|(_, d)| *d).sum();
         eprintln!("up in {}. Next: `samestack status`, `samestack down`.", crate::ui::format_duration(total));
     }
@@ -152,6 +164,27 @@ async fn install_ingress(
     let report = kube::apply_waves(client, ingress::OWNER, &manifests, &options).await?;
     let how = if report.nothing_changed() { "ready" } else { "installed, ready" };
     Ok(format!("Traefik ({image}) {how} on {}", node.name))
+}
+
+/// Adds the TLS Secrets the Ingresses name and the templates do not provide, issued by the
+/// development CA (see [`tls`]); returns the CA certificate's path when there were any.
+async fn add_tls_secrets(
+    client: &KubeClient,
+    manifests: &mut Vec<serde_json::Value>,
+    namespace: &str,
+) -> anyhow::Result<Option<std::path::PathBuf>> {
+    let wanted = tls::wanted(manifests, namespace);
+    if wanted.is_empty() {
+        return Ok(None);
+    }
+    let ca = tls::LocalCa::load_or_create(&tls::LocalCa::default_dir())?;
+    for w in &wanted {
+        let secrets: Api<Secret> = Api::namespaced(client.raw().clone(), &w.namespace);
+        let live = secrets.get_opt(&w.name).await.with_context(|| format!("reading Secret {}/{}", w.namespace, w.name))?;
+        let live = live.map(|s| serde_json::to_value(s).unwrap_or_default());
+        manifests.push(tls::secret(&ca, w, live.as_ref(), k8s_openapi::jiff::Timestamp::now())?);
+    }
+    Ok(Some(ca.cert_path()))
 }
 
 /// Renders with real secret values (they go to the cluster, never to the terminal).

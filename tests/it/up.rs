@@ -24,6 +24,8 @@ struct Stack {
     registry_port: u16,
     /// Host port mapped onto the node's 80: the ingress controller's HTTP entrypoint.
     ingress_port: u16,
+    /// Host port mapped onto the node's 443.
+    https_port: u16,
     _cleanup: support::ProjectCleanup,
 }
 
@@ -39,11 +41,13 @@ impl Stack {
         let yaml = replace_once(&yaml, "host_port: 5001", &format!("host_port: {registry_port}"));
         let ingress_port = free_port();
         let yaml = replace_once(&yaml, "{ host: 8080, container: 80 }", &format!("{{ host: {ingress_port}, container: 80 }}"));
+        let https_port = free_port();
+        let yaml = replace_once(&yaml, "{ host: 8443, container: 443 }", &format!("{{ host: {https_port}, container: 443 }}"));
         std::fs::write(dir.path().join("samestack.yaml"), yaml).unwrap();
         std::fs::create_dir_all(dir.path().join(".secrets")).unwrap();
         std::fs::write(dir.path().join(".secrets/db-password"), "it-only-password").unwrap();
         std::fs::create_dir_all(dir.path().join("home")).unwrap();
-        Stack { dir, _cleanup: support::ProjectCleanup(name.clone()), name, registry_port, ingress_port }
+        Stack { dir, _cleanup: support::ProjectCleanup(name.clone()), name, registry_port, ingress_port, https_port }
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -89,6 +93,20 @@ impl Stack {
         conn.read_to_string(&mut response).expect("a response");
         let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
         (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+    }
+
+    /// `GET path` over HTTPS through the ingress controller, by curl, trusting only the
+    /// development CA in this stack's HOME; curl's exit code and the HTTP status.
+    fn get_https(&self, host: &str, path: &str) -> (Option<i32>, String) {
+        let ca = self.dir.path().join("home/.local/state/samestack/ca/ca.crt");
+        let port = self.https_port;
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "30", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+            .arg(&ca)
+            .args(["--resolve", &format!("{host}:{port}:127.0.0.1"), &format!("https://{host}:{port}{path}")])
+            .output()
+            .expect("curl runs (CI installs it)");
+        (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
     }
 
     /// `up` with the offline images; panics with the output unless it succeeds.
@@ -177,7 +195,8 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     assert!(status.status.success(), "status is not ready:\n{}", output_text(&status));
     let report: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status --json is JSON");
     assert_eq!(report["ready"], true, "{report:#}");
-    assert_eq!(report["urls"], serde_json::json!([format!("http://guestbook.localhost:{}/", stack.ingress_port)]), "{report:#}");
+    let urls = [format!("http://guestbook.localhost:{}/", stack.ingress_port), format!("https://guestbook.localhost:{}/", stack.https_port)];
+    assert_eq!(report["urls"], serde_json::json!(urls), "{report:#}");
     let workloads = report["resources"]["workloads"].as_array().unwrap();
     for name in ["api", "worker", "database"] {
         assert!(workloads.iter().any(|w| w["name"] == name && w["ready"] == 1), "{name} not ready: {report:#}");
@@ -191,6 +210,10 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     assert!(status_line.contains(" 200 "), "GET /healthz through the ingress: {status_line}\n{body}");
     let (status_line, _) = stack.get_through_ingress("elsewhere.localhost", "/healthz");
     assert!(status_line.contains(" 404 "), "a host no Ingress names must not reach the API: {status_line}");
+    // HTTPS verifies against the development CA: the Ingress's TLS Secret was issued by `up`.
+    assert!(step_line(&first, "render").contains("Ingress TLS from the development CA"), "{first}");
+    let (code, reply) = stack.get_https("guestbook.localhost", "/healthz");
+    assert_eq!((code, reply.as_str()), (Some(0), "200"), "GET https://guestbook.localhost/healthz");
 
     // The pods run images the node could only get from the local registry, through the mirror.
     let client = samestack::kube::KubeClient::connect(&stack.kubeconfig(), Some(&format!("samestack-{}", stack.name)))
@@ -232,19 +255,22 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     assert!(step_line(&rebooted, "apply").contains("all ready"), "{rebooted}");
     let (status_line, body) = stack.get_through_ingress("guestbook.localhost", "/healthz");
     assert!(status_line.contains(" 200 "), "GET /healthz through the ingress after a reboot: {status_line}\n{body}");
+    assert_eq!(stack.get_https("guestbook.localhost", "/healthz"), (Some(0), "200".into()), "HTTPS after a reboot");
 
-    // The Ingress gone from the config is pruned (and the API's NetworkPolicy no longer admits
-    // the ingress controller: that one change).
+    // The Ingress gone from the config is pruned with its TLS Secret (and the API's
+    // NetworkPolicy no longer admits the ingress controller: that one change).
     stack.edit("    ingress: { host: guestbook.example.com, path: / }\n", "");
     let fourth = stack.up();
     assert!(step_line(&fourth, "apply").contains("0 created, 1 changed"), "{fourth}");
-    assert!(step_line(&fourth, "apply").contains("1 pruned"), "{fourth}");
+    assert!(step_line(&fourth, "apply").contains("2 pruned"), "{fourth}");
     // The API server's host port changed with the restart: `up` rewrote the kubeconfig.
     let client = samestack::kube::KubeClient::connect(&stack.kubeconfig(), Some(&format!("samestack-{}", stack.name)))
         .await
         .expect("the user's kubeconfig has the context");
     let ingresses: kube::Api<k8s_openapi::api::networking::v1::Ingress> = kube::Api::namespaced(client.raw().clone(), &stack.name);
     assert!(ingresses.get_opt("api").await.unwrap().is_none(), "the Ingress was not pruned");
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> = kube::Api::namespaced(client.raw().clone(), &stack.name);
+    assert!(secrets.get_opt("api-tls").await.unwrap().is_none(), "the Ingress's TLS Secret was not pruned");
 
     // `down` keeps only the registry (the image cache); `down --purge` leaves nothing.
     let down = stack.samestack(&["down"]);
