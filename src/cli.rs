@@ -134,7 +134,7 @@ pub struct StatusArgs {
 
 #[derive(Debug, Args)]
 pub struct DownArgs {
-    /// Also remove the registry and its image cache
+    /// Also remove the registry, its image cache, and the images built for the project
     #[arg(long)]
     pub purge: bool,
 }

@@ -465,6 +465,45 @@ async fn input_digest(
     Ok(context::hex(&hasher.finalize()))
 }
 
+/// What `down --purge` removes from the local engine for a project: the images `up` built
+/// for it (label `dev.samestack.project`, with all their tags), and tags that point into its
+/// registry (`localhost:<port>/...`, e.g. preloaded images) on images that keep another name.
+/// An image a container still uses stays. Returns the removed references.
+pub async fn remove_project_images(
+    client: &Client,
+    project: &str,
+    registry_port: Option<u16>,
+) -> Result<Vec<String>, Error> {
+    let images = client
+        .list_images(None::<bollard::query_parameters::ListImagesOptions>)
+        .await
+        .map_err(|e| docker::Error::api("listing images", e))?;
+    let prefix = registry_port.map(|p| format!("localhost:{p}/"));
+    let mut removed = Vec::new();
+    for image in &images {
+        let tags: Vec<&String> = image.repo_tags.iter().filter(|t| t.as_str() != "<none>:<none>").collect();
+        let built = image.labels.get(docker::LABEL_PROJECT).is_some_and(|p| p == project);
+        let doomed: Vec<String> = if built {
+            vec![image.id.clone()]
+        } else {
+            let into_registry = |t: &&String| prefix.as_deref().is_some_and(|p| t.starts_with(p));
+            let (ours, others): (Vec<&String>, Vec<&String>) = tags.iter().copied().partition(into_registry);
+            // An image known only by its registry tag came from elsewhere: leave it.
+            if others.is_empty() { Vec::new() } else { ours.into_iter().cloned().collect() }
+        };
+        for reference in doomed {
+            // Forced for built images: all their tags go at once (down removed the containers first).
+            let options = bollard::query_parameters::RemoveImageOptionsBuilder::new().force(built).build();
+            match client.remove_image(&reference, Some(options), None).await {
+                Ok(_) => removed.push(if built { tags.first().map_or(reference, |t| t.to_string()) } else { reference }),
+                Err(e) if docker::is_connection_lost(&e) => return Err(docker::Error::api("removing images", e).into()),
+                Err(e) => tracing::debug!(%reference, error = %docker::describe(&e), "kept an image"),
+            }
+        }
+    }
+    Ok(removed)
+}
+
 /// Untags the repository's samestack-built images beyond the `keep` newest (never `current`).
 /// Best effort: an image a container still uses stays, and failures are only logged.
 async fn prune_old_images(client: &Client, repository: &str, current: &str, keep: usize) {

@@ -1,9 +1,11 @@
 //! `samestack down [--purge]`: removes the cluster and what samestack added for it (containers,
-//! network, kubeconfig context); keeps the registry and its image cache unless `--purge`. Ends
-//! with a label query, so anything left behind is named.
+//! network, kubeconfig context); keeps the registry and its image cache, and the images built
+//! in the local engine, unless `--purge`. Ends with a label query, so anything left behind is
+//! named.
 
 use std::collections::BTreeMap;
 
+use crate::build;
 use crate::cli::{DownArgs, GlobalArgs};
 use crate::cluster::{self, Provider as _, kubeconfig};
 use crate::commands::ExitStatus;
@@ -27,6 +29,11 @@ pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitStat
             kept.push(spec.name.clone());
         }
     }
+    let images = if args.purge {
+        build::remove_project_images(&engine, &stack.project, stack.registry.as_ref().map(|r| r.host_port)).await?
+    } else {
+        Vec::new()
+    };
     let left: Vec<String> = docker::find_containers(&engine, &[(LABEL_PROJECT, stack.project.as_str())])
         .await?
         .iter()
@@ -44,7 +51,11 @@ pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitStat
     if !global.quiet {
         match kept.first() {
             Some(name) => eprintln!("removed cluster {}; kept registry {name} and its image cache (--purge removes it)", stack.cluster.name),
-            None => eprintln!("removed cluster {} and everything samestack made for it", stack.cluster.name),
+            None => eprintln!(
+                "removed cluster {} and everything samestack made for it ({} image reference(s))",
+                stack.cluster.name,
+                images.len()
+            ),
         }
     }
     Ok(ExitStatus::Success)

@@ -88,5 +88,8 @@ impl Drop for ProjectCleanup {
         for id in run(&["volume", "ls", "-q", "--filter", &label]).lines() {
             run(&["volume", "rm", "-f", id]);
         }
+        for id in run(&["images", "-q", "--filter", &label]).lines() {
+            run(&["rmi", "-f", id]);
+        }
     }
 }

@@ -135,6 +135,7 @@ impl Stack {
             ("container", vec!["ps", "-a", "--format", "{{.Names}}", "--filter", &label]),
             ("network", vec!["network", "ls", "--format", "{{.Name}}", "--filter", &label]),
             ("volume", vec!["volume", "ls", "--format", "{{.Name}}", "--filter", &label]),
+            ("image", vec!["images", "--format", "{{.Repository}}", "--filter", &label]),
         ] {
             found.extend(docker(&args).lines().filter(|l| !l.is_empty()).map(|l| format!("{kind} {l}")));
         }
@@ -278,12 +279,19 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     let registry_name = samestack::settings::registry_container_name(&stack.name);
     let mut left = stack.labelled_objects();
     left.sort();
-    assert_eq!(left, [format!("container {registry_name}"), format!("volume {}", registry::volume_name(&registry_name))]);
+    let built = |service: &str| format!("image localhost:{}/{}/{service}", stack.registry_port, stack.name);
+    assert_eq!(
+        left,
+        [format!("container {registry_name}"), built("api"), built("worker"), format!("volume {}", registry::volume_name(&registry_name))]
+    );
     let kubeconfig = std::fs::read_to_string(stack.kubeconfig()).unwrap();
     assert!(!kubeconfig.contains(&stack.name), "down left the context in the kubeconfig:\n{kubeconfig}");
     let purge = stack.samestack(&["down", "--purge"]);
     assert!(purge.status.success(), "{}", output_text(&purge));
     assert_eq!(stack.labelled_objects(), Vec::<String>::new());
+    let registry_tags = format!("localhost:{}/", stack.registry_port);
+    let tags = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(!tags.contains(&registry_tags), "down --purge left tags into the registry:\n{tags}");
 }
 
 /// Ctrl-C inside each step in turn (the signal goes out as soon as the previous step's line
