@@ -599,10 +599,8 @@ impl Provider for DockerProvider {
         let image = spec.node_image();
         let existing = self.node_containers(spec).await?;
         let mut created = false;
-        let mut started = false;
         let mut timings = Timings::default();
-        let mut restarted_at = None;
-        let mut stopped = Vec::new();
+        let mut restart = None;
         let begin = Instant::now();
         if existing.is_empty() {
             timings = self.create(spec).await?;
@@ -613,11 +611,9 @@ impl Provider for DockerProvider {
             if let Some(reason) = mismatch(&image, spec, &described) {
                 return Err(Error::Mismatch { name: spec.name.clone(), reason });
             }
-            stopped = existing.iter().filter(|n| !n.0.running).map(|n| n.0.name.clone()).collect();
-            if !stopped.is_empty() {
-                restarted_at = Some(super::restart_mark());
+            restart = super::Restart::of_stopped(existing.iter().map(|n| &n.0));
+            if restart.is_some() {
                 self.start(spec).await?;
-                started = true;
                 timings.steps.push(("start stopped nodes".into(), begin.elapsed()));
             }
             let mut complete = true;
@@ -637,7 +633,8 @@ impl Provider for DockerProvider {
             // After a start the API server needs a moment; this also proves a reused cluster answers.
             let client = super::client_for(&access).await?;
             let expected = (spec.servers + spec.agents) as usize;
-            super::wait_nodes_ready_since(&client, expected, restarted_at, super::NODES_READY_TIMEOUT).await?;
+            let since = restart.as_ref().map(|r| r.at);
+            super::wait_nodes_ready_since(&client, expected, since, super::NODES_READY_TIMEOUT).await?;
         }
         if let Some(registry) = &spec.registry {
             // Idempotent; after a start the registry may have been recreated and left the network.
@@ -648,8 +645,7 @@ impl Provider for DockerProvider {
             name: spec.name.clone(),
             provider: "docker",
             created,
-            started,
-            restart: restarted_at.map(|at| super::Restart { at, nodes: stopped }),
+            restart,
             access,
             nodes: self.nodes(spec).await?,
             network: Some(network_name(&spec.name)),

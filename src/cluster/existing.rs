@@ -74,7 +74,6 @@ impl Provider for ExistingProvider {
             name: spec.name.clone(),
             provider: "existing",
             created: false,
-            started: false,
             restart: None,
             access,
             nodes: Vec::new(),

@@ -199,19 +199,11 @@ impl Provider for K3dProvider {
     async fn ensure(&self, spec: &ClusterSpec) -> Result<Cluster, Error> {
         let status = self.status(spec).await?;
         let created = status.state == ClusterState::Absent;
-        let started = matches!(status.state, ClusterState::Stopped | ClusterState::Degraded);
         if created {
             let (_dir, config) = write_temp_config("k3d.yaml", &cluster_config(spec))?;
             run_cli(&self.binary, &create_args(&config)).await?;
         }
-        let stopped: Vec<String> = status.nodes.iter().filter(|n| !n.running).map(|n| n.name.clone()).collect();
-        let restarted_at = started.then(super::restart_mark);
-        if started {
-            self.start(spec).await?;
-            let client = super::client_for(&self.access(spec).await?).await?;
-            let expected = self.nodes(spec).await?.len();
-            super::wait_nodes_ready_since(&client, expected, restarted_at, super::NODES_READY_TIMEOUT).await?;
-        }
+        let restart = super::start_stopped(self, spec, &status).await?;
         if let Some(registry) = &spec.registry {
             self.wire_registry(spec, registry).await?;
         }
@@ -219,8 +211,7 @@ impl Provider for K3dProvider {
             name: spec.name.clone(),
             provider: "k3d",
             created,
-            started,
-            restart: restarted_at.map(|at| super::Restart { at, nodes: stopped }),
+            restart,
             access: self.access(spec).await?,
             nodes: self.nodes(spec).await?,
             network: Some(network_name(&spec.name)),

@@ -183,7 +183,6 @@ impl Provider for KindProvider {
     async fn ensure(&self, spec: &ClusterSpec) -> Result<Cluster, Error> {
         let status = self.status(spec).await?;
         let created = status.state == ClusterState::Absent;
-        let started = matches!(status.state, ClusterState::Stopped | ClusterState::Degraded);
         if created {
             let (_dir, config) = write_temp_config("kind.yaml", &cluster_config(spec))?;
             let scratch = Self::scratch_kubeconfig(spec);
@@ -192,14 +191,7 @@ impl Provider for KindProvider {
             }
             run_cli(&self.binary, &create_args(spec, &config, &scratch)).await?;
         }
-        let stopped: Vec<String> = status.nodes.iter().filter(|n| !n.running).map(|n| n.name.clone()).collect();
-        let restarted_at = started.then(super::restart_mark);
-        if started {
-            self.start(spec).await?;
-            let client = super::client_for(&self.access(spec).await?).await?;
-            let expected = self.nodes(spec).await?.len();
-            super::wait_nodes_ready_since(&client, expected, restarted_at, super::NODES_READY_TIMEOUT).await?;
-        }
+        let restart = super::start_stopped(self, spec, &status).await?;
         if let Some(registry) = &spec.registry {
             self.wire_registry(spec, registry).await?;
         }
@@ -207,8 +199,7 @@ impl Provider for KindProvider {
             name: spec.name.clone(),
             provider: "kind",
             created,
-            started,
-            restart: restarted_at.map(|at| super::Restart { at, nodes: stopped }),
+            restart,
             access: self.access(spec).await?,
             nodes: self.nodes(spec).await?,
             network: Some(KIND_NETWORK.into()),

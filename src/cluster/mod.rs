@@ -243,8 +243,6 @@ pub struct Cluster {
     pub provider: &'static str,
     /// True when this call created it; false when it was reused.
     pub created: bool,
-    /// True when stopped nodes were started by this call.
-    pub started: bool,
     /// The nodes this call started again, and when: statuses reported before that (node
     /// conditions, pod readiness) describe the cluster from before the restart.
     pub restart: Option<Restart>,
@@ -257,6 +255,11 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// True when stopped nodes were started by this call.
+    pub fn started(&self) -> bool {
+        self.restart.is_some()
+    }
+
     /// A kube client for this cluster.
     pub async fn client(&self) -> Result<kube::Client, Error> {
         client_for(&self.access).await
@@ -505,16 +508,35 @@ pub async fn write_local_registry_hosting(client: &kube::Client, registry: &Regi
 /// Stopped nodes started again by `ensure`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Restart {
-    /// See [`restart_mark`].
+    /// The moment from which statuses count: just before the start, less a second, because
+    /// the API's timestamps are whole seconds.
     pub at: k8s_openapi::jiff::Timestamp,
     /// Kubernetes node names (the node containers' names).
     pub nodes: Vec<String>,
 }
 
-/// The moment from which statuses count after a restart: now, less a second, because the
-/// API's timestamps are whole seconds.
-pub fn restart_mark() -> k8s_openapi::jiff::Timestamp {
-    k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(1)
+impl Restart {
+    /// The restart about to happen for the nodes that are not running; `None` when all are.
+    pub fn of_stopped<'a>(nodes: impl IntoIterator<Item = &'a NodeInfo>) -> Option<Restart> {
+        let nodes: Vec<String> = nodes.into_iter().filter(|n| !n.running).map(|n| n.name.clone()).collect();
+        let at = k8s_openapi::jiff::Timestamp::now() - k8s_openapi::jiff::SignedDuration::from_secs(1);
+        (!nodes.is_empty()).then_some(Restart { at, nodes })
+    }
+}
+
+/// For the CLI providers: starts the nodes `status` lists as stopped and waits until every
+/// node reports Ready since; `None` when nothing was stopped.
+async fn start_stopped(
+    provider: &impl Provider,
+    spec: &ClusterSpec,
+    status: &ClusterStatus,
+) -> Result<Option<Restart>, Error> {
+    let Some(restart) = Restart::of_stopped(&status.nodes) else { return Ok(None) };
+    provider.start(spec).await?;
+    let client = client_for(&provider.access(spec).await?).await?;
+    let expected = provider.nodes(spec).await?.len();
+    wait_nodes_ready_since(&client, expected, Some(restart.at), NODES_READY_TIMEOUT).await?;
+    Ok(Some(restart))
 }
 
 /// How long nodes may take to report Ready after a create or a start.
@@ -701,6 +723,16 @@ impl Classify for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restart_names_the_stopped_nodes_only() {
+        let node = |name: &str, running| NodeInfo { name: name.into(), role: "server".into(), running };
+        assert_eq!(Restart::of_stopped(&[node("a", true), node("b", true)]), None);
+        let before = k8s_openapi::jiff::Timestamp::now();
+        let restart = Restart::of_stopped(&[node("a", true), node("b", false), node("c", false)]).unwrap();
+        assert_eq!(restart.nodes, ["b", "c"]);
+        assert!(restart.at < before, "statuses from the restart's own second must count");
+    }
 
     #[test]
     fn node_image_precedence_is_spec_then_env_then_version_then_default() {

@@ -66,7 +66,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
     if let Some(yaml) = cluster.kubeconfig_yaml() {
         kubeconfig::install(&stack.cluster.name, &context, yaml, &stack.kubeconfig)?;
     }
-    let how = match (cluster.created, cluster.started) {
+    let how = match (cluster.created, cluster.started()) {
         (true, _) => "created",
         (false, true) => "started",
         (false, false) => "reused",

@@ -117,7 +117,7 @@ async fn cluster_native_provider_pulls_through_the_registry_mirror_serves_by_dns
     let again = Instant::now();
     let reused = provider.ensure(&spec).await.unwrap();
     eprintln!("FIGURE cluster reuse: {:.1?}", again.elapsed());
-    assert!(!reused.created && !reused.started);
+    assert!(!reused.created && !reused.started());
 
     // The kubeconfig merges into a user file and works from there.
     let home = tempfile::tempdir().unwrap();
@@ -192,7 +192,7 @@ async fn cluster_native_provider_pulls_through_the_registry_mirror_serves_by_dns
     let restart = Instant::now();
     let restarted = provider.ensure(&spec).await.unwrap();
     eprintln!("FIGURE cluster restart after stop: {:.1?}", restart.elapsed());
-    assert!(restarted.started && !restarted.created);
+    assert!(restarted.started() && !restarted.created);
     let client = restarted.client().await.unwrap();
     Api::<ConfigMap>::namespaced(client.clone(), "kube-public").get("local-registry-hosting").await.unwrap();
 
@@ -260,7 +260,7 @@ async fn cluster_native_provider_joins_an_agent_and_adds_a_registry_to_the_runni
     let host_port: u16 = published.lines().next().unwrap().rsplit(':').next().unwrap().parse().unwrap();
     spec.registry = Some(RegistryEndpoint { container_name: registry_name.clone(), host_port, port_in_network: 5000 });
     let wired = provider.ensure(&spec).await.unwrap();
-    assert!(!wired.created && !wired.started);
+    assert!(!wired.created && !wired.started());
     assert_eq!(docker_ok(&["inspect", "--format", "{{.Id}}", &cluster.nodes[0].name]), server_id, "not recreated");
     for node in &cluster.nodes {
         let hosts = docker_ok(&[
