@@ -212,16 +212,8 @@ pub async fn diagnosis_of(client: &KubeClient, key: &ObjectKey, live: &Value, ve
     };
     let pods_api: Api<Pod> = Api::namespaced(client.raw().clone(), ns);
     // A Service's pods belong to a workload, whose own diagnosis already shows them.
-    let selector = if key.kind == "Service" { None } else { pod_selector(&key.kind, live) };
-    let selector_used = selector.is_some();
-    let mut pods: Vec<Value> = match selector {
-        Some(selector) => pods_api
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map(|l| l.items.iter().filter_map(|p| serde_json::to_value(p).ok()).collect())
-            .unwrap_or_default(),
-        None => Vec::new(),
-    };
+    let selector_used = key.kind != "Service" && pod_selector(&key.kind, live).is_some();
+    let mut pods = if selector_used { pods_of(client, key, live).await.unwrap_or_default() } else { Vec::new() };
     // Not-ready pods first: they hold the evidence.
     pods.sort_by_key(|p| super::readiness::is_ready("Pod", p).is_ready());
     pods.truncate(MAX_PODS);
