@@ -112,26 +112,28 @@ impl LocalCa {
         params.not_after = date(not_after);
         let key = KeyPair::generate().map_err(problem)?;
         let cert = params.signed_by(&key, &self.issuer).map_err(problem)?;
-        Ok(json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "annotations": {
-                    HOSTS_ANNOTATION: joined,
-                    CA_ANNOTATION: self.id(),
-                    NOT_AFTER_ANNOTATION: date_only(not_after),
-                },
-            },
-            "type": "kubernetes.io/tls",
-            "data": {
-                "tls.crt": crate::render::base64(cert.pem().as_bytes()),
-                "tls.key": crate::render::base64(key.serialize_pem().as_bytes()),
-                "ca.crt": crate::render::base64(self.cert_pem.as_bytes()),
-            },
-        }))
+        let annotations = json!({
+            HOSTS_ANNOTATION: joined,
+            CA_ANNOTATION: self.id(),
+            NOT_AFTER_ANNOTATION: date_only(not_after),
+        });
+        let data = json!({
+            "tls.crt": crate::render::base64(cert.pem().as_bytes()),
+            "tls.key": crate::render::base64(key.serialize_pem().as_bytes()),
+            "ca.crt": crate::render::base64(self.cert_pem.as_bytes()),
+        });
+        Ok(tls_secret(namespace, name, annotations, data))
     }
+}
+
+fn tls_secret(namespace: &str, name: &str, annotations: Value, data: Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace, "annotations": annotations},
+        "type": "kubernetes.io/tls",
+        "data": data,
+    })
 }
 
 fn create(dir: &Path) -> Result<(), Error> {
@@ -245,17 +247,11 @@ pub fn wanted(manifests: &[Value], default_namespace: &str) -> Vec<Wanted> {
 /// with this CA and it is not due for renewal, else a new one.
 pub fn secret(ca: &LocalCa, wanted: &Wanted, live: Option<&Value>, now: Timestamp) -> Result<Value, Error> {
     if let Some(live) = live.filter(|l| still_good(l, &wanted.hosts, &ca.id(), now)) {
-        let mut kept = json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": wanted.name, "namespace": wanted.namespace, "annotations": {}},
-            "type": "kubernetes.io/tls",
-            "data": live["data"],
-        });
-        for key in [HOSTS_ANNOTATION, CA_ANNOTATION, NOT_AFTER_ANNOTATION] {
-            kept["metadata"]["annotations"][key] = live["metadata"]["annotations"][key].clone();
-        }
-        return Ok(kept);
+        let annotations: serde_json::Map<String, Value> = [HOSTS_ANNOTATION, CA_ANNOTATION, NOT_AFTER_ANNOTATION]
+            .into_iter()
+            .map(|key| (key.to_string(), live["metadata"]["annotations"][key].clone()))
+            .collect();
+        return Ok(tls_secret(&wanted.namespace, &wanted.name, annotations.into(), live["data"].clone()));
     }
     ca.issue(&wanted.namespace, &wanted.name, &wanted.hosts, now)
 }
