@@ -39,12 +39,7 @@ fn parse_args() -> Args {
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--rounds" => args.rounds = it.next().and_then(|v| v.parse().ok()).expect("--rounds N"),
-            "--parallelism" => {
-                args.parallelism = it
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .expect("--parallelism N")
-            }
+            "--parallelism" => args.parallelism = it.next().and_then(|v| v.parse().ok()).expect("--parallelism N"),
             "--base" => args.base = it.next().expect("--base IMAGE"),
             "--registry-image" => args.registry_image = it.next().expect("--registry-image IMAGE"),
             _ => {} // cargo passes --bench; ignore what we do not know
@@ -58,31 +53,17 @@ fn examples() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn docker_cli(args: &[&str]) {
-    let out = Command::new("docker")
-        .args(args)
-        .env("DOCKER_BUILDKIT", "0")
-        .output()
-        .expect("docker CLI");
-    assert!(
-        out.status.success(),
-        "docker {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("docker").args(args).env("DOCKER_BUILDKIT", "0").output().expect("docker CLI");
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 fn remove_images(references: &[String]) {
     for r in references {
-        let _ = Command::new("docker")
-            .args(["image", "rm", "-f", r])
-            .output();
+        let _ = Command::new("docker").args(["image", "rm", "-f", r]).output();
     }
 }
 
@@ -94,9 +75,7 @@ async fn fresh_registry(client: &Client, image: &str, label: &str) -> Registry {
         project: "samestack-bench".into(),
     };
     registry::remove(client, &spec.name, true).await.unwrap();
-    registry::ensure(client, &spec)
-        .await
-        .expect("bench registry starts")
+    registry::ensure(client, &spec).await.expect("bench registry starts")
 }
 
 fn specs(registry: &Registry, prefix: &str, base: &str) -> Vec<BuildSpec> {
@@ -122,15 +101,10 @@ struct Round {
 async fn samestack_run(client: &Client, args: &Args, round: usize) -> (Duration, Duration) {
     let registry = fresh_registry(client, &args.registry_image, &format!("ss{round}")).await;
     let specs = specs(&registry, &format!("bench{round}-ss"), &args.base);
-    let options = BuildOptions {
-        registry_port: Some(registry.host_port),
-        parallelism: args.parallelism,
-        ..Default::default()
-    };
+    let options =
+        BuildOptions { registry_port: Some(registry.host_port), parallelism: args.parallelism, ..Default::default() };
     let t = Instant::now();
-    let cold = build::build_all(client, &specs, &options)
-        .await
-        .expect("samestack cold build");
+    let cold = build::build_all(client, &specs, &options).await.expect("samestack cold build");
     let cold_time = t.elapsed();
     assert!(cold.iter().all(|o| o.action == BuildAction::Built));
     for o in &cold {
@@ -143,37 +117,23 @@ async fn samestack_run(client: &Client, args: &Args, round: usize) -> (Duration,
         );
     }
     let t = Instant::now();
-    let again = build::build_all(client, &specs, &options)
-        .await
-        .expect("samestack unchanged build");
+    let again = build::build_all(client, &specs, &options).await.expect("samestack unchanged build");
     let unchanged_time = t.elapsed();
     assert!(again.iter().all(|o| o.action == BuildAction::Skipped));
     remove_images(&cold.iter().map(|o| o.reference.clone()).collect::<Vec<_>>());
-    registry::remove(client, &registry.name, true)
-        .await
-        .unwrap();
+    registry::remove(client, &registry.name, true).await.unwrap();
     (cold_time, unchanged_time)
 }
 
 async fn cli_run(client: &Client, args: &Args, round: usize) -> (Duration, Duration) {
     let registry = fresh_registry(client, &args.registry_image, &format!("cli{round}")).await;
-    let refs: Vec<String> = SERVICES
-        .iter()
-        .map(|s| format!("{}/bench{round}-cli-{s}:v1", registry.host_address()))
-        .collect();
+    let refs: Vec<String> =
+        SERVICES.iter().map(|s| format!("{}/bench{round}-cli-{s}:v1", registry.host_address())).collect();
     let base_arg = format!("BASE_IMAGE={}", args.base);
     let run = || {
         for (service, reference) in SERVICES.iter().zip(&refs) {
             let context = examples().join(service);
-            docker_cli(&[
-                "build",
-                "-q",
-                "--build-arg",
-                &base_arg,
-                "-t",
-                reference,
-                context.to_str().unwrap(),
-            ]);
+            docker_cli(&["build", "-q", "--build-arg", &base_arg, "-t", reference, context.to_str().unwrap()]);
             docker_cli(&["push", "-q", reference]);
         }
     };
@@ -184,9 +144,7 @@ async fn cli_run(client: &Client, args: &Args, round: usize) -> (Duration, Durat
     tokio::task::block_in_place(run);
     let unchanged_time = t.elapsed();
     remove_images(&refs);
-    registry::remove(client, &registry.name, true)
-        .await
-        .unwrap();
+    registry::remove(client, &registry.name, true).await.unwrap();
     (cold_time, unchanged_time)
 }
 
@@ -224,12 +182,7 @@ async fn main() {
             secs(cli.0),
             secs(cli.1)
         );
-        rounds.push(Round {
-            ss_cold: ss.0,
-            ss_unchanged: ss.1,
-            cli_cold: cli.0,
-            cli_unchanged: cli.1,
-        });
+        rounds.push(Round { ss_cold: ss.0, ss_unchanged: ss.1, cli_cold: cli.0, cli_unchanged: cli.1 });
     }
     let ss_cold = median(rounds.iter().map(|r| r.ss_cold).collect());
     let ss_unchanged = median(rounds.iter().map(|r| r.ss_unchanged).collect());
@@ -251,11 +204,7 @@ async fn main() {
     println!(
         "unchanged: samestack unchanged / samestack cold = {:.1}% (goal <= 5%) {}",
         unchanged_ratio * 100.0,
-        if unchanged_ratio <= 0.05 {
-            "OK"
-        } else {
-            "MISSED"
-        }
+        if unchanged_ratio <= 0.05 { "OK" } else { "MISSED" }
     );
     println!(
         "for reference: CLI unchanged (cached build + push of existing layers) / CLI cold = {:.1}%",

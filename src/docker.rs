@@ -57,25 +57,15 @@ impl Error {
     /// Wraps an API error with what samestack was doing; a lost connection becomes [`Error::NotRunning`].
     pub fn api(action: impl Into<String>, source: ApiError) -> Self {
         if is_connection_lost(&source) {
-            return Error::NotRunning {
-                host: host(),
-                cause: describe(&source),
-                source: Some(source),
-            };
+            return Error::NotRunning { host: host(), cause: describe(&source), source: Some(source) };
         }
-        Error::Api {
-            action: action.into(),
-            source,
-        }
+        Error::Api { action: action.into(), source }
     }
 }
 
 /// The address samestack talks to: `DOCKER_HOST`, or the default local socket.
 pub fn host() -> String {
-    std::env::var("DOCKER_HOST")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| DEFAULT_HOST.to_string())
+    std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| DEFAULT_HOST.to_string())
 }
 
 /// Connects to the engine (honouring `DOCKER_HOST`), checks that it answers and negotiates the
@@ -93,14 +83,11 @@ pub async fn connect_to(host: &str) -> Result<Client, Error> {
         source: Some(source),
     })?;
     let client = client.with_timeout(REQUEST_TIMEOUT);
-    client
-        .negotiate_version()
-        .await
-        .map_err(|source| Error::NotRunning {
-            host,
-            cause: describe(&source),
-            source: Some(source),
-        })
+    client.negotiate_version().await.map_err(|source| Error::NotRunning {
+        host,
+        cause: describe(&source),
+        source: Some(source),
+    })
 }
 
 /// True when an error means the daemon went away (socket gone, connection reset), as opposed to
@@ -118,24 +105,12 @@ pub fn is_connection_lost(err: &ApiError) -> bool {
 
 /// True when the engine answered 404 (no such container, image, volume, network).
 pub fn is_not_found(err: &ApiError) -> bool {
-    matches!(
-        err,
-        ApiError::DockerResponseServerError {
-            status_code: 404,
-            ..
-        }
-    )
+    matches!(err, ApiError::DockerResponseServerError { status_code: 404, .. })
 }
 
 /// True when the engine answered 409 (name already in use, object in use).
 pub fn is_conflict(err: &ApiError) -> bool {
-    matches!(
-        err,
-        ApiError::DockerResponseServerError {
-            status_code: 409,
-            ..
-        }
-    )
+    matches!(err, ApiError::DockerResponseServerError { status_code: 409, .. })
 }
 
 /// The engine's own message for an error it answered with, else the error's display.
@@ -161,19 +136,14 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
 /// otherwise pull every tag of the repository).
 pub fn with_default_tag(image: &str) -> String {
     let last = image.rsplit('/').next().unwrap_or(image);
-    if last.contains(':') || last.contains('@') {
-        image.to_string()
-    } else {
-        format!("{image}:latest")
-    }
+    if last.contains(':') || last.contains('@') { image.to_string() } else { format!("{image}:latest") }
 }
 
 /// Pulls `image`; the error is the engine's (a stream error carries its message).
 pub async fn pull(client: &Client, image: &str) -> Result<(), ApiError> {
     use futures_util::StreamExt;
-    let options = bollard::query_parameters::CreateImageOptionsBuilder::new()
-        .from_image(&with_default_tag(image))
-        .build();
+    let options =
+        bollard::query_parameters::CreateImageOptionsBuilder::new().from_image(&with_default_tag(image)).build();
     let mut events = client.create_image(Some(options), None, None);
     while let Some(event) = events.next().await {
         event?;
@@ -183,57 +153,23 @@ pub async fn pull(client: &Client, image: &str) -> Result<(), ApiError> {
 
 /// Labels that mark an object as owned by `project` for `role`.
 pub fn owner_labels(project: &str, role: &str) -> HashMap<String, String> {
-    HashMap::from([
-        (LABEL_PROJECT.to_string(), project.to_string()),
-        (LABEL_ROLE.to_string(), role.to_string()),
-    ])
+    HashMap::from([(LABEL_PROJECT.to_string(), project.to_string()), (LABEL_ROLE.to_string(), role.to_string())])
 }
 
 /// Containers (running or not) carrying every `key=value` label given.
-pub async fn find_containers(
-    client: &Client,
-    labels: &[(&str, &str)],
-) -> Result<Vec<ContainerSummary>, Error> {
-    let filters = HashMap::from([(
-        "label",
-        labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>(),
-    )]);
-    let options = ListContainersOptionsBuilder::new()
-        .all(true)
-        .filters(&filters)
-        .build();
-    client
-        .list_containers(Some(options))
-        .await
-        .map_err(|e| Error::api("list containers by label", e))
+pub async fn find_containers(client: &Client, labels: &[(&str, &str)]) -> Result<Vec<ContainerSummary>, Error> {
+    let filters = HashMap::from([("label", labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>())]);
+    let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
+    client.list_containers(Some(options)).await.map_err(|e| Error::api("list containers by label", e))
 }
 
 /// Running containers publishing `host_port` (TCP) on any host address.
-pub async fn containers_publishing(
-    client: &Client,
-    host_port: u16,
-) -> Result<Vec<ContainerSummary>, Error> {
+pub async fn containers_publishing(client: &Client, host_port: u16) -> Result<Vec<ContainerSummary>, Error> {
     let filters = HashMap::from([("publish", vec![format!("{host_port}/tcp")])]);
-    let options = ListContainersOptionsBuilder::new()
-        .filters(&filters)
-        .build();
-    let found = client
-        .list_containers(Some(options))
-        .await
-        .map_err(|e| Error::api("list containers by port", e))?;
+    let options = ListContainersOptionsBuilder::new().filters(&filters).build();
+    let found = client.list_containers(Some(options)).await.map_err(|e| Error::api("list containers by port", e))?;
     // The `publish` filter matches container ports too on some engines; keep real host bindings.
-    Ok(found
-        .into_iter()
-        .filter(|c| {
-            c.ports
-                .iter()
-                .flatten()
-                .any(|p| p.public_port == Some(host_port))
-        })
-        .collect())
+    Ok(found.into_iter().filter(|c| c.ports.iter().flatten().any(|p| p.public_port == Some(host_port))).collect())
 }
 
 /// A container's first name without the leading slash, else its short id.
@@ -249,35 +185,20 @@ pub fn container_name(summary: &ContainerSummary) -> String {
 }
 
 /// Creates the named volume unless it exists; an existing one is left as it is.
-pub async fn ensure_volume(
-    client: &Client,
-    name: &str,
-    labels: HashMap<String, String>,
-) -> Result<(), Error> {
+pub async fn ensure_volume(client: &Client, name: &str, labels: HashMap<String, String>) -> Result<(), Error> {
     match client.inspect_volume(name).await {
         Ok(_) => Ok(()),
         Err(e) if is_not_found(&e) => {
-            let request = VolumeCreateRequest {
-                name: Some(name.to_string()),
-                labels: Some(labels),
-                ..Default::default()
-            };
-            client
-                .create_volume(request)
-                .await
-                .map(|_| ())
-                .map_err(|e| Error::api(format!("create volume {name}"), e))
+            let request =
+                VolumeCreateRequest { name: Some(name.to_string()), labels: Some(labels), ..Default::default() };
+            client.create_volume(request).await.map(|_| ()).map_err(|e| Error::api(format!("create volume {name}"), e))
         }
         Err(e) => Err(Error::api(format!("inspect volume {name}"), e)),
     }
 }
 
 /// Creates the named bridge network unless it exists; returns its id.
-pub async fn ensure_network(
-    client: &Client,
-    name: &str,
-    labels: HashMap<String, String>,
-) -> Result<String, Error> {
+pub async fn ensure_network(client: &Client, name: &str, labels: HashMap<String, String>) -> Result<String, Error> {
     match client.inspect_network(name, None).await {
         Ok(net) => Ok(net.id.unwrap_or_default()),
         Err(e) if is_not_found(&e) => {
@@ -309,10 +230,7 @@ mod tests {
     #[test]
     fn pulls_name_a_tag() {
         assert_eq!(with_default_tag("busybox"), "busybox:latest");
-        assert_eq!(
-            with_default_tag("localhost:5000/app"),
-            "localhost:5000/app:latest"
-        );
+        assert_eq!(with_default_tag("localhost:5000/app"), "localhost:5000/app:latest");
         assert_eq!(with_default_tag("registry:2"), "registry:2");
         assert_eq!(with_default_tag("app@sha256:abc"), "app@sha256:abc");
     }
@@ -326,25 +244,16 @@ mod tests {
 
     #[test]
     fn not_running_message_says_how_to_start_docker() {
-        let err = Error::NotRunning {
-            host: "unix:///x.sock".into(),
-            cause: "no socket at /x.sock".into(),
-            source: None,
-        };
+        let err =
+            Error::NotRunning { host: "unix:///x.sock".into(), cause: "no socket at /x.sock".into(), source: None };
         let msg = err.to_string();
-        assert!(
-            msg.starts_with("Docker is not running: no socket at /x.sock"),
-            "{msg}"
-        );
+        assert!(msg.starts_with("Docker is not running: no socket at /x.sock"), "{msg}");
         assert!(msg.contains("sudo systemctl start docker"), "{msg}");
     }
 
     #[test]
     fn server_errors_are_classified_by_status() {
-        let e = ApiError::DockerResponseServerError {
-            status_code: 404,
-            message: "No such image".into(),
-        };
+        let e = ApiError::DockerResponseServerError { status_code: 404, message: "No such image".into() };
         assert!(is_not_found(&e) && !is_conflict(&e) && !is_connection_lost(&e));
         assert_eq!(describe(&e), "No such image");
     }

@@ -768,7 +768,11 @@ mod tests {
         assert_eq!(numbers, [5002, 8080, 8443]);
         assert_eq!(ports[1].1, "cluster.ports[0]");
         let minimal = "name: x\nservices:\n  web:\n    image: nginx:1.27\n    ports: [{port: 80}]\n";
-        assert_eq!(ports_of(&config(minimal)).ports, [(5001, "registry.host_port".to_string())], "the registry is on by default");
+        assert_eq!(
+            ports_of(&config(minimal)).ports,
+            [(5001, "registry.host_port".to_string())],
+            "the registry is on by default"
+        );
         let off = minimal.replace("name: x\n", "name: x\nregistry: {enabled: false}\n");
         assert!(ports_of(&config(&off)).ports.is_empty());
     }

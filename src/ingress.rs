@@ -81,9 +81,7 @@ pub fn manifests(image: &str, node: &str) -> Vec<Value> {
         "--global.sendanonymoususage=false".to_string(),
         "--log.level=INFO".to_string(),
     ];
-    let probe = |initial: u32| {
-        json!({"httpGet": {"path": "/ping", "port": ADMIN_PORT}, "initialDelaySeconds": initial, "periodSeconds": 5, "timeoutSeconds": 2})
-    };
+    let probe = |initial: u32| json!({"httpGet": {"path": "/ping", "port": ADMIN_PORT}, "initialDelaySeconds": initial, "periodSeconds": 5, "timeoutSeconds": 2});
     vec![
         json!({
             "apiVersion": "v1", "kind": "Namespace",
@@ -246,11 +244,16 @@ mod tests {
 
     #[test]
     fn urls_follow_the_port_mappings() {
-        let map = |host_port, container_port| PortMapping { host_ip: None, host_port, container_port, protocol: "tcp".into() };
-        assert_eq!(urls("shop.localhost", &[map(8080, 80), map(8443, 443), map(5432, 5432)]), [
-            "http://shop.localhost:8080/",
-            "https://shop.localhost:8443/"
-        ]);
+        let map = |host_port, container_port| PortMapping {
+            host_ip: None,
+            host_port,
+            container_port,
+            protocol: "tcp".into(),
+        };
+        assert_eq!(
+            urls("shop.localhost", &[map(8080, 80), map(8443, 443), map(5432, 5432)]),
+            ["http://shop.localhost:8080/", "https://shop.localhost:8443/"]
+        );
         assert_eq!(urls("shop.localhost", &[map(80, 80)]), ["http://shop.localhost/"]);
         assert!(urls("shop.localhost", &[]).is_empty());
     }

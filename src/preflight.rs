@@ -20,8 +20,13 @@ pub struct WantedPort {
 pub enum PortUse {
     Free,
     /// A container; `project` is its `dev.samestack.project` label.
-    Container { name: String, project: Option<String> },
-    Process { description: String },
+    Container {
+        name: String,
+        project: Option<String>,
+    },
+    Process {
+        description: String,
+    },
 }
 
 /// Preflight failures.

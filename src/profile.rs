@@ -40,9 +40,15 @@ impl SizeClass {
     /// Per-container requests and limits for this class.
     pub fn resources(self) -> Resources {
         match self {
-            SizeClass::Small => Resources { requests_cpu: "50m", requests_memory: "64Mi", limits_cpu: "250m", limits_memory: "256Mi" },
-            SizeClass::Medium => Resources { requests_cpu: "100m", requests_memory: "128Mi", limits_cpu: "500m", limits_memory: "512Mi" },
-            SizeClass::Large => Resources { requests_cpu: "250m", requests_memory: "256Mi", limits_cpu: "1", limits_memory: "1Gi" },
+            SizeClass::Small => {
+                Resources { requests_cpu: "50m", requests_memory: "64Mi", limits_cpu: "250m", limits_memory: "256Mi" }
+            }
+            SizeClass::Medium => {
+                Resources { requests_cpu: "100m", requests_memory: "128Mi", limits_cpu: "500m", limits_memory: "512Mi" }
+            }
+            SizeClass::Large => {
+                Resources { requests_cpu: "250m", requests_memory: "256Mi", limits_cpu: "1", limits_memory: "1Gi" }
+            }
         }
     }
 }
@@ -123,10 +129,14 @@ pub struct ProfileSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The requested profile is not in the project's list.
-    #[error("unknown profile `{name}`: the project file lists {known} ({at})\n  fix: use one of them, or add `{name}` to `profiles` and write profiles/{name}.yaml")]
+    #[error(
+        "unknown profile `{name}`: the project file lists {known} ({at})\n  fix: use one of them, or add `{name}` to `profiles` and write profiles/{name}.yaml"
+    )]
     Unknown { name: String, known: String, at: String },
     /// Listed, but no file anywhere.
-    #[error("{at}: profile `{name}` is listed but has no definition: it is not built in (built-in: dev, ci, prod) and {path} does not exist\n  fix: write {path} (see docs/reference.md), or remove `{name}` from `profiles`")]
+    #[error(
+        "{at}: profile `{name}` is listed but has no definition: it is not built in (built-in: dev, ci, prod) and {path} does not exist\n  fix: write {path} (see docs/reference.md), or remove `{name}` from `profiles`"
+    )]
     Missing { name: String, at: String, path: String },
     /// The profile file cannot be read.
     #[error("cannot read profile {path}")]
@@ -151,7 +161,8 @@ impl Classify for Error {
 
 /// The names of the built-in profiles.
 pub fn builtin_names() -> Vec<String> {
-    let mut v: Vec<String> = BUILTIN.files().filter_map(|f| f.path().file_stem()).map(|s| s.to_string_lossy().into_owned()).collect();
+    let mut v: Vec<String> =
+        BUILTIN.files().filter_map(|f| f.path().file_stem()).map(|s| s.to_string_lossy().into_owned()).collect();
     v.sort();
     v
 }
@@ -183,27 +194,41 @@ pub fn parse_file(shown: &str, text: &str) -> Result<ProfileFile, Error> {
     if let Some(r) = file.replicas
         && r == 0
     {
-        return Err(Error::Invalid(loc.problem("replicas", "found 0 replicas, expected at least 1", "set `replicas: 1`")));
+        return Err(Error::Invalid(loc.problem(
+            "replicas",
+            "found 0 replicas, expected at least 1",
+            "set `replicas: 1`",
+        )));
     }
     if let Some(a) = file.autoscaling
         && (a.min == 0 || a.min > a.max || a.cpu_percent == 0 || a.cpu_percent > 100)
     {
         return Err(Error::Invalid(loc.problem(
             "autoscaling",
-            format!("invalid autoscaling bounds min {} max {} cpu_percent {}: expected 1 <= min <= max and 1..100 percent", a.min, a.max, a.cpu_percent),
+            format!(
+                "invalid autoscaling bounds min {} max {} cpu_percent {}: expected 1 <= min <= max and 1..100 percent",
+                a.min, a.max, a.cpu_percent
+            ),
             "write e.g. `autoscaling: { min: 1, max: 3 }`",
         )));
     }
     if let Some(d) = &file.ingress_domain
         && !is_dns_subdomain(d)
     {
-        return Err(Error::Invalid(loc.problem("ingress_domain", format!("`{d}` is not a DNS domain"), "write e.g. `ingress_domain: localhost`")));
+        return Err(Error::Invalid(loc.problem(
+            "ingress_domain",
+            format!("`{d}` is not a DNS domain"),
+            "write e.g. `ingress_domain: localhost`",
+        )));
     }
     for (i, entry) in file.allowed_drift.iter().enumerate() {
         if !KNOBS.contains(&entry.as_str()) && crate::render::parity::Pattern::parse(entry).is_none() {
             return Err(Error::Invalid(loc.problem(
                 &format!("allowed_drift[{i}]"),
-                format!("unknown knob `{entry}` in allowed_drift: expected one of {} or a `Kind:field.path` pattern", KNOBS.join(", ")),
+                format!(
+                    "unknown knob `{entry}` in allowed_drift: expected one of {} or a `Kind:field.path` pattern",
+                    KNOBS.join(", ")
+                ),
                 "use a knob name, or a pattern such as `Deployment:spec.template.metadata.annotations.*`",
             )));
         }
@@ -216,7 +241,8 @@ pub fn resolve(project: &Project, name: &str) -> Result<ProfileSettings, Error> 
     let listed = &project.config.profiles;
     if !listed.iter().any(|p| p == name) {
         let at = project.locations.pos("profiles");
-        let at = if at.line == 0 { format!("the default list; set `profiles:` in {}", at.path) } else { at.to_string() };
+        let at =
+            if at.line == 0 { format!("the default list; set `profiles:` in {}", at.path) } else { at.to_string() };
         return Err(Error::Unknown { name: name.to_owned(), known: listed.join(", "), at });
     }
     let missing = |n: &str| {

@@ -5,12 +5,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bollard::models::{
-    ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum,
-};
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-};
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder};
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -44,10 +40,7 @@ pub struct RegistrySpec {
 impl RegistrySpec {
     /// The image to run: `SAMESTACK_REGISTRY_IMAGE`, else the spec's image, else `registry:2`.
     pub fn resolved_image(&self) -> String {
-        resolve_image(
-            std::env::var(IMAGE_ENV).ok().as_deref(),
-            self.image.as_deref(),
-        )
+        resolve_image(std::env::var(IMAGE_ENV).ok().as_deref(), self.image.as_deref())
     }
 
     /// The named volume holding the registry's data.
@@ -85,7 +78,6 @@ impl Registry {
     pub fn host_address(&self) -> String {
         format!("localhost:{}", self.host_port)
     }
-
 }
 
 /// What [`ensure`] did to get a healthy registry.
@@ -130,13 +122,7 @@ pub enum Error {
     #[error(
         "registry `{name}` did not become healthy on 127.0.0.1:{port} within {secs}s (last: {last}); its log ends with:\n{log_tail}"
     )]
-    Unhealthy {
-        name: String,
-        port: u16,
-        secs: u64,
-        last: String,
-        log_tail: String,
-    },
+    Unhealthy { name: String, port: u16, secs: u64, last: String, log_tail: String },
 }
 
 impl crate::error::Classify for Error {
@@ -148,9 +134,7 @@ impl crate::error::Classify for Error {
             Error::PortTaken { .. }
             | Error::ImageUnavailable { .. }
             | Error::Unhealthy { .. }
-            | Error::Vanished { .. } => {
-                ErrorKind::Environment
-            }
+            | Error::Vanished { .. } => ErrorKind::Environment,
         }
     }
 }
@@ -192,20 +176,11 @@ async fn ensure_once(client: &Client, spec: &RegistrySpec) -> Result<Registry, E
     let existing = inspect(client, &spec.name).await?;
     let action = match existing {
         Some(found) => {
-            let labels = found
-                .config
-                .as_ref()
-                .and_then(|c| c.labels.clone())
-                .unwrap_or_default();
+            let labels = found.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
             check_owner(&spec.name, &spec.project, &labels)?;
-            let same = found.config.as_ref().and_then(|c| c.image.as_deref())
-                == Some(image.as_str())
+            let same = found.config.as_ref().and_then(|c| c.image.as_deref()) == Some(image.as_str())
                 && published_port(&found) == Some(spec.host_port);
-            let running = found
-                .state
-                .as_ref()
-                .and_then(|s| s.running)
-                .unwrap_or(false);
+            let running = found.state.as_ref().and_then(|s| s.running).unwrap_or(false);
             match (same, running) {
                 (true, true) => Action::Reused,
                 (true, false) => {
@@ -228,51 +203,27 @@ async fn ensure_once(client: &Client, spec: &RegistrySpec) -> Result<Registry, E
             Action::Created
         }
     };
-    let container_id = inspect(client, &spec.name)
-        .await?
-        .and_then(|c| c.id)
-        .unwrap_or_default();
+    let container_id = inspect(client, &spec.name).await?.and_then(|c| c.id).unwrap_or_default();
     wait_healthy(client, &spec.name, spec.host_port, HEALTH_TIMEOUT).await?;
-    Ok(Registry {
-        name: spec.name.clone(),
-        container_id,
-        image,
-        host_port: spec.host_port,
-        action,
-    })
+    Ok(Registry { name: spec.name.clone(), container_id, image, host_port: spec.host_port, action })
 }
 
 /// Removes the registry container `name` if samestack owns it; `purge` also removes its data
 /// volume. Missing objects are not an error.
 pub async fn remove(client: &Client, name: &str, purge: bool) -> Result<(), Error> {
     if let Some(found) = inspect(client, name).await? {
-        let labels = found
-            .config
-            .as_ref()
-            .and_then(|c| c.labels.clone())
-            .unwrap_or_default();
+        let labels = found.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
         if labels.get(LABEL_ROLE).map(String::as_str) != Some(ROLE) {
-            return Err(Error::NameTaken {
-                name: name.to_string(),
-                owner: owner_description(&labels),
-            });
+            return Err(Error::NameTaken { name: name.to_string(), owner: owner_description(&labels) });
         }
         remove_container(client, name).await?;
     }
     if purge {
-        match client
-            .remove_volume(
-                &volume_name(name),
-                None::<bollard::query_parameters::RemoveVolumeOptions>,
-            )
-            .await
-        {
+        match client.remove_volume(&volume_name(name), None::<bollard::query_parameters::RemoveVolumeOptions>).await {
             Ok(()) => {}
             Err(e) if docker::is_not_found(&e) => {}
             Err(e) => {
-                return Err(
-                    docker::Error::api(format!("remove volume {}", volume_name(name)), e).into(),
-                );
+                return Err(docker::Error::api(format!("remove volume {}", volume_name(name)), e).into());
             }
         }
     }
@@ -282,14 +233,7 @@ pub async fn remove(client: &Client, name: &str, purge: bool) -> Result<(), Erro
 fn check_owner(name: &str, project: &str, labels: &HashMap<String, String>) -> Result<(), Error> {
     let ours = labels.get(LABEL_ROLE).map(String::as_str) == Some(ROLE)
         && labels.get(LABEL_PROJECT).map(String::as_str) == Some(project);
-    if ours {
-        Ok(())
-    } else {
-        Err(Error::NameTaken {
-            name: name.to_string(),
-            owner: owner_description(labels),
-        })
-    }
+    if ours { Ok(()) } else { Err(Error::NameTaken { name: name.to_string(), owner: owner_description(labels) }) }
 }
 
 fn owner_description(labels: &HashMap<String, String>) -> String {
@@ -300,10 +244,7 @@ fn owner_description(labels: &HashMap<String, String>) -> String {
     }
 }
 
-async fn inspect(
-    client: &Client,
-    name: &str,
-) -> Result<Option<bollard::models::ContainerInspectResponse>, Error> {
+async fn inspect(client: &Client, name: &str) -> Result<Option<bollard::models::ContainerInspectResponse>, Error> {
     match client.inspect_container(name, None).await {
         Ok(c) => Ok(Some(c)),
         Err(e) if docker::is_not_found(&e) => Ok(None),
@@ -314,8 +255,7 @@ async fn inspect(
 fn published_port(found: &bollard::models::ContainerInspectResponse) -> Option<u16> {
     let bindings = found.host_config.as_ref()?.port_bindings.as_ref()?;
     let list = bindings.get(&format!("{CONTAINER_PORT}/tcp"))?.as_ref()?;
-    list.iter()
-        .find_map(|b| b.host_port.as_deref()?.parse().ok())
+    list.iter().find_map(|b| b.host_port.as_deref()?.parse().ok())
 }
 
 async fn create(client: &Client, spec: &RegistrySpec, image: &str) -> Result<(), Error> {
@@ -327,10 +267,7 @@ async fn create(client: &Client, spec: &RegistrySpec, image: &str) -> Result<(),
     let host_config = HostConfig {
         port_bindings: Some(HashMap::from([(
             port_key.clone(),
-            Some(vec![PortBinding {
-                host_ip: Some("127.0.0.1".into()),
-                host_port: Some(spec.host_port.to_string()),
-            }]),
+            Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(spec.host_port.to_string()) }]),
         )])),
         binds: Some(vec![format!("{}:{DATA_DIR}", spec.volume())]),
         restart_policy: Some(RestartPolicy {
@@ -348,17 +285,13 @@ async fn create(client: &Client, spec: &RegistrySpec, image: &str) -> Result<(),
         host_config: Some(host_config),
         ..Default::default()
     };
-    let options = CreateContainerOptionsBuilder::new()
-        .name(&spec.name)
-        .build();
+    let options = CreateContainerOptionsBuilder::new().name(&spec.name).build();
     match client.create_container(Some(options), body).await {
         Ok(_) => {}
         // Created concurrently by another samestack run: treat like an existing one.
         Err(e) if docker::is_conflict(&e) => {}
         Err(e) => {
-            return Err(
-                docker::Error::api(format!("create registry container {}", spec.name), e).into(),
-            );
+            return Err(docker::Error::api(format!("create registry container {}", spec.name), e).into());
         }
     }
     start(client, spec).await
@@ -369,16 +302,11 @@ async fn start(client: &Client, spec: &RegistrySpec) -> Result<(), Error> {
         Ok(()) => Ok(()),
         Err(e) => {
             let message = docker::describe(&e);
-            if message.contains("address already in use")
-                || message.contains("port is already allocated")
-            {
+            if message.contains("address already in use") || message.contains("port is already allocated") {
                 // Lost a race for the port: do not leave a created-but-dead container behind.
                 let holder = port_holder(client, spec.host_port).await;
                 let _ = remove_container(client, &spec.name).await;
-                return Err(Error::PortTaken {
-                    port: spec.host_port,
-                    holder,
-                });
+                return Err(Error::PortTaken { port: spec.host_port, holder });
             }
             if docker::is_not_found(&e) {
                 return Err(Error::Vanished { name: spec.name.clone() });
@@ -407,10 +335,7 @@ async fn ensure_image(client: &Client, image: &str) -> Result<(), Error> {
     match docker::pull(client, image).await {
         Ok(()) => Ok(()),
         Err(e) if docker::is_connection_lost(&e) => Err(docker::Error::api("pull", e).into()),
-        Err(e) => Err(Error::ImageUnavailable {
-            image: image.to_string(),
-            cause: docker::describe(&e),
-        }),
+        Err(e) => Err(Error::ImageUnavailable { image: image.to_string(), cause: docker::describe(&e) }),
     }
 }
 
@@ -421,10 +346,9 @@ async fn free_port_or_holder(client: &Client, port: u16) -> Result<(), Error> {
             drop(listener);
             Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(Error::PortTaken {
-            port,
-            holder: port_holder(client, port).await,
-        }),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(Error::PortTaken { port, holder: port_holder(client, port).await })
+        }
         // Other bind failures (permissions for low ports...) are for the engine to report.
         Err(_) => Ok(()),
     }
@@ -438,11 +362,7 @@ pub async fn port_holder(client: &Client, port: u16) -> String {
         let id: String = c.id.clone().unwrap_or_default().chars().take(12).collect();
         return format!("container `{}` ({id})", docker::container_name(c));
     }
-    match tokio::task::spawn_blocking(move || process_listening_on(port))
-        .await
-        .ok()
-        .flatten()
-    {
+    match tokio::task::spawn_blocking(move || process_listening_on(port)).await.ok().flatten() {
         Some((pid, command)) => format!("process {pid} ({command})"),
         None => "an unknown process (not visible from here; try `ss -ltnp`)".to_string(),
     }
@@ -461,11 +381,7 @@ pub fn process_listening_on(port: u16) -> Option<(u32, String)> {
     }
     let wanted: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
         let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
@@ -483,10 +399,7 @@ pub fn process_listening_on(port: u16) -> Option<(u32, String)> {
                     .collect::<Vec<_>>()
                     .join(" ");
                 let command = if command.is_empty() {
-                    std::fs::read_to_string(entry.path().join("comm"))
-                        .unwrap_or_default()
-                        .trim()
-                        .to_string()
+                    std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default().trim().to_string()
                 } else {
                     command
                 };
@@ -514,12 +427,7 @@ fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
 }
 
 /// Polls `GET /v2/` until the registry answers 200 (or 401: up, with auth) or `timeout` passes.
-pub async fn wait_healthy(
-    client: &Client,
-    name: &str,
-    port: u16,
-    timeout: Duration,
-) -> Result<(), Error> {
+pub async fn wait_healthy(client: &Client, name: &str, port: u16, timeout: Duration) -> Result<(), Error> {
     let started = Instant::now();
     let mut last = String::from("no answer yet");
     while started.elapsed() < timeout {
@@ -540,11 +448,7 @@ pub async fn wait_healthy(
 }
 
 async fn log_tail(client: &Client, name: &str) -> String {
-    let options = LogsOptionsBuilder::new()
-        .stdout(true)
-        .stderr(true)
-        .tail("20")
-        .build();
+    let options = LogsOptionsBuilder::new().stdout(true).stderr(true).tail("20").build();
     let mut logs = client.logs(name, Some(options));
     let mut out = String::new();
     while let Some(Ok(chunk)) = logs.next().await {
@@ -555,31 +459,15 @@ async fn log_tail(client: &Client, name: &str) -> String {
 
 /// The manifest digest of `repository:tag` in the registry at `127.0.0.1:port`, or None when
 /// the registry does not have it.
-pub async fn manifest_digest(
-    port: u16,
-    repository: &str,
-    tag: &str,
-) -> std::io::Result<Option<String>> {
+pub async fn manifest_digest(port: u16, repository: &str, tag: &str) -> std::io::Result<Option<String>> {
     const ACCEPT: &str = "application/vnd.docker.distribution.manifest.v2+json, \
         application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, \
         application/vnd.oci.image.index.v1+json";
-    let resp = http_request(
-        port,
-        "HEAD",
-        &format!("/v2/{repository}/manifests/{tag}"),
-        &[("Accept", ACCEPT)],
-    )
-    .await?;
+    let resp = http_request(port, "HEAD", &format!("/v2/{repository}/manifests/{tag}"), &[("Accept", ACCEPT)]).await?;
     match resp.status {
-        200 => Ok(Some(
-            resp.header("docker-content-digest")
-                .unwrap_or_default()
-                .to_string(),
-        )),
+        200 => Ok(Some(resp.header("docker-content-digest").unwrap_or_default().to_string())),
         404 => Ok(None),
-        other => Err(std::io::Error::other(format!(
-            "registry answered HTTP {other} for {repository}:{tag}"
-        ))),
+        other => Err(std::io::Error::other(format!("registry answered HTTP {other} for {repository}:{tag}"))),
     }
 }
 
@@ -592,25 +480,16 @@ struct Response {
 
 impl Response {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
 /// One HTTP/1.1 request to 127.0.0.1:`port` with `Connection: close`; reads the status line and
 /// headers. The registry is local and plain HTTP, so a full client library is not needed.
-async fn http_request(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> std::io::Result<Response> {
+async fn http_request(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Response> {
     let io = async {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-        let mut request =
-            format!("{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n");
+        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n");
         for (k, v) in headers {
             request.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -632,12 +511,7 @@ async fn http_request(
     };
     tokio::time::timeout(Duration::from_secs(5), io)
         .await
-        .map_err(|_| {
-            std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "registry did not answer within 5s",
-            )
-        })?
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "registry did not answer within 5s"))?
 }
 
 fn parse_head(buf: &[u8]) -> std::io::Result<Response> {
@@ -648,13 +522,9 @@ fn parse_head(buf: &[u8]) -> std::io::Result<Response> {
         .next()
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response")
-        })?;
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "not an HTTP response"))?;
+    let headers =
+        lines.filter_map(|l| l.split_once(':')).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect();
     Ok(Response { status, headers })
 }
 
@@ -664,10 +534,7 @@ mod tests {
 
     #[test]
     fn image_env_wins_over_spec_and_default() {
-        assert_eq!(
-            resolve_image(Some("local/registry:1"), Some("spec/registry")),
-            "local/registry:1"
-        );
+        assert_eq!(resolve_image(Some("local/registry:1"), Some("spec/registry")), "local/registry:1");
         assert_eq!(resolve_image(None, Some("spec/registry")), "spec/registry");
         assert_eq!(resolve_image(Some(" "), None), DEFAULT_IMAGE);
         assert_eq!(resolve_image(None, None), "registry:2");
@@ -688,17 +555,14 @@ mod tests {
     fn finds_this_process_listening() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let (pid, _command) =
-            process_listening_on(port).expect("our own listener is visible in /proc");
+        let (pid, _command) = process_listening_on(port).expect("our own listener is visible in /proc");
         assert_eq!(pid, std::process::id());
     }
 
     #[test]
     fn parses_status_and_headers() {
-        let resp = parse_head(
-            b"HTTP/1.1 200 OK\r\nDocker-Content-Digest: sha256:abc\r\nContent-Length: 2\r\n\r\n{}",
-        )
-        .unwrap();
+        let resp =
+            parse_head(b"HTTP/1.1 200 OK\r\nDocker-Content-Digest: sha256:abc\r\nContent-Length: 2\r\n\r\n{}").unwrap();
         assert_eq!(resp.status, 200);
         assert_eq!(resp.header("docker-content-digest"), Some("sha256:abc"));
         assert!(parse_head(b"garbage").is_err());

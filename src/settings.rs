@@ -70,7 +70,12 @@ pub fn resolve(project: &Project, build_args: &BTreeMap<String, String>, kubecon
             .cluster
             .ports
             .iter()
-            .map(|p| PortMapping { host_ip: None, host_port: p.host, container_port: p.container, protocol: "tcp".into() })
+            .map(|p| PortMapping {
+                host_ip: None,
+                host_port: p.host,
+                container_port: p.container,
+                protocol: "tcp".into(),
+            })
             .collect(),
         registry: registry.as_ref().map(|r| RegistryEndpoint {
             container_name: r.name.clone(),

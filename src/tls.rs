@@ -38,7 +38,9 @@ pub enum Error {
     Io { path: PathBuf, action: &'static str, source: std::io::Error },
     #[error("the development CA at {} is unusable: {message}\n  fix: remove the directory; the next `samestack up` makes a new CA (then trust the new ca.crt)", path.display())]
     Invalid { path: PathBuf, message: String },
-    #[error("cannot issue a certificate for {hosts}: {message}\n  fix: use host names made of letters, digits, dots and dashes")]
+    #[error(
+        "cannot issue a certificate for {hosts}: {message}\n  fix: use host names made of letters, digits, dots and dashes"
+    )]
     Issue { hosts: String, message: String },
 }
 
@@ -181,7 +183,8 @@ fn ca_params(now: Timestamp) -> CertificateParams {
     params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     let today = now.to_zoned(TimeZone::UTC).date();
     params.not_before = date(now - SignedDuration::from_hours(24));
-    params.not_after = rcgen::date_time_ymd((today.year() + CA_YEARS).into(), today.month() as u8, today.day().min(28) as u8);
+    params.not_after =
+        rcgen::date_time_ymd((today.year() + CA_YEARS).into(), today.month() as u8, today.day().min(28) as u8);
     params
 }
 
@@ -277,7 +280,8 @@ mod tests {
 
     #[test]
     fn wanted_secrets_are_those_the_ingresses_name_and_the_set_lacks() {
-        let provided = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "own-tls", "namespace": "shop"}});
+        let provided =
+            json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "own-tls", "namespace": "shop"}});
         let set = [
             ingress("shop", "api-tls", &["b.localhost"]),
             ingress("shop", "api-tls", &["a.localhost", "b.localhost"]),
@@ -288,7 +292,11 @@ mod tests {
         let wanted = wanted(&set, "default");
         assert_eq!(
             wanted,
-            [Wanted { namespace: "shop".into(), name: "api-tls".into(), hosts: vec!["a.localhost".into(), "b.localhost".into()] }]
+            [Wanted {
+                namespace: "shop".into(),
+                name: "api-tls".into(),
+                hosts: vec!["a.localhost".into(), "b.localhost".into()]
+            }]
         );
     }
 
@@ -340,7 +348,11 @@ mod tests {
         assert!(version.status.success());
         let dir = tempfile::tempdir().unwrap();
         let ca = LocalCa::load_or_create(&dir.path().join("ca")).unwrap();
-        let w = Wanted { namespace: "s".into(), name: "t".into(), hosts: vec!["api.localhost".into(), "www.localhost".into()] };
+        let w = Wanted {
+            namespace: "s".into(),
+            name: "t".into(),
+            hosts: vec!["api.localhost".into(), "www.localhost".into()],
+        };
         let issued = secret(&ca, &w, None, Timestamp::now()).unwrap();
         let pem = decode_b64(issued["data"]["tls.crt"].as_str().unwrap());
         let leaf = dir.path().join("leaf.crt");
@@ -352,7 +364,12 @@ mod tests {
                 .arg(&leaf)
                 .output()
                 .unwrap();
-            assert_eq!(out.status.success(), host != "other.localhost", "{host}: {}", String::from_utf8_lossy(&out.stderr));
+            assert_eq!(
+                out.status.success(),
+                host != "other.localhost",
+                "{host}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 

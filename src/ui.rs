@@ -16,7 +16,8 @@ pub fn init_tracing(args: &GlobalArgs) {
         (false, 2) => "debug",
         _ => "trace",
     };
-    let filter = EnvFilter::try_from_env("SAMESTACK_LOG").unwrap_or_else(|_| EnvFilter::new(format!("samestack={level}")));
+    let filter =
+        EnvFilter::try_from_env("SAMESTACK_LOG").unwrap_or_else(|_| EnvFilter::new(format!("samestack={level}")));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -54,7 +55,9 @@ impl Steps {
         tracing::info!(step = name, "starting");
         let spinner = (self.interactive && !self.quiet).then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
-            bar.set_style(indicatif::ProgressStyle::with_template("{spinner} {prefix:<10} {elapsed}").expect("valid template"));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {prefix:<10} {elapsed}").expect("valid template"),
+            );
             bar.set_prefix(name.to_string());
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
             bar

@@ -49,17 +49,9 @@ pub struct Scan {
 
 /// Lists what goes into the context of `root` (honouring `root/.dockerignore`) and digests it
 /// together with the Dockerfile and the build arguments.
-pub fn scan(
-    root: &Path,
-    dockerfile: &Path,
-    build_args: &BTreeMap<String, String>,
-) -> io::Result<Scan> {
+pub fn scan(root: &Path, dockerfile: &Path, build_args: &BTreeMap<String, String>) -> io::Result<Scan> {
     let root = root.canonicalize()?;
-    let dockerfile = if dockerfile.is_absolute() {
-        dockerfile.to_path_buf()
-    } else {
-        root.join(dockerfile)
-    };
+    let dockerfile = if dockerfile.is_absolute() { dockerfile.to_path_buf() } else { root.join(dockerfile) };
     let dockerfile = dockerfile.canonicalize()?;
     let rules = match fs::read_to_string(root.join(".dockerignore")) {
         Ok(text) => IgnoreRules::parse(&text),
@@ -76,29 +68,14 @@ pub fn scan(
     walk(&root, &root, &rules, &always, &mut entries)?;
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     let digest = digest(&root, &entries, &dockerfile, &dockerfile_in_tar, build_args)?;
-    Ok(Scan {
-        root,
-        entries,
-        dockerfile_in_tar,
-        dockerfile,
-        digest,
-    })
+    Ok(Scan { root, entries, dockerfile_in_tar, dockerfile, digest })
 }
 
 fn slash_path(rel: &Path) -> String {
-    rel.components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
+    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
 }
 
-fn walk(
-    root: &Path,
-    dir: &Path,
-    rules: &IgnoreRules,
-    always: &[String],
-    out: &mut Vec<Entry>,
-) -> io::Result<()> {
+fn walk(root: &Path, dir: &Path, rules: &IgnoreRules, always: &[String], out: &mut Vec<Entry>) -> io::Result<()> {
     let mut children: Vec<_> = fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     children.sort_by_key(|e| e.file_name());
     for child in children {
@@ -109,34 +86,21 @@ fn walk(
         let mode = meta.permissions().mode() & 0o7777;
         if meta.is_dir() {
             if !excluded {
-                out.push(Entry {
-                    path: rel.clone(),
-                    kind: EntryKind::Dir,
-                    mode,
-                });
+                out.push(Entry { path: rel.clone(), kind: EntryKind::Dir, mode });
             }
             // An excluded directory can only hold sent files when some `!` exception exists.
-            if !excluded
-                || rules.has_exceptions()
-                || always.iter().any(|a| a.starts_with(&format!("{rel}/")))
-            {
+            if !excluded || rules.has_exceptions() || always.iter().any(|a| a.starts_with(&format!("{rel}/"))) {
                 walk(root, &path, rules, always, out)?;
             }
         } else if !excluded {
             let kind = if meta.file_type().is_symlink() {
-                EntryKind::Symlink {
-                    target: fs::read_link(&path)?.to_string_lossy().into_owned(),
-                }
+                EntryKind::Symlink { target: fs::read_link(&path)?.to_string_lossy().into_owned() }
             } else if meta.is_file() {
                 EntryKind::File { size: meta.len() }
             } else {
                 continue; // sockets, fifos, devices: Docker skips them too
             };
-            out.push(Entry {
-                path: rel,
-                kind,
-                mode,
-            });
+            out.push(Entry { path: rel, kind, mode });
         }
     }
     Ok(())
@@ -259,10 +223,7 @@ mod tests {
     fn dockerignore_excludes_but_dockerfile_and_ignore_file_always_go() {
         let dir = context(&[
             ("Dockerfile", "FROM scratch\n"),
-            (
-                ".dockerignore",
-                "Dockerfile\n.dockerignore\n*.log\nsecrets\n",
-            ),
+            (".dockerignore", "Dockerfile\n.dockerignore\n*.log\nsecrets\n"),
             ("app.py", "print()\n"),
             ("debug.log", "x"),
             ("secrets/key", "k"),
@@ -280,56 +241,33 @@ mod tests {
             ("docs/drop.md", "d"),
         ]);
         let scan = scan(dir.path(), Path::new("Dockerfile"), &no_args()).unwrap();
-        assert_eq!(
-            paths(&scan),
-            vec![".dockerignore", "Dockerfile", "docs/keep.md"]
-        );
+        assert_eq!(paths(&scan), vec![".dockerignore", "Dockerfile", "docs/keep.md"]);
     }
 
     #[test]
     fn digest_is_stable_and_sensitive_to_content_mode_args_and_dockerfile() {
         let dir = context(&[("Dockerfile", "FROM scratch\n"), ("a.txt", "one")]);
-        let base = scan(dir.path(), Path::new("Dockerfile"), &no_args())
-            .unwrap()
-            .digest;
+        let base = scan(dir.path(), Path::new("Dockerfile"), &no_args()).unwrap().digest;
         assert_eq!(base.len(), 64);
         assert_eq!(
-            scan(dir.path(), Path::new("Dockerfile"), &no_args())
-                .unwrap()
-                .digest,
+            scan(dir.path(), Path::new("Dockerfile"), &no_args()).unwrap().digest,
             base,
             "same input, same digest"
         );
 
         fs::write(dir.path().join("a.txt"), "two").unwrap();
-        let changed = scan(dir.path(), Path::new("Dockerfile"), &no_args())
-            .unwrap()
-            .digest;
+        let changed = scan(dir.path(), Path::new("Dockerfile"), &no_args()).unwrap().digest;
         assert_ne!(changed, base, "content");
 
         fs::set_permissions(dir.path().join("a.txt"), fs::Permissions::from_mode(0o755)).unwrap();
-        let moded = scan(dir.path(), Path::new("Dockerfile"), &no_args())
-            .unwrap()
-            .digest;
+        let moded = scan(dir.path(), Path::new("Dockerfile"), &no_args()).unwrap().digest;
         assert_ne!(moded, changed, "mode");
 
         let args = BTreeMap::from([("BASE_IMAGE".to_string(), "x".to_string())]);
-        assert_ne!(
-            scan(dir.path(), Path::new("Dockerfile"), &args)
-                .unwrap()
-                .digest,
-            moded,
-            "build args"
-        );
+        assert_ne!(scan(dir.path(), Path::new("Dockerfile"), &args).unwrap().digest, moded, "build args");
 
         fs::write(dir.path().join("Dockerfile"), "FROM scratch\nUSER 1\n").unwrap();
-        assert_ne!(
-            scan(dir.path(), Path::new("Dockerfile"), &no_args())
-                .unwrap()
-                .digest,
-            moded,
-            "dockerfile"
-        );
+        assert_ne!(scan(dir.path(), Path::new("Dockerfile"), &no_args()).unwrap().digest, moded, "dockerfile");
     }
 
     #[test]
@@ -340,32 +278,18 @@ mod tests {
             ("a.txt", "one"),
             ("x.log", "1"),
         ]);
-        let before = scan(dir.path(), Path::new("Dockerfile"), &no_args())
-            .unwrap()
-            .digest;
+        let before = scan(dir.path(), Path::new("Dockerfile"), &no_args()).unwrap().digest;
         fs::write(dir.path().join("x.log"), "2").unwrap();
         fs::write(dir.path().join("y.log"), "new").unwrap();
-        assert_eq!(
-            scan(dir.path(), Path::new("Dockerfile"), &no_args())
-                .unwrap()
-                .digest,
-            before
-        );
+        assert_eq!(scan(dir.path(), Path::new("Dockerfile"), &no_args()).unwrap().digest, before);
     }
 
     #[test]
     fn renaming_a_file_changes_the_digest() {
         let dir = context(&[("Dockerfile", "FROM scratch\n"), ("a.txt", "same")]);
-        let before = scan(dir.path(), Path::new("Dockerfile"), &no_args())
-            .unwrap()
-            .digest;
+        let before = scan(dir.path(), Path::new("Dockerfile"), &no_args()).unwrap().digest;
         fs::rename(dir.path().join("a.txt"), dir.path().join("b.txt")).unwrap();
-        assert_ne!(
-            scan(dir.path(), Path::new("Dockerfile"), &no_args())
-                .unwrap()
-                .digest,
-            before
-        );
+        assert_ne!(scan(dir.path(), Path::new("Dockerfile"), &no_args()).unwrap().digest, before);
     }
 
     #[test]
@@ -378,12 +302,7 @@ mod tests {
             ("Dockerfile.other", "FROM scratch\n"),
         ]);
         std::os::unix::fs::symlink("app.py", dir.path().join("ctx/link")).unwrap();
-        let scan = scan(
-            &dir.path().join("ctx"),
-            &dir.path().join("Dockerfile.other"),
-            &no_args(),
-        )
-        .unwrap();
+        let scan = scan(&dir.path().join("ctx"), &dir.path().join("Dockerfile.other"), &no_args()).unwrap();
         assert_eq!(scan.dockerfile_in_tar, OUTSIDE_DOCKERFILE);
         let mut bytes = Vec::new();
         write_tar(&scan, &mut bytes).unwrap();
@@ -391,26 +310,9 @@ mod tests {
         let mut names: Vec<String> = archive
             .entries()
             .unwrap()
-            .map(|e| {
-                e.unwrap()
-                    .path()
-                    .unwrap()
-                    .to_string_lossy()
-                    .trim_end_matches('/')
-                    .to_string()
-            })
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().trim_end_matches('/').to_string())
             .collect();
         names.sort();
-        assert_eq!(
-            names,
-            vec![
-                ".dockerignore",
-                OUTSIDE_DOCKERFILE,
-                "app.py",
-                "link",
-                "sub",
-                "sub/b.txt"
-            ]
-        );
+        assert_eq!(names, vec![".dockerignore", OUTSIDE_DOCKERFILE, "app.py", "link", "sub", "sub/b.txt"]);
     }
 }

@@ -24,11 +24,7 @@ pub fn base_images(dockerfile: &str, build_args: &BTreeMap<String, String>) -> V
                         Some((n, d)) => (n, Some(unquote(d))),
                         None => (decl, None),
                     };
-                    let value = build_args
-                        .get(name)
-                        .cloned()
-                        .or(default)
-                        .unwrap_or_default();
+                    let value = build_args.get(name).cloned().or(default).unwrap_or_default();
                     args.insert(name.to_string(), value);
                 }
             }
@@ -38,8 +34,7 @@ pub fn base_images(dockerfile: &str, build_args: &BTreeMap<String, String>) -> V
                 let Some(raw) = rest.first() else { continue };
                 let image = substitute(raw, &args);
                 let is_stage = stages.contains(&image.to_ascii_lowercase());
-                if !image.is_empty() && image != "scratch" && !is_stage && !images.contains(&image)
-                {
+                if !image.is_empty() && image != "scratch" && !is_stage && !images.contains(&image) {
                     images.push(image);
                 }
                 if let (Some(as_kw), Some(name)) = (rest.get(1), rest.get(2))
@@ -99,20 +94,15 @@ fn substitute(word: &str, args: &HashMap<String, String>) -> String {
             };
             let inner: String = chars[i + 2..i + end].iter().collect();
             let value = match inner.split_once(":-") {
-                Some((name, default)) => args
-                    .get(name)
-                    .filter(|v| !v.is_empty())
-                    .cloned()
-                    .unwrap_or_else(|| default.to_string()),
+                Some((name, default)) => {
+                    args.get(name).filter(|v| !v.is_empty()).cloned().unwrap_or_else(|| default.to_string())
+                }
                 None => args.get(&inner).cloned().unwrap_or_default(),
             };
             out.push_str(&value);
             i += end + 1;
         } else {
-            let name: String = chars[i + 1..]
-                .iter()
-                .take_while(|c| c.is_ascii_alphanumeric() || **c == '_')
-                .collect();
+            let name: String = chars[i + 1..].iter().take_while(|c| c.is_ascii_alphanumeric() || **c == '_').collect();
             out.push_str(args.get(&name).map(String::as_str).unwrap_or_default());
             i += 1 + name.len();
         }
@@ -125,10 +115,7 @@ mod tests {
     use super::*;
 
     fn args(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -136,36 +123,21 @@ mod tests {
         let file = "# comment\nARG BASE_IMAGE=python:3.12-slim\nFROM ${BASE_IMAGE}\nRUN true\n";
         assert_eq!(base_images(file, &args(&[])), vec!["python:3.12-slim"]);
         assert_eq!(
-            base_images(
-                file,
-                &args(&[("BASE_IMAGE", "samestack-test/python:latest")])
-            ),
+            base_images(file, &args(&[("BASE_IMAGE", "samestack-test/python:latest")])),
             vec!["samestack-test/python:latest"]
         );
-        assert_eq!(
-            base_images("ARG V\nFROM img:$V\n", &args(&[("V", "2")])),
-            vec!["img:2"]
-        );
-        assert_eq!(
-            base_images("FROM ${X:-alpine}\n", &args(&[])),
-            vec!["alpine"]
-        );
+        assert_eq!(base_images("ARG V\nFROM img:$V\n", &args(&[("V", "2")])), vec!["img:2"]);
+        assert_eq!(base_images("FROM ${X:-alpine}\n", &args(&[])), vec!["alpine"]);
     }
 
     #[test]
     fn stages_scratch_and_flags_are_not_images() {
         let file = "FROM --platform=linux/amd64 golang:1.22 AS build\nRUN go build\nFROM scratch\nCOPY --from=build /x /x\nFROM build AS test\nFROM debian:12\n";
-        assert_eq!(
-            base_images(file, &args(&[])),
-            vec!["golang:1.22", "debian:12"]
-        );
+        assert_eq!(base_images(file, &args(&[])), vec!["golang:1.22", "debian:12"]);
     }
 
     #[test]
     fn continuation_lines_are_joined() {
-        assert_eq!(
-            base_images("FROM \\\n  busybox\n", &args(&[])),
-            vec!["busybox"]
-        );
+        assert_eq!(base_images("FROM \\\n  busybox\n", &args(&[])), vec!["busybox"]);
     }
 }

@@ -46,10 +46,7 @@ impl IgnoreRules {
                     None => (false, line),
                 };
                 let cleaned = clean(raw);
-                (!cleaned.is_empty()).then(|| Pattern {
-                    tokens: tokenize(&cleaned),
-                    exception,
-                })
+                (!cleaned.is_empty()).then(|| Pattern { tokens: tokenize(&cleaned), exception })
             })
             .collect();
         IgnoreRules { patterns }
@@ -133,11 +130,7 @@ fn tokenize(pattern: &str) -> Vec<Token> {
                 if chars.get(i) == Some(&'/') {
                     i += 1;
                 }
-                tokens.push(if i >= chars.len() {
-                    Token::StarStarEnd
-                } else {
-                    Token::StarStarDirs
-                });
+                tokens.push(if i >= chars.len() { Token::StarStarEnd } else { Token::StarStarDirs });
                 continue;
             }
             '*' => tokens.push(Token::Star),
@@ -207,9 +200,8 @@ fn matches(tokens: &[Token], text: &[char]) -> bool {
         Token::Literal(c) => text.first() == Some(c) && matches(rest, &text[1..]),
         Token::Any => text.first().is_some_and(|c| *c != '/') && matches(rest, &text[1..]),
         Token::Class { negated, items } => {
-            text.first().is_some_and(|c| {
-                *c != '/' && items.iter().any(|(lo, hi)| lo <= c && c <= hi) != *negated
-            }) && matches(rest, &text[1..])
+            text.first().is_some_and(|c| *c != '/' && items.iter().any(|(lo, hi)| lo <= c && c <= hi) != *negated)
+                && matches(rest, &text[1..])
         }
         Token::Star => {
             let run = text.iter().take_while(|c| **c != '/').count();
@@ -218,8 +210,7 @@ fn matches(tokens: &[Token], text: &[char]) -> bool {
         Token::StarStarEnd => true,
         // `(.*/)?`: nothing, or anything ending with a `/`.
         Token::StarStarDirs => {
-            matches(rest, text)
-                || (0..text.len()).any(|i| text[i] == '/' && matches(rest, &text[i + 1..]))
+            matches(rest, text) || (0..text.len()).any(|i| text[i] == '/' && matches(rest, &text[i + 1..]))
         }
     }
 }
@@ -260,10 +251,7 @@ mod tests {
     fn double_star_spans_directories() {
         assert!(excluded("**/*.pyc", "x.pyc"));
         assert!(excluded("**/*.pyc", "a/b/c/x.pyc"));
-        assert!(excluded(
-            "**/__pycache__",
-            "app/__pycache__/m.cpython-311.pyc"
-        ));
+        assert!(excluded("**/__pycache__", "app/__pycache__/m.cpython-311.pyc"));
         assert!(excluded("docs/**", "docs/a/b.md"));
         assert!(excluded("a/**/z", "a/z"));
         assert!(excluded("a/**/z", "a/b/c/z"));

@@ -51,15 +51,8 @@ pub struct BuildSpec {
 
 impl BuildSpec {
     fn dockerfile_path(&self) -> PathBuf {
-        let file = self
-            .dockerfile
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("Dockerfile"));
-        if file.is_absolute() {
-            file
-        } else {
-            self.context.join(file)
-        }
+        let file = self.dockerfile.clone().unwrap_or_else(|| PathBuf::from("Dockerfile"));
+        if file.is_absolute() { file } else { self.context.join(file) }
     }
 }
 
@@ -81,12 +74,7 @@ pub struct BuildOptions {
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        BuildOptions {
-            registry_port: None,
-            parallelism: 2,
-            labels: BTreeMap::new(),
-            keep_images: 3,
-        }
+        BuildOptions { registry_port: None, parallelism: 2, labels: BTreeMap::new(), keep_images: 3 }
     }
 }
 
@@ -153,16 +141,8 @@ pub enum Error {
         source: io::Error,
     },
     /// A Dockerfile step failed.
-    #[error(
-        "building service `{service}` failed at `{step}`: {message}{}",
-        indent_tail(output)
-    )]
-    StepFailed {
-        service: String,
-        step: String,
-        message: String,
-        output: Vec<String>,
-    },
+    #[error("building service `{service}` failed at `{step}`: {message}{}", indent_tail(output))]
+    StepFailed { service: String, step: String, message: String, output: Vec<String> },
     /// The engine refused the build request itself (bad Dockerfile syntax, unknown base image...).
     #[error("building service `{service}` was refused by Docker: {message}")]
     Rejected { service: String, message: String },
@@ -171,11 +151,7 @@ pub enum Error {
         "Docker stopped answering while {activity} service `{service}`: {cause}; start it again \
          (`sudo systemctl start docker`) and rerun — nothing was tagged, the next run starts that image over"
     )]
-    DaemonLost {
-        service: String,
-        activity: &'static str,
-        cause: String,
-    },
+    DaemonLost { service: String, activity: &'static str, cause: String },
     /// The engine's disk is full.
     #[error(
         "no space left on Docker's disk while building service `{service}`: {message}; free space \
@@ -184,11 +160,7 @@ pub enum Error {
     DiskFull { service: String, message: String },
     /// The push to the local registry failed.
     #[error("pushing `{reference}` (service `{service}`) to the local registry failed: {message}")]
-    PushFailed {
-        service: String,
-        reference: String,
-        message: String,
-    },
+    PushFailed { service: String, reference: String, message: String },
     /// An image to preload is not in the local engine.
     #[error(
         "--preload {image}: no such image in the local Docker engine\n  fix: build it, `docker load` it, or `docker pull` it on a machine that can, then run up again"
@@ -239,13 +211,20 @@ impl crate::error::Classify for Error {
 /// can pull them (what `kind load docker-image` does for kind alone; offline and air-gapped
 /// use). Returns each image with the digest-pinned reference it has in the registry. Pushing an
 /// image the registry already has only checks its layers.
-pub async fn preload(client: &Client, images: &[String], registry_port: u16) -> Result<BTreeMap<String, String>, Error> {
+pub async fn preload(
+    client: &Client,
+    images: &[String],
+    registry_port: u16,
+) -> Result<BTreeMap<String, String>, Error> {
     require_local_images(client, images).await?;
     let mut pinned = BTreeMap::new();
     for image in images {
         let (repository, tag) = registry_reference(image, registry_port);
         let options = bollard::query_parameters::TagImageOptionsBuilder::new().repo(&repository).tag(&tag).build();
-        client.tag_image(image, Some(options)).await.map_err(|e| docker::Error::api(format!("tag {image} as {repository}:{tag}"), e))?;
+        client
+            .tag_image(image, Some(options))
+            .await
+            .map_err(|e| docker::Error::api(format!("tag {image} as {repository}:{tag}"), e))?;
         let digest = push_image(client, image, &repository, &tag, &ServiceBar(None)).await?;
         pinned.insert(image.clone(), format!("{repository}@{digest}"));
     }
@@ -293,12 +272,7 @@ pub async fn build_all(
     let mut running = futures_util::stream::iter(specs.iter().enumerate())
         .map(|(i, spec)| {
             let (progress, push_turn) = (progress.clone(), push_turn.clone());
-            async move {
-                (
-                    i,
-                    build_service(client, spec, options, &progress, &push_turn).await,
-                )
-            }
+            async move { (i, build_service(client, spec, options, &progress, &push_turn).await) }
         })
         .buffer_unordered(options.parallelism.max(1));
     let mut outcomes: Vec<Option<BuildOutcome>> = vec![None; specs.len()];
@@ -328,11 +302,7 @@ async fn build_service(
     let remote = match options.registry_port {
         Some(port) => registry::manifest_digest(port, registry_path(&spec.repository), &tag)
             .await
-            .map_err(|source| Error::RegistryUnreachable {
-                service: service.clone(),
-                port,
-                source,
-            })?,
+            .map_err(|source| Error::RegistryUnreachable { service: service.clone(), port, source })?,
         None => None,
     };
     let mut outcome = BuildOutcome {
@@ -357,16 +327,7 @@ async fn build_service(
 
     if local.is_none() {
         let t = Instant::now();
-        outcome.image_id = build_image(
-            client,
-            spec,
-            &scan,
-            &input_digest,
-            &reference,
-            options,
-            &bar,
-        )
-        .await?;
+        outcome.image_id = build_image(client, spec, &scan, &input_digest, &reference, options, &bar).await?;
         outcome.build_time = t.elapsed();
         outcome.action = BuildAction::Built;
     } else {
@@ -376,39 +337,25 @@ async fn build_service(
         bar.message("waiting to push");
         let _turn = push_turn.lock().await;
         let t = Instant::now();
-        outcome.registry_digest =
-            Some(push_image(client, &service, &spec.repository, &tag, &bar).await?);
+        outcome.registry_digest = Some(push_image(client, &service, &spec.repository, &tag, &bar).await?);
         outcome.push_time = t.elapsed();
     }
     if outcome.action == BuildAction::Built && options.keep_images > 0 {
         prune_old_images(client, &spec.repository, &tag, options.keep_images).await;
     }
     tracing::info!(%service, %reference, build = ?outcome.build_time, push = ?outcome.push_time, "image ready");
-    bar.finish(format!(
-        "{reference} {}",
-        if outcome.action == BuildAction::Built {
-            "built"
-        } else {
-            "pushed"
-        }
-    ));
+    bar.finish(format!("{reference} {}", if outcome.action == BuildAction::Built { "built" } else { "pushed" }));
     Ok(outcome)
 }
 
 async fn scan_context(spec: &BuildSpec) -> Result<Scan, Error> {
     let service = spec.service.clone();
     if !spec.context.is_dir() {
-        return Err(Error::ContextMissing {
-            service,
-            path: spec.context.clone(),
-        });
+        return Err(Error::ContextMissing { service, path: spec.context.clone() });
     }
     let dockerfile = spec.dockerfile_path();
     if !dockerfile.is_file() {
-        return Err(Error::DockerfileMissing {
-            service,
-            path: dockerfile,
-        });
+        return Err(Error::DockerfileMissing { service, path: dockerfile });
     }
     // `scan` takes the Dockerfile relative to the context (or absolute), not relative to the
     // working directory as `dockerfile_path` gives it.
@@ -421,11 +368,7 @@ async fn scan_context(spec: &BuildSpec) -> Result<Scan, Error> {
             path: spec.context.clone(),
             source: io::Error::other(e),
         })?
-        .map_err(|source| Error::ContextUnreadable {
-            service,
-            path: spec.context.clone(),
-            source,
-        })
+        .map_err(|source| Error::ContextUnreadable { service, path: spec.context.clone(), source })
 }
 
 /// The context digest combined with the ids of the Dockerfile's base images, so a rebuilt or
@@ -438,13 +381,11 @@ async fn input_digest(
     build_args: &BTreeMap<String, String>,
 ) -> Result<String, Error> {
     use sha2::{Digest, Sha256};
-    let text = tokio::fs::read_to_string(&scan.dockerfile)
-        .await
-        .map_err(|source| Error::ContextUnreadable {
-            service: service.to_string(),
-            path: scan.dockerfile.clone(),
-            source,
-        })?;
+    let text = tokio::fs::read_to_string(&scan.dockerfile).await.map_err(|source| Error::ContextUnreadable {
+        service: service.to_string(),
+        path: scan.dockerfile.clone(),
+        source,
+    })?;
     let mut hasher = Sha256::new();
     hasher.update(scan.digest.as_bytes());
     for base in base_images(&text, build_args) {
@@ -455,9 +396,7 @@ async fn input_digest(
                     tracing::debug!(%base, error = %docker::describe(&e), "base image not pullable");
                 }
                 // Unpullable: leave it to the build to report, which names the step.
-                local_image_id(client, &base)
-                    .await?
-                    .unwrap_or_else(|| "absent".to_string())
+                local_image_id(client, &base).await?.unwrap_or_else(|| "absent".to_string())
             }
         };
         hasher.update(format!("\0base\0{base}={id}").as_bytes());
@@ -495,7 +434,9 @@ pub async fn remove_project_images(
             // Forced for built images: all their tags go at once (down removed the containers first).
             let options = bollard::query_parameters::RemoveImageOptionsBuilder::new().force(built).build();
             match client.remove_image(&reference, Some(options), None).await {
-                Ok(_) => removed.push(if built { tags.first().map_or(reference, |t| t.to_string()) } else { reference }),
+                Ok(_) => {
+                    removed.push(if built { tags.first().map_or(reference, |t| t.to_string()) } else { reference })
+                }
                 Err(e) if docker::is_connection_lost(&e) => return Err(docker::Error::api("removing images", e).into()),
                 Err(e) => tracing::debug!(%reference, error = %docker::describe(&e), "kept an image"),
             }
@@ -507,13 +448,9 @@ pub async fn remove_project_images(
 /// Untags the repository's samestack-built images beyond the `keep` newest (never `current`).
 /// Best effort: an image a container still uses stays, and failures are only logged.
 async fn prune_old_images(client: &Client, repository: &str, current: &str, keep: usize) {
-    let filters = HashMap::from([
-        ("reference", vec![repository.to_string()]),
-        ("label", vec![LABEL_INPUT_DIGEST.to_string()]),
-    ]);
-    let options = bollard::query_parameters::ListImagesOptionsBuilder::new()
-        .filters(&filters)
-        .build();
+    let filters =
+        HashMap::from([("reference", vec![repository.to_string()]), ("label", vec![LABEL_INPUT_DIGEST.to_string()])]);
+    let options = bollard::query_parameters::ListImagesOptionsBuilder::new().filters(&filters).build();
     let Ok(images) = client.list_images(Some(options)).await else {
         return;
     };
@@ -535,14 +472,7 @@ async fn prune_old_images(client: &Client, repository: &str, current: &str, keep
     }
     for tag in stale_tags(&tagged, current, keep) {
         let reference = format!("{repository}:{tag}");
-        match client
-            .remove_image(
-                &reference,
-                None::<bollard::query_parameters::RemoveImageOptions>,
-                None,
-            )
-            .await
-        {
+        match client.remove_image(&reference, None::<bollard::query_parameters::RemoveImageOptions>, None).await {
             Ok(_) => tracing::debug!(%reference, "removed an old image"),
             Err(e) => {
                 tracing::debug!(%reference, error = %docker::describe(&e), "kept an old image")
@@ -563,11 +493,7 @@ fn sortable_time(rfc3339: &str) -> String {
 fn stale_tags<T: Ord>(tagged: &[(String, T)], current: &str, keep: usize) -> Vec<String> {
     let mut others: Vec<&(String, T)> = tagged.iter().filter(|(t, _)| t != current).collect();
     others.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    others
-        .into_iter()
-        .skip(keep.saturating_sub(1))
-        .map(|(t, _)| t.clone())
-        .collect()
+    others.into_iter().skip(keep.saturating_sub(1)).map(|(t, _)| t.clone()).collect()
 }
 
 async fn local_image_id(client: &Client, reference: &str) -> Result<Option<String>, Error> {
@@ -581,9 +507,7 @@ async fn local_image_id(client: &Client, reference: &str) -> Result<Option<Strin
 /// `localhost:5001/shop/api` → `shop/api`: the repository name as the registry's API sees it.
 fn registry_path(repository: &str) -> &str {
     match repository.split_once('/') {
-        Some((host, rest)) if host.contains(':') || host.contains('.') || host == "localhost" => {
-            rest
-        }
+        Some((host, rest)) if host.contains(':') || host.contains('.') || host == "localhost" => rest,
         _ => repository,
     }
 }
@@ -611,15 +535,10 @@ async fn build_image(
     let producer = {
         let scan = scan.clone();
         tokio::task::spawn_blocking(move || {
-            let mut writer = ChannelWriter {
-                tx,
-                buf: Vec::with_capacity(CHUNK),
-            };
+            let mut writer = ChannelWriter { tx, buf: Vec::with_capacity(CHUNK) };
             let result = context::write_tar(&scan, &mut writer);
             if let Err(e) = &result {
-                let _ = writer
-                    .tx
-                    .blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
+                let _ = writer.tx.blocking_send(Err(io::Error::new(e.kind(), e.to_string())));
             }
             result
         })
@@ -666,11 +585,7 @@ async fn build_image(
     if let Ok(Err(source)) = producer.await
         && source.kind() != io::ErrorKind::BrokenPipe
     {
-        return Err(Error::ContextUnreadable {
-            service,
-            path: spec.context.clone(),
-            source,
-        });
+        return Err(Error::ContextUnreadable { service, path: spec.context.clone(), source });
     }
     if let Some(e) = failure {
         return Err(build_failure(&service, e, log));
@@ -678,23 +593,17 @@ async fn build_image(
     match image_id {
         Some(id) => Ok(id),
         // Older engines do not always send the aux id: the tag is authoritative.
-        None => local_image_id(client, reference)
-            .await?
-            .ok_or_else(|| Error::Rejected {
-                service,
-                message: format!("the build finished without producing {reference}"),
-            }),
+        None => local_image_id(client, reference).await?.ok_or_else(|| Error::Rejected {
+            service,
+            message: format!("the build finished without producing {reference}"),
+        }),
     }
 }
 
 fn build_failure(service: &str, err: ApiError, log: StepLog) -> Error {
     let service = service.to_string();
     if docker::is_connection_lost(&err) {
-        return Error::DaemonLost {
-            service,
-            activity: "building",
-            cause: docker::describe(&err),
-        };
+        return Error::DaemonLost { service, activity: "building", cause: docker::describe(&err) };
     }
     let message = match &err {
         ApiError::DockerStreamError { error } => error.trim().to_string(),
@@ -709,12 +618,7 @@ fn build_failure(service: &str, err: ApiError, log: StepLog) -> Error {
             if !log.partial.trim().is_empty() {
                 output.push(log.partial.trim_end().to_string());
             }
-            Error::StepFailed {
-                service,
-                step,
-                message,
-                output,
-            }
+            Error::StepFailed { service, step, message, output }
         }
         _ => Error::Rejected { service, message },
     }
@@ -786,10 +690,7 @@ async fn push_image(
         match event {
             Ok(info) => {
                 let status = info.status.unwrap_or_default();
-                if status == "Pushed"
-                    || status == "Layer already exists"
-                    || status.starts_with("Mounted from")
-                {
+                if status == "Pushed" || status == "Layer already exists" || status.starts_with("Mounted from") {
                     done += 1;
                     bar.layer_done(done);
                 } else if status == "Pushing"
@@ -813,11 +714,7 @@ async fn push_image(
                     ApiError::DockerStreamError { error } => error.trim().to_string(),
                     other => docker::describe(other),
                 };
-                return Err(Error::PushFailed {
-                    service: service.to_string(),
-                    reference,
-                    message,
-                });
+                return Err(Error::PushFailed { service: service.to_string(), reference, message });
             }
         }
     }
@@ -849,12 +746,9 @@ impl ChannelWriter {
             return Ok(());
         }
         let chunk = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
-        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
-            io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the engine stopped reading the build context",
-            )
-        })
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the engine stopped reading the build context"))
     }
 }
 
@@ -880,9 +774,7 @@ pub struct Progress {
 impl Progress {
     /// `interactive`: draw bars (pass `crate::ui::interactive()`).
     pub fn new(interactive: bool) -> Self {
-        Progress {
-            multi: interactive.then(MultiProgress::new),
-        }
+        Progress { multi: interactive.then(MultiProgress::new) }
     }
 
     fn bar(&self, service: &str) -> ServiceBar {
@@ -931,11 +823,7 @@ impl ServiceBar {
 
     fn layer_bytes(&self, current: i64, total: i64) {
         if let Some(bar) = &self.0 {
-            bar.set_message(format!(
-                "{:.1}/{:.1} MB",
-                current as f64 / 1e6,
-                total as f64 / 1e6
-            ));
+            bar.set_message(format!("{:.1}/{:.1} MB", current as f64 / 1e6, total as f64 / 1e6));
         }
     }
 
@@ -970,43 +858,33 @@ mod tests {
         log.push("Step 3/5 : RUN make\nmake: *** no rule\n");
         let err = build_failure(
             "api",
-            ApiError::DockerStreamError {
-                error: "The command '/bin/sh -c make' returned a non-zero code: 2".into(),
-            },
+            ApiError::DockerStreamError { error: "The command '/bin/sh -c make' returned a non-zero code: 2".into() },
             log,
         );
         let msg = err.to_string();
-        assert!(
-            msg.contains("service `api` failed at `Step 3/5 : RUN make`"),
-            "{msg}"
-        );
+        assert!(msg.contains("service `api` failed at `Step 3/5 : RUN make`"), "{msg}");
         assert!(msg.contains("make: *** no rule"), "{msg}");
-        assert_eq!(
-            crate::error::Classify::kind(&err),
-            crate::error::ErrorKind::User
-        );
+        assert_eq!(crate::error::Classify::kind(&err), crate::error::ErrorKind::User);
     }
 
     #[test]
     fn disk_full_is_an_environment_error() {
         let err = build_failure(
             "api",
-            ApiError::DockerStreamError {
-                error: "write /x: no space left on device".into(),
-            },
+            ApiError::DockerStreamError { error: "write /x: no space left on device".into() },
             StepLog::default(),
         );
         assert!(matches!(err, Error::DiskFull { .. }));
-        assert_eq!(
-            crate::error::Classify::kind(&err),
-            crate::error::ErrorKind::Environment
-        );
+        assert_eq!(crate::error::Classify::kind(&err), crate::error::ErrorKind::Environment);
     }
 
     #[test]
     fn preloaded_images_keep_their_path_and_tag_under_the_local_registry() {
         assert_eq!(registry_reference("postgres:15.8", 5001), ("localhost:5001/postgres".into(), "15.8".into()));
-        assert_eq!(registry_reference("samestack-test/postgres", 5001), ("localhost:5001/samestack-test/postgres".into(), "latest".into()));
+        assert_eq!(
+            registry_reference("samestack-test/postgres", 5001),
+            ("localhost:5001/samestack-test/postgres".into(), "latest".into())
+        );
         assert_eq!(registry_reference("ghcr.io/acme/db:1", 7), ("localhost:7/acme/db".into(), "1".into()));
         assert_eq!(registry_reference("localhost:5000/x/y:2", 7), ("localhost:7/x/y".into(), "2".into()));
         assert_eq!(registry_reference("acme/db@sha256:abc", 7), ("localhost:7/acme/db".into(), "latest".into()));
@@ -1015,19 +893,14 @@ mod tests {
     #[test]
     fn push_digest_is_parsed_from_the_final_status() {
         let d = "sha256:".to_string() + &"a".repeat(64);
-        assert_eq!(
-            parse_push_digest(&format!("0123abcd: digest: {d} size: 1234")),
-            Some(d)
-        );
+        assert_eq!(parse_push_digest(&format!("0123abcd: digest: {d} size: 1234")), Some(d));
         assert_eq!(parse_push_digest("Pushed"), None);
     }
 
     #[test]
     fn stale_tags_keep_the_newest_and_the_current() {
-        let tagged: Vec<(String, i64)> = [("a", 1), ("b", 2), ("c", 3), ("d", 4), ("cur", 0)]
-            .iter()
-            .map(|(t, c)| (t.to_string(), *c))
-            .collect();
+        let tagged: Vec<(String, i64)> =
+            [("a", 1), ("b", 2), ("c", 3), ("d", 4), ("cur", 0)].iter().map(|(t, c)| (t.to_string(), *c)).collect();
         assert_eq!(stale_tags(&tagged, "cur", 3), vec!["b", "a"]);
         assert_eq!(stale_tags(&tagged, "cur", 1), vec!["d", "c", "b", "a"]);
         assert!(stale_tags(&tagged, "cur", 10).is_empty());
@@ -1046,13 +919,7 @@ mod tests {
         assert_eq!(registry_path("localhost:5001/shop-api"), "shop-api");
         assert_eq!(registry_path("registry.local/a/b"), "a/b");
         assert_eq!(registry_path("shop/api"), "shop/api");
-        assert_eq!(
-            repository_of("localhost:5001/shop-api:0123456789ab"),
-            "localhost:5001/shop-api"
-        );
-        assert_eq!(
-            repository_of("localhost:5001/shop-api"),
-            "localhost:5001/shop-api"
-        );
+        assert_eq!(repository_of("localhost:5001/shop-api:0123456789ab"), "localhost:5001/shop-api");
+        assert_eq!(repository_of("localhost:5001/shop-api"), "localhost:5001/shop-api");
     }
 }

@@ -203,7 +203,11 @@ fn write_temp_config(file_name: &str, content: &str) -> Result<(tempfile::TempDi
         source,
     })?;
     let config = dir.path().join(file_name);
-    std::fs::write(&config, content).map_err(|source| Error::KubeconfigIo { path: config.clone(), action: "write", source })?;
+    std::fs::write(&config, content).map_err(|source| Error::KubeconfigIo {
+        path: config.clone(),
+        action: "write",
+        source,
+    })?;
     Ok((dir, config))
 }
 

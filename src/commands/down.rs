@@ -50,7 +50,10 @@ pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitStat
     }
     if !global.quiet {
         match kept.first() {
-            Some(name) => eprintln!("removed cluster {}; kept registry {name} and its image cache (--purge removes it)", stack.cluster.name),
+            Some(name) => eprintln!(
+                "removed cluster {}; kept registry {name} and its image cache (--purge removes it)",
+                stack.cluster.name
+            ),
             None => eprintln!(
                 "removed cluster {} and everything samestack made for it ({} image reference(s))",
                 stack.cluster.name,

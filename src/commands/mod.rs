@@ -5,12 +5,12 @@ use std::process::ExitCode;
 use crate::cli::{Cli, Command};
 use crate::error::{Interrupted, NotAvailable};
 
+mod doctor;
+mod down;
 pub mod init;
 pub mod parity;
 pub mod render;
 pub mod schema;
-mod doctor;
-mod down;
 pub mod status;
 mod up;
 

@@ -16,13 +16,22 @@ pub async fn run(global: &GlobalArgs, args: ParityArgs) -> anyhow::Result<ExitSt
     let a = profile::resolve(&project, &args.a)?;
     let b = profile::resolve(&project, &args.b)?;
     // Same images and no secret values on both sides: only profile-driven differences remain.
-    let opts = RenderOptions { images: BTreeMap::new(), postgres_image: std::env::var("SAMESTACK_POSTGRES_IMAGE").ok().filter(|s| !s.is_empty()), secrets: BTreeMap::new(), reveal: false };
+    let opts = RenderOptions {
+        images: BTreeMap::new(),
+        postgres_image: std::env::var("SAMESTACK_POSTGRES_IMAGE").ok().filter(|s| !s.is_empty()),
+        secrets: BTreeMap::new(),
+        reveal: false,
+    };
     let set_a = render::render(&project, &a, &opts)?;
     let set_b = render::render(&project, &b, &opts)?;
     let mut allowed = a.allowed_drift.clone();
     allowed.extend(b.allowed_drift.iter().cloned());
     let report = parity::classify(&a.name, &b.name, parity::diff(&set_a, &set_b), &allowed);
-    let text = if args.json { serde_json::to_string_pretty(&report).context("serializing the report")? + "\n" } else { parity::format_report(&report) };
+    let text = if args.json {
+        serde_json::to_string_pretty(&report).context("serializing the report")? + "\n"
+    } else {
+        parity::format_report(&report)
+    };
     super::render::print_stdout(&text)?;
     Ok(if report.has_drift() { ExitStatus::Failure } else { ExitStatus::Success })
 }

@@ -14,7 +14,9 @@ use crate::render::{self, RenderOptions};
 
 /// A bad `--image` flag.
 #[derive(Debug, thiserror::Error)]
-#[error("--image {given}: {message}\n  fix: write --image SERVICE=REPO:TAG, e.g. --image api=localhost:5001/shop/api:1.4.2")]
+#[error(
+    "--image {given}: {message}\n  fix: write --image SERVICE=REPO:TAG, e.g. --image api=localhost:5001/shop/api:1.4.2"
+)]
 pub struct ImageFlagError {
     pub given: String,
     pub message: String,
@@ -61,12 +63,19 @@ pub async fn run(global: &GlobalArgs, args: RenderArgs) -> anyhow::Result<ExitSt
     let opts = RenderOptions::from_env(&project, images, args.reveal)?;
     let started = std::time::Instant::now();
     let set = render::render(&project, &profile, &opts)?;
-    tracing::info!("rendered {} resources for profile {} in {:?}", set.resources.len(), profile.name, started.elapsed());
+    tracing::info!(
+        "rendered {} resources for profile {} in {:?}",
+        set.resources.len(),
+        profile.name,
+        started.elapsed()
+    );
     match &args.output {
         Some(dir) => {
             let dir = dir.clone();
             let count = set.resources.len();
-            let dir = tokio::task::spawn_blocking(move || render::write_dir(&set, &dir).map(|_| dir)).await.context("writing the output directory")??;
+            let dir = tokio::task::spawn_blocking(move || render::write_dir(&set, &dir).map(|_| dir))
+                .await
+                .context("writing the output directory")??;
             if !global.quiet {
                 eprintln!("wrote {count} resources ({} profile) to {}", profile.name, dir.display());
             }

@@ -10,8 +10,8 @@ use crate::cli::{GlobalArgs, StatusArgs};
 use crate::cluster::{self, ClusterState, PortMapping, Provider as _};
 use crate::commands::ExitStatus;
 use crate::config;
-use crate::ingress;
 use crate::docker::{self, LABEL_PROJECT, LABEL_ROLE};
+use crate::ingress;
 use crate::kube::{self, KubeClient, ProjectStatus, Readiness};
 use crate::settings;
 
@@ -23,9 +23,13 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitSt
     let registry = match &stack.registry {
         Some(spec) => {
             let engine = docker::connect().await?;
-            let found = docker::find_containers(&engine, &[(LABEL_PROJECT, stack.project.as_str()), (LABEL_ROLE, "registry")]).await?;
+            let found =
+                docker::find_containers(&engine, &[(LABEL_PROJECT, stack.project.as_str()), (LABEL_ROLE, "registry")])
+                    .await?;
             let running = found.iter().any(|c| c.state == Some(ContainerSummaryStateEnum::RUNNING));
-            Some(json!({ "name": spec.name, "address": format!("localhost:{}", spec.host_port), "exists": !found.is_empty(), "running": running }))
+            Some(
+                json!({ "name": spec.name, "address": format!("localhost:{}", spec.host_port), "exists": !found.is_empty(), "running": running }),
+            )
         }
         None => None,
     };
@@ -58,11 +62,24 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitSt
         let state = format!("{:?}", cluster.state).to_lowercase();
         println!("cluster   {} ({}, {state}, {} node(s))", stack.cluster.name, cluster.provider, cluster.nodes.len());
         if let Some(r) = &registry {
-            let state = if r["running"].as_bool() == Some(true) { "running" } else if r["exists"].as_bool() == Some(true) { "stopped" } else { "absent" };
-            println!("registry  {} at {} ({state})", r["name"].as_str().unwrap_or_default(), r["address"].as_str().unwrap_or_default());
+            let state = if r["running"].as_bool() == Some(true) {
+                "running"
+            } else if r["exists"].as_bool() == Some(true) {
+                "stopped"
+            } else {
+                "absent"
+            };
+            println!(
+                "registry  {} at {} ({state})",
+                r["name"].as_str().unwrap_or_default(),
+                r["address"].as_str().unwrap_or_default()
+            );
         }
         match &workloads {
-            Some(status) => println!("{}", format_endpoints(status, &stack.cluster.context_name(), &stack.namespace, &stack.cluster.ports)),
+            Some(status) => println!(
+                "{}",
+                format_endpoints(status, &stack.cluster.context_name(), &stack.namespace, &stack.cluster.ports)
+            ),
             None => println!("nothing deployed is reachable: the cluster is not running (run `samestack up`)"),
         }
     }

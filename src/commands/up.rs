@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use ::kube::api::Api;
 use anyhow::Context as _;
 use k8s_openapi::api::core::v1::Secret;
-use ::kube::api::Api;
 
 use crate::build::{self, BuildAction, BuildOptions};
 use crate::cli::{GlobalArgs, UpArgs};
@@ -31,7 +31,8 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
     let build_args = settings::parse_build_args(&args.build_args)?;
     let stack = settings::resolve(&project, &build_args, global.kubeconfig.clone());
     // `--preload a,,b` and an empty SAMESTACK_PRELOAD name nothing: drop the empty entries.
-    let preload: Vec<String> = args.preload.iter().map(|i| i.trim()).filter(|i| !i.is_empty()).map(String::from).collect();
+    let preload: Vec<String> =
+        args.preload.iter().map(|i| i.trim()).filter(|i| !i.is_empty()).map(String::from).collect();
     if !preload.is_empty() && stack.registry.is_none() {
         return Err(FlagError {
             flag: "--preload".into(),
@@ -71,7 +72,10 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
         (false, true) => "started",
         (false, false) => "reused",
     };
-    steps.finish(step, &format!("{how} {} ({}, {} node(s)); context {context}", cluster.name, cluster.provider, cluster.nodes.len()));
+    steps.finish(
+        step,
+        &format!("{how} {} ({}, {} node(s)); context {context}", cluster.name, cluster.provider, cluster.nodes.len()),
+    );
 
     let step = steps.start("images");
     let options = BuildOptions {
@@ -80,9 +84,14 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
         labels: BTreeMap::from([(LABEL_PROJECT.to_string(), stack.project.clone())]),
         ..BuildOptions::default()
     };
-    let outcomes = tokio::time::timeout(Duration::from_secs(args.build_timeout), build::build_all(&engine, &stack.builds, &options))
-        .await
-        .map_err(|_| anyhow::anyhow!("image builds did not finish within {}s\n  fix: raise --build-timeout", args.build_timeout))??;
+    let outcomes = tokio::time::timeout(
+        Duration::from_secs(args.build_timeout),
+        build::build_all(&engine, &stack.builds, &options),
+    )
+    .await
+    .map_err(|_| {
+        anyhow::anyhow!("image builds did not finish within {}s\n  fix: raise --build-timeout", args.build_timeout)
+    })??;
     let built = outcomes.iter().filter(|o| o.action != BuildAction::Skipped).count();
     steps.finish(step, &format!("{built} built or pushed, {} unchanged", outcomes.len() - built));
     let images = outcomes.iter().map(|o| (o.service.clone(), o.pinned_reference())).collect();
@@ -133,7 +142,10 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
         let status = kube::project_status(&client, &stack.project).await.context("reading the stack's status")?;
         eprintln!("{}", super::status::format_endpoints(&status, &context, &stack.namespace, &stack.cluster.ports));
         if let Some(ca) = &ca {
-            eprintln!("https: trust {} to verify the Ingress certificates (curl --cacert, or your trust store)", ca.display());
+            eprintln!(
+                "https: trust {} to verify the Ingress certificates (curl --cacert, or your trust store)",
+                ca.display()
+            );
         }
         let total: Duration = steps.timings().iter().map(|(_, d)| *d).sum();
         eprintln!("up in {}. Next: `samestack status`, `samestack down`.", crate::ui::format_duration(total));
@@ -180,7 +192,8 @@ async fn add_tls_secrets(
     let ca = tls::LocalCa::load_or_create(&tls::LocalCa::default_dir())?;
     for w in &wanted {
         let secrets: Api<Secret> = Api::namespaced(client.raw().clone(), &w.namespace);
-        let live = secrets.get_opt(&w.name).await.with_context(|| format!("reading Secret {}/{}", w.namespace, w.name))?;
+        let live =
+            secrets.get_opt(&w.name).await.with_context(|| format!("reading Secret {}/{}", w.namespace, w.name))?;
         let live = live.map(|s| serde_json::to_value(s).unwrap_or_default());
         manifests.push(tls::secret(&ca, w, live.as_ref(), k8s_openapi::jiff::Timestamp::now())?);
     }

@@ -21,7 +21,8 @@ pub const DEFAULT_REGISTRY_PORT: u16 = 5001;
 pub const DATABASE_NAME: &str = "database";
 
 /// Object names samestack uses itself inside the namespace; services may not take them.
-pub const RESERVED_NAMES: &[&str] = &[DATABASE_NAME, "database-backup", "migrations", "default-deny", "allow-dns", "defaults", "quota"];
+pub const RESERVED_NAMES: &[&str] =
+    &[DATABASE_NAME, "database-backup", "migrations", "default-deny", "allow-dns", "defaults", "quota"];
 
 /// The project file. Every mapping rejects unknown keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -432,10 +433,14 @@ pub enum Error {
     #[error("{0}")]
     Secret(Problem),
     /// `init` would overwrite files.
-    #[error("{paths} already exist(s); samestack init never overwrites\n  fix: pass --force to overwrite, or run init in another directory")]
+    #[error(
+        "{paths} already exist(s); samestack init never overwrites\n  fix: pass --force to overwrite, or run init in another directory"
+    )]
     Exists { paths: String },
     /// `init` needs answers but there is no terminal to ask on.
-    #[error("not a terminal, so samestack init cannot ask questions\n  fix: pass --yes (plus --name, --service, --port, --image, --database, --provider as needed)")]
+    #[error(
+        "not a terminal, so samestack init cannot ask questions\n  fix: pass --yes (plus --name, --service, --port, --image, --database, --provider as needed)"
+    )]
     NoTerminal,
     /// An answer given to `init` is invalid.
     #[error("{0}")]
@@ -457,7 +462,11 @@ pub fn load(path: &Path) -> Result<Project, Error> {
     let bytes = yaml::read(path)
         .map_err(|source| Error::Read { path: shown.clone(), source })?
         .ok_or_else(|| Error::NotFound { path: shown.clone() })?;
-    let dir = path.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."));
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
     let (config, locations) = parse_str(&shown, &bytes)?;
     Ok(Project { file: path.to_path_buf(), dir, config, locations })
 }
@@ -490,20 +499,22 @@ pub fn is_dns_subdomain(s: &str) -> bool {
 }
 
 fn suggest_label(s: &str) -> String {
-    let mut out: String = s
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
+    let mut out: String = s.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     while out.contains("--") {
         out = out.replace("--", "-");
     }
     let out = out.trim_matches('-');
-    if out.is_empty() { "my-app".into() } else { out.chars().take(63).collect::<String>().trim_end_matches('-').to_owned() }
+    if out.is_empty() {
+        "my-app".into()
+    } else {
+        out.chars().take(63).collect::<String>().trim_end_matches('-').to_owned()
+    }
 }
 
 fn is_env_name(s: &str) -> bool {
-    !s.is_empty() && !s.starts_with(|c: char| c.is_ascii_digit()) && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
 }
 
 /// An image reference is pinned when it has a digest, or a tag other than `latest`.
@@ -524,33 +535,61 @@ pub fn validate(c: &Config, loc: &Locations) -> Vec<Problem> {
     let mut p = |path: &str, msg: String, fix: String| out.push(loc.problem(path, msg, fix));
 
     if !is_dns_label(&c.name) {
-        p("name", format!("`{}` is not a valid Kubernetes name: expected a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters)", c.name), format!("use e.g. `name: {}`", suggest_label(&c.name)));
+        p(
+            "name",
+            format!(
+                "`{}` is not a valid Kubernetes name: expected a DNS-1123 label (lowercase letters, digits and '-', starting and ending with a letter or digit, at most 63 characters)",
+                c.name
+            ),
+            format!("use e.g. `name: {}`", suggest_label(&c.name)),
+        );
     }
     for (key, val) in [("owner", &c.owner), ("cost_center", &c.cost_center)] {
         if let Some(v) = val
             && (v.is_empty() || v.len() > 63 || !v.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)))
         {
-            p(key, format!("`{v}` is not a valid label value: expected at most 63 of letters, digits, '-', '_', '.'"), format!("use e.g. `{key}: {}`", suggest_label(v)));
+            p(
+                key,
+                format!("`{v}` is not a valid label value: expected at most 63 of letters, digits, '-', '_', '.'"),
+                format!("use e.g. `{key}: {}`", suggest_label(v)),
+            );
         }
     }
 
     // cluster
     let cl = &c.cluster;
     if cl.context.is_some() && cl.provider != Provider::Existing {
-        p("cluster.context", format!("`context` only applies to provider `existing`, but provider is `{}`", cl.provider.as_str()), "remove `context`, or set `provider: existing`".into());
+        p(
+            "cluster.context",
+            format!("`context` only applies to provider `existing`, but provider is `{}`", cl.provider.as_str()),
+            "remove `context`, or set `provider: existing`".into(),
+        );
     }
     if cl.provider == Provider::Existing && cl.context.is_none() {
-        p("cluster.provider", "provider `existing` needs the kubeconfig context to use".into(), "add `context: <name>` (see `kubectl config get-contexts`)".into());
+        p(
+            "cluster.provider",
+            "provider `existing` needs the kubeconfig context to use".into(),
+            "add `context: <name>` (see `kubectl config get-contexts`)".into(),
+        );
     }
     if let Some(n) = &cl.name
         && !is_dns_label(n)
     {
-        p("cluster.name", format!("`{n}` is not a valid cluster name: expected a DNS-1123 label"), format!("use e.g. `name: {}`", suggest_label(n)));
+        p(
+            "cluster.name",
+            format!("`{n}` is not a valid cluster name: expected a DNS-1123 label"),
+            format!("use e.g. `name: {}`", suggest_label(n)),
+        );
     }
     let kv = cl.kubernetes_version.strip_prefix('v').unwrap_or("");
     let parts: Vec<&str> = kv.split('.').collect();
-    if !(2..=3).contains(&parts.len()) || parts.iter().any(|x| x.is_empty() || !x.chars().all(|ch| ch.is_ascii_digit())) {
-        p("cluster.kubernetes_version", format!("`{}` is not a Kubernetes version: expected vMAJOR.MINOR.PATCH", cl.kubernetes_version), format!("write e.g. `kubernetes_version: {DEFAULT_KUBERNETES_VERSION}`"));
+    if !(2..=3).contains(&parts.len()) || parts.iter().any(|x| x.is_empty() || !x.chars().all(|ch| ch.is_ascii_digit()))
+    {
+        p(
+            "cluster.kubernetes_version",
+            format!("`{}` is not a Kubernetes version: expected vMAJOR.MINOR.PATCH", cl.kubernetes_version),
+            format!("write e.g. `kubernetes_version: {DEFAULT_KUBERNETES_VERSION}`"),
+        );
     }
     if cl.servers == 0 {
         p("cluster.servers", "found 0 servers, expected at least 1".into(), "set `servers: 1`".into());
@@ -562,32 +601,58 @@ pub fn validate(c: &Config, loc: &Locations) -> Vec<Problem> {
     for (i, m) in cl.ports.iter().enumerate() {
         let path = format!("cluster.ports[{i}].host");
         if m.host == 0 || m.container == 0 {
-            p(&format!("cluster.ports[{i}]"), "port 0 is not a usable port".into(), "use a port between 1 and 65535".into());
+            p(
+                &format!("cluster.ports[{i}]"),
+                "port 0 is not a usable port".into(),
+                "use a port between 1 and 65535".into(),
+            );
         }
         if let Some(prev) = host_ports.get(&m.host) {
             let prev_at = loc.pos(prev);
-            p(&path, format!("host port {} is used twice (also by `{prev}` at {prev_at})", m.host), "give each host port mapping and the registry a distinct host port".into());
+            p(
+                &path,
+                format!("host port {} is used twice (also by `{prev}` at {prev_at})", m.host),
+                "give each host port mapping and the registry a distinct host port".into(),
+            );
         } else {
             host_ports.insert(m.host, path);
         }
     }
     if c.registry.host_port == 0 {
-        p("registry.host_port", "port 0 is not a usable port".into(), "use a port between 1 and 65535, e.g. 5001".into());
+        p(
+            "registry.host_port",
+            "port 0 is not a usable port".into(),
+            "use a port between 1 and 65535, e.g. 5001".into(),
+        );
     }
 
     // secrets
     for (name, s) in &c.secrets {
         let path = format!("secrets.{name}");
         if !is_dns_subdomain(name) {
-            p(&path, format!("secret name `{name}` is not a valid Kubernetes name: expected lowercase letters, digits, '-' and '.'"), format!("rename it, e.g. `{}`", suggest_label(name)));
+            p(
+                &path,
+                format!(
+                    "secret name `{name}` is not a valid Kubernetes name: expected lowercase letters, digits, '-' and '.'"
+                ),
+                format!("rename it, e.g. `{}`", suggest_label(name)),
+            );
         }
         if s.env.is_none() && s.file.is_none() {
-            p(&path, format!("secret `{name}` has no source: expected `env`, `file`, or both"), format!("add e.g. `file: .secrets/{name}` (and keep .secrets/ out of git)"));
+            p(
+                &path,
+                format!("secret `{name}` has no source: expected `env`, `file`, or both"),
+                format!("add e.g. `file: .secrets/{name}` (and keep .secrets/ out of git)"),
+            );
         }
         if let Some(e) = &s.env
             && !is_env_name(e)
         {
-            p(&format!("{path}.env"), format!("`{e}` is not a valid environment variable name"), "use letters, digits and '_'".into());
+            p(
+                &format!("{path}.env"),
+                format!("`{e}` is not a valid environment variable name"),
+                "use letters, digits and '_'".into(),
+            );
         }
     }
 
@@ -595,61 +660,145 @@ pub fn validate(c: &Config, loc: &Locations) -> Vec<Problem> {
     let db = c.database.as_ref();
     if let Some(db) = db {
         if !c.secrets.contains_key(&db.password_secret) {
-            p("database.password_secret", format!("secret `{}` is not declared under `secrets`", db.password_secret), format!("declare it: `secrets: {{ {}: {{ env: DB_PASSWORD, file: .secrets/{} }} }}`", db.password_secret, db.password_secret));
+            p(
+                "database.password_secret",
+                format!("secret `{}` is not declared under `secrets`", db.password_secret),
+                format!(
+                    "declare it: `secrets: {{ {}: {{ env: DB_PASSWORD, file: .secrets/{} }} }}`",
+                    db.password_secret, db.password_secret
+                ),
+            );
         }
         if !db.version.chars().all(|ch| ch.is_ascii_digit() || ch == '.') || db.version.is_empty() {
-            p("database.version", format!("`{}` is not a postgres version: expected e.g. \"15\"", db.version), "write the major version, e.g. `version: \"15\"`".into());
+            p(
+                "database.version",
+                format!("`{}` is not a postgres version: expected e.g. \"15\"", db.version),
+                "write the major version, e.g. `version: \"15\"`".into(),
+            );
         }
         if !is_quantity(&db.storage) {
-            p("database.storage", format!("`{}` is not a Kubernetes quantity", db.storage), "write e.g. `storage: 1Gi`".into());
+            p(
+                "database.storage",
+                format!("`{}` is not a Kubernetes quantity", db.storage),
+                "write e.g. `storage: 1Gi`".into(),
+            );
         }
         if let Some(img) = &db.image
             && !image_is_pinned(img)
         {
-            p("database.image", format!("image `{img}` is not pinned (no tag, or `latest`)"), format!("pin a version, e.g. `{}:15.8`", img.split(':').next().unwrap_or(img)));
+            p(
+                "database.image",
+                format!("image `{img}` is not pinned (no tag, or `latest`)"),
+                format!("pin a version, e.g. `{}:15.8`", img.split(':').next().unwrap_or(img)),
+            );
         }
         if let Some(b) = &db.backup {
             if b.schedule.split_whitespace().count() != 5 {
-                p("database.backup.schedule", format!("`{}` is not a cron schedule: expected 5 fields (minute hour day month weekday)", b.schedule), "write e.g. `schedule: \"0 3 * * *\"`".into());
+                p(
+                    "database.backup.schedule",
+                    format!(
+                        "`{}` is not a cron schedule: expected 5 fields (minute hour day month weekday)",
+                        b.schedule
+                    ),
+                    "write e.g. `schedule: \"0 3 * * *\"`".into(),
+                );
             }
             if !is_quantity(&b.storage) {
-                p("database.backup.storage", format!("`{}` is not a Kubernetes quantity", b.storage), "write e.g. `storage: 1Gi`".into());
+                p(
+                    "database.backup.storage",
+                    format!("`{}` is not a Kubernetes quantity", b.storage),
+                    "write e.g. `storage: 1Gi`".into(),
+                );
             }
         }
         for (k, v) in [("name", &db.name), ("user", &db.user)] {
             if v.is_empty() || !v.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') {
-                p(&format!("database.{k}"), format!("`{v}` is not a valid postgres identifier: expected letters, digits and '_'"), format!("use e.g. `{k}: app`"));
+                p(
+                    &format!("database.{k}"),
+                    format!("`{v}` is not a valid postgres identifier: expected letters, digits and '_'"),
+                    format!("use e.g. `{k}: app`"),
+                );
             }
         }
     }
 
     // services
     if c.services.is_empty() {
-        p("services", "no services: expected at least one".into(), "add a service, e.g. `services: { web: { image: nginx:1.27.2, ports: [{ port: 80 }] } }`".into());
+        p(
+            "services",
+            "no services: expected at least one".into(),
+            "add a service, e.g. `services: { web: { image: nginx:1.27.2, ports: [{ port: 80 }] } }`".into(),
+        );
     }
     for (name, s) in &c.services {
         let path = format!("services.{name}");
         if !is_dns_label(name) {
-            p(&path, format!("service name `{name}` is not a valid Kubernetes name: expected a DNS-1123 label (lowercase letters, digits and '-', at most 63 characters)"), format!("rename it, e.g. `{}`", suggest_label(name)));
+            p(
+                &path,
+                format!(
+                    "service name `{name}` is not a valid Kubernetes name: expected a DNS-1123 label (lowercase letters, digits and '-', at most 63 characters)"
+                ),
+                format!("rename it, e.g. `{}`", suggest_label(name)),
+            );
         }
         if is_dns_label(name) && !name.starts_with(|ch: char| ch.is_ascii_lowercase()) {
-            p(&path, format!("service name `{name}` must start with a letter (it becomes a Kubernetes Service name, a DNS-1035 label)"), format!("rename it, e.g. `svc-{name}`"));
+            p(
+                &path,
+                format!(
+                    "service name `{name}` must start with a letter (it becomes a Kubernetes Service name, a DNS-1035 label)"
+                ),
+                format!("rename it, e.g. `svc-{name}`"),
+            );
         }
         if RESERVED_NAMES.contains(&name.as_str()) {
-            p(&path, format!("service name `{name}` is reserved (samestack names its own objects {})", RESERVED_NAMES.join(", ")), "rename the service".into());
+            p(
+                &path,
+                format!(
+                    "service name `{name}` is reserved (samestack names its own objects {})",
+                    RESERVED_NAMES.join(", ")
+                ),
+                "rename the service".into(),
+            );
         }
         match (&s.build, &s.image) {
-            (None, None) => p(&path, format!("service `{name}` has neither `image` nor `build`: expected exactly one"), "add `build: { context: ./DIR }` to build from source, or `image: REPO:TAG` for a prebuilt image".into()),
-            (Some(_), Some(_)) => p(&format!("{path}.image"), format!("service `{name}` has both `image` and `build`: expected exactly one"), "remove one of them".into()),
-            (None, Some(img)) if !image_is_pinned(img) => p(&format!("{path}.image"), format!("image `{img}` is not pinned (no tag, or `latest`); production parity needs a fixed version"), format!("pin a version, e.g. `{}:1.2.3` or a digest", img.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map(|(r, _)| r).unwrap_or(img))),
+            (None, None) => p(
+                &path,
+                format!("service `{name}` has neither `image` nor `build`: expected exactly one"),
+                "add `build: { context: ./DIR }` to build from source, or `image: REPO:TAG` for a prebuilt image"
+                    .into(),
+            ),
+            (Some(_), Some(_)) => p(
+                &format!("{path}.image"),
+                format!("service `{name}` has both `image` and `build`: expected exactly one"),
+                "remove one of them".into(),
+            ),
+            (None, Some(img)) if !image_is_pinned(img) => p(
+                &format!("{path}.image"),
+                format!("image `{img}` is not pinned (no tag, or `latest`); production parity needs a fixed version"),
+                format!(
+                    "pin a version, e.g. `{}:1.2.3` or a digest",
+                    img.rsplit_once(':').filter(|(_, t)| !t.contains('/')).map(|(r, _)| r).unwrap_or(img)
+                ),
+            ),
             _ => {}
         }
         if let Some(b) = &s.build {
             if b.context.is_empty() {
-                p(&format!("{path}.build.context"), "empty build context".into(), "write the directory, e.g. `context: ./api`".into());
+                p(
+                    &format!("{path}.build.context"),
+                    "empty build context".into(),
+                    "write the directory, e.g. `context: ./api`".into(),
+                );
             }
             if Path::new(&b.context).is_absolute() {
-                p(&format!("{path}.build.context"), format!("build context `{}` is absolute; expected a path relative to the project directory", b.context), "use a relative path, e.g. `./api`".into());
+                p(
+                    &format!("{path}.build.context"),
+                    format!(
+                        "build context `{}` is absolute; expected a path relative to the project directory",
+                        b.context
+                    ),
+                    "use a relative path, e.g. `./api`".into(),
+                );
             }
         }
         let mut seen_ports = BTreeSet::new();
@@ -660,41 +809,90 @@ pub fn validate(c: &Config, loc: &Locations) -> Vec<Problem> {
                 p(&pp, "port 0 is not a usable port".into(), "use a port between 1 and 65535".into());
             }
             if !seen_ports.insert(port.port) {
-                p(&pp, format!("port {} is listed twice for service `{name}`", port.port), "remove the duplicate".into());
+                p(
+                    &pp,
+                    format!("port {} is listed twice for service `{name}`", port.port),
+                    "remove the duplicate".into(),
+                );
             }
-            if !is_dns_label(&port.name) || port.name.len() > 15 || !port.name.chars().any(|ch| ch.is_ascii_lowercase()) {
-                p(&format!("{pp}.name"), format!("port name `{}` is not valid: expected at most 15 lowercase letters, digits and '-'", port.name), "use e.g. `name: http`".into());
+            if !is_dns_label(&port.name) || port.name.len() > 15 || !port.name.chars().any(|ch| ch.is_ascii_lowercase())
+            {
+                p(
+                    &format!("{pp}.name"),
+                    format!(
+                        "port name `{}` is not valid: expected at most 15 lowercase letters, digits and '-'",
+                        port.name
+                    ),
+                    "use e.g. `name: http`".into(),
+                );
             } else if !seen_names.insert(port.name.clone()) {
-                p(&format!("{pp}.name"), format!("port name `{}` is used twice for service `{name}`", port.name), "give each port its own name, e.g. http, metrics".into());
+                p(
+                    &format!("{pp}.name"),
+                    format!("port name `{}` is used twice for service `{name}`", port.name),
+                    "give each port its own name, e.g. http, metrics".into(),
+                );
             }
         }
         match &s.health {
             Some(h) => {
                 if !h.path.starts_with('/') {
-                    p(&format!("{path}.health.path"), format!("health path `{}` must start with '/'", h.path), format!("write `path: /{}`", h.path));
+                    p(
+                        &format!("{path}.health.path"),
+                        format!("health path `{}` must start with '/'", h.path),
+                        format!("write `path: /{}`", h.path),
+                    );
                 }
                 if h.port.is_none() && s.ports.is_empty() {
-                    p(&format!("{path}.health"), format!("service `{name}` has a health path but no port to probe"), "add `port:` to `health`, or declare `ports`".into());
+                    p(
+                        &format!("{path}.health"),
+                        format!("service `{name}` has a health path but no port to probe"),
+                        "add `port:` to `health`, or declare `ports`".into(),
+                    );
                 }
             }
-            None if s.ports.is_empty() => p(&path, format!("service `{name}` has no health check and no port: production parity needs readiness and liveness probes"), "add `health: { path: /healthz, port: 8080 }` or `ports: [{ port: 8080 }]`".into()),
+            None if s.ports.is_empty() => p(
+                &path,
+                format!(
+                    "service `{name}` has no health check and no port: production parity needs readiness and liveness probes"
+                ),
+                "add `health: { path: /healthz, port: 8080 }` or `ports: [{ port: 8080 }]`".into(),
+            ),
             None => {}
         }
         for k in s.env.keys() {
             if !is_env_name(k) {
-                p(&format!("{path}.env.{k}"), format!("`{k}` is not a valid environment variable name"), "use letters, digits and '_'".into());
+                p(
+                    &format!("{path}.env.{k}"),
+                    format!("`{k}` is not a valid environment variable name"),
+                    "use letters, digits and '_'".into(),
+                );
             }
         }
         for (k, secret) in &s.secrets {
             if !is_env_name(k) {
-                p(&format!("{path}.secrets.{k}"), format!("`{k}` is not a valid environment variable name"), "use letters, digits and '_'".into());
+                p(
+                    &format!("{path}.secrets.{k}"),
+                    format!("`{k}` is not a valid environment variable name"),
+                    "use letters, digits and '_'".into(),
+                );
             }
             if s.env.contains_key(k) {
-                p(&format!("{path}.secrets.{k}"), format!("`{k}` is set both in `env` and in `secrets`"), "keep one of them".into());
+                p(
+                    &format!("{path}.secrets.{k}"),
+                    format!("`{k}` is set both in `env` and in `secrets`"),
+                    "keep one of them".into(),
+                );
             }
             if !c.secrets.contains_key(secret) {
                 let known: Vec<_> = c.secrets.keys().map(String::as_str).collect();
-                p(&format!("{path}.secrets.{k}"), format!("secret `{secret}` is not declared under `secrets` (declared: {})", if known.is_empty() { "none".into() } else { known.join(", ") }), format!("declare it: `secrets: {{ {secret}: {{ file: .secrets/{secret} }} }}`, or fix the name"));
+                p(
+                    &format!("{path}.secrets.{k}"),
+                    format!(
+                        "secret `{secret}` is not declared under `secrets` (declared: {})",
+                        if known.is_empty() { "none".into() } else { known.join(", ") }
+                    ),
+                    format!("declare it: `secrets: {{ {secret}: {{ file: .secrets/{secret} }} }}`, or fix the name"),
+                );
             }
         }
         for (i, dep) in s.depends_on.iter().enumerate() {
@@ -703,41 +901,84 @@ pub fn validate(c: &Config, loc: &Locations) -> Vec<Problem> {
                 p(&dp, format!("service `{name}` depends on itself"), "remove it from its own depends_on".into());
             } else if dep == DATABASE_NAME {
                 if db.is_none() {
-                    p(&dp, "`database` is listed but the project has no `database` section".into(), "add a `database:` section, or remove the dependency".into());
+                    p(
+                        &dp,
+                        "`database` is listed but the project has no `database` section".into(),
+                        "add a `database:` section, or remove the dependency".into(),
+                    );
                 }
             } else if !c.services.contains_key(dep) {
                 let mut known: Vec<_> = c.services.keys().map(String::as_str).filter(|k| k != name).collect();
                 if db.is_some() {
                     known.push(DATABASE_NAME);
                 }
-                p(&dp, format!("depends_on names unknown service `{dep}` (known: {})", if known.is_empty() { "none".into() } else { known.join(", ") }), "fix the name, or declare that service".into());
+                p(
+                    &dp,
+                    format!(
+                        "depends_on names unknown service `{dep}` (known: {})",
+                        if known.is_empty() { "none".into() } else { known.join(", ") }
+                    ),
+                    "fix the name, or declare that service".into(),
+                );
             } else if c.services[dep].ports.is_empty() {
-                p(&dp, format!("service `{dep}` has no ports, so nothing can connect to it"), format!("declare `ports` on `{dep}`, or remove the dependency"));
+                p(
+                    &dp,
+                    format!("service `{dep}` has no ports, so nothing can connect to it"),
+                    format!("declare `ports` on `{dep}`, or remove the dependency"),
+                );
             }
         }
         for (i, r) in s.sync.iter().enumerate() {
             if !r.to.starts_with('/') {
-                p(&format!("{path}.sync[{i}].to"), format!("sync target `{}` must be an absolute path in the container", r.to), format!("write e.g. `to: /app/{}`", r.to.trim_start_matches("./")));
+                p(
+                    &format!("{path}.sync[{i}].to"),
+                    format!("sync target `{}` must be an absolute path in the container", r.to),
+                    format!("write e.g. `to: /app/{}`", r.to.trim_start_matches("./")),
+                );
             }
             if Path::new(&r.from).is_absolute() || r.from.split('/').any(|seg| seg == "..") {
-                p(&format!("{path}.sync[{i}].from"), format!("sync source `{}` must be relative to the build context, without '..'", r.from), "write e.g. `from: src/`".into());
+                p(
+                    &format!("{path}.sync[{i}].from"),
+                    format!("sync source `{}` must be relative to the build context, without '..'", r.from),
+                    "write e.g. `from: src/`".into(),
+                );
             }
             if s.build.is_none() {
-                p(&format!("{path}.sync[{i}]"), format!("service `{name}` has sync rules but no `build`: there is no local source to sync"), "remove `sync`, or build the service from a local context".into());
+                p(
+                    &format!("{path}.sync[{i}]"),
+                    format!("service `{name}` has sync rules but no `build`: there is no local source to sync"),
+                    "remove `sync`, or build the service from a local context".into(),
+                );
             }
         }
         if s.on_change.is_some() && s.sync.is_empty() {
-            p(&format!("{path}.on_change"), "`on_change` runs after a sync, but the service has no `sync` rules".into(), "add `sync` rules, or remove `on_change`".into());
+            p(
+                &format!("{path}.on_change"),
+                "`on_change` runs after a sync, but the service has no `sync` rules".into(),
+                "add `sync` rules, or remove `on_change`".into(),
+            );
         }
         if let Some(ing) = &s.ingress {
             if !is_dns_subdomain(&ing.host) || !ing.host.contains('.') {
-                p(&format!("{path}.ingress.host"), format!("`{}` is not a valid host name: expected a DNS name like api.example.com", ing.host), "write e.g. `host: api.example.com`".into());
+                p(
+                    &format!("{path}.ingress.host"),
+                    format!("`{}` is not a valid host name: expected a DNS name like api.example.com", ing.host),
+                    "write e.g. `host: api.example.com`".into(),
+                );
             }
             if !ing.path.starts_with('/') {
-                p(&format!("{path}.ingress.path"), format!("ingress path `{}` must start with '/'", ing.path), "write e.g. `path: /`".into());
+                p(
+                    &format!("{path}.ingress.path"),
+                    format!("ingress path `{}` must start with '/'", ing.path),
+                    "write e.g. `path: /`".into(),
+                );
             }
             if s.ports.is_empty() {
-                p(&format!("{path}.ingress"), format!("service `{name}` has an ingress but no ports"), "declare `ports`".into());
+                p(
+                    &format!("{path}.ingress"),
+                    format!("service `{name}` has an ingress but no ports"),
+                    "declare `ports`".into(),
+                );
             }
         }
     }
@@ -746,10 +987,18 @@ pub fn validate(c: &Config, loc: &Locations) -> Vec<Problem> {
     if let Some(m) = &c.migrations {
         if !c.services.contains_key(&m.service) {
             let known: Vec<_> = c.services.keys().map(String::as_str).collect();
-            p("migrations.service", format!("migrations use unknown service `{}` (known: {})", m.service, known.join(", ")), "name the service whose image contains the migrations".into());
+            p(
+                "migrations.service",
+                format!("migrations use unknown service `{}` (known: {})", m.service, known.join(", ")),
+                "name the service whose image contains the migrations".into(),
+            );
         }
         if m.command.is_empty() {
-            p("migrations.command", "empty migrations command".into(), "write e.g. `command: [python3, /app/migrate.py]`".into());
+            p(
+                "migrations.command",
+                "empty migrations command".into(),
+                "write e.g. `command: [python3, /app/migrate.py]`".into(),
+            );
         }
     }
 
@@ -757,14 +1006,22 @@ pub fn validate(c: &Config, loc: &Locations) -> Vec<Problem> {
     let mut seen = BTreeSet::new();
     for (i, prof) in c.profiles.iter().enumerate() {
         if !is_dns_label(prof) {
-            p(&format!("profiles[{i}]"), format!("profile name `{prof}` is not valid: expected lowercase letters, digits and '-'"), format!("use e.g. `{}`", suggest_label(prof)));
+            p(
+                &format!("profiles[{i}]"),
+                format!("profile name `{prof}` is not valid: expected lowercase letters, digits and '-'"),
+                format!("use e.g. `{}`", suggest_label(prof)),
+            );
         }
         if !seen.insert(prof) {
             p(&format!("profiles[{i}]"), format!("profile `{prof}` is listed twice"), "remove the duplicate".into());
         }
     }
     if !c.profiles.iter().any(|x| x == "prod") {
-        p("profiles", "the profile list lacks `prod`: every project is compared against prod".into(), "add `prod` to `profiles`".into());
+        p(
+            "profiles",
+            "the profile list lacks `prod`: every project is compared against prod".into(),
+            "add `prod` to `profiles`".into(),
+        );
     }
 
     out.sort_by_key(|pr| (pr.at.line, pr.at.column));
@@ -788,7 +1045,10 @@ pub fn json_schema() -> String {
 
 /// Resolves secret values: the environment variable wins, else the file (relative to the
 /// project directory). `env` is injected so tests do not depend on the process environment.
-pub fn resolve_secrets(project: &Project, env: &dyn Fn(&str) -> Option<String>) -> Result<BTreeMap<String, String>, Error> {
+pub fn resolve_secrets(
+    project: &Project,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<BTreeMap<String, String>, Error> {
     let mut out = BTreeMap::new();
     for (name, s) in &project.config.secrets {
         if let Some(var) = &s.env
@@ -809,11 +1069,20 @@ pub fn resolve_secrets(project: &Project, env: &dyn Fn(&str) -> Option<String>) 
         match std::fs::read(&full) {
             Ok(bytes) => {
                 let text = String::from_utf8(bytes).map_err(|_| {
-                    Error::Secret(project.locations.problem(&format!("secrets.{name}.file"), format!("secret file {} is not UTF-8 text", full.display()), "store the secret as text".to_string()))
+                    Error::Secret(project.locations.problem(
+                        &format!("secrets.{name}.file"),
+                        format!("secret file {} is not UTF-8 text", full.display()),
+                        "store the secret as text".to_string(),
+                    ))
                 })?;
-                let value = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text).to_owned();
+                let value =
+                    text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text).to_owned();
                 if value.is_empty() {
-                    return Err(Error::Secret(project.locations.problem(&format!("secrets.{name}.file"), format!("secret file {} is empty", full.display()), format!("write the value into {}", full.display()))));
+                    return Err(Error::Secret(project.locations.problem(
+                        &format!("secrets.{name}.file"),
+                        format!("secret file {} is empty", full.display()),
+                        format!("write the value into {}", full.display()),
+                    )));
                 }
                 out.insert(name.clone(), value);
             }
@@ -830,7 +1099,11 @@ pub fn resolve_secrets(project: &Project, env: &dyn Fn(&str) -> Option<String>) 
                 )));
             }
             Err(e) => {
-                return Err(Error::Secret(project.locations.problem(&format!("secrets.{name}.file"), format!("cannot read secret file {}: {e}", full.display()), "check the file's permissions".to_string())));
+                return Err(Error::Secret(project.locations.problem(
+                    &format!("secrets.{name}.file"),
+                    format!("cannot read secret file {}: {e}", full.display()),
+                    "check the file's permissions".to_string(),
+                )));
             }
         }
     }
@@ -868,7 +1141,9 @@ mod tests {
 
     #[test]
     fn wrong_type_says_found_and_expected() {
-        let msg = problems("name: shop\nregistry:\n  host_port: lots\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: [{ port: 80 }]\n");
+        let msg = problems(
+            "name: shop\nregistry:\n  host_port: lots\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: [{ port: 80 }]\n",
+        );
         assert!(msg.starts_with("samestack.yaml:3:"), "{msg}");
         assert!(msg.contains("lots") && msg.contains("integer"), "{msg}");
     }
@@ -883,13 +1158,17 @@ mod tests {
 
     #[test]
     fn kubernetes_version_format() {
-        let msg = problems("name: shop\ncluster:\n  kubernetes_version: 1.34\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: [{ port: 80 }]\n");
+        let msg = problems(
+            "name: shop\ncluster:\n  kubernetes_version: 1.34\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: [{ port: 80 }]\n",
+        );
         assert!(msg.starts_with("samestack.yaml:3:3: `1.34` is not a Kubernetes version"), "{msg}");
     }
 
     #[test]
     fn colliding_host_ports() {
-        let msg = problems("name: shop\ncluster:\n  ports:\n    - { host: 8080, container: 80 }\n    - { host: 8080, container: 443 }\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: [{ port: 80 }]\n");
+        let msg = problems(
+            "name: shop\ncluster:\n  ports:\n    - { host: 8080, container: 80 }\n    - { host: 8080, container: 443 }\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: [{ port: 80 }]\n",
+        );
         assert!(msg.contains("samestack.yaml:5:9: host port 8080 is used twice (also by `cluster.ports[0].host` at samestack.yaml:4:9)"), "{msg}");
     }
 

@@ -31,7 +31,10 @@ pub fn project_file(a: &Answers) -> String {
         Some(img) => s.push_str(&format!("    image: {img}\n")),
         None => s.push_str(&format!("    build: {{ context: {} }}\n", a.context)),
     }
-    s.push_str(&format!("    ports:\n      - {{ name: http, port: {} }}\n    health: {{ path: /healthz, port: {} }}\n", a.port, a.port));
+    s.push_str(&format!(
+        "    ports:\n      - {{ name: http, port: {} }}\n    health: {{ path: /healthz, port: {} }}\n",
+        a.port, a.port
+    ));
     if a.database {
         s.push_str("    env:\n      DATABASE_HOST: database\n      DATABASE_NAME: app\n      DATABASE_USER: app\n    secrets:\n      DATABASE_PASSWORD: db-password\n    depends_on: [database]\n");
     }
@@ -52,7 +55,13 @@ pub fn project_file(a: &Answers) -> String {
 pub fn dev_profile() -> String {
     format!(
         "# This project's dev profile (overrides the built-in one). Only knobs listed in allowed_drift\n# may differ from prod; `samestack parity dev prod` checks it.\n{}",
-        crate::profile::builtin_text("dev").unwrap_or_default().lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n") + "\n"
+        crate::profile::builtin_text("dev")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
     )
 }
 
@@ -75,7 +84,15 @@ mod tests {
     use super::*;
 
     fn answers(database: bool, image: Option<&str>) -> Answers {
-        Answers { name: "shop".into(), service: "web".into(), port: 8080, image: image.map(Into::into), context: ".".into(), database, provider: Provider::Auto }
+        Answers {
+            name: "shop".into(),
+            service: "web".into(),
+            port: 8080,
+            image: image.map(Into::into),
+            context: ".".into(),
+            database,
+            provider: Provider::Auto,
+        }
     }
 
     #[test]
@@ -90,6 +107,9 @@ mod tests {
     #[test]
     fn gitignore_rule_added_once() {
         assert_eq!(gitignore(Some("target\n.secrets/\n")), None);
-        assert_eq!(gitignore(Some("target")).unwrap(), "target\n# samestack: local secret values, never committed\n.secrets/\n");
+        assert_eq!(
+            gitignore(Some("target")).unwrap(),
+            "target\n# samestack: local secret values, never committed\n.secrets/\n"
+        );
     }
 }

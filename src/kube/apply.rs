@@ -363,9 +363,11 @@ fn content(object: &DynamicObject) -> Value {
 /// and no controller owns it; see [`super::prune`] for why labels alone are not enough.
 fn applied_by_samestack(meta: &::kube::api::ObjectMeta) -> bool {
     let owned = meta.owner_references.as_ref().is_some_and(|o| !o.is_empty());
-    let applied = meta.managed_fields.iter().flatten().any(|m| {
-        m.manager.as_deref() == Some(MANAGER) && m.operation.as_deref() == Some("Apply")
-    });
+    let applied = meta
+        .managed_fields
+        .iter()
+        .flatten()
+        .any(|m| m.manager.as_deref() == Some(MANAGER) && m.operation.as_deref() == Some("Apply"));
     applied && !owned
 }
 
@@ -479,7 +481,8 @@ mod tests {
             }
             h
         };
-        let docs = [hpa(Some("shop"), "api"), hpa(None, "worker"), json!({"kind": "Deployment", "metadata": {"name": "web"}})];
+        let docs =
+            [hpa(Some("shop"), "api"), hpa(None, "worker"), json!({"kind": "Deployment", "metadata": {"name": "web"}})];
         let scaled = autoscaled_workloads(&docs, "default");
         let key = |ns: &str, name: &str| ("Deployment".to_string(), ns.to_string(), name.to_string());
         assert_eq!(scaled, [key("shop", "api"), key("default", "worker")].into());

@@ -236,7 +236,10 @@ mod tests {
         let elsewhere = pod("c", "n2", "Running", "2026-11-22T07:00:00Z");
         let finished = pod("d", "n1", "Succeeded", "2026-11-22T07:00:00Z");
         assert!(pods_ready_since(&[fresh.clone(), elsewhere, finished], &restart).is_ready());
-        assert_eq!(pending(pods_ready_since(&[fresh.clone(), stale.clone()], &restart)), "pod b has not been ready since its node restarted");
+        assert_eq!(
+            pending(pods_ready_since(&[fresh.clone(), stale.clone()], &restart)),
+            "pod b has not been ready since its node restarted"
+        );
         let mut going = stale;
         going["metadata"]["deletionTimestamp"] = json!("2026-11-22T08:00:01Z");
         assert!(pods_ready_since(&[fresh, going], &restart).is_ready());

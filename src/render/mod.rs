@@ -66,7 +66,11 @@ impl RenderOptions {
     /// Options from the process environment, as `render` and `up` use them: secret values
     /// from their environment variables or files (an error names the missing one),
     /// `SAMESTACK_POSTGRES_IMAGE`, and the given service images.
-    pub fn from_env(project: &Project, images: BTreeMap<String, String>, reveal: bool) -> Result<RenderOptions, config::Error> {
+    pub fn from_env(
+        project: &Project,
+        images: BTreeMap<String, String>,
+        reveal: bool,
+    ) -> Result<RenderOptions, config::Error> {
         let secrets = config::resolve_secrets(project, &|k| std::env::var(k).ok())?;
         let postgres_image = std::env::var("SAMESTACK_POSTGRES_IMAGE").ok().filter(|s| !s.is_empty());
         Ok(RenderOptions { images, postgres_image, secrets, reveal })
@@ -110,7 +114,11 @@ impl Resource {
         self.value.pointer("/metadata/namespace").and_then(Value::as_str)
     }
     pub fn id(&self) -> ResourceId {
-        ResourceId { kind: self.kind().to_owned(), namespace: self.namespace().map(str::to_owned), name: self.name().to_owned() }
+        ResourceId {
+            kind: self.kind().to_owned(),
+            namespace: self.namespace().map(str::to_owned),
+            name: self.name().to_owned(),
+        }
     }
     /// Apply order class: namespace-level first, workloads later (see [`kind_rank`]).
     pub fn rank(&self) -> usize {
@@ -187,7 +195,9 @@ pub enum Error {
     #[error(transparent)]
     Template(Box<TemplateFailure>),
     /// A template produced text that is not YAML.
-    #[error("template {template} ({origin}) produced invalid YAML{context}: {problem}\n  fix: check the template's indentation and quoting (use `| tojson` for values)")]
+    #[error(
+        "template {template} ({origin}) produced invalid YAML{context}: {problem}\n  fix: check the template's indentation and quoting (use `| tojson` for values)"
+    )]
     Output { template: String, origin: String, context: String, problem: String },
     /// A rendered resource fails validation.
     #[error("{resource} (from {template}): {message}\n  fix: {fix}")]
@@ -245,15 +255,22 @@ fn load_templates(project_dir: &Path) -> Result<Vec<Template>, Error> {
         .filter(|f| f.path().extension().is_some_and(|e| e == "yaml"))
         .map(|f| {
             let name = f.path().to_string_lossy().into_owned();
-            (name.clone(), Template { name, origin: "built-in".into(), source: f.contents_utf8().unwrap_or_default().to_owned() })
+            (
+                name.clone(),
+                Template { name, origin: "built-in".into(), source: f.contents_utf8().unwrap_or_default().to_owned() },
+            )
         })
         .collect();
     if let Ok(entries) = std::fs::read_dir(project_dir) {
-        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|e| e == "yaml")).collect();
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
         paths.sort();
         for path in paths {
             let shown = path.display().to_string();
-            let source = std::fs::read_to_string(&path).map_err(|source| Error::Read { path: shown.clone(), source })?;
+            let source =
+                std::fs::read_to_string(&path).map_err(|source| Error::Read { path: shown.clone(), source })?;
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             map.insert(name.clone(), Template { name, origin: shown, source });
         }
@@ -276,7 +293,10 @@ pub fn render(project: &Project, profile: &ProfileSettings, opts: &RenderOptions
         match t.name.as_str() {
             PER_SERVICE => {
                 for s in ctx["services"].as_array().into_iter().flatten() {
-                    runs.push((with(&ctx, "service", s), format!(" for service `{}`", s["name"].as_str().unwrap_or(""))));
+                    runs.push((
+                        with(&ctx, "service", s),
+                        format!(" for service `{}`", s["name"].as_str().unwrap_or("")),
+                    ));
                 }
             }
             PER_SECRET => {
@@ -290,11 +310,16 @@ pub fn render(project: &Project, profile: &ProfileSettings, opts: &RenderOptions
         }
         let tmpl = env.get_template(&t.name).map_err(|e| template_error(t, &e))?;
         for (c, what) in runs {
-            let text = tmpl.render(minijinja::Value::from(minijinja::value::Serde(&c))).map_err(|e| template_error(t, &e))?;
+            let text =
+                tmpl.render(minijinja::Value::from(minijinja::value::Serde(&c))).map_err(|e| template_error(t, &e))?;
             let docs: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| {
                 let rendered = e
                     .location()
-                    .and_then(|l| text.lines().nth((l.line() as usize).saturating_sub(1)).map(|line| format!("\n  rendered line {}: {}", l.line(), line.trim_end())))
+                    .and_then(|l| {
+                        text.lines()
+                            .nth((l.line() as usize).saturating_sub(1))
+                            .map(|line| format!("\n  rendered line {}: {}", l.line(), line.trim_end()))
+                    })
                     .unwrap_or_default();
                 Error::Output {
                     template: t.name.clone(),
@@ -322,7 +347,13 @@ fn with(ctx: &Value, key: &str, v: &Value) -> Value {
 
 fn template_error(t: &Template, e: &minijinja::Error) -> Error {
     let line = e.line().unwrap_or(0);
-    let excerpt = t.source.lines().nth(line.saturating_sub(1)).filter(|_| line > 0).map(|l| format!("  {line} | {}\n", l.trim_end())).unwrap_or_default();
+    let excerpt = t
+        .source
+        .lines()
+        .nth(line.saturating_sub(1))
+        .filter(|_| line > 0)
+        .map(|l| format!("  {line} | {}\n", l.trim_end()))
+        .unwrap_or_default();
     let detail = e.detail().map(|d| format!(": {d}")).unwrap_or_default();
     let message = format!("{}{detail}", e.kind());
     let fix = if e.kind() == minijinja::ErrorKind::UndefinedError {
@@ -330,7 +361,14 @@ fn template_error(t: &Template, e: &minijinja::Error) -> Error {
     } else {
         "fix the template syntax near this line".into()
     };
-    Error::Template(Box::new(TemplateFailure { template: t.name.clone(), origin: t.origin.clone(), line, message, excerpt, fix }))
+    Error::Template(Box::new(TemplateFailure {
+        template: t.name.clone(),
+        origin: t.origin.clone(),
+        line,
+        message,
+        excerpt,
+        fix,
+    }))
 }
 
 fn sha8(parts: &[&str]) -> String {
@@ -367,7 +405,11 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
     // Who talks to whom: client → target edges, including the migrations Job and backups.
     let db_port = 5432u16;
     let ports_of = |target: &str| -> Vec<u16> {
-        if target == DATABASE_NAME { vec![db_port] } else { c.services.get(target).map(|s| s.ports.iter().map(|p| p.port).collect()).unwrap_or_default() }
+        if target == DATABASE_NAME {
+            vec![db_port]
+        } else {
+            c.services.get(target).map(|s| s.ports.iter().map(|p| p.port).collect()).unwrap_or_default()
+        }
     };
     let mut ingress_from: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (name, s) in &c.services {
@@ -381,18 +423,28 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
     if c.database.as_ref().is_some_and(|d| d.backup.is_some()) {
         ingress_from.entry(DATABASE_NAME.into()).or_default().insert("database-backup".into());
     }
-    let egress = |deps: &[String]| -> Value { deps.iter().map(|d| json!({ "name": d, "ports": ports_of(d) })).collect::<Vec<_>>().into() };
+    let egress = |deps: &[String]| -> Value {
+        deps.iter().map(|d| json!({ "name": d, "ports": ports_of(d) })).collect::<Vec<_>>().into()
+    };
     let env_list = |env: &BTreeMap<String, String>| -> Vec<Value> {
         let mut v: Vec<Value> = env.iter().map(|(k, val)| json!({ "name": k, "value": val })).collect();
         // The profile's log level, unless the service pins its own.
         if !env.contains_key("LOG_LEVEL") {
-            v.push(json!({ "name": "LOG_LEVEL", "value": serde_json::to_value(profile.log_level).unwrap_or_default() }));
+            v.push(
+                json!({ "name": "LOG_LEVEL", "value": serde_json::to_value(profile.log_level).unwrap_or_default() }),
+            );
         }
         v
     };
-    let secret_env = |m: &BTreeMap<String, String>| -> Vec<Value> { m.iter().map(|(k, s)| json!({ "name": k, "secret": s, "key": "value" })).collect() };
+    let secret_env = |m: &BTreeMap<String, String>| -> Vec<Value> {
+        m.iter().map(|(k, s)| json!({ "name": k, "secret": s, "key": "value" })).collect()
+    };
     let image_of = |name: &str| -> String {
-        opts.images.get(name).cloned().or_else(|| c.services.get(name).and_then(|s| s.image.clone())).unwrap_or_else(|| default_image(project, name))
+        opts.images
+            .get(name)
+            .cloned()
+            .or_else(|| c.services.get(name).and_then(|s| s.image.clone()))
+            .unwrap_or_else(|| default_image(project, name))
     };
 
     let services: Vec<Value> = c
@@ -537,10 +589,23 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
     out
 }
 
-const CLUSTER_SCOPED: &[&str] = &["Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass", "CustomResourceDefinition", "PriorityClass"];
+const CLUSTER_SCOPED: &[&str] = &[
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "PersistentVolume",
+    "StorageClass",
+    "CustomResourceDefinition",
+    "PriorityClass",
+];
 
 fn invalid(r: &Resource, template: &str, message: impl Into<String>, fix: impl Into<String>) -> Error {
-    Error::Invalid { resource: r.id().to_string(), template: template.to_owned(), message: message.into(), fix: fix.into() }
+    Error::Invalid {
+        resource: r.id().to_string(),
+        template: template.to_owned(),
+        message: message.into(),
+        fix: fix.into(),
+    }
 }
 
 /// Checks a produced set before anything is written or applied.
@@ -549,31 +614,66 @@ fn validate(project: &Project, profile: &ProfileSettings, produced: &[(Resource,
     let mut seen: BTreeMap<ResourceId, &str> = BTreeMap::new();
     for (r, t) in produced {
         if !r.value.is_object() {
-            return Err(Error::Invalid { resource: "a document".into(), template: t.clone(), message: "a rendered document is not a mapping".into(), fix: "each YAML document must be one Kubernetes object".into() });
+            return Err(Error::Invalid {
+                resource: "a document".into(),
+                template: t.clone(),
+                message: "a rendered document is not a mapping".into(),
+                fix: "each YAML document must be one Kubernetes object".into(),
+            });
         }
         if r.api_version().is_empty() || r.kind().is_empty() {
-            return Err(invalid(r, t, "missing `apiVersion` or `kind`", "every object needs apiVersion, kind and metadata.name"));
+            return Err(invalid(
+                r,
+                t,
+                "missing `apiVersion` or `kind`",
+                "every object needs apiVersion, kind and metadata.name",
+            ));
         }
         let name = r.name();
         if !config::is_dns_subdomain(name) {
-            return Err(invalid(r, t, format!("name `{name}` is not a valid Kubernetes name (DNS-1123)"), "use lowercase letters, digits, '-' and '.'"));
+            return Err(invalid(
+                r,
+                t,
+                format!("name `{name}` is not a valid Kubernetes name (DNS-1123)"),
+                "use lowercase letters, digits, '-' and '.'",
+            ));
         }
         let cluster_scoped = CLUSTER_SCOPED.contains(&r.kind());
         match (cluster_scoped, r.namespace()) {
             (false, Some(n)) if n == ns => {}
             (false, other) => {
-                return Err(invalid(r, t, format!("namespace is {}, expected `{ns}` (the project namespace)", other.map(|o| format!("`{o}`")).unwrap_or_else(|| "missing".into())), "set `metadata.namespace: {{ project.namespace | tojson }}`"));
+                return Err(invalid(
+                    r,
+                    t,
+                    format!(
+                        "namespace is {}, expected `{ns}` (the project namespace)",
+                        other.map(|o| format!("`{o}`")).unwrap_or_else(|| "missing".into())
+                    ),
+                    "set `metadata.namespace: {{ project.namespace | tojson }}`",
+                ));
             }
-            (true, Some(_)) => return Err(invalid(r, t, "a cluster-scoped object has a namespace", "remove metadata.namespace")),
+            (true, Some(_)) => {
+                return Err(invalid(r, t, "a cluster-scoped object has a namespace", "remove metadata.namespace"));
+            }
             (true, None) => {}
         }
         for key in ["app.kubernetes.io/managed-by", "dev.samestack.project"] {
             if r.value.pointer("/metadata/labels").and_then(|l| l.get(key)).and_then(Value::as_str).is_none() {
-                return Err(invalid(r, t, format!("label `{key}` is missing (needed for ownership and pruning)"), "add `labels: {{ labels | tojson }}` (or the service's labels) to metadata"));
+                return Err(invalid(
+                    r,
+                    t,
+                    format!("label `{key}` is missing (needed for ownership and pruning)"),
+                    "add `labels: {{ labels | tojson }}` (or the service's labels) to metadata",
+                ));
             }
         }
         if let Some(prev) = seen.insert(r.id(), t) {
-            return Err(invalid(r, t, format!("rendered twice (also by {prev})"), "give each object a unique kind/namespace/name"));
+            return Err(invalid(
+                r,
+                t,
+                format!("rendered twice (also by {prev})"),
+                "give each object a unique kind/namespace/name",
+            ));
         }
         if profile.name == "prod" {
             check_parity(r, t)?;
@@ -608,16 +708,29 @@ fn check_parity(r: &Resource, t: &str) -> Result<(), Error> {
             (sc.get("allowPrivilegeEscalation") == Some(&Value::Bool(false)), "allowPrivilegeEscalation is not false"),
             (sc.get("readOnlyRootFilesystem") == Some(&Value::Bool(true)), "readOnlyRootFilesystem is not true"),
             (pod_non_root || sc.get("runAsNonRoot") == Some(&Value::Bool(true)), "runAsNonRoot is not true"),
-            (sc.pointer("/capabilities/drop").and_then(Value::as_array).is_some_and(|d| d.iter().any(|x| x == "ALL")), "capabilities are not all dropped"),
-            (c.pointer("/resources/requests").is_some() && c.pointer("/resources/limits").is_some(), "resource requests and limits are not both set"),
-            (c.get("image").and_then(Value::as_str).is_some_and(config::image_is_pinned), "image tag is not pinned (no tag, or latest)"),
+            (
+                sc.pointer("/capabilities/drop")
+                    .and_then(Value::as_array)
+                    .is_some_and(|d| d.iter().any(|x| x == "ALL")),
+                "capabilities are not all dropped",
+            ),
+            (
+                c.pointer("/resources/requests").is_some() && c.pointer("/resources/limits").is_some(),
+                "resource requests and limits are not both set",
+            ),
+            (
+                c.get("image").and_then(Value::as_str).is_some_and(config::image_is_pinned),
+                "image tag is not pinned (no tag, or latest)",
+            ),
         ];
         for (ok, what) in checks {
             if !ok {
                 return Err(invalid(r, t, format!("container `{cname}`: {what}"), fix));
             }
         }
-        if matches!(r.kind(), "Deployment" | "StatefulSet") && (c.get("readinessProbe").is_none() || c.get("livenessProbe").is_none()) {
+        if matches!(r.kind(), "Deployment" | "StatefulSet")
+            && (c.get("readinessProbe").is_none() || c.get("livenessProbe").is_none())
+        {
             return Err(invalid(r, t, format!("container `{cname}` lacks a readiness or liveness probe"), fix));
         }
     }
@@ -638,7 +751,8 @@ pub fn replace_images(manifests: &mut [Value], images: &BTreeMap<String, String>
                         && let Value::Array(containers) = child
                     {
                         for container in containers.iter_mut() {
-                            if let Some(to) = container.get("image").and_then(Value::as_str).and_then(|i| images.get(i)) {
+                            if let Some(to) = container.get("image").and_then(Value::as_str).and_then(|i| images.get(i))
+                            {
                                 container["image"] = Value::String(to.clone());
                             }
                         }
@@ -661,12 +775,20 @@ pub fn write_dir(set: &RenderedSet, dir: &Path) -> Result<(), Error> {
     let werr = |source: std::io::Error| Error::Write { path: shown.clone(), source };
     if dir.exists() {
         if !dir.is_dir() {
-            return Err(Error::OutputDir { path: shown, message: "exists and is not a directory".into(), fix: "choose another output directory".into() });
+            return Err(Error::OutputDir {
+                path: shown,
+                message: "exists and is not a directory".into(),
+                fix: "choose another output directory".into(),
+            });
         }
         for e in std::fs::read_dir(dir).map_err(werr)? {
             let p = e.map_err(werr)?.path();
             if !(p.is_file() && p.extension().is_some_and(|x| x == "yaml")) {
-                return Err(Error::OutputDir { path: shown, message: format!("holds {}, which is not a rendered manifest", p.display()), fix: "choose an empty or new output directory".into() });
+                return Err(Error::OutputDir {
+                    path: shown,
+                    message: format!("holds {}, which is not a rendered manifest", p.display()),
+                    fix: "choose an empty or new output directory".into(),
+                });
             }
         }
     }
@@ -738,8 +860,15 @@ mod tests {
     #[test]
     fn network_edges_follow_depends_on() {
         let ctx = context(&project(), &profile(false, None), &RenderOptions::default());
-        assert_eq!(service(&ctx, "worker")["ingress_from"], json!(["api", "migrations"]), "the migrations Job connects where its service does");
-        assert_eq!(service(&ctx, "api")["egress"], json!([{ "name": "worker", "ports": [9000] }, { "name": "database", "ports": [5432] }]));
+        assert_eq!(
+            service(&ctx, "worker")["ingress_from"],
+            json!(["api", "migrations"]),
+            "the migrations Job connects where its service does"
+        );
+        assert_eq!(
+            service(&ctx, "api")["egress"],
+            json!([{ "name": "worker", "ports": [9000] }, { "name": "database", "ports": [5432] }])
+        );
         assert_eq!(ctx["database"]["ingress_from"], json!(["api", "database-backup", "migrations"]));
         assert_eq!(ctx["migrations"]["egress"], service(&ctx, "api")["egress"]);
     }
@@ -751,7 +880,11 @@ mod tests {
         assert_eq!(service(&ctx, "api")["image"], "localhost:5001/shop/api:unbuilt");
         assert_eq!(service(&ctx, "worker")["image"], "busybox:1.36");
         assert_eq!(ctx["database"]["image"], "postgres:15.8");
-        let opts = RenderOptions { images: [("api".to_owned(), "r/api:1".to_owned())].into(), postgres_image: Some("pg:local".into()), ..Default::default() };
+        let opts = RenderOptions {
+            images: [("api".to_owned(), "r/api:1".to_owned())].into(),
+            postgres_image: Some("pg:local".into()),
+            ..Default::default()
+        };
         let ctx2 = context(&p, &profile(false, None), &opts);
         assert_eq!(service(&ctx2, "api")["image"], "r/api:1");
         assert_eq!(ctx2["database"]["image"], "pg:local");
@@ -765,12 +898,15 @@ mod tests {
         assert_eq!(service(&ctx, "api")["ingress"]["host"], "shop.localhost");
         assert_eq!(service(&ctx, "api")["read_only_root"], false, "hot reload makes synced services writable");
         assert_eq!(service(&ctx, "worker")["read_only_root"], true, "services without sync stay read-only");
-        assert!(service(&ctx, "api")["env"].as_array().unwrap().contains(&json!({ "name": "LOG_LEVEL", "value": "debug" })));
+        assert!(
+            service(&ctx, "api")["env"].as_array().unwrap().contains(&json!({ "name": "LOG_LEVEL", "value": "debug" }))
+        );
     }
 
     #[test]
     fn secrets_redacted_unless_revealed() {
-        let mut opts = RenderOptions { secrets: [("pw".to_owned(), "hunter2".to_owned())].into(), ..Default::default() };
+        let mut opts =
+            RenderOptions { secrets: [("pw".to_owned(), "hunter2".to_owned())].into(), ..Default::default() };
         assert_eq!(context(&project(), &profile(false, None), &opts)["secrets"][0]["value_b64"], REDACTED);
         opts.reveal = true;
         assert_eq!(context(&project(), &profile(false, None), &opts)["secrets"][0]["value_b64"], "aHVudGVyMg==");

@@ -80,7 +80,9 @@ fn match_tokens(tokens: &[String], path: &[Seg]) -> bool {
     match tokens.split_first() {
         None => path.is_empty(),
         Some((t, rest)) if t == "**" => (0..=path.len()).any(|skip| match_tokens(rest, &path[skip..])),
-        Some((t, rest)) => path.split_first().is_some_and(|(seg, prest)| seg_matches(t, seg) && match_tokens(rest, prest)),
+        Some((t, rest)) => {
+            path.split_first().is_some_and(|(seg, prest)| seg_matches(t, seg) && match_tokens(rest, prest))
+        }
     }
 }
 
@@ -141,7 +143,9 @@ impl ParityReport {
 
 /// Diffs two rendered sets resource by resource, field by field (pure).
 pub fn diff(a: &RenderedSet, b: &RenderedSet) -> Vec<Difference> {
-    let index = |set: &RenderedSet| -> BTreeMap<ResourceId, Value> { set.resources.iter().map(|r| (r.id(), r.value.clone())).collect() };
+    let index = |set: &RenderedSet| -> BTreeMap<ResourceId, Value> {
+        set.resources.iter().map(|r| (r.id(), r.value.clone())).collect()
+    };
     let (ma, mb) = (index(a), index(b));
     let mut out = Vec::new();
     let mut ids: Vec<&ResourceId> = ma.keys().chain(mb.keys()).collect();
@@ -241,10 +245,17 @@ pub fn classify(a_name: &str, b_name: &str, mut diffs: Vec<Difference>, allowed_
         })
         .collect();
     for d in &mut diffs {
-        d.allowed_by = rules.iter().find(|(_, pats)| pats.iter().any(|p| p.matches(&d.kind, &d.segs))).map(|(e, _)| e.clone());
+        d.allowed_by =
+            rules.iter().find(|(_, pats)| pats.iter().any(|p| p.matches(&d.kind, &d.segs))).map(|(e, _)| e.clone());
     }
     let allowed = diffs.iter().filter(|d| d.allowed_by.is_some()).count();
-    ParityReport { a: a_name.to_owned(), b: b_name.to_owned(), drift: diffs.len() - allowed, allowed, differences: diffs }
+    ParityReport {
+        a: a_name.to_owned(),
+        b: b_name.to_owned(),
+        drift: diffs.len() - allowed,
+        allowed,
+        differences: diffs,
+    }
 }
 
 fn show(v: &Option<Value>) -> String {
@@ -253,7 +264,11 @@ fn show(v: &Option<Value>) -> String {
         Some(Value::String(s)) => s.clone(),
         Some(v) => {
             let s = v.to_string();
-            if s.len() > 80 { format!("{}…", &s[..s.char_indices().nth(77).map(|(i, _)| i).unwrap_or(s.len())]) } else { s }
+            if s.len() > 80 {
+                format!("{}…", &s[..s.char_indices().nth(77).map(|(i, _)| i).unwrap_or(s.len())])
+            } else {
+                s
+            }
         }
     }
 }
@@ -261,10 +276,19 @@ fn show(v: &Option<Value>) -> String {
 /// The human-readable report.
 pub fn format_report(r: &ParityReport) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "parity {} vs {}: {} difference(s), {} allowed, {} undeclared drift", r.a, r.b, r.differences.len(), r.allowed, r.drift);
+    let _ = writeln!(
+        out,
+        "parity {} vs {}: {} difference(s), {} allowed, {} undeclared drift",
+        r.a,
+        r.b,
+        r.differences.len(),
+        r.allowed,
+        r.drift
+    );
     let mut last = None;
     for d in &r.differences {
-        let res = format!("{} {}{}", d.kind, d.namespace.as_deref().map(|n| format!("{n}/")).unwrap_or_default(), d.name);
+        let res =
+            format!("{} {}{}", d.kind, d.namespace.as_deref().map(|n| format!("{n}/")).unwrap_or_default(), d.name);
         if last.as_ref() != Some(&res) {
             let _ = writeln!(out, "\n{res}");
             last = Some(res);
@@ -333,7 +357,10 @@ mod tests {
 
     #[test]
     fn explicit_patterns_and_missing_resources() {
-        let a = set(vec![deploy(1, "x:1", "info"), json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "p"}})]);
+        let a = set(vec![
+            deploy(1, "x:1", "info"),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "p"}}),
+        ]);
         let b = set(vec![deploy(1, "x:2", "info")]);
         let r = classify("a", "b", diff(&a, &b), &["Deployment:spec.template.spec.containers[*].image".into()]);
         assert_eq!(r.differences.len(), 2);
@@ -345,7 +372,12 @@ mod tests {
     #[test]
     fn patterns_parse_and_match() {
         let p = Pattern::parse("*:**.resources.**").unwrap();
-        let path = vec![Seg::Key("spec".into()), Seg::Named("api".into()), Seg::Key("resources".into()), Seg::Key("limits".into())];
+        let path = vec![
+            Seg::Key("spec".into()),
+            Seg::Named("api".into()),
+            Seg::Key("resources".into()),
+            Seg::Key("limits".into()),
+        ];
         assert!(p.matches("StatefulSet", &path));
         assert!(Pattern::parse("replicas").is_none());
         assert!(Pattern::parse("Deploy ment:x").is_none());

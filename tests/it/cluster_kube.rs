@@ -284,7 +284,9 @@ async fn cluster_kube_applies_in_waves_reapplies_unchanged_and_prunes() {
     cms.create(&PostParams::default(), &extra("made-by-a-controller", &project, true)).await.unwrap();
     cms.create(&PostParams::default(), &extra("other-project", "someone-else", false)).await.unwrap();
     // Left by an earlier apply (samestack's field manager) that no longer produces it.
-    cms.patch("stray", &PatchParams::apply("samestack"), &Patch::Apply(&extra("stray", &project, false))).await.unwrap();
+    cms.patch("stray", &PatchParams::apply("samestack"), &Patch::Apply(&extra("stray", &project, false)))
+        .await
+        .unwrap();
     // Labelled like the project's objects but made by hand: samestack never applied it.
     cms.create(&PostParams::default(), &extra("made-by-hand", &project, false)).await.unwrap();
 
@@ -354,7 +356,8 @@ async fn cluster_kube_autoscaled_replicas_are_not_reset_by_a_reapply() {
     let ns = unique_name("hpa");
     let hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web", "namespace": ns},
         "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 1, "maxReplicas": 4}});
-    let with_hpa = vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}), deployment(&ns), hpa];
+    let with_hpa =
+        vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}), deployment(&ns), hpa];
     // No waiting: the API-only server has no controllers to roll the Deployment out.
     let options = ApplyOptions { wait: false, ..Default::default() };
     apply_waves(&client, &ns, &with_hpa, &options).await.expect("first apply");
@@ -363,7 +366,10 @@ async fn cluster_kube_autoscaled_replicas_are_not_reset_by_a_reapply() {
     assert_eq!(replicas().await, Some(1), "a new workload starts at the template's count");
 
     // The autoscaler scales it up through the scale subresource, as the HPA controller does.
-    deployments.patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 3}}))).await.unwrap();
+    deployments
+        .patch_scale("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 3}})))
+        .await
+        .unwrap();
     let again = apply_waves(&client, &ns, &with_hpa, &options).await.expect("second apply");
     assert!(again.nothing_changed(), "{}", again.summary());
     assert_eq!(replicas().await, Some(3), "the autoscaler's count stays");

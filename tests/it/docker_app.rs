@@ -12,19 +12,12 @@ use crate::support;
 
 fn published_port(container: &str, port: u16) -> u16 {
     let mapping = fx::docker(&["port", container, &format!("{port}/tcp")]);
-    mapping
-        .lines()
-        .next()
-        .and_then(|l| l.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap()
+    mapping.lines().next().and_then(|l| l.rsplit(':').next()).and_then(|p| p.parse().ok()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_example_app_runs_read_only_against_the_test_postgres() {
-    let Some(()) =
-        fx::docker_with_images("docker_example_app_runs_read_only_against_the_test_postgres")
-    else {
+    let Some(()) = fx::docker_with_images("docker_example_app_runs_read_only_against_the_test_postgres") else {
         return;
     };
     let client = docker::connect().await.unwrap();
@@ -40,9 +33,7 @@ async fn docker_example_app_runs_read_only_against_the_test_postgres() {
         build_args: args.clone(),
         repository: format!("samestack-it/{name}-{service}"),
     });
-    let built = build::build_all(&client, &specs, &BuildOptions::default())
-        .await
-        .unwrap();
+    let built = build::build_all(&client, &specs, &BuildOptions::default()).await.unwrap();
     for o in &built {
         cleanup.image(&o.reference);
     }
@@ -112,70 +103,36 @@ async fn docker_example_app_runs_read_only_against_the_test_postgres() {
     let migrated = app(&["--rm"], api_image, &["python3", "/app/migrate.py", "60"]);
     assert!(migrated.contains("applied migration 1"), "{migrated}");
     let again = app(&["--rm"], api_image, &["python3", "/app/migrate.py", "60"]);
-    assert!(
-        !again.contains("applied migration"),
-        "second run applies nothing: {again}"
-    );
+    assert!(!again.contains("applied migration"), "second run applies nothing: {again}");
 
     let (api, worker) = (format!("{name}-api"), format!("{name}-worker"));
     cleanup.container(&api).container(&worker);
-    app(
-        &["-d", "--name", &api, "-p", "127.0.0.1::8080"],
-        api_image,
-        &[],
-    );
-    app(
-        &["-d", "--name", &worker, "-p", "127.0.0.1::8081"],
-        worker_image,
-        &[],
-    );
-    assert_eq!(
-        fx::docker(&["exec", &api, "id", "-u"]),
-        "10001",
-        "runs as the image's non-root user"
-    );
+    app(&["-d", "--name", &api, "-p", "127.0.0.1::8080"], api_image, &[]);
+    app(&["-d", "--name", &worker, "-p", "127.0.0.1::8081"], worker_image, &[]);
+    assert_eq!(fx::docker(&["exec", &api, "id", "-u"]), "10001", "runs as the image's non-root user");
     let (api_port, worker_port) = (published_port(&api, 8080), published_port(&worker, 8081));
 
     fx::wait_for("api /healthz 200", Duration::from_secs(60), || {
-        fx::http(api_port, "GET", "/healthz", None)
-            .ok()
-            .filter(|(s, _)| *s == 200)
+        fx::http(api_port, "GET", "/healthz", None).ok().filter(|(s, _)| *s == 200)
     });
     fx::wait_for("worker /healthz 200", Duration::from_secs(60), || {
-        fx::http(worker_port, "GET", "/healthz", None)
-            .ok()
-            .filter(|(s, _)| *s == 200)
+        fx::http(worker_port, "GET", "/healthz", None).ok().filter(|(s, _)| *s == 200)
     });
-    let (status, body) = fx::http(
-        api_port,
-        "POST",
-        "/messages",
-        Some(r#"{"author":"it","body":"hello from the test"}"#),
-    )
-    .unwrap();
+    let (status, body) =
+        fx::http(api_port, "POST", "/messages", Some(r#"{"author":"it","body":"hello from the test"}"#)).unwrap();
     assert_eq!(status, 201, "{body}");
     let (status, _) = fx::http(api_port, "POST", "/messages", Some(r#"{"nobody":1}"#)).unwrap();
     assert_eq!(status, 400, "bad input is a 400, not a crash");
     // The worker marks it processed.
-    let listed = fx::wait_for(
-        "the worker to process the message",
-        Duration::from_secs(30),
-        || {
-            let (status, body) = fx::http(api_port, "GET", "/messages", None).ok()?;
-            (status == 200 && body.contains(r#""processed": true"#)).then_some(body)
-        },
-    );
+    let listed = fx::wait_for("the worker to process the message", Duration::from_secs(30), || {
+        let (status, body) = fx::http(api_port, "GET", "/messages", None).ok()?;
+        (status == 200 && body.contains(r#""processed": true"#)).then_some(body)
+    });
     assert!(listed.contains("hello from the test"), "{listed}");
 
     // Health follows the database.
     fx::docker(&["stop", "-t", "5", &db]);
-    fx::wait_for(
-        "api /healthz 503 without a database",
-        Duration::from_secs(30),
-        || {
-            fx::http(api_port, "GET", "/healthz", None)
-                .ok()
-                .filter(|(s, _)| *s == 503)
-        },
-    );
+    fx::wait_for("api /healthz 503 without a database", Duration::from_secs(30), || {
+        fx::http(api_port, "GET", "/healthz", None).ok().filter(|(s, _)| *s == 503)
+    });
 }

@@ -44,43 +44,24 @@ fn example_app(registry_port: u16) -> App {
     let (worker_dir, worker) = fx::example_copy("worker");
     let prefix = support::unique_name("ss-it-gb");
     let specs = vec![
-        spec(
-            "api",
-            &api,
-            format!("localhost:{registry_port}/{prefix}-api"),
-        ),
-        spec(
-            "worker",
-            &worker,
-            format!("localhost:{registry_port}/{prefix}-worker"),
-        ),
+        spec("api", &api, format!("localhost:{registry_port}/{prefix}-api")),
+        spec("worker", &worker, format!("localhost:{registry_port}/{prefix}-worker")),
     ];
-    App {
-        _dirs: vec![api_dir, worker_dir],
-        api,
-        specs,
-    }
+    App { _dirs: vec![api_dir, worker_dir], api, specs }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_build_example_services_push_skip_and_pull_by_digest() {
-    let Some(()) =
-        fx::docker_with_images("docker_build_example_services_push_skip_and_pull_by_digest")
-    else {
+    let Some(()) = fx::docker_with_images("docker_build_example_services_push_skip_and_pull_by_digest") else {
         return;
     };
     let client = docker::connect().await.unwrap();
     let mut cleanup = Cleanup::default();
     let registry = fx::start_registry(&client, &mut cleanup, "ss-it-buildreg").await;
     let app = example_app(registry.host_port);
-    let options = BuildOptions {
-        registry_port: Some(registry.host_port),
-        ..Default::default()
-    };
+    let options = BuildOptions { registry_port: Some(registry.host_port), ..Default::default() };
 
-    let first = build::build_all(&client, &app.specs, &options)
-        .await
-        .unwrap();
+    let first = build::build_all(&client, &app.specs, &options).await.unwrap();
     track(&mut cleanup, &first);
     assert_eq!(
         first.iter().map(|o| o.service.as_str()).collect::<Vec<_>>(),
@@ -94,39 +75,18 @@ async fn docker_build_example_services_push_skip_and_pull_by_digest() {
         let digest = o.registry_digest.as_deref().expect("pushed digest");
         assert!(digest.starts_with("sha256:"), "{digest}");
         // Non-root numeric user, as the restricted pod security profile requires.
-        assert_eq!(
-            fx::docker(&[
-                "image",
-                "inspect",
-                "--format",
-                "{{.Config.User}}",
-                &o.reference
-            ]),
-            "10001:10001"
-        );
+        assert_eq!(fx::docker(&["image", "inspect", "--format", "{{.Config.User}}", &o.reference]), "10001:10001");
         let in_registry = samestack::registry::manifest_digest(
             registry.host_port,
-            o.reference
-                .split_once('/')
-                .unwrap()
-                .1
-                .rsplit_once(':')
-                .unwrap()
-                .0,
+            o.reference.split_once('/').unwrap().1.rsplit_once(':').unwrap().0,
             &o.tag,
         )
         .await
         .unwrap();
-        assert_eq!(
-            in_registry.as_deref(),
-            Some(digest),
-            "the registry serves what was pushed"
-        );
+        assert_eq!(in_registry.as_deref(), Some(digest), "the registry serves what was pushed");
     }
 
-    let second = build::build_all(&client, &app.specs, &options)
-        .await
-        .unwrap();
+    let second = build::build_all(&client, &app.specs, &options).await.unwrap();
     for (a, b) in first.iter().zip(&second) {
         assert_eq!(b.action, BuildAction::Skipped, "{} unchanged", b.service);
         assert_eq!(b.reference, a.reference);
@@ -140,28 +100,16 @@ async fn docker_build_example_services_push_skip_and_pull_by_digest() {
     fx::docker(&["image", "rm", &api.reference]);
     cleanup.image(&pinned);
     fx::docker(&["pull", "-q", &pinned]);
-    let repo_digests = fx::docker(&[
-        "image",
-        "inspect",
-        "--format",
-        "{{json .RepoDigests}}",
-        &pinned,
-    ]);
-    assert!(
-        repo_digests.contains(api.registry_digest.as_deref().unwrap()),
-        "{repo_digests}"
-    );
+    let repo_digests = fx::docker(&["image", "inspect", "--format", "{{json .RepoDigests}}", &pinned]);
+    assert!(repo_digests.contains(api.registry_digest.as_deref().unwrap()), "{repo_digests}");
 
     // Local image gone, registry still has it: rebuilt locally (cache makes it cheap), same tag.
-    let third = build::build_all(&client, &app.specs[..1], &options)
-        .await
-        .unwrap();
+    let third = build::build_all(&client, &app.specs[..1], &options).await.unwrap();
     assert_eq!(third[0].reference, api.reference);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn docker_build_one_changed_file_rebuilds_only_that_service_and_ignored_files_rebuild_nothing()
- {
+async fn docker_build_one_changed_file_rebuilds_only_that_service_and_ignored_files_rebuild_nothing() {
     let Some(()) = fx::docker_with_images(
         "docker_build_one_changed_file_rebuilds_only_that_service_and_ignored_files_rebuild_nothing",
     ) else {
@@ -171,13 +119,8 @@ async fn docker_build_one_changed_file_rebuilds_only_that_service_and_ignored_fi
     let mut cleanup = Cleanup::default();
     let registry = fx::start_registry(&client, &mut cleanup, "ss-it-rebuildreg").await;
     let app = example_app(registry.host_port);
-    let options = BuildOptions {
-        registry_port: Some(registry.host_port),
-        ..Default::default()
-    };
-    let first = build::build_all(&client, &app.specs, &options)
-        .await
-        .unwrap();
+    let options = BuildOptions { registry_port: Some(registry.host_port), ..Default::default() };
+    let first = build::build_all(&client, &app.specs, &options).await.unwrap();
     track(&mut cleanup, &first);
 
     // Files .dockerignore excludes: README.md, tests/, __pycache__, .env.
@@ -185,41 +128,24 @@ async fn docker_build_one_changed_file_rebuilds_only_that_service_and_ignored_fi
     std::fs::create_dir_all(app.api.join("tests")).unwrap();
     std::fs::write(app.api.join("tests/test_new.py"), "def test(): pass\n").unwrap();
     std::fs::write(app.api.join(".env"), "DATABASE_PASSWORD=local\n").unwrap();
-    let ignored = build::build_all(&client, &app.specs, &options)
-        .await
-        .unwrap();
-    assert!(
-        ignored.iter().all(|o| o.action == BuildAction::Skipped),
-        "ignored changes rebuild nothing: {ignored:?}"
-    );
+    let ignored = build::build_all(&client, &app.specs, &options).await.unwrap();
+    assert!(ignored.iter().all(|o| o.action == BuildAction::Skipped), "ignored changes rebuild nothing: {ignored:?}");
 
     let mut app_py = std::fs::read_to_string(app.api.join("app.py")).unwrap();
     app_py.push_str("\n# a change\n");
     std::fs::write(app.api.join("app.py"), app_py).unwrap();
-    let changed = build::build_all(&client, &app.specs, &options)
-        .await
-        .unwrap();
+    let changed = build::build_all(&client, &app.specs, &options).await.unwrap();
     track(&mut cleanup, &changed);
     let (api, worker) = (by_service(&changed, "api"), by_service(&changed, "worker"));
     assert_eq!(api.action, BuildAction::Built);
-    assert_ne!(
-        api.reference,
-        by_service(&first, "api").reference,
-        "a new tag for new content"
-    );
-    assert_eq!(
-        worker.action,
-        BuildAction::Skipped,
-        "the other service is untouched"
-    );
+    assert_ne!(api.reference, by_service(&first, "api").reference, "a new tag for new content");
+    assert_eq!(worker.action, BuildAction::Skipped, "the other service is untouched");
     assert_eq!(worker.reference, by_service(&first, "worker").reference);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_build_context_sent_to_the_engine_honours_dockerignore() {
-    let Some(()) =
-        fx::docker_with_images("docker_build_context_sent_to_the_engine_honours_dockerignore")
-    else {
+    let Some(()) = fx::docker_with_images("docker_build_context_sent_to_the_engine_honours_dockerignore") else {
         return;
     };
     let client = docker::connect().await.unwrap();
@@ -233,10 +159,7 @@ async fn docker_build_context_sent_to_the_engine_honours_dockerignore() {
                 fx::BUSYBOX
             ),
         ),
-        (
-            ".dockerignore",
-            "secret.env\ndocs\n!docs/keep.md\n**/cache\nDockerfile\n".to_string(),
-        ),
+        (".dockerignore", "secret.env\ndocs\n!docs/keep.md\n**/cache\nDockerfile\n".to_string()),
         ("keep.txt", "k".to_string()),
         ("secret.env", "s".to_string()),
         ("docs/keep.md", "k".to_string()),
@@ -259,16 +182,13 @@ async fn docker_build_context_sent_to_the_engine_honours_dockerignore() {
     if let Ok(o) = &outcome {
         track(&mut cleanup, o);
     }
-    let outcome = outcome
-        .expect("the RUN step's checks pass only if the ignored files never reached the engine");
+    let outcome = outcome.expect("the RUN step's checks pass only if the ignored files never reached the engine");
     assert_eq!(outcome[0].action, BuildAction::Built);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_build_failing_step_shows_the_step_and_its_output() {
-    let Some(()) =
-        fx::docker_with_images("docker_build_failing_step_shows_the_step_and_its_output")
-    else {
+    let Some(()) = fx::docker_with_images("docker_build_failing_step_shows_the_step_and_its_output") else {
         return;
     };
     let client = docker::connect().await.unwrap();
@@ -277,11 +197,7 @@ async fn docker_build_failing_step_shows_the_step_and_its_output() {
     std::fs::write(
         dir.path().join("Dockerfile"),
         // The failing step comes right after FROM, so no intermediate image is left as cache.
-        format!(
-            "FROM {}\nRUN echo about-to-fail-{} && exit 3\n",
-            fx::BUSYBOX,
-            std::process::id()
-        ),
+        format!("FROM {}\nRUN echo about-to-fail-{} && exit 3\n", fx::BUSYBOX, std::process::id()),
     )
     .unwrap();
     let spec = BuildSpec {
@@ -291,24 +207,12 @@ async fn docker_build_failing_step_shows_the_step_and_its_output() {
         build_args: BTreeMap::new(),
         repository: format!("samestack-it/{}", support::unique_name("broken")),
     };
-    let err = build::build_all(
-        &client,
-        std::slice::from_ref(&spec),
-        &BuildOptions::default(),
-    )
-    .await
-    .unwrap_err();
+    let err = build::build_all(&client, std::slice::from_ref(&spec), &BuildOptions::default()).await.unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, build::Error::StepFailed { .. }), "{msg}");
     assert!(msg.contains("service `broken`"), "{msg}");
-    assert!(
-        msg.contains("Step 2/") && msg.contains(" : RUN echo about-to-fail"),
-        "shows the failing step: {msg}"
-    );
-    assert!(
-        msg.contains(&format!("about-to-fail-{}", std::process::id())),
-        "shows the step's output: {msg}"
-    );
+    assert!(msg.contains("Step 2/") && msg.contains(" : RUN echo about-to-fail"), "shows the failing step: {msg}");
+    assert!(msg.contains(&format!("about-to-fail-{}", std::process::id())), "shows the step's output: {msg}");
     assert!(msg.contains("non-zero code: 3"), "{msg}");
     assert_eq!(err.kind(), ErrorKind::User);
     let tagged = fx::docker(&["images", "-q", &spec.repository]);
@@ -317,9 +221,7 @@ async fn docker_build_failing_step_shows_the_step_and_its_output() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docker_build_missing_context_and_dockerfile_are_user_errors() {
-    let Some(()) =
-        support::docker_or_skip("docker_build_missing_context_and_dockerfile_are_user_errors")
-    else {
+    let Some(()) = support::docker_or_skip("docker_build_missing_context_and_dockerfile_are_user_errors") else {
         return;
     };
     let client = docker::connect().await.unwrap();
@@ -332,31 +234,17 @@ async fn docker_build_missing_context_and_dockerfile_are_user_errors() {
         build_args: BTreeMap::new(),
         repository: "samestack-it/payments".into(),
     };
-    let err = build::build_all(
-        &client,
-        std::slice::from_ref(&spec),
-        &BuildOptions::default(),
-    )
-    .await
-    .unwrap_err();
+    let err = build::build_all(&client, std::slice::from_ref(&spec), &BuildOptions::default()).await.unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, build::Error::ContextMissing { .. }), "{msg}");
-    assert!(
-        msg.contains("service `payments`") && msg.contains(&missing.display().to_string()),
-        "{msg}"
-    );
+    assert!(msg.contains("service `payments`") && msg.contains(&missing.display().to_string()), "{msg}");
     assert_eq!(err.kind(), ErrorKind::User);
     let any: anyhow::Error = err.into();
     assert_eq!(samestack::error::kind_of(&any).exit_code(), 2);
 
     std::fs::create_dir_all(&missing).unwrap();
-    let err = build::build_all(&client, &[spec], &BuildOptions::default())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, build::Error::DockerfileMissing { .. }),
-        "{err}"
-    );
+    let err = build::build_all(&client, &[spec], &BuildOptions::default()).await.unwrap_err();
+    assert!(matches!(err, build::Error::DockerfileMissing { .. }), "{err}");
     assert!(err.to_string().contains("Dockerfile"), "{err}");
 }
 
@@ -387,10 +275,7 @@ async fn docker_daemon_stopping_mid_build_is_an_environment_error() {
                     )
                 };
                 let response = if head.contains("/version") {
-                    reply(
-                        "200 OK",
-                        r#"{"Version":"20.10.24","ApiVersion":"1.41","MinAPIVersion":"1.12"}"#,
-                    )
+                    reply("200 OK", r#"{"Version":"20.10.24","ApiVersion":"1.41","MinAPIVersion":"1.12"}"#)
                 } else if head.contains("/build") {
                     // Start streaming the build, then die without finishing the chunked body.
                     let chunk = r#"{"stream":"Step 1/2 : FROM base\n"}"#;
@@ -407,9 +292,7 @@ async fn docker_daemon_stopping_mid_build_is_an_environment_error() {
             });
         }
     });
-    let client = docker::connect_to(&format!("unix://{}", socket.display()))
-        .await
-        .expect("the fake engine negotiates");
+    let client = docker::connect_to(&format!("unix://{}", socket.display())).await.expect("the fake engine negotiates");
     let dir2 = tempfile::tempdir().unwrap();
     std::fs::write(dir2.path().join("Dockerfile"), "FROM base\nRUN true\n").unwrap();
     let spec = BuildSpec {
@@ -419,15 +302,10 @@ async fn docker_daemon_stopping_mid_build_is_an_environment_error() {
         build_args: BTreeMap::new(),
         repository: "samestack-it/api".into(),
     };
-    let err = build::build_all(&client, &[spec], &BuildOptions::default())
-        .await
-        .unwrap_err();
+    let err = build::build_all(&client, &[spec], &BuildOptions::default()).await.unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, build::Error::DaemonLost { .. }), "{msg}");
-    assert!(
-        msg.contains("Docker stopped answering while building service `api`"),
-        "{msg}"
-    );
+    assert!(msg.contains("Docker stopped answering while building service `api`"), "{msg}");
     assert_eq!(err.kind(), ErrorKind::Environment);
 }
 
@@ -442,11 +320,7 @@ async fn docker_build_rebuilds_when_the_base_image_moves() {
     cleanup.image(&base);
     fx::docker(&["tag", fx::BUSYBOX, &base]);
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("Dockerfile"),
-        "ARG BASE=none\nFROM ${BASE}\nCOPY a.txt /a.txt\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), "ARG BASE=none\nFROM ${BASE}\nCOPY a.txt /a.txt\n").unwrap();
     std::fs::write(dir.path().join("a.txt"), "a").unwrap();
     let spec = BuildSpec {
         service: "app".into(),
@@ -456,23 +330,16 @@ async fn docker_build_rebuilds_when_the_base_image_moves() {
         repository: format!("samestack-it/{}", support::unique_name("onbase")),
     };
     let specs = std::slice::from_ref(&spec);
-    let first = build::build_all(&client, specs, &BuildOptions::default())
-        .await
-        .unwrap();
+    let first = build::build_all(&client, specs, &BuildOptions::default()).await.unwrap();
     track(&mut cleanup, &first);
     assert_eq!(
-        build::build_all(&client, specs, &BuildOptions::default())
-            .await
-            .unwrap()[0]
-            .action,
+        build::build_all(&client, specs, &BuildOptions::default()).await.unwrap()[0].action,
         BuildAction::Skipped
     );
 
     // Same context, same base tag, different base image: a new tag, built on the new base.
     fx::docker(&["tag", fx::REGISTRY_IMAGE, &base]);
-    let moved = build::build_all(&client, specs, &BuildOptions::default())
-        .await
-        .unwrap();
+    let moved = build::build_all(&client, specs, &BuildOptions::default()).await.unwrap();
     track(&mut cleanup, &moved);
     assert_eq!(moved[0].action, BuildAction::Built);
     assert_ne!(moved[0].tag, first[0].tag);
@@ -486,11 +353,7 @@ async fn docker_build_keeps_only_the_newest_local_tags() {
     let client = docker::connect().await.unwrap();
     let mut cleanup = Cleanup::default();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("Dockerfile"),
-        format!("FROM {}\nCOPY v.txt /v.txt\n", fx::BUSYBOX),
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("Dockerfile"), format!("FROM {}\nCOPY v.txt /v.txt\n", fx::BUSYBOX)).unwrap();
     let repository = format!("samestack-it/{}", support::unique_name("prune"));
     let spec = BuildSpec {
         service: "app".into(),
@@ -499,33 +362,20 @@ async fn docker_build_keeps_only_the_newest_local_tags() {
         build_args: BTreeMap::new(),
         repository: repository.clone(),
     };
-    let options = BuildOptions {
-        keep_images: 2,
-        ..Default::default()
-    };
+    let options = BuildOptions { keep_images: 2, ..Default::default() };
     let mut references = Vec::new();
     for version in 1..=3 {
         std::fs::write(dir.path().join("v.txt"), version.to_string()).unwrap();
-        let built = build::build_all(&client, std::slice::from_ref(&spec), &options)
-            .await
-            .unwrap();
+        let built = build::build_all(&client, std::slice::from_ref(&spec), &options).await.unwrap();
         track(&mut cleanup, &built);
         references.push(built[0].reference.clone());
     }
-    let mut left: Vec<String> = fx::docker(&[
-        "images",
-        "--format",
-        "{{.Repository}}:{{.Tag}}",
-        &repository,
-    ])
-    .lines()
-    .map(String::from)
-    .collect();
+    let mut left: Vec<String> = fx::docker(&["images", "--format", "{{.Repository}}:{{.Tag}}", &repository])
+        .lines()
+        .map(String::from)
+        .collect();
     left.sort();
     let mut expected = references[1..].to_vec();
     expected.sort();
-    assert_eq!(
-        left, expected,
-        "the oldest tag was removed, the two newest stay"
-    );
+    assert_eq!(left, expected, "the oldest tag was removed, the two newest stay");
 }

@@ -78,13 +78,9 @@ pub fn docker_with_images(test: &str) -> Option<()> {
             .unwrap_or(false);
         if !present {
             if support::in_ci() {
-                panic!(
-                    "{test}: test image {image} is missing; run tests/images/build (as root) first"
-                );
+                panic!("{test}: test image {image} is missing; run tests/images/build (as root) first");
             }
-            eprintln!(
-                "SKIP {test}: test image {image} is missing (build them with `sudo tests/images/build`)"
-            );
+            eprintln!("SKIP {test}: test image {image} is missing (build them with `sudo tests/images/build`)");
             return None;
         }
     }
@@ -93,19 +89,13 @@ pub fn docker_with_images(test: &str) -> Option<()> {
 
 /// A TCP port free on 127.0.0.1 right now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A registry spec with a unique name and a free port, registered for cleanup.
 pub fn registry_spec(cleanup: &mut Cleanup, prefix: &str) -> RegistrySpec {
     let name = support::unique_name(prefix);
-    cleanup
-        .container(&name)
-        .volume(&registry::volume_name(&name));
+    cleanup.container(&name).volume(&registry::volume_name(&name));
     RegistrySpec {
         name,
         host_port: free_port(),
@@ -115,22 +105,14 @@ pub fn registry_spec(cleanup: &mut Cleanup, prefix: &str) -> RegistrySpec {
 }
 
 /// A running private registry for one test.
-pub async fn start_registry(
-    client: &samestack::docker::Client,
-    cleanup: &mut Cleanup,
-    prefix: &str,
-) -> Registry {
+pub async fn start_registry(client: &samestack::docker::Client, cleanup: &mut Cleanup, prefix: &str) -> Registry {
     let spec = registry_spec(cleanup, prefix);
-    registry::ensure(client, &spec)
-        .await
-        .expect("registry starts")
+    registry::ensure(client, &spec).await.expect("registry starts")
 }
 
 /// A copy of `examples/guestbook/<service>` in a fresh temp dir (tests edit their copy).
 pub fn example_copy(service: &str) -> (tempfile::TempDir, PathBuf) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/guestbook")
-        .join(service);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/guestbook").join(service);
     let dir = tempfile::tempdir().unwrap();
     let dst = dir.path().join(service);
     copy_dir(&src, &dst);
@@ -154,25 +136,13 @@ fn copy_dir(src: &Path, dst: &Path) {
 
 /// Runs `docker <args>`, panicking with its stderr on failure; returns trimmed stdout.
 pub fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker CLI runs");
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("docker").args(args).output().expect("docker CLI runs");
+    assert!(out.status.success(), "docker {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// A minimal HTTP/1.1 request to 127.0.0.1:port; returns (status, body).
-pub fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> std::io::Result<(u16, String)> {
+pub fn http(port: u16, method: &str, path: &str, body: Option<&str>) -> std::io::Result<(u16, String)> {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let body = body.unwrap_or("");
@@ -183,15 +153,8 @@ pub fn http(
     )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     Ok((status, body))
 }
 
@@ -202,10 +165,7 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
         if let Some(value) = check() {
             return value;
         }
-        assert!(
-            started.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
+        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
         std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -9,17 +9,13 @@ use crate::support;
 
 #[test]
 fn docker_test_postgres_keeps_the_upstream_contract() {
-    let Some(()) = fx::docker_with_images("docker_test_postgres_keeps_the_upstream_contract")
-    else {
+    let Some(()) = fx::docker_with_images("docker_test_postgres_keeps_the_upstream_contract") else {
         return;
     };
     let mut cleanup = Cleanup::default();
 
     // Without a password it refuses to initialise, and says which variable to set.
-    let out = Command::new("docker")
-        .args(["run", "--rm", fx::POSTGRES])
-        .output()
-        .unwrap();
+    let out = Command::new("docker").args(["run", "--rm", fx::POSTGRES]).output().unwrap();
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("POSTGRES_PASSWORD"),
@@ -63,27 +59,13 @@ fn docker_test_postgres_keeps_the_upstream_contract() {
     ]);
     let ready = || {
         Command::new("docker")
-            .args([
-                "exec",
-                &name,
-                "pg_isready",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                "5432",
-                "-d",
-                "orders",
-            ])
+            .args(["exec", &name, "pg_isready", "-h", "127.0.0.1", "-p", "5432", "-d", "orders"])
             .output()
             .unwrap()
             .status
             .success()
     };
-    fx::wait_for(
-        "postgres to accept connections",
-        Duration::from_secs(60),
-        || ready().then_some(()),
-    );
+    fx::wait_for("postgres to accept connections", Duration::from_secs(60), || ready().then_some(()));
     let query = |sql: &str| {
         fx::docker(&[
             "exec",
@@ -103,24 +85,12 @@ fn docker_test_postgres_keeps_the_upstream_contract() {
     };
     assert_eq!(query("select current_user"), "shop");
     query("create table t (v int); insert into t values (7)");
-    assert!(
-        data.path().join("pgdata/PG_VERSION").exists(),
-        "initdb wrote into PGDATA on the volume"
-    );
+    assert!(data.path().join("pgdata/PG_VERSION").exists(), "initdb wrote into PGDATA on the volume");
 
     // A restart reuses the data instead of initialising again.
     fx::docker(&["restart", "-t", "10", &name]);
-    fx::wait_for("postgres to come back", Duration::from_secs(60), || {
-        ready().then_some(())
-    });
+    fx::wait_for("postgres to come back", Duration::from_secs(60), || ready().then_some(()));
     assert_eq!(query("select v from t"), "7");
-    let out = Command::new("docker")
-        .args(["run", "--rm", "--entrypoint", "id", fx::POSTGRES, "-u"])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "999",
-        "runs as uid 999 by default"
-    );
+    let out = Command::new("docker").args(["run", "--rm", "--entrypoint", "id", fx::POSTGRES, "-u"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "999", "runs as uid 999 by default");
 }

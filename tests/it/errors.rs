@@ -33,7 +33,11 @@ fn assert_user_error(dir: &Path, out: &Output, expected: &[&str]) {
         assert!(stderr.contains(e), "expected {e:?} in:\n{stderr}");
     }
     assert!(!dir.join("out").exists(), "nothing may be written on error");
-    let leftovers: Vec<_> = std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(".samestack-render")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".samestack-render"))
+        .collect();
     assert!(leftovers.is_empty(), "temporary output left behind");
 }
 
@@ -50,7 +54,11 @@ fn tabs_in_indentation() {
 
 #[test]
 fn unclosed_bracket() {
-    case("name: x\nservices: {web: {image: \"a:1\", ports: [{port: 80}]\n", &[], &["samestack.yaml:2:", "unclosed", "bracket"]);
+    case(
+        "name: x\nservices: {web: {image: \"a:1\", ports: [{port: 80}]\n",
+        &[],
+        &["samestack.yaml:2:", "unclosed", "bracket"],
+    );
 }
 
 #[test]
@@ -70,13 +78,25 @@ fn binary_file() {
 
 #[test]
 fn unknown_key() {
-    case("name: x\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: [{ port: 80 }]\n    helth: { path: / }\n", &[], &["samestack.yaml:6:5: unknown key `helth`", "expected one of", "health"]);
+    case(
+        "name: x\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: [{ port: 80 }]\n    helth: { path: / }\n",
+        &[],
+        &["samestack.yaml:6:5: unknown key `helth`", "expected one of", "health"],
+    );
 }
 
 #[test]
 fn wrong_type() {
-    case("name: x\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: [{ port: eighty }]\n", &[], &["samestack.yaml:5:", "found `eighty`", "expected a non-negative integer"]);
-    case("name: x\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: 80\n", &[], &["samestack.yaml:5:12: wrong type: found `80`, expected a list"]);
+    case(
+        "name: x\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: [{ port: eighty }]\n",
+        &[],
+        &["samestack.yaml:5:", "found `eighty`", "expected a non-negative integer"],
+    );
+    case(
+        "name: x\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: 80\n",
+        &[],
+        &["samestack.yaml:5:12: wrong type: found `80`, expected a list"],
+    );
 }
 
 #[test]
@@ -86,12 +106,18 @@ fn duplicate_key() {
 
 #[test]
 fn duplicate_service_names() {
-    case("name: x\nservices:\n  web:\n    image: a:1\n    ports: [{ port: 80 }]\n  web:\n    image: b:1\n", &[], &["samestack.yaml:6:3: duplicate key `web`"]);
+    case(
+        "name: x\nservices:\n  web:\n    image: a:1\n    ports: [{ port: 80 }]\n  web:\n    image: b:1\n",
+        &[],
+        &["samestack.yaml:6:3: duplicate key `web`"],
+    );
 }
 
 #[test]
 fn exponential_aliases_billion_laughs() {
-    let mut yaml = String::from("name: x\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: [{ port: 80 }]\n    command: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+    let mut yaml = String::from(
+        "name: x\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: [{ port: 80 }]\n    command: &a0 [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+    );
     for i in 1..10 {
         let p = i - 1;
         yaml.push_str(&format!("  s{i}: {{ image: \"a:1\", ports: [{{ port: 80 }}], command: &a{i} [*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p},*a{p}] }}\n"));
@@ -102,7 +128,13 @@ fn exponential_aliases_billion_laughs() {
 #[test]
 fn alias_fan_out_hits_the_budget() {
     let refs = vec!["*i"; 300].join(", ");
-    case(&format!("name: x\nservices:\n  web:\n    image: &i nginx:1.27.2\n    ports: [{{ port: 80 }}]\n    command: [{refs}]\n"), &[], &["samestack.yaml:6:", "aliases expand too much"]);
+    case(
+        &format!(
+            "name: x\nservices:\n  web:\n    image: &i nginx:1.27.2\n    ports: [{{ port: 80 }}]\n    command: [{refs}]\n"
+        ),
+        &[],
+        &["samestack.yaml:6:", "aliases expand too much"],
+    );
 }
 
 #[test]
@@ -112,17 +144,29 @@ fn recursive_alias() {
 
 #[test]
 fn unknown_provider() {
-    case(&format!("name: x\ncluster:\n  provider: minikube\n{GOOD_SERVICE}"), &[], &["samestack.yaml:3:13: unknown value `minikube`", "auto, docker, kind, k3d, existing"]);
+    case(
+        &format!("name: x\ncluster:\n  provider: minikube\n{GOOD_SERVICE}"),
+        &[],
+        &["samestack.yaml:3:13: unknown value `minikube`", "auto, docker, kind, k3d, existing"],
+    );
 }
 
 #[test]
 fn unknown_profile() {
-    case(&format!("name: x\n{GOOD_SERVICE}profiles: [dev, prod]\n"), &["--profile", "staging"], &["unknown profile `staging`", "dev, prod", "samestack.yaml:6:1"]);
+    case(
+        &format!("name: x\n{GOOD_SERVICE}profiles: [dev, prod]\n"),
+        &["--profile", "staging"],
+        &["unknown profile `staging`", "dev, prod", "samestack.yaml:6:1"],
+    );
 }
 
 #[test]
 fn listed_profile_without_definition() {
-    case(&format!("name: x\n{GOOD_SERVICE}profiles: [dev, staging, prod]\n"), &["--profile", "staging"], &["samestack.yaml:6:17: profile `staging` is listed but has no definition", "profiles/staging.yaml"]);
+    case(
+        &format!("name: x\n{GOOD_SERVICE}profiles: [dev, staging, prod]\n"),
+        &["--profile", "staging"],
+        &["samestack.yaml:6:17: profile `staging` is listed but has no definition", "profiles/staging.yaml"],
+    );
 }
 
 #[test]
@@ -144,30 +188,48 @@ fn template_with_undefined_variable() {
     )
     .unwrap();
     let out = render_bytes(dir.path(), format!("name: x\n{GOOD_SERVICE}").as_bytes(), &[]);
-    assert_user_error(dir.path(), &out, &["template extra.yaml:8", "templates/extra.yaml", "project.colour", "undefined"]);
+    assert_user_error(
+        dir.path(),
+        &out,
+        &["template extra.yaml:8", "templates/extra.yaml", "project.colour", "undefined"],
+    );
 }
 
 #[test]
 fn template_syntax_error_and_invalid_output() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("templates")).unwrap();
-    std::fs::write(dir.path().join("templates/service.yaml"), "kind: x\n{% for p in service.ports %}\nname: {{ p.name }}\n").unwrap();
+    std::fs::write(
+        dir.path().join("templates/service.yaml"),
+        "kind: x\n{% for p in service.ports %}\nname: {{ p.name }}\n",
+    )
+    .unwrap();
     let out = render_bytes(dir.path(), format!("name: x\n{GOOD_SERVICE}").as_bytes(), &[]);
     assert_user_error(dir.path(), &out, &["template service.yaml:", "templates/service.yaml", "syntax"]);
     std::fs::write(dir.path().join("templates/service.yaml"), "kind: [unclosed\n").unwrap();
     let out = render_bytes(dir.path(), format!("name: x\n{GOOD_SERVICE}").as_bytes(), &[]);
-    assert_user_error(dir.path(), &out, &["template service.yaml", "produced invalid YAML for service `web`", "rendered line 1"]);
+    assert_user_error(
+        dir.path(),
+        &out,
+        &["template service.yaml", "produced invalid YAML for service `web`", "rendered line 1"],
+    );
 }
 
 #[test]
 fn service_with_neither_image_nor_build() {
-    case("name: x\nservices:\n  web:\n    ports: [{ port: 80 }]\n", &[], &["samestack.yaml:3:3: service `web` has neither `image` nor `build`"]);
+    case(
+        "name: x\nservices:\n  web:\n    ports: [{ port: 80 }]\n",
+        &[],
+        &["samestack.yaml:3:3: service `web` has neither `image` nor `build`"],
+    );
 }
 
 #[test]
 fn colliding_host_ports() {
     case(
-        &format!("name: x\nregistry:\n  host_port: 8080\ncluster:\n  ports:\n    - {{ host: 8080, container: 80 }}\n{GOOD_SERVICE}"),
+        &format!(
+            "name: x\nregistry:\n  host_port: 8080\ncluster:\n  ports:\n    - {{ host: 8080, container: 80 }}\n{GOOD_SERVICE}"
+        ),
         &[],
         &["samestack.yaml:6:9: host port 8080 is used twice", "registry.host_port", "samestack.yaml:3:"],
     );
@@ -184,26 +246,47 @@ fn missing_secret_file() {
 
 #[test]
 fn invalid_kubernetes_names() {
-    case(&format!("name: My_Project\n{GOOD_SERVICE}"), &[], &["samestack.yaml:1:1: `My_Project` is not a valid Kubernetes name", "my-project"]);
-    case("name: x\nservices:\n  Web.Server:\n    image: nginx:1.27.2\n    ports: [{ port: 80 }]\n", &[], &["samestack.yaml:3:3: service name `Web.Server` is not a valid Kubernetes name"]);
+    case(
+        &format!("name: My_Project\n{GOOD_SERVICE}"),
+        &[],
+        &["samestack.yaml:1:1: `My_Project` is not a valid Kubernetes name", "my-project"],
+    );
+    case(
+        "name: x\nservices:\n  Web.Server:\n    image: nginx:1.27.2\n    ports: [{ port: 80 }]\n",
+        &[],
+        &["samestack.yaml:3:3: service name `Web.Server` is not a valid Kubernetes name"],
+    );
 }
 
 #[test]
 fn depends_on_unknown_service() {
-    case(&format!("name: x\n{GOOD_SERVICE}    depends_on: [cache]\n"), &[], &["samestack.yaml:6:18: depends_on names unknown service `cache`"]);
+    case(
+        &format!("name: x\n{GOOD_SERVICE}    depends_on: [cache]\n"),
+        &[],
+        &["samestack.yaml:6:18: depends_on names unknown service `cache`"],
+    );
 }
 
 #[test]
 fn several_problems_reported_together() {
     let dir = tempfile::tempdir().unwrap();
-    let out = render_bytes(dir.path(), b"name: x\nservices:\n  a:\n    ports: [{ port: 80 }]\n  b:\n    image: nginx\n    ports: [{ port: 80 }]\n", &[]);
+    let out = render_bytes(
+        dir.path(),
+        b"name: x\nservices:\n  a:\n    ports: [{ port: 80 }]\n  b:\n    image: nginx\n    ports: [{ port: 80 }]\n",
+        &[],
+    );
     assert_user_error(dir.path(), &out, &["samestack.yaml:3:3", "samestack.yaml:6:5"]);
 }
 
 #[test]
 fn missing_project_file() {
     let dir = tempfile::tempdir().unwrap();
-    let out = samestack().current_dir(dir.path()).env_remove("SAMESTACK_FILE").args(["render", "-o", "out"]).output().unwrap();
+    let out = samestack()
+        .current_dir(dir.path())
+        .env_remove("SAMESTACK_FILE")
+        .args(["render", "-o", "out"])
+        .output()
+        .unwrap();
     assert_user_error(dir.path(), &out, &["samestack.yaml: no project file here", "samestack init"]);
 }
 

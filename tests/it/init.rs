@@ -18,9 +18,20 @@ fn init_yes_writes_a_project_that_renders() {
     assert!(dir.path().join("profiles/dev.yaml").exists());
     assert!(std::fs::read_to_string(dir.path().join(".gitignore")).unwrap().contains(".secrets/"));
     assert!(std::fs::read_to_string(dir.path().join(".secrets/db-password")).unwrap().trim().len() >= 16);
-    let r = samestack().current_dir(dir.path()).env_remove("SAMESTACK_FILE").env_remove("SHOP_DB_PASSWORD").args(["render", "--profile", "prod"]).output().unwrap();
+    let r = samestack()
+        .current_dir(dir.path())
+        .env_remove("SAMESTACK_FILE")
+        .env_remove("SHOP_DB_PASSWORD")
+        .args(["render", "--profile", "prod"])
+        .output()
+        .unwrap();
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-    let p = samestack().current_dir(dir.path()).env_remove("SAMESTACK_FILE").args(["parity", "dev", "prod"]).output().unwrap();
+    let p = samestack()
+        .current_dir(dir.path())
+        .env_remove("SAMESTACK_FILE")
+        .args(["parity", "dev", "prod"])
+        .output()
+        .unwrap();
     assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stdout));
 }
 
@@ -44,7 +55,10 @@ fn init_keeps_existing_gitignore_lines() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join(".gitignore"), "target/").unwrap();
     assert!(init(dir.path(), &["--yes", "--name", "shop"]).status.success());
-    assert_eq!(std::fs::read_to_string(dir.path().join(".gitignore")).unwrap(), "target/\n# samestack: local secret values, never committed\n.secrets/\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join(".gitignore")).unwrap(),
+        "target/\n# samestack: local secret values, never committed\n.secrets/\n"
+    );
 }
 
 #[test]

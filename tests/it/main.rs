@@ -2,19 +2,19 @@
 //! `docker` / `cluster` in their names so a filter selects a tier.
 
 mod cli;
-mod config;
-mod errors;
-mod init;
-mod parity;
-mod render;
 mod cluster_kube;
-mod doctor;
-mod support;
+mod cluster_native;
+mod config;
 mod docker_app;
 mod docker_build;
 mod docker_fixture;
 mod docker_images;
-mod docker_registry;
 mod docker_nodes;
-mod cluster_native;
+mod docker_registry;
+mod doctor;
+mod errors;
+mod init;
+mod parity;
+mod render;
+mod support;
 mod up;

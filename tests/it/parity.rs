@@ -30,7 +30,11 @@ fn json_report_lists_allowed_differences() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["drift"], 0);
     let diffs = v["differences"].as_array().unwrap();
-    assert!(diffs.iter().any(|d| d["kind"] == "Deployment" && d["path"] == "spec.replicas" && d["allowed_by"] == "replicas"));
+    assert!(
+        diffs
+            .iter()
+            .any(|d| d["kind"] == "Deployment" && d["path"] == "spec.replicas" && d["allowed_by"] == "replicas")
+    );
 }
 
 /// A project profile whose template conditional changes something it did not declare.
@@ -50,7 +54,12 @@ fn undeclared_drift_fails() {
         "terminationGracePeriodSeconds: {% if profile.name == \"sloppy\" %}1{% else %}30{% endif %}",
     );
     std::fs::write(dir.path().join("templates/service.yaml"), svc).unwrap();
-    let out = samestack().current_dir(dir.path()).env_remove("SAMESTACK_FILE").args(["parity", "sloppy", "prod"]).output().unwrap();
+    let out = samestack()
+        .current_dir(dir.path())
+        .env_remove("SAMESTACK_FILE")
+        .args(["parity", "sloppy", "prod"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("DRIFT   spec.template.spec.terminationGracePeriodSeconds: 1 -> 30"), "{text}");

@@ -15,7 +15,11 @@ pub fn example() -> PathBuf {
 /// `samestack -f <example> ...` with a known secret and no stray environment.
 pub fn on_example() -> Command {
     let mut c = samestack();
-    c.env("GUESTBOOK_DB_PASSWORD", PASSWORD).env_remove("SAMESTACK_POSTGRES_IMAGE").env_remove("SAMESTACK_FILE").arg("-f").arg(example());
+    c.env("GUESTBOOK_DB_PASSWORD", PASSWORD)
+        .env_remove("SAMESTACK_POSTGRES_IMAGE")
+        .env_remove("SAMESTACK_FILE")
+        .arg("-f")
+        .arg(example());
     c
 }
 
@@ -48,7 +52,10 @@ fn help_snapshots() {
     let top = ok(samestack().env_remove("SAMESTACK_FILE").arg("--help").output().unwrap());
     let render = ok(samestack().env_remove("SAMESTACK_FILE").args(["render", "--help"]).output().unwrap());
     let init = ok(samestack().env_remove("SAMESTACK_FILE").args(["init", "--help"]).output().unwrap());
-    insta::assert_snapshot!("help", format!("$ samestack --help\n{top}\n$ samestack render --help\n{render}\n$ samestack init --help\n{init}"));
+    insta::assert_snapshot!(
+        "help",
+        format!("$ samestack --help\n{top}\n$ samestack render --help\n{render}\n$ samestack init --help\n{init}")
+    );
 }
 
 #[test]
@@ -63,7 +70,14 @@ fn every_document_has_the_ownership_labels() {
     assert!(docs.len() > 20, "{} documents", docs.len());
     for d in &docs {
         let labels = &d["metadata"]["labels"];
-        for key in ["app.kubernetes.io/managed-by", "app.kubernetes.io/part-of", "dev.samestack.project", "app.kubernetes.io/name", "dev.samestack.owner", "dev.samestack.cost-center"] {
+        for key in [
+            "app.kubernetes.io/managed-by",
+            "app.kubernetes.io/part-of",
+            "dev.samestack.project",
+            "app.kubernetes.io/name",
+            "dev.samestack.owner",
+            "dev.samestack.cost-center",
+        ] {
             assert!(labels[key].is_string(), "{key} missing on {} {}", d["kind"], d["metadata"]["name"]);
         }
     }
@@ -97,7 +111,8 @@ fn output_directory_gets_one_file_per_resource() {
     let target = dir.path().join("manifests");
     let stdout = ok(on_example().args(["render", "--profile", "prod", "-o"]).arg(&target).output().unwrap());
     assert!(stdout.is_empty());
-    let mut files: Vec<String> = std::fs::read_dir(&target).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut files: Vec<String> =
+        std::fs::read_dir(&target).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     files.sort();
     let docs = render_example("prod").matches("\n---\n").count() + 1;
     assert_eq!(files.len(), docs);
@@ -124,7 +139,12 @@ fn project_template_overrides_builtin_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let ns = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {{ project.namespace | tojson }}\n  labels: {{ labels | tojson }}\n  annotations: { team: overridden }\n";
     project_with(dir.path(), SMALL, &[("namespace.yaml", ns)]);
-    let out = ok(samestack().current_dir(dir.path()).env_remove("SAMESTACK_FILE").args(["render", "--profile", "prod"]).output().unwrap());
+    let out = ok(samestack()
+        .current_dir(dir.path())
+        .env_remove("SAMESTACK_FILE")
+        .args(["render", "--profile", "prod"])
+        .output()
+        .unwrap());
     assert!(out.contains("team: overridden"));
     assert!(!out.contains("name: default-deny"), "the whole built-in namespace.yaml is replaced");
     assert!(out.contains("kind: Deployment"));
@@ -133,12 +153,21 @@ fn project_template_overrides_builtin_by_name() {
 #[test]
 fn prod_render_enforces_production_parity() {
     let dir = tempfile::tempdir().unwrap();
-    let svc = include_str!("../../templates/service.yaml").replace("readOnlyRootFilesystem: {{ service.read_only_root | tojson }}", "readOnlyRootFilesystem: false");
+    let svc = include_str!("../../templates/service.yaml")
+        .replace("readOnlyRootFilesystem: {{ service.read_only_root | tojson }}", "readOnlyRootFilesystem: false");
     project_with(dir.path(), SMALL, &[("service.yaml", &svc)]);
-    let out = samestack().current_dir(dir.path()).env_remove("SAMESTACK_FILE").args(["render", "--profile", "prod"]).output().unwrap();
+    let out = samestack()
+        .current_dir(dir.path())
+        .env_remove("SAMESTACK_FILE")
+        .args(["render", "--profile", "prod"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("Deployment shop/web (from service.yaml): container `web`: readOnlyRootFilesystem is not true"), "{err}");
+    assert!(
+        err.contains("Deployment shop/web (from service.yaml): container `web`: readOnlyRootFilesystem is not true"),
+        "{err}"
+    );
     assert!(out.stdout.is_empty());
 }
 

@@ -25,7 +25,9 @@ pub fn docker_or_skip(test: &str) -> Option<()> {
         return Some(());
     }
     if in_ci() {
-        panic!("{test}: no Docker engine answers, and CI=true requires the docker tier to run (start one with .ci/ensure-docker)");
+        panic!(
+            "{test}: no Docker engine answers, and CI=true requires the docker tier to run (start one with .ci/ensure-docker)"
+        );
     }
     eprintln!("SKIP {test}: no Docker engine answers (run .ci/ensure-docker as root to enable the docker tier)");
     None
@@ -40,7 +42,10 @@ pub fn unique_name(prefix: &str) -> String {
 /// The node image the cluster tier uses: `SAMESTACK_NODE_IMAGE` (as `.ci/run` sets it from
 /// tests/cluster/build-images), else the tag that script builds.
 pub fn node_image() -> String {
-    std::env::var("SAMESTACK_NODE_IMAGE").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "samestack-test/node:v1.34.4".into())
+    std::env::var("SAMESTACK_NODE_IMAGE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "samestack-test/node:v1.34.4".into())
 }
 
 /// Gate for cluster-tier tests: Docker plus locally built `images` (the node image is always
@@ -51,7 +56,11 @@ pub fn cluster_or_skip(test: &str, images: &[&str]) -> Option<String> {
     let missing: Vec<&str> = std::iter::once(node_image.as_str())
         .chain(images.iter().copied())
         .filter(|image| {
-            !Command::new("docker").args(["image", "inspect", image]).output().map(|o| o.status.success()).unwrap_or(false)
+            !Command::new("docker")
+                .args(["image", "inspect", image])
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
         })
         .collect();
     if missing.is_empty() {
@@ -77,7 +86,11 @@ impl Drop for ProjectCleanup {
         }
         let label = format!("label=dev.samestack.project={}", self.0);
         let run = |args: &[&str]| {
-            Command::new("docker").args(args).output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default()
+            Command::new("docker")
+                .args(args)
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
         };
         for id in run(&["ps", "-aq", "--filter", &label]).lines() {
             run(&["rm", "-fv", id]);

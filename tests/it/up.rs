@@ -15,7 +15,6 @@ use samestack::registry;
 use crate::docker_fixture::{self, POSTGRES, PYTHON_BASE, REGISTRY_IMAGE, TRAEFIK, docker, free_port};
 use crate::support;
 
-
 /// One test project: a copy of the example with a unique name and free ports, an isolated HOME
 /// (so the user's kubeconfig is a temp file), and a guard that removes every labelled object.
 struct Stack {
@@ -40,9 +39,11 @@ impl Stack {
         let yaml = replace_once(&yaml, "\nname: guestbook\n", &format!("\nname: {name}\n"));
         let yaml = replace_once(&yaml, "host_port: 5001", &format!("host_port: {registry_port}"));
         let ingress_port = free_port();
-        let yaml = replace_once(&yaml, "{ host: 8080, container: 80 }", &format!("{{ host: {ingress_port}, container: 80 }}"));
+        let yaml =
+            replace_once(&yaml, "{ host: 8080, container: 80 }", &format!("{{ host: {ingress_port}, container: 80 }}"));
         let https_port = free_port();
-        let yaml = replace_once(&yaml, "{ host: 8443, container: 443 }", &format!("{{ host: {https_port}, container: 443 }}"));
+        let yaml =
+            replace_once(&yaml, "{ host: 8443, container: 443 }", &format!("{{ host: {https_port}, container: 443 }}"));
         std::fs::write(dir.path().join("samestack.yaml"), yaml).unwrap();
         std::fs::create_dir_all(dir.path().join(".secrets")).unwrap();
         std::fs::write(dir.path().join(".secrets/db-password"), "it-only-password").unwrap();
@@ -86,7 +87,8 @@ impl Stack {
     /// name; the status line and the body.
     fn get_through_ingress(&self, host: &str, path: &str) -> (String, String) {
         use std::io::{Read, Write};
-        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.ingress_port)).expect("the ingress port answers");
+        let mut conn =
+            std::net::TcpStream::connect(("127.0.0.1", self.ingress_port)).expect("the ingress port answers");
         conn.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
         write!(conn, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
         let mut response = String::new();
@@ -196,7 +198,10 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     assert!(status.status.success(), "status is not ready:\n{}", output_text(&status));
     let report: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status --json is JSON");
     assert_eq!(report["ready"], true, "{report:#}");
-    let urls = [format!("http://guestbook.localhost:{}/", stack.ingress_port), format!("https://guestbook.localhost:{}/", stack.https_port)];
+    let urls = [
+        format!("http://guestbook.localhost:{}/", stack.ingress_port),
+        format!("https://guestbook.localhost:{}/", stack.https_port),
+    ];
     assert_eq!(report["urls"], serde_json::json!(urls), "{report:#}");
     let workloads = report["resources"]["workloads"].as_array().unwrap();
     for name in ["api", "worker", "database"] {
@@ -224,10 +229,14 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     let api = deployments.get("api").await.unwrap();
     let image = api.spec.unwrap().template.spec.unwrap().containers[0].image.clone().unwrap();
     assert!(image.starts_with(&format!("localhost:{}/{}/api@sha256:", stack.registry_port, stack.name)), "{image}");
-    let statefulsets: kube::Api<k8s_openapi::api::apps::v1::StatefulSet> = kube::Api::namespaced(client.raw().clone(), &stack.name);
+    let statefulsets: kube::Api<k8s_openapi::api::apps::v1::StatefulSet> =
+        kube::Api::namespaced(client.raw().clone(), &stack.name);
     let database = statefulsets.get("database").await.unwrap();
     let image = database.spec.unwrap().template.spec.unwrap().containers[0].image.clone().unwrap();
-    assert!(image.starts_with(&format!("localhost:{}/samestack-test/postgres@sha256:", stack.registry_port)), "{image}");
+    assert!(
+        image.starts_with(&format!("localhost:{}/samestack-test/postgres@sha256:", stack.registry_port)),
+        "{image}"
+    );
 
     // Second `up`: nothing to build, nothing changed.
     let second = stack.up();
@@ -268,9 +277,11 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     let client = samestack::kube::KubeClient::connect(&stack.kubeconfig(), Some(&format!("samestack-{}", stack.name)))
         .await
         .expect("the user's kubeconfig has the context");
-    let ingresses: kube::Api<k8s_openapi::api::networking::v1::Ingress> = kube::Api::namespaced(client.raw().clone(), &stack.name);
+    let ingresses: kube::Api<k8s_openapi::api::networking::v1::Ingress> =
+        kube::Api::namespaced(client.raw().clone(), &stack.name);
     assert!(ingresses.get_opt("api").await.unwrap().is_none(), "the Ingress was not pruned");
-    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> = kube::Api::namespaced(client.raw().clone(), &stack.name);
+    let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
+        kube::Api::namespaced(client.raw().clone(), &stack.name);
     assert!(secrets.get_opt("api-tls").await.unwrap().is_none(), "the Ingress's TLS Secret was not pruned");
 
     // `down` keeps only the registry (the image cache); `down --purge` leaves nothing.
@@ -282,7 +293,12 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     let built = |service: &str| format!("image localhost:{}/{}/{service}", stack.registry_port, stack.name);
     assert_eq!(
         left,
-        [format!("container {registry_name}"), built("api"), built("worker"), format!("volume {}", registry::volume_name(&registry_name))]
+        [
+            format!("container {registry_name}"),
+            built("api"),
+            built("worker"),
+            format!("volume {}", registry::volume_name(&registry_name))
+        ]
     );
     let kubeconfig = std::fs::read_to_string(stack.kubeconfig()).unwrap();
     assert!(!kubeconfig.contains(&stack.name), "down left the context in the kubeconfig:\n{kubeconfig}");
@@ -355,11 +371,16 @@ fn docker_up_reports_a_taken_port_before_creating_anything() {
         return;
     }
     let stack = Stack::new();
-    let _held = std::net::TcpListener::bind(("127.0.0.1", stack.registry_port)).expect("the test holds the registry port");
+    let _held =
+        std::net::TcpListener::bind(("127.0.0.1", stack.registry_port)).expect("the test holds the registry port");
     let out = stack.up_output();
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    let wanted = format!("127.0.0.1:{} for the registry (registry.host_port): in use by process {}", stack.registry_port, std::process::id());
+    let wanted = format!(
+        "127.0.0.1:{} for the registry (registry.host_port): in use by process {}",
+        stack.registry_port,
+        std::process::id()
+    );
     assert!(text.contains(&wanted), "{text}");
     assert!(text.contains("nothing was created") && text.contains("fix:"), "{text}");
     assert_eq!(stack.labelled_objects(), Vec::<String>::new(), "up created something despite the taken port");
