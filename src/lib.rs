@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod error;
 pub mod ingress;
 pub mod kube;
+pub mod lock;
 pub mod preflight;
 pub mod profile;
 pub mod registry;

@@ -11,12 +11,14 @@ use crate::cluster::{self, Provider as _, kubeconfig};
 use crate::commands::ExitStatus;
 use crate::config;
 use crate::docker::{self, LABEL_PROJECT};
+use crate::lock;
 use crate::registry;
 use crate::settings;
 
 pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitStatus> {
     let project = config::load(&global.file)?;
     let stack = settings::resolve(&project, &BTreeMap::new(), global.kubeconfig.clone());
+    let _lock = lock::acquire_for(&stack.project, "down", global.quiet).await?;
     let provider = cluster::select(&stack.cluster).await?;
     provider.delete(&stack.cluster).await?;
     kubeconfig::uninstall(&stack.cluster.name, &stack.cluster.context_name(), &stack.kubeconfig)?;

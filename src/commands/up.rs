@@ -17,6 +17,7 @@ use crate::config::{self, Project};
 use crate::docker::{self, LABEL_PROJECT};
 use crate::ingress::{self, IngressSpec};
 use crate::kube::{self, ApplyOptions, KubeClient};
+use crate::lock;
 use crate::preflight::{self, WantedPort};
 use crate::profile::{self, ProfileSettings};
 use crate::registry;
@@ -30,6 +31,8 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
     let profile = profile::resolve(&project, &args.profile)?;
     let build_args = settings::parse_build_args(&args.build_args)?;
     let stack = settings::resolve(&project, &build_args, global.kubeconfig.clone());
+    // One run per project at a time: a second `up` (or `down`) waits here for the first.
+    let _lock = lock::acquire_for(&stack.project, "up", global.quiet).await?;
     // `--preload a,,b` and an empty SAMESTACK_PRELOAD name nothing: drop the empty entries.
     let preload: Vec<String> =
         args.preload.iter().map(|i| i.trim()).filter(|i| !i.is_empty()).map(String::from).collect();

@@ -14,6 +14,7 @@ mod docker_registry;
 mod doctor;
 mod errors;
 mod init;
+mod lock;
 mod parity;
 mod render;
 mod support;
