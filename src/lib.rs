@@ -10,6 +10,7 @@ pub mod commands;
 pub mod config;
 pub mod docker;
 pub mod doctor;
+pub mod ephemeral;
 pub mod error;
 pub mod ingress;
 pub mod kube;
