@@ -4,6 +4,7 @@
 //! command in [`commands`] orchestrates the domain modules, which do the work.
 
 pub mod build;
+pub mod child;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
