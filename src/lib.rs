@@ -3,6 +3,7 @@
 //! The binary (`src/main.rs`) only parses arguments and maps errors to exit codes; each
 //! command in [`commands`] orchestrates the domain modules, which do the work.
 
+pub mod artifacts;
 pub mod build;
 pub mod child;
 pub mod cli;
