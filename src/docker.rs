@@ -172,6 +172,25 @@ pub async fn containers_publishing(client: &Client, host_port: u16) -> Result<Ve
     Ok(found.into_iter().filter(|c| c.ports.iter().flatten().any(|p| p.public_port == Some(host_port))).collect())
 }
 
+/// Every container, network and volume labelled `dev.samestack.project=<project>`, as
+/// `container NAME` / `network NAME` / `volume NAME`: what a full teardown must leave empty.
+pub async fn labelled_objects(client: &Client, project: &str) -> Result<Vec<String>, Error> {
+    let label = format!("{LABEL_PROJECT}={project}");
+    let filters = HashMap::from([("label", vec![label.clone()])]);
+    let mut found: Vec<String> = find_containers(client, &[(LABEL_PROJECT, project)])
+        .await?
+        .iter()
+        .map(|c| format!("container {}", container_name(c)))
+        .collect();
+    let networks = bollard::query_parameters::ListNetworksOptionsBuilder::new().filters(&filters).build();
+    let networks = client.list_networks(Some(networks)).await.map_err(|e| Error::api("list networks by label", e))?;
+    found.extend(networks.into_iter().filter_map(|n| n.name).map(|n| format!("network {n}")));
+    let volumes = bollard::query_parameters::ListVolumesOptionsBuilder::new().filters(&filters).build();
+    let volumes = client.list_volumes(Some(volumes)).await.map_err(|e| Error::api("list volumes by label", e))?;
+    found.extend(volumes.volumes.into_iter().flatten().map(|v| format!("volume {}", v.name)));
+    Ok(found)
+}
+
 /// A container's first name without the leading slash, else its short id.
 pub fn container_name(summary: &ContainerSummary) -> String {
     summary

@@ -37,6 +37,10 @@ pub struct Steps {
     quiet: bool,
     interactive: bool,
     timings: Vec<(String, std::time::Duration)>,
+    /// Each finished step's detail, in the order of `timings`.
+    details: Vec<String>,
+    /// The step started last and not finished yet: the one that failed, if the run failed.
+    running: Option<(String, std::time::Instant)>,
 }
 
 /// A step under way; hand it back to [`Steps::finish`].
@@ -48,11 +52,12 @@ pub struct Step {
 
 impl Steps {
     pub fn new(quiet: bool) -> Self {
-        Steps { quiet, interactive: interactive(), timings: Vec::new() }
+        Steps { quiet, interactive: interactive(), timings: Vec::new(), details: Vec::new(), running: None }
     }
 
-    pub fn start(&self, name: &str) -> Step {
+    pub fn start(&mut self, name: &str) -> Step {
         tracing::info!(step = name, "starting");
+        self.running = Some((name.to_string(), std::time::Instant::now()));
         let spinner = (self.interactive && !self.quiet).then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
             bar.set_style(
@@ -75,7 +80,29 @@ impl Steps {
         if !self.quiet {
             eprintln!("{line}");
         }
+        self.running = None;
+        self.details.push(detail.to_string());
         self.timings.push((step.name, took));
+    }
+
+    /// Records a step that ran without a spinner (one whose own output goes to the terminal,
+    /// like the command `ci` runs): prints its line like [`Steps::finish`].
+    pub fn record(&mut self, name: &str, took: std::time::Duration, detail: &str) {
+        if !self.quiet {
+            eprintln!("{:<10} {:>7}  {detail}", name, format_duration(took));
+        }
+        self.details.push(detail.to_string());
+        self.timings.push((name.to_string(), took));
+    }
+
+    /// Every finished step's detail, in the order of [`Steps::timings`].
+    pub fn details(&self) -> &[String] {
+        &self.details
+    }
+
+    /// The step under way (started, not finished) and how long it has run.
+    pub fn running(&self) -> Option<(&str, std::time::Duration)> {
+        self.running.as_ref().map(|(name, started)| (name.as_str(), started.elapsed()))
     }
 
     pub fn timings(&self) -> &[(String, std::time::Duration)] {

@@ -31,28 +31,93 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
     let profile = profile::resolve(&project, &args.profile)?;
     let build_args = settings::parse_build_args(&args.build_args)?;
     let stack = settings::resolve(&project, &build_args, global.kubeconfig.clone());
-    // One run per project at a time: a second `up` (or `down`) waits here for the first.
-    let _lock = lock::acquire_for(&stack.project, "up", global.quiet).await?;
-    // `--preload a,,b` and an empty SAMESTACK_PRELOAD name nothing: drop the empty entries.
-    let preload: Vec<String> =
-        args.preload.iter().map(|i| i.trim()).filter(|i| !i.is_empty()).map(String::from).collect();
-    if !preload.is_empty() && stack.registry.is_none() {
-        return Err(FlagError {
-            flag: "--preload".into(),
-            problem: "preloading goes through the local registry, and samestack.yaml disables it".into(),
-            fix: "set `registry: { enabled: true }`, or drop --preload".into(),
-        }
-        .into());
-    }
+    let options = PipelineOptions::from_flags(&args.preload, args.build_timeout, args.ready_timeout, &stack)?;
     // All or nothing: a template, profile or secret problem stops `up` before anything exists.
     render_manifests(&project, &profile, BTreeMap::new())?;
+    // One run per project at a time: a second `up` (or `down`) waits here for the first.
+    let _lock = lock::acquire_for(&stack.project, "up", global.quiet).await?;
 
     let mut steps = Steps::new(global.quiet);
+    let converged = converge(&project, &profile, &stack, &options, &mut steps).await?;
+    let context = &converged.context;
 
+    if !global.quiet {
+        let status =
+            kube::project_status(&converged.client, &stack.project).await.context("reading the stack's status")?;
+        eprintln!("{}", super::status::format_endpoints(&status, context, &stack.namespace, &stack.cluster.ports));
+        if let Some(ca) = &converged.ca {
+            eprintln!(
+                "https: trust {} to verify the Ingress certificates (curl --cacert, or your trust store)",
+                ca.display()
+            );
+        }
+        let total: Duration = steps.timings().iter().map(|(_, d)| *d).sum();
+        eprintln!("up in {}. Next: `samestack status`, `samestack down`.", crate::ui::format_duration(total));
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// What the pipeline needs beyond the project file and the resolved stack.
+#[derive(Debug, Clone)]
+pub struct PipelineOptions {
+    /// Images copied from the local engine into the registry (`--preload`).
+    pub preload: Vec<String>,
+    pub build_timeout: Duration,
+    pub ready_timeout: Duration,
+}
+
+impl PipelineOptions {
+    /// From `up`'s (and `ci`'s) flags. `--preload a,,b` and an empty SAMESTACK_PRELOAD name
+    /// nothing: the empty entries are dropped.
+    pub fn from_flags(
+        preload: &[String],
+        build_timeout: u64,
+        ready_timeout: u64,
+        stack: &StackSettings,
+    ) -> Result<Self, FlagError> {
+        let preload: Vec<String> =
+            preload.iter().map(|i| i.trim()).filter(|i| !i.is_empty()).map(String::from).collect();
+        if !preload.is_empty() && stack.registry.is_none() {
+            return Err(FlagError {
+                flag: "--preload".into(),
+                problem: "preloading goes through the local registry, and samestack.yaml disables it".into(),
+                fix: "set `registry: { enabled: true }`, or drop --preload".into(),
+            });
+        }
+        Ok(PipelineOptions {
+            preload,
+            build_timeout: Duration::from_secs(build_timeout),
+            ready_timeout: Duration::from_secs(ready_timeout),
+        })
+    }
+}
+
+/// What [`converge`] leaves running.
+pub struct Converged {
+    pub cluster: cluster::Cluster,
+    pub client: KubeClient,
+    /// The kubeconfig context of the cluster, in `stack.kubeconfig`.
+    pub context: String,
+    /// The development CA's certificate, when Ingress TLS Secrets were issued.
+    pub ca: Option<std::path::PathBuf>,
+    /// Service → the image reference the manifests run.
+    pub images: BTreeMap<String, String>,
+}
+
+/// The pipeline of DESIGN.md, steps 1–7: preflight, registry, cluster, images, preload,
+/// ingress, render, apply and wait. Each step prints its line through `steps`.
+pub async fn converge(
+    project: &Project,
+    profile: &ProfileSettings,
+    stack: &StackSettings,
+    options: &PipelineOptions,
+    steps: &mut Steps,
+) -> anyhow::Result<Converged> {
+    let preload = &options.preload;
     let step = steps.start("preflight");
     let engine = docker::connect().await?;
-    preflight::check_ports(&engine, &stack.project, &wanted_ports(&stack)).await?;
-    build::require_local_images(&engine, &preload).await?;
+    preflight::check_ports(&engine, &stack.project, &wanted_ports(stack)).await?;
+    build::require_local_images(&engine, preload).await?;
     steps.finish(step, "Docker answers; host ports free");
 
     let mut registry_port = None;
@@ -81,27 +146,26 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
     );
 
     let step = steps.start("images");
-    let options = BuildOptions {
+    let build_options = BuildOptions {
         registry_port,
         parallelism: 2,
         labels: BTreeMap::from([(LABEL_PROJECT.to_string(), stack.project.clone())]),
         ..BuildOptions::default()
     };
-    let outcomes = tokio::time::timeout(
-        Duration::from_secs(args.build_timeout),
-        build::build_all(&engine, &stack.builds, &options),
-    )
-    .await
-    .map_err(|_| {
-        anyhow::anyhow!("image builds did not finish within {}s\n  fix: raise --build-timeout", args.build_timeout)
-    })??;
+    let build_timeout = options.build_timeout.as_secs();
+    let outcomes =
+        tokio::time::timeout(options.build_timeout, build::build_all(&engine, &stack.builds, &build_options))
+            .await
+            .map_err(|_| {
+            anyhow::anyhow!("image builds did not finish within {build_timeout}s\n  fix: raise --build-timeout")
+        })??;
     let built = outcomes.iter().filter(|o| o.action != BuildAction::Skipped).count();
     steps.finish(step, &format!("{built} built or pushed, {} unchanged", outcomes.len() - built));
-    let images = outcomes.iter().map(|o| (o.service.clone(), o.pinned_reference())).collect();
+    let images: BTreeMap<String, String> = outcomes.iter().map(|o| (o.service.clone(), o.pinned_reference())).collect();
     let preloaded = match registry_port {
         Some(port) if !preload.is_empty() => {
             let step = steps.start("preload");
-            let preloaded = build::preload(&engine, &preload, port).await?;
+            let preloaded = build::preload(&engine, preload, port).await?;
             steps.finish(step, &format!("{} image(s) into the local registry", preloaded.len()));
             preloaded
         }
@@ -109,7 +173,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
     };
 
     let client = KubeClient::from_client(cluster.client().await?, context.clone());
-    let wave_timeout = Duration::from_secs(args.ready_timeout);
+    let wave_timeout = options.ready_timeout;
     if let Some(spec) = &stack.ingress {
         let step = steps.start("ingress");
         let outcome = match ingress::installed_by_samestack(cluster.provider) {
@@ -120,7 +184,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
     }
 
     let step = steps.start("render");
-    let mut manifests = render_manifests(&project, &profile, images)?;
+    let mut manifests = render_manifests(project, profile, images.clone())?;
     render::replace_images(&mut manifests, &preloaded);
     let serves_ingress = stack.ingress.is_some() && ingress::installed_by_samestack(cluster.provider).is_ok();
     let ca = if serves_ingress { add_tls_secrets(&client, &mut manifests, &stack.namespace).await? } else { None };
@@ -131,29 +195,16 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
     steps.finish(step, &format!("{} resources ({} profile){certificates}", manifests.len(), profile.name));
 
     let step = steps.start("apply");
-    let options = ApplyOptions {
+    let apply_options = ApplyOptions {
         wave_timeout,
         prune: true,
         wait: true,
         default_namespace: stack.namespace.clone(),
         restart: cluster.restart.clone(),
     };
-    let report = kube::apply_waves(&client, &stack.project, &manifests, &options).await?;
+    let report = kube::apply_waves(&client, &stack.project, &manifests, &apply_options).await?;
     steps.finish(step, &format!("{} in {} waves, all ready", report.summary(), report.waves.len()));
-
-    if !global.quiet {
-        let status = kube::project_status(&client, &stack.project).await.context("reading the stack's status")?;
-        eprintln!("{}", super::status::format_endpoints(&status, &context, &stack.namespace, &stack.cluster.ports));
-        if let Some(ca) = &ca {
-            eprintln!(
-                "https: trust {} to verify the Ingress certificates (curl --cacert, or your trust store)",
-                ca.display()
-            );
-        }
-        let total: Duration = steps.timings().iter().map(|(_, d)| *d).sum();
-        eprintln!("up in {}. Next: `samestack status`, `samestack down`.", crate::ui::format_duration(total));
-    }
-    Ok(ExitStatus::Success)
+    Ok(Converged { cluster, client, context, ca, images })
 }
 
 /// Applies the ingress controller onto the node that publishes the host ports (the first
@@ -204,7 +255,7 @@ async fn add_tls_secrets(
 }
 
 /// Renders with real secret values (they go to the cluster, never to the terminal).
-fn render_manifests(
+pub fn render_manifests(
     project: &Project,
     profile: &ProfileSettings,
     images: BTreeMap<String, String>,

@@ -1,6 +1,7 @@
 //! The one integration-test binary. Modules by area; docker- and cluster-tier tests carry
 //! `docker` / `cluster` in their names so a filter selects a tier.
 
+mod ci;
 mod cli;
 mod cluster_kube;
 mod cluster_native;
