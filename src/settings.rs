@@ -43,7 +43,8 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Env {
 }
 
 /// What the command line said for `up` (or what `ci`/`dev` decide in its place); `None` =
-/// not given, so the environment, the project file or the default decide.
+/// not given, so the environment, the project file or the default decide. Fields are added
+/// over time: build it with `..Overrides::default()`.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
     /// The profile to deploy (`dev` when not given).

@@ -29,8 +29,8 @@ fn resolve(session: &Session<'_>, args: &UpArgs) -> anyhow::Result<Settings> {
         preload: Some(args.preload.clone()),
         build_timeout: Some(Duration::from_secs(args.build_timeout)),
         ready_timeout: Some(Duration::from_secs(args.ready_timeout)),
-        build_parallelism: None,
         kubeconfig: session.global.kubeconfig.clone(),
+        ..Overrides::default()
     };
     Ok(settings::resolve_up(project, &overrides, &session.env)?)
 }
