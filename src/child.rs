@@ -1,7 +1,7 @@
 //! The command `samestack ci` runs against its environment: started with the environment's
-//! variables and this process's stdin/stdout/stderr, given `SIGINT`/`SIGTERM`/`SIGHUP` when
-//! samestack gets them, stopped at a timeout, and always waited for, so teardown only starts
-//! once it is gone.
+//! variables and this process's stdin/stdout/stderr, given the `SIGINT`/`SIGTERM`/`SIGHUP`
+//! that cancelled samestack ([`Cancel`]), stopped at a timeout, and always waited for, so
+//! teardown only starts once it is gone.
 //!
 //! Without a terminal (CI) the command runs in a process group of its own and signals go to
 //! the whole group, so `sh -c 'tests...'` and whatever it started stop together. On a terminal
@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rustix::process::{Pid, Signal};
-use tokio::signal::unix::{SignalKind, signal};
+
+use crate::cancel::Cancel;
 
 /// How long a command may take to exit after SIGTERM (timeout) or a forwarded signal before it
 /// is killed.
@@ -24,33 +25,6 @@ pub const TIMEOUT_EXIT: i32 = 124;
 pub const NOT_EXECUTABLE_EXIT: i32 = 126;
 /// Exit code when the command is not found, as shells report it.
 pub const NOT_FOUND_EXIT: i32 = 127;
-
-/// The signals samestack passes on: SIGINT, SIGTERM, SIGHUP. Listening starts when this is
-/// made, so a signal that arrives before the command runs is not lost (or fatal).
-pub struct Signals {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-    hup: tokio::signal::unix::Signal,
-}
-
-impl Signals {
-    pub fn listen() -> std::io::Result<Self> {
-        Ok(Signals {
-            int: signal(SignalKind::interrupt())?,
-            term: signal(SignalKind::terminate())?,
-            hup: signal(SignalKind::hangup())?,
-        })
-    }
-
-    /// The next signal, as its number.
-    pub async fn recv(&mut self) -> i32 {
-        tokio::select! {
-            _ = self.int.recv() => Signal::INT.as_raw(),
-            _ = self.term.recv() => Signal::TERM.as_raw(),
-            _ = self.hup.recv() => Signal::HUP.as_raw(),
-        }
-    }
-}
 
 /// The name of a signal number, for messages (`SIGTERM`).
 pub fn signal_name(number: i32) -> String {
@@ -117,9 +91,10 @@ pub struct CommandSpec {
     pub own_group: bool,
 }
 
-/// Runs the command to its end. `signals` are passed on as they arrive; a second signal (or
-/// the grace period running out) kills it.
-pub async fn run(spec: &CommandSpec, signals: &mut Signals) -> Outcome {
+/// Runs the command to its end. The signal that cancels `cancel` is passed on; when the command
+/// has not ended [`GRACE`] later, it is killed. (A second signal ends samestack at once, see
+/// [`crate::cancel`].)
+pub async fn run(spec: &CommandSpec, cancel: &Cancel) -> Outcome {
     let Some((program, args)) = spec.argv.split_first() else {
         return Outcome::NotStarted { code: NOT_FOUND_EXIT };
     };
@@ -162,7 +137,8 @@ pub async fn run(spec: &CommandSpec, signals: &mut Signals) -> Outcome {
             send(Signal::TERM);
             Outcome::TimedOut
         }
-        number = signals.recv() => {
+        () = cancel.cancelled() => {
+            let number = cancel.interrupted().map(|i| i.signal).unwrap_or(Signal::INT.as_raw());
             // On a terminal, Ctrl-C already reached the command through its process group.
             if spec.own_group || number != Signal::INT.as_raw() {
                 send(Signal::from_named_raw(number).unwrap_or(Signal::TERM));
@@ -170,15 +146,11 @@ pub async fn run(spec: &CommandSpec, signals: &mut Signals) -> Outcome {
             Outcome::Interrupted { signal: number }
         }
     };
-    // Then: it ends within the grace period, or it is killed (also on a second signal).
+    // Then: it ends within the grace period, or it is killed.
     tokio::select! {
         _ = child.wait() => {}
         () = tokio::time::sleep(GRACE) => {
             eprintln!("samestack: the command did not stop within {}s; killing it", GRACE.as_secs());
-            send(Signal::KILL);
-            let _ = child.wait().await;
-        }
-        _ = signals.recv() => {
             send(Signal::KILL);
             let _ = child.wait().await;
         }
@@ -228,25 +200,54 @@ mod tests {
 
     #[tokio::test]
     async fn the_command_gets_the_environment_and_its_exit_code_is_kept() {
-        let mut signals = Signals::listen().unwrap();
-        let outcome = run(&spec("test \"$SAMESTACK_TEST_VALUE\" = 42 && exit 3", None), &mut signals).await;
+        let cancel = Cancel::new();
+        let outcome = run(&spec("test \"$SAMESTACK_TEST_VALUE\" = 42 && exit 3", None), &cancel).await;
         assert_eq!(outcome, Outcome::Exited(3));
     }
 
     #[tokio::test]
+    async fn a_cancelling_signal_is_passed_on_and_decides_the_outcome() {
+        let dir = tempfile::tempdir().unwrap();
+        let started = dir.path().join("started");
+        let cancel = Cancel::new();
+        let canceller = {
+            let cancel = cancel.clone();
+            let started = started.clone();
+            tokio::spawn(async move {
+                while !started.exists() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                cancel.cancel(crate::cancel::Signal::Terminate);
+            })
+        };
+        let got = dir.path().join("got-sigterm");
+        let script = format!(
+            "trap 'touch {}; exit 7' TERM; touch {}; while :; do sleep 0.1; done",
+            got.display(),
+            started.display()
+        );
+        let outcome = run(&spec(&script, None), &cancel).await;
+        canceller.await.unwrap();
+        assert!(got.exists(), "the command never got SIGTERM");
+        // Its own exit code (7) does not hide that the run was interrupted.
+        assert_eq!(outcome, Outcome::Interrupted { signal: 15 });
+        assert_eq!(outcome.exit_code(), 143);
+    }
+
+    #[tokio::test]
     async fn a_missing_program_is_127() {
-        let mut signals = Signals::listen().unwrap();
+        let cancel = Cancel::new();
         let spec = CommandSpec { argv: vec!["/nonexistent/samestack-test".into()], ..spec("", None) };
-        assert_eq!(run(&spec, &mut signals).await, Outcome::NotStarted { code: 127 });
+        assert_eq!(run(&spec, &cancel).await, Outcome::NotStarted { code: 127 });
     }
 
     #[tokio::test]
     async fn a_timeout_stops_the_whole_process_group() {
         let dir = tempfile::tempdir().unwrap();
         let pid_file = dir.path().join("grandchild.pid");
-        let mut signals = Signals::listen().unwrap();
+        let cancel = Cancel::new();
         let script = format!("sleep 600 & echo $! > {}; wait", pid_file.display());
-        let outcome = run(&spec(&script, Some(Duration::from_millis(500))), &mut signals).await;
+        let outcome = run(&spec(&script, Some(Duration::from_millis(500))), &cancel).await;
         assert_eq!(outcome, Outcome::TimedOut);
         let pid = std::fs::read_to_string(&pid_file).expect("the command started its grandchild");
         // Gone, or a zombie waiting for init to reap it: either way it no longer runs.

@@ -1,10 +1,12 @@
 //! samestack: one command from "Docker is installed" to the production stack running locally.
 //!
 //! The binary (`src/main.rs`) only parses arguments and maps errors to exit codes; each
-//! command in [`commands`] orchestrates the domain modules, which do the work.
+//! command in [`commands`] orchestrates the domain modules, which do the work; `up`, `dev` and
+//! `ci` share the [`pipeline`].
 
 pub mod artifacts;
 pub mod build;
+pub mod cancel;
 pub mod child;
 pub mod cli;
 pub mod cluster;
@@ -17,6 +19,7 @@ pub mod error;
 pub mod ingress;
 pub mod kube;
 pub mod lock;
+pub mod pipeline;
 pub mod preflight;
 pub mod profile;
 pub mod registry;

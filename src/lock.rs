@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Classify, ErrorKind};
+use crate::ui::Printer;
 
 /// How often a waiting run tries the lock again. There is no notification for a released
 /// `flock`, and a blocking `flock` in a thread would keep the runtime from shutting down on Ctrl-C.
@@ -53,6 +54,7 @@ impl Classify for Error {
         ErrorKind::Environment
     }
 }
+crate::classify!(Error);
 
 /// Where the lock of `project` lives under the state directory `state_dir`.
 pub fn path_for(state_dir: &Path, project: &str) -> PathBuf {
@@ -124,16 +126,14 @@ pub async fn acquire(
 }
 
 /// [`acquire`] for a command of this binary: the lock under the user's state directory, and a
-/// line on stderr while it waits (unless `quiet`).
-pub async fn acquire_for(project: &str, command: &str, quiet: bool) -> Result<ProjectLock, Error> {
+/// line through `printer` while it waits.
+pub async fn acquire_for(project: &str, command: &str, printer: &Printer) -> Result<ProjectLock, Error> {
     let path = path_for(&crate::cluster::kubeconfig::state_dir(), project);
     acquire(&path, project, command, None, |holder| {
-        if !quiet {
-            eprintln!(
-                "waiting for another samestack run on project {project} to finish ({holder}; lock {})",
-                path.display()
-            );
-        }
+        printer.line(format!(
+            "waiting for another samestack run on project {project} to finish ({holder}; lock {})",
+            path.display()
+        ));
     })
     .await
 }

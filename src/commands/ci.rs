@@ -6,7 +6,7 @@
 //!
 //! The work lives in [`ephemeral`] (names, ports, the command's environment), [`child`] (the
 //! command, its signals and timeout), [`artifacts`], [`kube::forward`] and the pipeline `up`
-//! runs ([`super::up::converge`]); this module puts them in order.
+//! runs ([`pipeline::converge_with`]); this module puts them in order.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,35 +17,37 @@ use serde_json::json;
 
 use crate::artifacts;
 use crate::build;
-use crate::child::{self, CommandSpec, Outcome, Signals};
-use crate::cli::{CiArgs, GlobalArgs};
+use crate::cancel::Cancel;
+use crate::child::{self, CommandSpec, Outcome};
+use crate::cli::CiArgs;
 use crate::cluster::{self, Provider as _, kubeconfig};
-use crate::commands::ExitStatus;
-use crate::commands::up::{self, PipelineOptions};
+use crate::commands::{ExitStatus, Session};
 use crate::config::{self, Project};
 use crate::docker;
 use crate::ephemeral::{self, CommandEnv};
 use crate::ingress;
 use crate::kube::{self, KubeClient, forward::Forward};
 use crate::lock;
-use crate::profile::{self, ProfileSettings};
+use crate::pipeline;
+use crate::profile::ProfileSettings;
 use crate::registry;
 use crate::render::{self, RenderOptions};
-use crate::settings::{self, FlagError, StackSettings};
-use crate::ui::{Steps, format_duration};
+use crate::settings::{self, FlagError, Overrides, Settings};
+use crate::ui::{Printer, Steps, format_duration};
 
 /// How long artifact collection may take: it must not hold up the teardown for long.
 const ARTIFACTS_TIMEOUT: Duration = Duration::from_secs(120);
 
-pub async fn run(global: &GlobalArgs, args: CiArgs) -> anyhow::Result<ExitStatus> {
-    // First of all: from here on SIGINT/SIGTERM/SIGHUP no longer end the process, so whatever
-    // is made below is torn down.
-    let mut signals = Signals::listen().context("listening for signals")?;
+pub async fn run(session: &Session<'_>, args: CiArgs) -> anyhow::Result<ExitStatus> {
+    // The signals (SIGINT, SIGTERM, SIGHUP) cancel `cancel` instead of ending the process, so
+    // whatever is made below is torn down; a second signal ends it at once (see `cancel`).
+    let cancel = &session.cancel;
+    let printer = &session.printer;
     let started = Instant::now();
-    let plan = Plan::resolve(global, &args)?;
+    let plan = Plan::resolve(session, &args)?;
     // One run per environment name: a second `ci --name N` waits for the first.
-    let _lock = lock::acquire_for(&plan.name, "ci", global.quiet).await?;
-    let mut steps = Steps::new(global.quiet);
+    let _lock = cancel.or_interrupted(async { Ok(lock::acquire_for(&plan.name, "ci", printer).await?) }).await?;
+    let mut steps = Steps::new(*printer);
     if args.remove {
         let step = steps.start("teardown");
         teardown(&plan).await?;
@@ -53,23 +55,20 @@ pub async fn run(global: &GlobalArgs, args: CiArgs) -> anyhow::Result<ExitStatus
             .finish(step, &format!("removed {}: nothing labelled dev.samestack.project={} left", plan.name, plan.name));
         return Ok(ExitStatus::Success);
     }
-    if !global.quiet {
-        eprintln!(
-            "ci: environment {} (namespace {}, kubeconfig {})",
-            plan.name,
-            plan.stack.namespace,
-            plan.kubeconfig.display()
-        );
-    }
+    printer.line(format!(
+        "ci: environment {} (namespace {}, kubeconfig {})",
+        plan.name,
+        plan.settings.stack.namespace,
+        plan.kubeconfig.display()
+    ));
 
-    let result = converge_and_run(&plan, &args, global.quiet, &mut steps, &mut signals).await;
+    let result = converge_and_run(&plan, &args, printer, &mut steps, cancel).await;
     let failed = match &result {
         Ended::Command(outcome) => !outcome.success() && !matches!(outcome, Outcome::Interrupted { .. }),
         Ended::Failed(_) => true,
         Ended::Interrupted(_) => false,
     };
-    let artifacts =
-        if failed { collect_artifacts(&plan, &args, &result, &mut steps, &mut signals).await } else { None };
+    let artifacts = if failed { collect_artifacts(&plan, &args, &result, &mut steps, cancel).await } else { None };
 
     let teardown = if args.keep {
         None
@@ -86,14 +85,9 @@ pub async fn run(global: &GlobalArgs, args: CiArgs) -> anyhow::Result<ExitStatus
 
     let exit = exit_code(&result, teardown.as_ref());
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&summary(&plan, &args, &steps, &result, &artifacts, exit, started))?
-        );
+        printer.json(&summary(&plan, &args, &steps, &result, &artifacts, exit, started))?;
     }
-    if !global.quiet {
-        report(&plan, &args, &result, &artifacts, started);
-    }
+    report(&plan, &args, printer, &result, &artifacts, started);
     match (result, teardown) {
         (Ended::Failed(err), _) => Err(err),
         (Ended::Command(outcome), Some(Err(err))) if outcome.success() => Err(err.context("tearing down")),
@@ -109,10 +103,8 @@ pub async fn run(global: &GlobalArgs, args: CiArgs) -> anyhow::Result<ExitStatus
 struct Plan {
     /// The environment's name: cluster, registry container, namespace and label value.
     name: String,
-    project: Project,
-    profile: ProfileSettings,
-    stack: StackSettings,
-    options: PipelineOptions,
+    /// The settings of the environment: the project under the environment's name and ports.
+    settings: Settings,
     /// The run's private files: kubeconfig and dotenv.
     dir: PathBuf,
     kubeconfig: PathBuf,
@@ -123,8 +115,8 @@ struct Plan {
 
 impl Plan {
     /// Bad input ends here with exit 2, before anything is created.
-    fn resolve(global: &GlobalArgs, args: &CiArgs) -> anyhow::Result<Plan> {
-        let original = config::load(&global.file)?;
+    fn resolve(session: &Session<'_>, args: &CiArgs) -> anyhow::Result<Plan> {
+        let original = config::load(&session.global.file)?;
         if original.config.cluster.provider == config::Provider::Existing {
             return Err(FlagError {
                 flag: "ci".into(),
@@ -135,8 +127,6 @@ impl Plan {
             }
             .into());
         }
-        let profile = profile::resolve(&original, &args.profile)?;
-        let build_args = settings::parse_build_args(&args.build_args)?;
         let name = match &args.name {
             Some(name) => {
                 ephemeral::check_name(name).map_err(|problem| FlagError {
@@ -152,27 +142,27 @@ impl Plan {
             ephemeral::isolate(&original, &name, ephemeral::free_port).context("picking free host ports for ci")?;
         let dir = ephemeral::run_dir(&kubeconfig::state_dir(), &name);
         let kubeconfig = dir.join("kubeconfig");
-        let stack = settings::resolve(&project, &build_args, Some(kubeconfig.clone()));
-        let options = PipelineOptions::from_flags(&args.preload, args.build_timeout, args.ready_timeout, &stack)?;
-        // All or nothing: templates, profile and secrets render before anything exists.
-        up::render_manifests(&project, &profile, BTreeMap::new())?;
+        let overrides = Overrides {
+            profile: Some(args.profile.clone()),
+            build_args: settings::parse_build_args(&args.build_args)?,
+            preload: Some(args.preload.clone()),
+            build_timeout: Some(Duration::from_secs(args.build_timeout)),
+            ready_timeout: Some(Duration::from_secs(args.ready_timeout)),
+            // The run's own file: the user's kubeconfig is never touched.
+            kubeconfig: Some(kubeconfig.clone()),
+            ..Overrides::default()
+        };
         let services =
             project.config.services.iter().filter(|(_, s)| !s.ports.is_empty()).map(|(n, _)| n.clone()).collect();
-        Ok(Plan {
-            env_file: dir.join("samestack.env"),
-            name,
-            project,
-            profile,
-            stack,
-            options,
-            dir,
-            kubeconfig,
-            services,
-        })
+        let settings = settings::resolve_up(project, &overrides, &session.env)?;
+        // All or nothing: templates, profile and secrets render before anything exists.
+        let options = RenderOptions::from_env(&settings.project, BTreeMap::new(), true)?;
+        render::render(&settings.project, &settings.profile, &options)?;
+        Ok(Plan { env_file: dir.join("samestack.env"), name, settings, dir, kubeconfig, services })
     }
 
     fn context(&self) -> String {
-        self.stack.cluster.context_name()
+        self.settings.stack.cluster.context_name()
     }
 }
 
@@ -186,25 +176,27 @@ enum Ended {
     Interrupted(i32),
 }
 
-async fn converge_and_run(plan: &Plan, args: &CiArgs, quiet: bool, steps: &mut Steps, signals: &mut Signals) -> Ended {
+async fn converge_and_run(plan: &Plan, args: &CiArgs, printer: &Printer, steps: &mut Steps, cancel: &Cancel) -> Ended {
+    let interrupted = |cancel: &Cancel| {
+        let signal = cancel.interrupted().map(|i| i.signal).unwrap_or(2);
+        eprintln!("ci: got {}; stopping and tearing down", child::signal_name(signal));
+        Ended::Interrupted(signal)
+    };
     if let Err(err) = private_dir(&plan.dir) {
         return Ended::Failed(err);
     }
     let converged = tokio::select! {
-        converged = up::converge(&plan.project, &plan.profile, &plan.stack, &plan.options, steps) => converged,
-        signal = signals.recv() => {
-            eprintln!("ci: got {}; stopping and tearing down", child::signal_name(signal));
-            return Ended::Interrupted(signal);
-        }
+        converged = pipeline::converge_with(&plan.settings, printer, steps) => converged,
+        () = cancel.cancelled() => return interrupted(cancel),
     };
-    let converged = match converged {
-        Ok(converged) => converged,
+    let stack = match converged {
+        Ok(stack) => stack,
         Err(err) => return Ended::Failed(err),
     };
     let step = steps.start("forward");
     let env = tokio::select! {
-        env = command_env(plan, &converged.client) => env,
-        signal = signals.recv() => return Ended::Interrupted(signal),
+        env = command_env(plan, &stack.client) => env,
+        () = cancel.cancelled() => return interrupted(cancel),
     };
     let (env, _forwards) = match env {
         Ok(env) => env,
@@ -223,11 +215,9 @@ async fn converge_and_run(plan: &Plan, args: &CiArgs, quiet: bool, steps: &mut S
         timeout: args.timeout.map(Duration::from_secs),
         own_group: !std::io::IsTerminal::is_terminal(&std::io::stdin()),
     };
-    if !quiet {
-        eprintln!("ci: running {}", shell_words(&args.command));
-    }
+    printer.line(format!("ci: running {}", shell_words(&args.command)));
     let command_started = Instant::now();
-    let outcome = child::run(&spec, signals).await;
+    let outcome = child::run(&spec, cancel).await;
     steps.record("command", command_started.elapsed(), &outcome.describe());
     Ended::Command(outcome)
 }
@@ -240,22 +230,30 @@ async fn command_env(plan: &Plan, client: &KubeClient) -> anyhow::Result<(Comman
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
             .with_context(|| format!("listening on 127.0.0.1 for a port-forward to service {service}"))?;
-        if let Some(forward) = kube::forward::to_service(client, &plan.stack.namespace, service, listener).await? {
+        if let Some(forward) =
+            kube::forward::to_service(client, &plan.settings.stack.namespace, service, listener).await?
+        {
             services.insert(service.clone(), forward.url());
             forwards.push(forward);
         }
     }
-    let status = kube::project_status(client, &plan.stack.project).await.context("reading the stack's Ingresses")?;
+    let status =
+        kube::project_status(client, &plan.settings.stack.project).await.context("reading the stack's Ingresses")?;
     let ingresses = status
         .ingresses
         .iter()
-        .map(|i| (i.name.clone(), i.hosts.iter().flat_map(|h| ingress::urls(h, &plan.stack.cluster.ports)).collect()))
+        .map(|i| {
+            (
+                i.name.clone(),
+                i.hosts.iter().flat_map(|h| ingress::urls(h, &plan.settings.stack.cluster.ports)).collect(),
+            )
+        })
         .collect();
     let env = CommandEnv {
         kubeconfig: plan.kubeconfig.clone(),
         context: plan.context(),
-        namespace: plan.stack.namespace.clone(),
-        registry: plan.stack.registry.as_ref().map(|r| format!("localhost:{}", r.host_port)),
+        namespace: plan.settings.stack.namespace.clone(),
+        registry: plan.settings.stack.registry.as_ref().map(|r| format!("localhost:{}", r.host_port)),
         services,
         ingresses,
         env_file: plan.env_file.clone(),
@@ -269,7 +267,7 @@ async fn collect_artifacts(
     args: &CiArgs,
     result: &Ended,
     steps: &mut Steps,
-    signals: &mut Signals,
+    cancel: &Cancel,
 ) -> Option<PathBuf> {
     let step = steps.start("artifacts");
     let failure = match result {
@@ -281,19 +279,19 @@ async fn collect_artifacts(
         Ok(_) => KubeClient::connect(&plan.kubeconfig, Some(&plan.context())).await.ok(),
         Err(_) => None,
     };
-    let manifests = redacted_manifests(&plan.project, &plan.profile);
+    let manifests = redacted_manifests(&plan.settings.project, &plan.settings.profile);
     let step_log = step_log(steps, result);
     let inputs = artifacts::Inputs {
         client: client.as_ref(),
-        namespace: &plan.stack.namespace,
+        namespace: &plan.settings.stack.namespace,
         manifests: manifests.as_deref(),
         steps: &step_log,
         failure: &failure,
     };
     let collected = tokio::select! {
         collected = tokio::time::timeout(ARTIFACTS_TIMEOUT, artifacts::collect(&args.artifacts, &inputs)) => collected,
-        signal = signals.recv() => {
-            steps.finish(step, &format!("stopped by {}", child::signal_name(signal)));
+        () = cancel.cancelled() => {
+            steps.finish(step, "stopped by a signal");
             return None;
         }
     };
@@ -338,7 +336,7 @@ fn step_log(steps: &Steps, result: &Ended) -> String {
 /// and its volume, the images built for it, the run's directory; then a label query, so
 /// anything left is named.
 async fn teardown(plan: &Plan) -> anyhow::Result<()> {
-    let stack = &plan.stack;
+    let stack = &plan.settings.stack;
     let mut problems = Vec::new();
     match cluster::select(&stack.cluster).await {
         Ok(provider) => {
@@ -430,7 +428,7 @@ fn summary(
     };
     json!({
         "name": plan.name,
-        "namespace": plan.stack.namespace,
+        "namespace": plan.settings.stack.namespace,
         "command": args.command,
         "outcome": outcome,
         "command_outcome": command,
@@ -446,25 +444,32 @@ fn summary(
 }
 
 /// The closing lines on stderr.
-fn report(plan: &Plan, args: &CiArgs, result: &Ended, artifacts: &Option<PathBuf>, started: Instant) {
+fn report(
+    plan: &Plan,
+    args: &CiArgs,
+    printer: &Printer,
+    result: &Ended,
+    artifacts: &Option<PathBuf>,
+    started: Instant,
+) {
     let what = match result {
         Ended::Command(outcome) => format!("the command {}", outcome.describe()),
         Ended::Failed(_) => "samestack failed (the error follows)".into(),
         Ended::Interrupted(signal) => format!("interrupted by {} before the command ran", child::signal_name(*signal)),
     };
-    eprintln!("ci: {what}; {} in all", format_duration(started.elapsed()));
+    printer.line(format!("ci: {what}; {} in all", format_duration(started.elapsed())));
     if let Some(dir) = artifacts {
-        eprintln!("ci: artifacts in {} (start with {})", dir.display(), dir.join("index.txt").display());
+        printer.line(format!("ci: artifacts in {} (start with {})", dir.display(), dir.join("index.txt").display()));
     }
     if args.keep {
-        eprintln!(
+        printer.line(format!(
             "ci: kept environment {}: KUBECONFIG={} (context {}), variables in {}\n  remove it with: samestack ci --name {} --remove",
             plan.name,
             plan.kubeconfig.display(),
             plan.context(),
             plan.env_file.display(),
             plan.name
-        );
+        ));
     }
 }
 
