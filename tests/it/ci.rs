@@ -242,3 +242,15 @@ fn ci_refuses_bad_input_before_creating_anything() {
     assert!(text.contains("existing"), "{text}");
     assert_eq!(project.leftovers(), Vec::<String>::new());
 }
+
+#[test]
+fn ci_help_snapshot() {
+    let out = support::samestack()
+        .env_remove("SAMESTACK_FILE")
+        .env_remove("SAMESTACK_PRELOAD")
+        .args(["ci", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    insta::assert_snapshot!("ci_help", format!("$ samestack ci --help\n{}", String::from_utf8(out.stdout).unwrap()));
+}
