@@ -46,7 +46,10 @@ pub async fn run(session: &Session<'_>, args: CiArgs) -> anyhow::Result<ExitStat
     let started = Instant::now();
     let plan = Plan::resolve(session, &args)?;
     // One run per environment name: a second `ci --name N` waits for the first.
-    let _lock = cancel.or_interrupted(async { Ok(lock::acquire_for(&plan.name, "ci", printer).await?) }).await?;
+    let lock = cancel.or_interrupted(async { Ok(lock::acquire_for(&plan.name, "ci", printer).await?) }).await?;
+    // A generated name is this run's alone: its lock file goes with it (a pinned name's stays,
+    // so two runs of that name never lock two different files).
+    let _unlink = (args.name.is_none()).then(|| RemoveOnDrop(lock.path().to_path_buf()));
     let mut steps = Steps::new(*printer);
     if args.remove {
         let step = steps.start("teardown");
@@ -63,12 +66,21 @@ pub async fn run(session: &Session<'_>, args: CiArgs) -> anyhow::Result<ExitStat
     ));
 
     let result = converge_and_run(&plan, &args, printer, &mut steps, cancel).await;
+    // The step that was under way when samestack failed (none when the command ran).
+    let failed_step = match &result {
+        Ended::Failed(_) => steps.running().map(|(name, took)| (name.to_string(), took)),
+        _ => None,
+    };
     let failed = match &result {
         Ended::Command(outcome) => !outcome.success() && !matches!(outcome, Outcome::Interrupted { .. }),
         Ended::Failed(_) => true,
         Ended::Interrupted(_) => false,
     };
-    let artifacts = if failed { collect_artifacts(&plan, &args, &result, &mut steps, cancel).await } else { None };
+    let artifacts = if failed {
+        collect_artifacts(&plan, &args, &result, failed_step.as_ref(), &mut steps, cancel).await
+    } else {
+        None
+    };
 
     let teardown = if args.keep {
         None
@@ -85,7 +97,7 @@ pub async fn run(session: &Session<'_>, args: CiArgs) -> anyhow::Result<ExitStat
 
     let exit = exit_code(&result, teardown.as_ref());
     if args.json {
-        printer.json(&summary(&plan, &args, &steps, &result, &artifacts, exit, started))?;
+        printer.json(&summary(&plan, &args, &steps, &result, failed_step.as_ref(), &artifacts, exit, started))?;
     }
     report(&plan, &args, printer, &result, &artifacts, started);
     match (result, teardown) {
@@ -266,9 +278,11 @@ async fn collect_artifacts(
     plan: &Plan,
     args: &CiArgs,
     result: &Ended,
+    failed_step: Option<&(String, Duration)>,
     steps: &mut Steps,
     cancel: &Cancel,
 ) -> Option<PathBuf> {
+    let step_log = step_log(steps, result, failed_step);
     let step = steps.start("artifacts");
     let failure = match result {
         Ended::Command(outcome) => format!("the command `{}` {}", shell_words(&args.command), outcome.describe()),
@@ -280,7 +294,6 @@ async fn collect_artifacts(
         Err(_) => None,
     };
     let manifests = redacted_manifests(&plan.settings.project, &plan.settings.profile);
-    let step_log = step_log(steps, result);
     let inputs = artifacts::Inputs {
         client: client.as_ref(),
         namespace: &plan.settings.stack.namespace,
@@ -319,15 +332,15 @@ fn redacted_manifests(project: &Project, profile: &ProfileSettings) -> Option<St
 }
 
 /// samestack's steps so far, one a line with duration and detail, and the one that failed.
-fn step_log(steps: &Steps, result: &Ended) -> String {
+fn step_log(steps: &Steps, result: &Ended, failed_step: Option<&(String, Duration)>) -> String {
     let mut out: String = steps
         .timings()
         .iter()
         .zip(steps.details())
         .map(|((name, took), detail)| format!("{name:<10} {:>7}  ok  {detail}\n", format_duration(*took)))
         .collect();
-    if let (Some((name, took)), Ended::Failed(err)) = (steps.running(), result) {
-        out.push_str(&format!("{name:<10} {:>7}  FAILED  {err:#}\n", format_duration(took)));
+    if let (Some((name, took)), Ended::Failed(err)) = (failed_step, result) {
+        out.push_str(&format!("{name:<10} {:>7}  FAILED  {err:#}\n", format_duration(*took)));
     }
     out
 }
@@ -393,22 +406,24 @@ fn exit_code(result: &Ended, teardown: Option<&anyhow::Result<()>>) -> u8 {
 }
 
 /// The `--json` summary.
+#[allow(clippy::too_many_arguments)]
 fn summary(
     plan: &Plan,
     args: &CiArgs,
     steps: &Steps,
     result: &Ended,
+    failed_step: Option<&(String, Duration)>,
     artifacts: &Option<PathBuf>,
     exit: u8,
     started: Instant,
 ) -> serde_json::Value {
-    let failed_step = match result {
-        Ended::Failed(err) => steps.running().map(|(name, took)| {
-            json!({"name": name, "seconds": took.as_secs_f64(), "outcome": "failed", "detail": format!("{err:#}")})
-        }),
+    let failed_step = match (failed_step, result) {
+        (Some((name, took)), Ended::Failed(err)) => Some(
+            json!({"name": name, "seconds": took.as_secs_f64(), "outcome": "failed", "detail": format!("{err:#}")}),
+        ),
         _ => None,
     };
-    let step_list: Vec<serde_json::Value> = steps
+    let mut step_list: Vec<serde_json::Value> = steps
         .timings()
         .iter()
         .zip(steps.details())
@@ -416,8 +431,12 @@ fn summary(
             let outcome = if name == "teardown" && detail.starts_with("failed") { "failed" } else { "ok" };
             json!({"name": name, "seconds": took.as_secs_f64(), "outcome": outcome, "detail": detail})
         })
-        .chain(failed_step)
         .collect();
+    // The failed step goes where it ran: before the artifacts and teardown steps.
+    if let Some(failed) = failed_step {
+        let at = step_list.iter().position(|s| s["name"] == "artifacts" || s["name"] == "teardown");
+        step_list.insert(at.unwrap_or(step_list.len()), failed);
+    }
     let (outcome, command) = match result {
         Ended::Command(o) if o.success() => ("passed", Some(o.describe())),
         Ended::Command(Outcome::TimedOut) => ("timed-out", Some(Outcome::TimedOut.describe())),
@@ -470,6 +489,15 @@ fn report(
             plan.env_file.display(),
             plan.name
         ));
+    }
+}
+
+/// Removes a file when dropped (before the lock it belongs to is released).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 

@@ -254,3 +254,35 @@ fn ci_help_snapshot() {
     assert!(out.status.success(), "{}", output_text(&out));
     insta::assert_snapshot!("ci_help", format!("$ samestack ci --help\n{}", String::from_utf8(out.stdout).unwrap()));
 }
+
+/// samestack itself fails in a step (the node image does not exist): exit 1, artifacts name the
+/// failed step and say what could not be collected, and the registry made before it is gone.
+#[test]
+fn docker_ci_failing_in_a_step_writes_artifacts_and_tears_down() {
+    if crate::docker_fixture::docker_with_images("docker_ci_failing_in_a_step_writes_artifacts_and_tears_down")
+        .is_none()
+    {
+        return;
+    }
+    let project = CiProject::new("cistep");
+    let artifacts = project.dir.path().join("artifacts");
+    let out = project
+        .command(&["--json", "--artifacts", artifacts.to_str().unwrap()], &["true"])
+        .env("SAMESTACK_NODE_IMAGE", "samestack-test/no-such-node-image:v0")
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("only the JSON summary on stdout");
+    assert_eq!(summary["outcome"], "error", "{summary:#}");
+    let steps = summary["steps"].as_array().unwrap();
+    let names: Vec<&str> = steps.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["preflight", "registry", "cluster", "artifacts", "teardown"], "{summary:#}");
+    assert_eq!(steps[2]["outcome"], "failed", "{summary:#}");
+    assert!(steps[2]["detail"].as_str().unwrap().contains("no-such-node-image"), "{summary:#}");
+    let index = std::fs::read_to_string(artifacts.join("index.txt")).unwrap();
+    assert!(index.contains("no-such-node-image") && index.contains("no cluster to read"), "{index}");
+    let log = std::fs::read_to_string(artifacts.join("steps.txt")).unwrap();
+    assert!(log.contains("registry") && log.lines().any(|l| l.starts_with("cluster") && l.contains("FAILED")), "{log}");
+    assert_eq!(project.leftovers(), Vec::<String>::new(), "{text}");
+}
