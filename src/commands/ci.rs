@@ -101,7 +101,12 @@ pub async fn run(session: &Session<'_>, args: CiArgs) -> anyhow::Result<ExitStat
     }
     report(&plan, &args, printer, &result, &artifacts, started);
     match (result, teardown) {
-        (Ended::Failed(err), _) => Err(err),
+        (Ended::Failed(err), teardown) => {
+            if let Some(Err(left)) = teardown {
+                crate::error::report(&left.context("tearing down"));
+            }
+            Err(err)
+        }
         (Ended::Command(outcome), Some(Err(err))) if outcome.success() => Err(err.context("tearing down")),
         (_, Some(Err(err))) => {
             crate::error::report(&err.context("tearing down"));
