@@ -107,7 +107,7 @@ pub async fn run(spec: &CommandSpec, cancel: &Cancel) -> Outcome {
         Ok(child) => child,
         Err(err) => {
             let code = if err.kind() == std::io::ErrorKind::NotFound { NOT_FOUND_EXIT } else { NOT_EXECUTABLE_EXIT };
-            eprintln!("error: cannot run `{program}`: {err}");
+            crate::ui::stderr_line(format!("error: cannot run `{program}`: {err}"));
             return Outcome::NotStarted { code };
         }
     };
@@ -133,7 +133,7 @@ pub async fn run(spec: &CommandSpec, cancel: &Cancel) -> Outcome {
     let stopped = tokio::select! {
         status = child.wait() => return exited(status),
         () = deadline => {
-            eprintln!("samestack: the command ran longer than {}s; stopping it (SIGTERM)", spec.timeout.unwrap_or_default().as_secs());
+            crate::ui::stderr_line(format!("samestack: the command ran longer than {}s; stopping it (SIGTERM)", spec.timeout.unwrap_or_default().as_secs()));
             send(Signal::TERM);
             Outcome::TimedOut
         }
@@ -150,7 +150,7 @@ pub async fn run(spec: &CommandSpec, cancel: &Cancel) -> Outcome {
     tokio::select! {
         _ = child.wait() => {}
         () = tokio::time::sleep(GRACE) => {
-            eprintln!("samestack: the command did not stop within {}s; killing it", GRACE.as_secs());
+            crate::ui::stderr_line(format!("samestack: the command did not stop within {}s; killing it", GRACE.as_secs()));
             send(Signal::KILL);
             let _ = child.wait().await;
         }
@@ -167,7 +167,7 @@ fn exited(status: std::io::Result<std::process::ExitStatus>) -> Outcome {
             (None, None) => Outcome::Exited(1),
         },
         Err(err) => {
-            eprintln!("error: waiting for the command: {err}");
+            crate::ui::stderr_line(format!("error: waiting for the command: {err}"));
             Outcome::Exited(1)
         }
     }

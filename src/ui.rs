@@ -45,6 +45,13 @@ pub enum Output {
     Json,
 }
 
+/// Writes a line to stderr, ignoring failure: a closed pipe or a terminal that went away (SIGHUP)
+/// must not end a command that still has to clean up (`eprintln!` would panic).
+pub fn stderr_line(text: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
 /// Decides what to draw; cheap to copy into every step and into the image builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Printer {
@@ -98,7 +105,7 @@ impl Printer {
     /// A status line on stderr (a step, a note, the report); nothing with `--quiet` or `--json`.
     pub fn line(&self, text: impl std::fmt::Display) {
         if self.lines() {
-            eprintln!("{text}");
+            stderr_line(text);
         }
     }
 

@@ -37,6 +37,8 @@ use crate::ui::{Printer, Steps, format_duration};
 
 /// How long artifact collection may take: it must not hold up the teardown for long.
 const ARTIFACTS_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long teardown keeps sweeping labelled objects that are still there.
+const SWEEP_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub async fn run(session: &Session<'_>, args: CiArgs) -> anyhow::Result<ExitStatus> {
     // The signals (SIGINT, SIGTERM, SIGHUP) cancel `cancel` instead of ending the process, so
@@ -196,7 +198,7 @@ enum Ended {
 async fn converge_and_run(plan: &Plan, args: &CiArgs, printer: &Printer, steps: &mut Steps, cancel: &Cancel) -> Ended {
     let interrupted = |cancel: &Cancel| {
         let signal = cancel.interrupted().map(|i| i.signal).unwrap_or(2);
-        eprintln!("ci: got {}; stopping and tearing down", child::signal_name(signal));
+        printer.line(format!("ci: got {}; stopping and tearing down", child::signal_name(signal)));
         Ended::Interrupted(signal)
     };
     if let Err(err) = private_dir(&plan.dir) {
@@ -382,7 +384,18 @@ async fn teardown(plan: &Plan) -> anyhow::Result<()> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
         Err(err) => problems.push(format!("{}: {err}", plan.dir.display())),
     }
-    let left = docker::labelled_objects(&engine, &stack.project).await?;
+    // A step cancelled by a signal may have had a create request on its way: what it made
+    // after the provider's delete looked goes in a sweep by label, until nothing is left.
+    let deadline = Instant::now() + SWEEP_TIMEOUT;
+    let mut left = docker::labelled_objects(&engine, &stack.project).await?;
+    while !left.is_empty() && Instant::now() < deadline {
+        tracing::info!("sweeping what is left of {}: {}", plan.name, left.join(", "));
+        if let Err(err) = docker::remove_labelled(&engine, &stack.project).await {
+            tracing::info!("sweep: {err}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        left = docker::labelled_objects(&engine, &stack.project).await?;
+    }
     if !left.is_empty() {
         problems.push(format!("still there: {}", left.join(", ")));
     }

@@ -177,25 +177,34 @@ fn cluster_ci_tears_down_after_a_timeout_and_after_sigterm_during_the_command_an
     let timeout = timed.spawn(&["--timeout", "5"], &["sleep", "600"]);
     let mut during_command = termed.spawn(&[], &["sh", "-c", "echo command started; sleep 600"]);
     let mut during_up = early.spawn(&[], &["true"]);
+    // SIGTERM to a run that is still making its cluster, as soon as its registry is up (read
+    // in a thread of its own, so the line is seen when it is printed).
+    let stderr = during_up.stderr.take().unwrap();
+    let pid = during_up.id();
+    let watcher = std::thread::spawn(move || {
+        let mut seen = String::new();
+        let mut sent = false;
+        for line in BufReader::new(stderr).lines() {
+            let line = line.unwrap();
+            seen.push_str(&line);
+            seen.push('\n');
+            if !sent && line.starts_with("registry") {
+                send_sigterm(pid);
+                sent = true;
+            }
+        }
+        (sent, seen)
+    });
 
     // SIGTERM to samestack itself (not to the command) as soon as the command runs.
     let mut stdout = BufReader::new(during_command.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
-    assert_eq!(first.trim(), "command started");
-    send_sigterm(&during_command);
-    // And to a run that is still making its cluster.
-    let stderr = during_up.stderr.take().unwrap();
-    let mut seen = String::new();
-    for line in BufReader::new(stderr).lines() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.starts_with("registry") {
-            send_sigterm(&during_up);
-            break;
-        }
+    if first.trim() != "command started" {
+        let out = finish(during_command);
+        panic!("the command never started: {first}\n{}", output_text(&out));
     }
+    send_sigterm(during_command.id());
 
     let timeout = finish(timeout);
     let text = output_text(&timeout);
@@ -212,14 +221,16 @@ fn cluster_ci_tears_down_after_a_timeout_and_after_sigterm_during_the_command_an
     assert_eq!(termed.leftovers(), Vec::<String>::new(), "left after SIGTERM during the command:\n{text}");
 
     let during_up = finish(during_up);
+    let (sent, seen) = watcher.join().unwrap();
     let text = format!("{seen}{}", output_text(&during_up));
+    assert!(sent, "the run never reached the cluster step:\n{text}");
     assert_eq!(during_up.status.code(), Some(143), "{text}");
     assert!(text.contains("got SIGTERM"), "{text}");
     assert_eq!(early.leftovers(), Vec::<String>::new(), "left after SIGTERM during up:\n{text}");
 }
 
-fn send_sigterm(child: &Child) {
-    let sent = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+fn send_sigterm(pid: u32) {
+    let sent = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
     assert!(sent.success());
 }
 
