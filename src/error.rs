@@ -84,13 +84,16 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
     ExitCode::from(kind_of(err).exit_code())
 }
 
-/// Prints an error and its causes once, at the top level, to stderr.
+/// Prints an error and its causes once, at the top level, to stderr. Every line is passed
+/// through [`crate::config::yaml::clip_text`], so no echoed value (a 1 MB flag, a huge
+/// API-server answer) floods the terminal, whichever module built the message.
 pub fn report(err: &anyhow::Error) {
+    let clip = |text: String| text.lines().map(crate::config::yaml::clip_text).collect::<Vec<_>>().join("\n");
     let mut chain = err.chain();
     if let Some(top) = chain.next() {
-        eprintln!("error: {top}");
+        eprintln!("error: {}", clip(top.to_string()));
     }
     for cause in chain {
-        eprintln!("  caused by: {cause}");
+        eprintln!("  caused by: {}", clip(cause.to_string()));
     }
 }

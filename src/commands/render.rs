@@ -72,8 +72,9 @@ pub async fn run(global: &GlobalArgs, args: RenderArgs) -> anyhow::Result<ExitSt
     match &args.output {
         Some(dir) => {
             let dir = dir.clone();
+            let revealed = args.reveal;
             let count = set.resources.len();
-            let dir = tokio::task::spawn_blocking(move || render::write_dir(&set, &dir).map(|_| dir))
+            let dir = tokio::task::spawn_blocking(move || render::write_dir(&set, &dir, revealed).map(|_| dir))
                 .await
                 .context("writing the output directory")??;
             if !global.quiet {

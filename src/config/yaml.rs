@@ -42,12 +42,70 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.at, self.message)?;
+        write!(f, "{}: {}", self.at, clip_text(&self.message))?;
         if !self.fix.is_empty() {
-            write!(f, "\n  fix: {}", self.fix)?;
+            write!(f, "\n  fix: {}", clip_text(&self.fix))?;
         }
         Ok(())
     }
+}
+
+/// The longest value a message echoes in full; longer ones are cut (a 1 MB value must not
+/// become a 1 MB error message).
+pub const MAX_ECHO: usize = 120;
+/// Characters kept of a value that is cut.
+const KEPT: usize = 60;
+/// The longest message, whatever it holds.
+const MAX_MESSAGE: usize = 4096;
+
+/// `value` if it is short, else its start and how much was cut.
+pub fn clip(value: &str) -> String {
+    if value.chars().count() <= MAX_ECHO {
+        return value.to_owned();
+    }
+    let kept: String = value.chars().take(KEPT).collect();
+    format!("{kept}… ({} bytes in all)", value.len())
+}
+
+/// Cuts every long value in a message: `backticked` spans and whitespace-free runs longer
+/// than [`MAX_ECHO`], then the message itself beyond [`MAX_MESSAGE`].
+pub fn clip_text(message: &str) -> String {
+    if message.len() <= MAX_ECHO {
+        return message.to_owned();
+    }
+    let mut out = String::with_capacity(message.len().min(MAX_MESSAGE));
+    for (i, part) in message.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        if i % 2 == 1 {
+            out.push_str(&clip(part));
+        } else {
+            let mut first = true;
+            for token in part.split(' ') {
+                if !first {
+                    out.push(' ');
+                }
+                first = false;
+                out.push_str(&clip(token));
+                if out.len() > MAX_MESSAGE {
+                    break;
+                }
+            }
+        }
+        if out.len() > MAX_MESSAGE {
+            break;
+        }
+    }
+    if out.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+        out.push_str("… (message cut)");
+    }
+    out
 }
 
 /// Several problems, reported together so one run shows everything to fix.
@@ -76,9 +134,10 @@ pub fn check_text(path: &str, bytes: &[u8], what: &str) -> Result<String, Proble
             fix: format!("check that {path} is the right file"),
         });
     }
-    if bytes.contains(&0) {
+    if let Some(nul) = bytes.iter().position(|b| *b == 0) {
+        let (line, column) = line_col(bytes, nul);
         return Err(Problem {
-            at,
+            at: Pos { line, column, ..at },
             message: format!("the file contains binary data (NUL bytes), expected a YAML {what}"),
             fix: format!("check that {path} is the right file; a {what} is UTF-8 YAML text"),
         });
@@ -138,8 +197,46 @@ fn options() -> serde_saphyr::Options {
 }
 
 /// Parses one YAML document into `T`, turning any parser or type error into a [`Problem`].
-pub fn parse<T: DeserializeOwned>(path: &str, text: &str) -> Result<T, Problem> {
-    serde_saphyr::from_str_with_options::<T>(text, options()).map_err(|e| problem_from(path, text, &e))
+/// YAML tags (`!secret x`, `!!python/name:os.system`) are refused first, each with its
+/// location: samestack gives no tag a meaning, and silently dropping one (or turning its value
+/// into null) would hide what the author meant.
+pub fn parse<T: DeserializeOwned>(path: &str, text: &str) -> Result<T, Vec<Problem>> {
+    let tags = check_tags(path, text);
+    if !tags.is_empty() {
+        return Err(tags);
+    }
+    serde_saphyr::from_str_with_options::<T>(text, options()).map_err(|e| vec![problem_from(path, text, &e)])
+}
+
+/// Every YAML tag in `text`, as a problem at its node. Syntax errors are left to [`parse`].
+pub fn check_tags(path: &str, text: &str) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for item in Parser::new_from_str(text) {
+        let Ok((event, span)) = item else { break };
+        let tag = match &event {
+            Event::Scalar(_, _, _, tag) | Event::SequenceStart(_, _, tag) | Event::MappingStart(_, _, tag) => tag,
+            _ => continue,
+        };
+        if let Some(tag) = tag {
+            let written = format!("{}{}", tag.original_handle(), tag.suffix());
+            // The event's span starts at the node's content; point at the tag before it.
+            let (line, mut column) = (span.start.line(), span.start.col() + 1);
+            if let Some(text_line) = text.lines().nth(line.saturating_sub(1)) {
+                let before: String = text_line.chars().take(column.saturating_sub(1)).collect();
+                if let Some(i) = before.rfind(&written) {
+                    column = before[..i].chars().count() + 1;
+                }
+            }
+            out.push(Problem {
+                at: Pos { path: path.to_owned(), line, column },
+                message: format!("YAML tag `{written}` is not allowed: samestack files use plain YAML values"),
+                fix: format!(
+                    "remove `{written}` (write the value itself; a secret is declared under `secrets:` with `env` or `file`)"
+                ),
+            });
+        }
+    }
+    out
 }
 
 fn problem_from(path: &str, text: &str, err: &serde_saphyr::Error) -> Problem {
@@ -366,6 +463,19 @@ mod tests {
         assert_eq!(l.pos("services.api.ports[1].port").to_string(), "f.yaml:6:10");
         assert_eq!(l.pos("services.api.ports[0]").to_string(), "f.yaml:5:9");
         assert_eq!(l.pos("services.api.nothing").to_string(), "f.yaml:3:3");
+    }
+
+    #[test]
+    fn long_values_are_cut_in_messages() {
+        let long = "x".repeat(1_000_000);
+        let msg = clip_text(&format!("`{long}` is not valid, and neither is {long}"));
+        assert!(msg.len() < 400, "{} bytes", msg.len());
+        assert!(msg.contains("(1000000 bytes in all)` is not valid"), "{msg}");
+        assert_eq!(clip_text("short `value` stays"), "short `value` stays");
+        let spaced = vec!["word"; 300_000].join(" ");
+        assert!(clip_text(&spaced).len() < MAX_MESSAGE + 100);
+        let multibyte = "é".repeat(5000);
+        assert!(clip_text(&multibyte).starts_with(&"é".repeat(KEPT)));
     }
 
     #[test]
