@@ -50,63 +50,7 @@ impl fmt::Display for Problem {
     }
 }
 
-/// The longest value a message echoes in full; longer ones are cut (a 1 MB value must not
-/// become a 1 MB error message).
-pub const MAX_ECHO: usize = 120;
-/// Characters kept of a value that is cut.
-const KEPT: usize = 60;
-/// The longest message, whatever it holds.
-const MAX_MESSAGE: usize = 4096;
-
-/// `value` if it is short, else its start and how much was cut.
-pub fn clip(value: &str) -> String {
-    if value.chars().count() <= MAX_ECHO {
-        return value.to_owned();
-    }
-    let kept: String = value.chars().take(KEPT).collect();
-    format!("{kept}… ({} bytes in all)", value.len())
-}
-
-/// Cuts every long value in a message: `backticked` spans and whitespace-free runs longer
-/// than [`MAX_ECHO`], then the message itself beyond [`MAX_MESSAGE`].
-pub fn clip_text(message: &str) -> String {
-    if message.len() <= MAX_ECHO {
-        return message.to_owned();
-    }
-    let mut out = String::with_capacity(message.len().min(MAX_MESSAGE));
-    for (i, part) in message.split('`').enumerate() {
-        if i > 0 {
-            out.push('`');
-        }
-        if i % 2 == 1 {
-            out.push_str(&clip(part));
-        } else {
-            let mut first = true;
-            for token in part.split(' ') {
-                if !first {
-                    out.push(' ');
-                }
-                first = false;
-                out.push_str(&clip(token));
-                if out.len() > MAX_MESSAGE {
-                    break;
-                }
-            }
-        }
-        if out.len() > MAX_MESSAGE {
-            break;
-        }
-    }
-    if out.len() > MAX_MESSAGE {
-        let mut end = MAX_MESSAGE;
-        while !out.is_char_boundary(end) {
-            end -= 1;
-        }
-        out.truncate(end);
-        out.push_str("… (message cut)");
-    }
-    out
-}
+pub use crate::error::{MAX_ECHO, clip, clip_text};
 
 /// Several problems, reported together so one run shows everything to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -473,9 +417,9 @@ mod tests {
         assert!(msg.contains("(1000000 bytes in all)` is not valid"), "{msg}");
         assert_eq!(clip_text("short `value` stays"), "short `value` stays");
         let spaced = vec!["word"; 300_000].join(" ");
-        assert!(clip_text(&spaced).len() < MAX_MESSAGE + 100);
+        assert!(clip_text(&spaced).len() < 4096 + 100);
         let multibyte = "é".repeat(5000);
-        assert!(clip_text(&multibyte).starts_with(&"é".repeat(KEPT)));
+        assert!(clip_text(&multibyte).starts_with(&"é".repeat(60)));
     }
 
     #[test]
