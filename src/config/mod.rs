@@ -72,7 +72,8 @@ pub enum Provider {
     /// Pick what is installed (see the README for the order).
     #[default]
     Auto,
-    /// k3s node containers created directly through the Docker API.
+    /// Node containers from a kind-contract node image, created through the Docker API and
+    /// bootstrapped with kubeadm (Docker is the only prerequisite).
     Docker,
     /// The `kind` CLI.
     Kind,
