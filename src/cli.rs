@@ -61,8 +61,8 @@ pub enum Command {
     Down(DownArgs),
     /// Write samestack.yaml, profiles/dev.yaml and the .secrets/ rule in .gitignore for a project
     Init(InitArgs),
-    /// Print the JSON Schema of samestack.yaml (for editor completion)
-    Schema,
+    /// Print the JSON Schema of samestack.yaml, or of a profile file (for editor completion)
+    Schema(SchemaArgs),
 }
 
 #[derive(Debug, Args)]
@@ -114,6 +114,20 @@ pub struct RenderArgs {
     /// localhost:<registry port>/<project>/<service>:unbuilt
     #[arg(long, value_name = "SERVICE=IMAGE")]
     pub image: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Which file's schema: samestack.yaml (`project`) or profiles/NAME.yaml (`profile`)
+    #[arg(value_enum, default_value = "project", value_name = "FILE")]
+    pub of: SchemaFile,
+}
+
+/// The files `samestack schema` describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SchemaFile {
+    Project,
+    Profile,
 }
 
 #[derive(Debug, Args)]

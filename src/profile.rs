@@ -67,10 +67,15 @@ pub enum LogLevel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Autoscaling {
+    /// Lowest replica count (at least 1, at most `max`).
+    #[schemars(range(min = 1))]
     pub min: u32,
+    /// Highest replica count.
+    #[schemars(range(min = 1))]
     pub max: u32,
     /// Target average CPU utilisation, percent of requests.
     #[serde(default = "default_cpu")]
+    #[schemars(range(min = 1, max = 100))]
     pub cpu_percent: u32,
 }
 
@@ -81,12 +86,14 @@ fn default_cpu() -> u32 {
 /// A profile file (`profiles/NAME.yaml`). Unset knobs keep the prod value.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "samestack profile", description = "a samestack profile file (profiles/NAME.yaml)")]
 pub struct ProfileFile {
     /// One line saying what the profile is for.
     #[serde(default)]
     pub description: Option<String>,
     /// Replicas per service (also the HPA minimum is taken from `autoscaling`).
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub replicas: Option<u32>,
     /// Container resource class: small | medium | large.
     #[serde(default)]
@@ -99,6 +106,7 @@ pub struct ProfileFile {
     pub hot_reload: Option<bool>,
     /// Move every ingress host to this domain (`api.example.com` → `api.localhost`).
     #[serde(default)]
+    #[schemars(regex(pattern = crate::config::DNS_SUBDOMAIN), length(max = 253))]
     pub ingress_domain: Option<String>,
     /// LOG_LEVEL given to every workload.
     #[serde(default)]

@@ -19,6 +19,17 @@ pub use yaml::{Locations, Pos, Problem, Problems};
 pub const DEFAULT_KUBERNETES_VERSION: &str = "v1.34.1";
 /// Default host port of the local registry.
 pub const DEFAULT_REGISTRY_PORT: u16 = 5001;
+/// JSON Schema patterns for the names the loader checks ([`is_dns_label`] and friends); a
+/// unit test keeps each pattern and its function in agreement, so the schema editors use
+/// says exactly what the loader enforces.
+pub const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// A DNS-1035 label: a DNS-1123 label that starts with a letter (Service names).
+pub const DNS_1035_LABEL: &str = "^[a-z]([-a-z0-9]*[a-z0-9])?$";
+/// A DNS-1123 subdomain: dot-separated DNS-1123 labels.
+pub const DNS_SUBDOMAIN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// A port name: a DNS-1123 label with at least one letter (at most 15 characters).
+pub const PORT_NAME: &str = "^([a-z]([-a-z0-9]*[a-z0-9])?|[0-9][-a-z0-9]*[a-z]([-a-z0-9]*[a-z0-9])?)$";
+
 /// The name the database workload and its Service get inside the project namespace.
 pub const DATABASE_NAME: &str = "database";
 
@@ -32,6 +43,7 @@ pub const RESERVED_NAMES: &[&str] =
 #[schemars(title = "samestack.yaml", description = "samestack project file")]
 pub struct Config {
     /// Project name: a DNS-1123 label (lowercase letters, digits, '-'), also the namespace.
+    #[schemars(regex(pattern = DNS_LABEL), length(min = 1, max = 63))]
     pub name: String,
     /// Owner tag put on every resource (label `dev.samestack.owner`); defaults to the project name.
     #[serde(default)]
@@ -45,10 +57,14 @@ pub struct Config {
     /// The local OCI registry images are pushed to.
     #[serde(default)]
     pub registry: RegistryConfig,
-    /// The workloads, by name (each a DNS-1123 label).
+    /// The workloads, by name (each a DNS-1035 label: a letter first, then lowercase letters,
+    /// digits and '-'; not one of the names samestack uses itself).
+    #[schemars(extend("propertyNames" = { "pattern": DNS_1035_LABEL, "maxLength": 63 }), length(min = 1))]
     pub services: BTreeMap<String, ServiceConfig>,
-    /// Secrets, by name; values come from an environment variable or a local file at apply time.
+    /// Secrets, by name (DNS-1123 subdomains); values come from an environment variable or a
+    /// local file at apply time.
     #[serde(default)]
+    #[schemars(extend("propertyNames" = { "pattern": DNS_SUBDOMAIN, "maxLength": 253 }))]
     pub secrets: BTreeMap<String, SecretConfig>,
     /// An optional relational database (postgres), reachable as host `database`.
     #[serde(default)]
@@ -58,6 +74,7 @@ pub struct Config {
     pub migrations: Option<MigrationsConfig>,
     /// The profiles this project uses (built-in: dev, ci, prod; more in ./profiles/NAME.yaml).
     #[serde(default = "default_profiles")]
+    #[schemars(inner(regex(pattern = DNS_LABEL)), extend("uniqueItems" = true, "contains" = { "const": "prod" }))]
     pub profiles: Vec<String>,
 }
 
@@ -102,14 +119,16 @@ pub struct ClusterConfig {
     /// auto | docker | kind | k3d | existing
     #[serde(default)]
     pub provider: Provider,
-    /// Cluster name; defaults to `samestack-<project>`.
+    /// Cluster name (a DNS-1123 label); defaults to `samestack-<project>`.
     #[serde(default)]
+    #[schemars(regex(pattern = DNS_LABEL), length(max = 63))]
     pub name: Option<String>,
     /// kubeconfig context to use (provider `existing` only).
     #[serde(default)]
     pub context: Option<String>,
-    /// Control-plane nodes.
+    /// Control-plane nodes (at least 1).
     #[serde(default = "one")]
+    #[schemars(range(min = 1))]
     pub servers: u32,
     /// Worker nodes.
     #[serde(default)]
@@ -176,8 +195,10 @@ impl Default for ClusterConfig {
 #[serde(deny_unknown_fields)]
 pub struct PortMapping {
     /// Port on the host (127.0.0.1).
+    #[schemars(range(min = 1))]
     pub host: u16,
     /// Port inside the cluster's load balancer / ingress.
+    #[schemars(range(min = 1))]
     pub container: u16,
 }
 
@@ -190,6 +211,7 @@ pub struct RegistryConfig {
     pub enabled: bool,
     /// Host port of the registry (`localhost:<port>`).
     #[serde(default = "default_registry_port")]
+    #[schemars(range(min = 1))]
     pub host_port: u16,
     /// Registry image override.
     #[serde(default)]
@@ -273,10 +295,12 @@ fn default_dockerfile() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServicePort {
-    /// Port name (DNS-1123 label, at most 15 characters).
+    /// Port name (DNS-1123 label with at least one letter, at most 15 characters).
     #[serde(default = "default_port_name")]
+    #[schemars(regex(pattern = PORT_NAME), length(min = 1, max = 15))]
     pub name: String,
     /// Port number.
+    #[schemars(range(min = 1))]
     pub port: u16,
 }
 
@@ -292,6 +316,7 @@ pub struct HealthConfig {
     pub path: String,
     /// Port serving it (defaults to the first port).
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub port: Option<u16>,
 }
 
@@ -345,7 +370,7 @@ pub struct DatabaseConfig {
     /// Only postgres for now.
     #[serde(default)]
     pub engine: Engine,
-    /// Major version.
+    /// Major version: 15, 16 or 17 have a default image; any other needs `image`.
     #[serde(default = "default_pg_version")]
     pub version: String,
     /// Image override (else env SAMESTACK_POSTGRES_IMAGE, else a pinned postgres tag).
@@ -381,7 +406,8 @@ fn default_storage() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackupConfig {
-    /// Cron schedule (5 fields).
+    /// Cron schedule: 5 fields, minute (0-59) hour (0-23) day-of-month (1-31) month (1-12 or
+    /// JAN-DEC) day-of-week (0-6 or SUN-SAT), or a descriptor such as `@daily`.
     pub schedule: String,
     /// Backup volume size.
     #[serde(default = "default_storage")]
@@ -1142,6 +1168,12 @@ pub fn json_schema() -> String {
     serde_json::to_string_pretty(&schema).expect("a schema serializes")
 }
 
+/// The JSON Schema of a profile file (`profiles/NAME.yaml`), pretty-printed.
+pub fn profile_json_schema() -> String {
+    let schema = schemars::schema_for!(crate::profile::ProfileFile);
+    serde_json::to_string_pretty(&schema).expect("a schema serializes")
+}
+
 /// Resolves secret values: the environment variable wins, else the file (relative to the
 /// project directory). `env` is injected so tests do not depend on the process environment.
 pub fn resolve_secrets(
@@ -1435,6 +1467,59 @@ mod tests {
         assert!(!image_is_pinned("nginx"));
         assert!(!image_is_pinned("localhost:5001/nginx"));
         assert!(!image_is_pinned("nginx:latest"));
+    }
+
+    #[test]
+    fn schema_patterns_say_what_the_loader_enforces() {
+        let re = |p: &str| regex::Regex::new(p).unwrap();
+        let (label, dns1035, sub, port) = (re(DNS_LABEL), re(DNS_1035_LABEL), re(DNS_SUBDOMAIN), re(PORT_NAME));
+        let samples = [
+            "a",
+            "api",
+            "api-2",
+            "2api",
+            "9",
+            "99",
+            "-a",
+            "a-",
+            "a--b",
+            "Api",
+            "a_b",
+            "a.b",
+            "a..b",
+            ".a",
+            "a.",
+            "x1-y2.z3",
+            "1a",
+            "1-a",
+            "1-",
+            "a1",
+            "http",
+            "metrics-port",
+            "é",
+        ];
+        for s in samples {
+            assert_eq!(label.is_match(s), is_dns_label(s), "DNS_LABEL {s}");
+            assert_eq!(
+                dns1035.is_match(s),
+                is_dns_label(s) && s.starts_with(|c: char| c.is_ascii_lowercase()),
+                "1035 {s}"
+            );
+            assert_eq!(sub.is_match(s), is_dns_subdomain(s), "DNS_SUBDOMAIN {s}");
+            let loader_port = is_dns_label(s) && s.chars().any(|c| c.is_ascii_lowercase());
+            assert_eq!(port.is_match(s), loader_port, "PORT_NAME {s}");
+        }
+        let schema: serde_json::Value = serde_json::from_str(&json_schema()).unwrap();
+        let defs = &schema["$defs"];
+        assert_eq!(schema["properties"]["name"]["pattern"], DNS_LABEL);
+        assert_eq!(schema["properties"]["services"]["propertyNames"]["pattern"], DNS_1035_LABEL);
+        assert_eq!(defs["ClusterConfig"]["properties"]["servers"]["minimum"], 1);
+        assert_eq!(defs["PortMapping"]["properties"]["host"]["minimum"], 1);
+        assert_eq!(defs["ServicePort"]["properties"]["port"]["minimum"], 1);
+        assert_eq!(defs["ServicePort"]["properties"]["name"]["pattern"], PORT_NAME);
+        let profile: serde_json::Value = serde_json::from_str(&profile_json_schema()).unwrap();
+        assert_eq!(profile["additionalProperties"], false);
+        assert_eq!(profile["properties"]["replicas"]["minimum"], 1);
     }
 
     #[test]
