@@ -244,7 +244,7 @@ pub fn check_listed(project: &Project) -> Vec<Problem> {
 
 /// Parses and checks one profile's text (pure). Every problem of the file is reported.
 pub fn parse_file(shown: &str, text: &str) -> Result<ProfileFile, Error> {
-    let file: ProfileFile = yaml::parse(shown, text).map_err(|p| Error::Invalid(Problems(p)))?;
+    let file: ProfileFile = yaml::parse_all(shown, text).map_err(|p| Error::Invalid(Problems(p)))?;
     let loc = Locations::index(shown, text);
     let mut out = Vec::new();
     if let Some(r) = file.replicas

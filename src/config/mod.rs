@@ -4,6 +4,7 @@
 pub mod cron;
 pub mod paths;
 pub mod scaffold;
+pub mod typecheck;
 pub mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -589,7 +590,7 @@ pub fn check_paths(project: &Project) -> Vec<Problem> {
 pub fn parse_str(shown: &str, bytes: &[u8]) -> Result<(Config, Locations), Error> {
     let one = |p: Problem| Error::Invalid(Problems(vec![p]));
     let text = yaml::check_text(shown, bytes, "project file").map_err(one)?;
-    let config: Config = yaml::parse(shown, &text).map_err(|p| Error::Invalid(Problems(p)))?;
+    let config: Config = yaml::parse_all(shown, &text).map_err(|p| Error::Invalid(Problems(p)))?;
     let locations = Locations::index(shown, &text);
     let problems = validate(&config, &locations);
     if !problems.is_empty() {

@@ -152,6 +152,32 @@ pub fn parse<T: DeserializeOwned>(path: &str, text: &str) -> Result<T, Vec<Probl
     serde_saphyr::from_str_with_options::<T>(text, options()).map_err(|e| vec![problem_from(path, text, &e)])
 }
 
+/// Like [`parse`], but when serde stops at a type error (a wrong type, an unknown or missing
+/// key), the whole document is checked against `T`'s JSON Schema (see
+/// [`super::typecheck`]) and every such problem is returned, in file order.
+pub fn parse_all<T: DeserializeOwned + schemars::JsonSchema>(path: &str, text: &str) -> Result<T, Vec<Problem>> {
+    let tags = check_tags(path, text);
+    if !tags.is_empty() {
+        return Err(tags);
+    }
+    let err = match serde_saphyr::from_str_with_options::<T>(text, options()) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let first = problem_from(path, text, &err);
+    // Only a document that is valid YAML can be walked; a syntax error stays the one problem.
+    let Ok(doc) = serde_saphyr::from_str_with_options::<serde_json::Value>(text, options()) else {
+        return Err(vec![first]);
+    };
+    let schema = serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default();
+    // serde's own problem is kept; the walk adds the ones on other lines.
+    let mut all = super::typecheck::check(&doc, &schema, &Locations::index(path, text));
+    all.retain(|p| p.at.line != first.at.line);
+    all.push(first);
+    all.sort_by_key(|p| (p.at.line, p.at.column));
+    Err(all)
+}
+
 /// Every YAML tag in `text`, as a problem at its node. Syntax errors are left to [`parse`].
 pub fn check_tags(path: &str, text: &str) -> Vec<Problem> {
     let mut out = Vec::new();
@@ -297,6 +323,8 @@ fn scalar_at(line: &str, column: usize) -> String {
 pub struct Locations {
     path: String,
     map: HashMap<String, (usize, usize)>,
+    /// Where each value starts (for a mapping entry, the value after the key).
+    values: HashMap<String, (usize, usize)>,
 }
 
 impl Locations {
@@ -307,6 +335,7 @@ impl Locations {
             Seq { index: usize },
         }
         let mut map = HashMap::new();
+        let mut values = HashMap::new();
         let mut stack: Vec<(String, Frame)> = Vec::new();
         // Returns the path for the node starting now, and advances the parent frame.
         fn node_path(stack: &mut [(String, Frame)]) -> Option<String> {
@@ -335,6 +364,7 @@ impl Locations {
                 }
                 Event::Scalar(..) | Event::Alias(..) => {
                     if let Some(p) = node_path(&mut stack) {
+                        values.entry(p.clone()).or_insert(pos);
                         map.entry(p).or_insert(pos);
                     }
                 }
@@ -348,6 +378,7 @@ impl Locations {
                         node_path(&mut stack)
                     };
                     let p = p.unwrap_or_else(|| "<complex key>".into());
+                    values.entry(p.clone()).or_insert(pos);
                     map.entry(p.clone()).or_insert(pos);
                     stack.push((p, if is_map { Frame::Map { key: None } } else { Frame::Seq { index: 0 } }));
                 }
@@ -357,7 +388,15 @@ impl Locations {
                 _ => {}
             }
         }
-        Locations { path: path.to_owned(), map }
+        Locations { path: path.to_owned(), map, values }
+    }
+
+    /// Where the value at `key_path` starts (else where its key is, see [`Locations::pos`]).
+    pub fn value_pos(&self, key_path: &str) -> Pos {
+        match self.values.get(key_path) {
+            Some(&(line, column)) => Pos { path: self.path.clone(), line, column },
+            None => self.pos(key_path),
+        }
     }
 
     /// The position of `key_path`, or of its nearest indexed ancestor, or the file itself.

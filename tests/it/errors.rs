@@ -517,3 +517,30 @@ fn template_output_that_is_not_an_object_is_located() {
         &["extra.yaml (templates/extra.yaml), rendered line 5: `apiVersion: v1`", "missing `apiVersion` or `kind`"],
     );
 }
+
+#[test]
+fn every_type_error_of_a_file_in_one_run() {
+    case(
+        "name: x\ncluster:\n  provider: minikube\n  servers: many\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: [{ port: eighty }]\n    helth: { path: / }\n",
+        &[],
+        &[
+            "samestack.yaml:3:13: unknown value `minikube`",
+            "samestack.yaml:4:12: wrong type: found `many`, expected a non-negative integer",
+            "samestack.yaml:8:21: wrong type: found `eighty`",
+            "samestack.yaml:9:5: unknown key `helth`",
+        ],
+    );
+    let dir = project(&[
+        ("samestack.yaml", &format!("name: x\n{GOOD_SERVICE}")),
+        ("profiles/dev.yaml", "replicas: lots\nsize: huge\ngpus: 1\n"),
+    ]);
+    assert_user_error(
+        dir.path(),
+        &render_in(dir.path(), &[], &[]),
+        &[
+            "profiles/dev.yaml:1:11: wrong type",
+            "profiles/dev.yaml:2:7: unknown value `huge`",
+            "profiles/dev.yaml:3:1: unknown key `gpus`",
+        ],
+    );
+}
