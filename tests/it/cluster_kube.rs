@@ -355,15 +355,17 @@ async fn cluster_kube_autoscaled_replicas_are_not_reset_by_a_reapply() {
     let client = connect(cluster).await;
     let ns = unique_name("hpa");
     let hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web", "namespace": ns},
-        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 1, "maxReplicas": 4}});
-    let with_hpa =
-        vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}), deployment(&ns), hpa];
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 4}});
+    // As the built-in templates render it: no replica count under an autoscaler.
+    let mut unscaled = deployment(&ns);
+    unscaled["spec"].as_object_mut().unwrap().remove("replicas");
+    let with_hpa = vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}), unscaled, hpa];
     // No waiting: the API-only server has no controllers to roll the Deployment out.
     let options = ApplyOptions { wait: false, ..Default::default() };
     apply_waves(&client, &ns, &with_hpa, &options).await.expect("first apply");
     let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.raw().clone(), &ns);
     let replicas = || async { deployments.get("web").await.unwrap().spec.unwrap().replicas };
-    assert_eq!(replicas().await, Some(1), "a new workload starts at the template's count");
+    assert_eq!(replicas().await, Some(2), "a new autoscaled workload starts at the autoscaler's minReplicas");
 
     // The autoscaler scales it up through the scale subresource, as the HPA controller does.
     deployments
@@ -375,7 +377,7 @@ async fn cluster_kube_autoscaled_replicas_are_not_reset_by_a_reapply() {
     assert_eq!(replicas().await, Some(3), "the autoscaler's count stays");
 
     // Without an autoscaler the templates own the count again.
-    let without: Vec<Value> = with_hpa[..2].to_vec();
+    let without = vec![with_hpa[0].clone(), deployment(&ns)];
     let last = apply_waves(&client, &ns, &without, &options).await.expect("apply without the HPA");
     assert_eq!(last.pruned.len(), 1, "{}", last.summary());
     assert_eq!(replicas().await, Some(1));
