@@ -245,6 +245,7 @@ impl Classify for Error {
         }
     }
 }
+crate::classify!(Error);
 
 struct Template {
     name: String,
