@@ -187,7 +187,7 @@ impl Provider for KindProvider {
             let (_dir, config) = write_temp_config("kind.yaml", &cluster_config(spec))?;
             let scratch = Self::scratch_kubeconfig(spec);
             if let Some(parent) = scratch.parent() {
-                let _ = std::fs::create_dir_all(parent);
+                let _ = super::kubeconfig::create_private_dir(parent);
             }
             run_cli(&self.binary, &create_args(spec, &config, &scratch)).await?;
         }
