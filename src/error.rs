@@ -84,13 +84,62 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
     ExitCode::from(kind_of(err).exit_code())
 }
 
+/// How long one line of a reported error (the error or one of its causes) may get: a cause
+/// can carry a whole server answer (a rejected object comes back with its spec).
+pub const MAX_REPORTED: usize = 2000;
+
+/// Pure: `message` cut to `max` characters (on a character boundary), saying how much was cut.
+pub fn cap_message(message: &str, max: usize) -> String {
+    let message = message.trim();
+    match message.char_indices().nth(max) {
+        None => message.to_string(),
+        Some((end, _)) => format!("{}… ({} more characters cut)", &message[..end], message[end..].chars().count()),
+    }
+}
+
+/// Pure: the lines [`report`] prints: the error, then each cause that adds something (a cause
+/// whose text was already printed is left out), each cut to [`MAX_REPORTED`].
+pub fn report_lines(err: &anyhow::Error) -> Vec<String> {
+    let mut printed = String::new();
+    let mut lines = Vec::new();
+    for (i, cause) in err.chain().enumerate() {
+        let text = cap_message(&cause.to_string(), MAX_REPORTED);
+        if i > 0 && printed.contains(&text) {
+            continue;
+        }
+        lines.push(if i == 0 { format!("error: {text}") } else { format!("  caused by: {text}") });
+        printed.push_str(&text);
+    }
+    lines
+}
+
 /// Prints an error and its causes once, at the top level, to stderr.
 pub fn report(err: &anyhow::Error) {
-    let mut chain = err.chain();
-    if let Some(top) = chain.next() {
-        eprintln!("error: {top}");
+    for line in report_lines(err) {
+        eprintln!("{line}");
     }
-    for cause in chain {
-        eprintln!("  caused by: {cause}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary_saying_how_much() {
+        assert_eq!(cap_message(" short ", 10), "short");
+        assert_eq!(cap_message("ééééé", 2), "éé… (3 more characters cut)");
+    }
+
+    #[test]
+    fn a_huge_cause_is_printed_once_and_cut() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("{0}")]
+        struct Server(String);
+        let huge = "spec.template: Invalid value: ".to_string() + &"x".repeat(21_000);
+        let err = anyhow::Error::new(Server(huge.clone())).context(huge.clone()).context("applying Job/migrate");
+        let lines = report_lines(&err);
+        assert_eq!(lines.len(), 2, "the repeated cause is left out: {lines:?}");
+        assert!(lines.iter().all(|l| l.len() < MAX_REPORTED + 100), "{lines:?}");
+        assert!(lines[1].ends_with("more characters cut)"), "{}", lines[1]);
     }
 }

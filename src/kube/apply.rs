@@ -270,10 +270,12 @@ async fn wait_until_served(client: &KubeClient, kinds: &HashSet<(String, String)
 
 fn api_error(object: String, action: &'static str, source: ::kube::Error) -> Error {
     match &source {
-        ::kube::Error::Api(status) if matches!(status.code, 400 | 404 | 422) => {
-            Error::Rejected { object, message: status.message.clone(), source }
-        }
-        _ => Error::Api { action, object, source },
+        ::kube::Error::Api(status) if matches!(status.code, 400 | 404 | 422) => Error::Rejected {
+            object,
+            code: status.code,
+            message: crate::error::cap_message(&status.message, super::MAX_SERVER_MESSAGE),
+        },
+        _ => Error::Api { action, object, source: super::capped(source) },
     }
 }
 
@@ -425,7 +427,13 @@ async fn prune(client: &KubeClient, project: &str, applied: &BTreeSet<ObjectKey>
         match api.delete(&doomed.key.name, &DeleteParams::background()).await {
             Ok(_) => {}
             Err(::kube::Error::Api(s)) if s.code == 404 => {}
-            Err(source) => return Err(Error::Api { action: "pruning", object: doomed.key.to_string(), source }),
+            Err(source) => {
+                return Err(Error::Api {
+                    action: "pruning",
+                    object: doomed.key.to_string(),
+                    source: super::capped(source),
+                });
+            }
         }
         tracing::info!(object = %doomed.key, "pruned");
         pruned.push(ObjectChange { key: doomed.key.clone(), change: Change::Pruned });
