@@ -17,7 +17,7 @@ use bollard::models::{
     Ipam, IpamConfig, NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig, PortBinding, RestartPolicy,
     RestartPolicyNameEnum,
 };
-use bollard::query_parameters::{CreateContainerOptions, CreateImageOptions, RemoveContainerOptions};
+use bollard::query_parameters::{CreateContainerOptions, CreateImageOptions};
 use futures_util::StreamExt;
 
 use super::kubeadm::{self, Bootstrap, KubeadmParams, Privileges};
@@ -37,6 +37,13 @@ const API_PORT: &str = "6443/tcp";
 const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
 const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
 const NODE_BOOT_TIMEOUT: Duration = Duration::from_secs(90);
+/// How often creating the cluster network is tried when racers keep taking the probed subnet.
+const NETWORK_ATTEMPTS: usize = 3;
+
+/// True when the engine refused a network because its subnet is taken.
+fn overlaps(err: &bollard::errors::Error) -> bool {
+    crate::docker::describe(err).to_ascii_lowercase().contains("overlap")
+}
 
 /// The native provider. Cheap to clone the Docker client it holds.
 pub struct DockerProvider {
@@ -313,78 +320,117 @@ impl DockerProvider {
 
     /// Create the cluster network `samestack-<cluster>` (labelled) unless it exists, with its
     /// subnet split by [`address_plan`]. Returns the subnet when nodes can get fixed addresses.
+    /// Never makes a second network of the name, also when two `up`s race (see
+    /// [`crate::docker::create_network_unique`]).
     pub async fn ensure_network(&self, spec: &ClusterSpec) -> Result<Option<String>, Error> {
         let name = network_name(&spec.name);
         let action = |what: &str| format!("{what} network {name}");
-        let planned = |inspect: &bollard::models::NetworkInspect| {
-            inspect
-                .ipam
-                .as_ref()
-                .and_then(|i| i.config.as_ref())
+        let planned = |ipam: Option<&Ipam>| {
+            ipam.and_then(|i| i.config.as_ref())
                 .and_then(|c| c.iter().find(|c| c.ip_range.is_some()))
                 .and_then(|c| c.subnet.clone())
         };
-        if let Ok(inspect) = self.docker.inspect_network(&name, None).await {
-            if let Some(subnet) = planned(&inspect) {
-                return Ok(Some(subnet));
-            }
-            if inspect.containers.as_ref().is_some_and(|c| !c.is_empty()) {
-                return Ok(None);
-            }
-            // Left over without an address plan and unused: make it again, with one.
-            self.docker
-                .remove_network(&name)
-                .await
-                .map_err(|source| Error::Docker { action: action("remove"), source })?;
-        }
         let labels = HashMap::from([
             (LABEL_PROJECT.to_string(), spec.project.clone()),
             (LABEL_CLUSTER.to_string(), spec.name.clone()),
         ]);
-        let request = |ipam: Option<Ipam>| NetworkCreateRequest {
-            name: name.clone(),
+        let request = |name: &str, ipam: Option<Ipam>| NetworkCreateRequest {
+            name: name.to_string(),
             driver: Some("bridge".into()),
             labels: Some(labels.clone()),
             ipam,
             ..Default::default()
         };
-        // Let Docker pick a free subnet, then make it again with that subnet split in two.
-        self.docker
-            .create_network(request(None))
-            .await
-            .map_err(|source| Error::Docker { action: action("create"), source })?;
-        let inspect = self
-            .docker
-            .inspect_network(&name, None)
-            .await
-            .map_err(|source| Error::Docker { action: action("inspect"), source })?;
-        let auto = inspect.ipam.and_then(|i| i.config).and_then(|c| c.into_iter().find(|c| c.subnet.is_some()));
-        let Some((subnet, gateway)) = auto.and_then(|c| Some((c.subnet?, c.gateway))) else { return Ok(None) };
-        let Some((ip_range, _)) = address_plan(&subnet, 0) else { return Ok(None) };
-        self.docker.remove_network(&name).await.map_err(|source| Error::Docker { action: action("remove"), source })?;
-        let ipam = Ipam {
-            config: Some(vec![IpamConfig {
-                subnet: Some(subnet.clone()),
-                ip_range: Some(ip_range),
-                gateway,
-                ..Default::default()
-            }]),
-            ..Default::default()
-        };
-        self.docker
-            .create_network(request(Some(ipam)))
-            .await
-            .map_err(|source| Error::Docker { action: action("create"), source })?;
-        Ok(Some(subnet))
+        let mut last = None;
+        for _ in 0..NETWORK_ATTEMPTS {
+            if let Some(existing) = crate::docker::keep_one_network(&self.docker, &name).await? {
+                let id = existing.id.clone().unwrap_or_default();
+                if let Some(subnet) = planned(existing.ipam.as_ref()) {
+                    return Ok(Some(subnet));
+                }
+                let inspect = self
+                    .docker
+                    .inspect_network(&id, None)
+                    .await
+                    .map_err(|source| Error::Docker { action: action("inspect"), source })?;
+                if inspect.containers.as_ref().is_some_and(|c| !c.is_empty()) {
+                    return Ok(None);
+                }
+                // Left over without an address plan and unused: make it again, with one.
+                match self.docker.remove_network(&id).await {
+                    Ok(()) => {}
+                    Err(e) if crate::docker::is_not_found(&e) => {}
+                    Err(source) => return Err(Error::Docker { action: action("remove"), source }),
+                }
+            }
+            // Let Docker pick a free subnet for a probe network of a name no one else uses,
+            // then make the real one with that subnet split in two.
+            let probe = format!("{name}-probe-{}-{}", std::process::id(), kubeadm::new_token().replace('.', ""));
+            let created = self
+                .docker
+                .create_network(request(&probe, None))
+                .await
+                .map_err(|source| Error::Docker { action: action("create a probe for"), source })?;
+            let inspect = self.docker.inspect_network(&created.id, None).await;
+            let _ = self.docker.remove_network(&created.id).await;
+            let inspect = inspect.map_err(|source| Error::Docker { action: action("inspect a probe for"), source })?;
+            let auto = inspect.ipam.and_then(|i| i.config).and_then(|c| c.into_iter().find(|c| c.subnet.is_some()));
+            let plan = auto.and_then(|c| {
+                let (ip_range, _) = address_plan(c.subnet.as_deref()?, 0)?;
+                Some(Ipam {
+                    config: Some(vec![IpamConfig {
+                        subnet: c.subnet.clone(),
+                        ip_range: Some(ip_range),
+                        gateway: c.gateway,
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                })
+            });
+            let Some(ipam) = plan else {
+                crate::docker::create_network_unique(&self.docker, request(&name, None)).await?;
+                return Ok(None);
+            };
+            match crate::docker::create_network_unique(&self.docker, request(&name, Some(ipam))).await {
+                // The network kept may be a racer's, with its own subnet: read it back.
+                Ok(id) => {
+                    let kept = self
+                        .docker
+                        .inspect_network(&id, None)
+                        .await
+                        .map_err(|source| Error::Docker { action: action("inspect"), source })?;
+                    return Ok(planned(kept.ipam.as_ref()));
+                }
+                // A racer took the subnet between the probe and the create: look again.
+                Err(crate::docker::Error::Api { source, .. }) if overlaps(&source) => last = Some(source),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Docker {
+            action: action("create"),
+            source: last.unwrap_or(bollard::errors::Error::DockerResponseServerError {
+                status_code: 500,
+                message: "no free subnet".into(),
+            }),
+        })
+    }
+
+    /// Every network of the cluster: the one in use, duplicates from races, probes left by an
+    /// interrupted create.
+    async fn cluster_networks(&self, spec: &ClusterSpec) -> Result<Vec<bollard::models::Network>, Error> {
+        let labels = [(LABEL_PROJECT, spec.project.as_str()), (LABEL_CLUSTER, spec.name.as_str())];
+        let mut found = crate::docker::find_networks(&self.docker, &labels).await?;
+        // A network of the name made before the labels were set is the cluster's too.
+        for net in crate::docker::networks_named(&self.docker, &network_name(&spec.name)).await? {
+            if !found.iter().any(|f| f.id == net.id) {
+                found.push(net);
+            }
+        }
+        Ok(found)
     }
 
     async fn remove_container(&self, name: &str) -> Result<(), Error> {
-        let options = RemoveContainerOptions { force: true, v: true, ..Default::default() };
-        match self.docker.remove_container(name, Some(options)).await {
-            Ok(()) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
-            Err(source) => Err(Error::Docker { action: format!("remove container {name}"), source }),
-        }
+        Ok(crate::docker::remove_container(&self.docker, name).await?)
     }
 
     /// Create and start one node container (`role`: `server` or `agent`) on the cluster
@@ -671,16 +717,20 @@ impl Provider for DockerProvider {
         for (info, _, _) in self.node_containers(spec).await? {
             self.remove_container(&info.name).await?;
         }
-        let network = network_name(&spec.name);
-        if let Ok(inspect) = self.docker.inspect_network(&network, None).await {
-            // Containers samestack did not create for this cluster (the registry) only leave it.
-            for (id, _) in inspect.containers.unwrap_or_default() {
-                let request = NetworkDisconnectRequest { container: id.clone(), force: Some(true) };
-                let _ = self.docker.disconnect_network(&network, request).await;
+        for network in self.cluster_networks(spec).await? {
+            let Some(id) = network.id.as_deref() else { continue };
+            let name = network.name.clone().unwrap_or_else(|| id.to_string());
+            if let Ok(inspect) = self.docker.inspect_network(id, None).await {
+                // Containers samestack did not create for this cluster (the registry) only leave it.
+                for (container, _) in inspect.containers.unwrap_or_default() {
+                    let request = NetworkDisconnectRequest { container, force: Some(true) };
+                    let _ = self.docker.disconnect_network(id, request).await;
+                }
             }
-            match self.docker.remove_network(&network).await {
-                Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
-                Err(source) => return Err(Error::Docker { action: format!("remove network {network}"), source }),
+            match self.docker.remove_network(id).await {
+                Ok(()) => {}
+                Err(e) if crate::docker::is_not_found(&e) => {}
+                Err(source) => return Err(Error::Docker { action: format!("remove network {name}"), source }),
             }
         }
         Ok(())

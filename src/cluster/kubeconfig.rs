@@ -223,11 +223,28 @@ pub fn install(cluster: &str, name: &str, yaml: &str, user: &Path) -> Result<Ins
     Ok(Installed { owned, user: user.to_path_buf(), context: name.to_string() })
 }
 
+/// How often [`uninstall`] tries to rewrite the user's kubeconfig.
+const UNINSTALL_ATTEMPTS: u32 = 3;
+
 /// Remove what [`install`] added: the context's entries in the user's kubeconfig and the
-/// samestack-owned file. Missing pieces are fine.
+/// samestack-owned file. Missing pieces are fine. The rewrite is tried again when it fails
+/// (another tool replacing the file at the same moment), re-reading the file each time.
 pub fn uninstall(cluster: &str, name: &str, user: &Path) -> Result<(), Error> {
-    if let Some(text) = unmerge(&read_or_empty(user)?, name)? {
-        write_atomic(user, &text)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = unmerge(&read_or_empty(user)?, name).and_then(|text| match text {
+            Some(text) => write_atomic(user, &text),
+            None => Ok(()),
+        });
+        match result {
+            Ok(()) => break,
+            Err(e) if attempt >= UNINSTALL_ATTEMPTS => return Err(e),
+            Err(e) => {
+                tracing::warn!(attempt, error = %e, "could not remove the context from the kubeconfig; trying again");
+                std::thread::sleep(std::time::Duration::from_millis(200 * u64::from(attempt)));
+            }
+        }
     }
     let owned = owned_path(cluster);
     match std::fs::remove_file(&owned) {

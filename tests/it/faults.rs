@@ -1,0 +1,178 @@
+//! Faults that must converge, on the real engine: networks never duplicated by racing creates,
+//! `down` that removes the kubeconfig context first and names what it could not remove, a
+//! registry stopped under a running `up`, an API server that stops answering. Test names carry
+//! their tier (`docker_*`, `cluster_*`); the others need nothing.
+
+use std::process::{Command, Output};
+
+use samestack::cluster::{ClusterSpec, DockerProvider};
+
+use crate::docker_fixture::{BUSYBOX, docker};
+use crate::support;
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+/// A project directory with an isolated HOME whose kubeconfig holds the project's context next
+/// to someone else's.
+struct Project {
+    dir: tempfile::TempDir,
+    name: String,
+    _cleanup: support::ProjectCleanup,
+}
+
+impl Project {
+    fn new(prefix: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let name = support::unique_name(prefix);
+        std::fs::write(
+            dir.path().join("samestack.yaml"),
+            format!(
+                "name: {name}\nregistry:\n  enabled: false\nservices:\n  web:\n    image: samestack-test/busybox:bookworm\n    ports: [{{ port: 80 }}]\n"
+            ),
+        )
+        .unwrap();
+        let kube = dir.path().join("home/.kube");
+        std::fs::create_dir_all(&kube).unwrap();
+        let context = format!("samestack-{name}");
+        std::fs::write(
+            kube.join("config"),
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: {context}\n  cluster: {{server: 'https://127.0.0.1:1'}}\n- name: other\n  cluster: {{server: 'https://127.0.0.1:2'}}\nusers:\n- name: {context}\n  user: {{token: x}}\n- name: other\n  user: {{token: y}}\ncontexts:\n- name: {context}\n  context: {{cluster: {context}, user: {context}}}\n- name: other\n  context: {{cluster: other, user: other}}\ncurrent-context: {context}\n"
+            ),
+        )
+        .unwrap();
+        Project { _cleanup: support::ProjectCleanup(name.clone()), dir, name }
+    }
+
+    fn samestack(&self, args: &[&str], docker_host: Option<&str>) -> Output {
+        let mut command = support::samestack();
+        command.args(args).current_dir(self.dir.path()).env("HOME", self.dir.path().join("home"));
+        command.env_remove("KUBECONFIG").env_remove("XDG_STATE_HOME");
+        if let Some(host) = docker_host {
+            command.env("DOCKER_HOST", host);
+        }
+        command.output().expect("samestack runs")
+    }
+
+    fn kubeconfig(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("home/.kube/config")).unwrap()
+    }
+}
+
+#[test]
+fn down_removes_the_context_even_when_the_cluster_cannot_be_removed() {
+    let project = Project::new("downctx");
+    let dead = format!("unix://{}", project.dir.path().join("no-engine.sock").display());
+    let out = project.samestack(&["down"], Some(&dead));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("Docker is not running"), "{}", text(&out));
+    let kubeconfig = project.kubeconfig();
+    assert!(!kubeconfig.contains(&project.name), "the context stayed although down failed:\n{kubeconfig}");
+    assert!(kubeconfig.contains("name: other"), "someone else's context went too:\n{kubeconfig}");
+}
+
+fn docker_ok(test: &str) -> bool {
+    if support::docker_or_skip(test).is_none() {
+        return false;
+    }
+    if Command::new("docker").args(["image", "inspect", BUSYBOX]).output().is_ok_and(|o| o.status.success()) {
+        return true;
+    }
+    if support::in_ci() {
+        panic!("{test}: {BUSYBOX} is missing; build it with tests/images/build busybox");
+    }
+    eprintln!("SKIP {test}: {BUSYBOX} missing (tests/images/build busybox)");
+    false
+}
+
+fn networks_named(name: &str) -> Vec<String> {
+    docker(&["network", "ls", "--format", "{{.ID}} {{.Name}}"])
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some(name))
+        .map(String::from)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_racing_network_creates_leave_one_network_and_delete_removes_every_copy() {
+    if !docker_ok("docker_racing_network_creates_leave_one_network_and_delete_removes_every_copy") {
+        return;
+    }
+    let project = support::unique_name("netrace");
+    let _cleanup = support::ProjectCleanup(project.clone());
+    let spec = ClusterSpec::new(project.clone(), project.clone());
+    let name = samestack::cluster::docker::network_name(&project);
+
+    // Four creates at once, as two (or more) cold `up`s of one project do.
+    let racers = (0..4).map(|_| {
+        let spec = spec.clone();
+        tokio::spawn(async move { DockerProvider::connect().await.unwrap().ensure_network(&spec).await })
+    });
+    let subnets: Vec<Option<String>> =
+        futures_util::future::join_all(racers).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
+    assert!(subnets[0].is_some(), "the network has an address plan: {subnets:?}");
+    assert!(subnets.iter().all(|s| s == &subnets[0]), "every racer uses the same network: {subnets:?}");
+    assert_eq!(networks_named(&name).len(), 1, "{:?}", networks_named(&name));
+    let inspect = docker(&["network", "inspect", "--format", "{{.Name}}", &name]);
+    assert_eq!(inspect, name, "the name is not ambiguous");
+
+    // Duplicates an older samestack left (this engine makes them when not told otherwise):
+    // ensure keeps one, delete removes them all.
+    let engine = samestack::docker::connect().await.unwrap();
+    for _ in 0..2 {
+        let request = bollard::models::NetworkCreateRequest {
+            name: name.clone(),
+            labels: Some(samestack::docker::owner_labels(&project, "node")),
+            ..Default::default()
+        };
+        engine.create_network(request).await.unwrap();
+    }
+    let provider = DockerProvider::connect().await.unwrap();
+    assert_eq!(provider.ensure_network(&spec).await.unwrap(), subnets[0], "the oldest, planned network is kept");
+    assert_eq!(networks_named(&name).len(), 1, "{:?}", networks_named(&name));
+    let request = bollard::models::NetworkCreateRequest { name: name.clone(), ..Default::default() };
+    engine.create_network(request).await.unwrap();
+    samestack::cluster::Provider::delete(&provider, &spec).await.unwrap();
+    assert_eq!(networks_named(&name), Vec::<String>::new(), "delete removes every network of the name");
+}
+
+#[test]
+fn docker_down_removes_leftover_networks_and_names_the_volume_it_cannot_remove() {
+    if !docker_ok("docker_down_removes_leftover_networks_and_names_the_volume_it_cannot_remove") {
+        return;
+    }
+    let project = Project::new("downleft");
+    let label = format!("dev.samestack.project={}", project.name);
+    let volume = format!("{}-data", project.name);
+    docker(&["network", "create", "--label", &label, &format!("{}-extra", project.name)]);
+    docker(&["volume", "create", "--label", &label, &volume]);
+    // Something samestack did not make holds the volume.
+    let holder = format!("{}-holder", project.name);
+    docker(&["create", "--name", &holder, "-v", &format!("{volume}:/data"), BUSYBOX, "true"]);
+    let _holder = RemoveOnDrop(holder.clone());
+
+    let out = project.samestack(&["down"], None);
+    let output = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{output}");
+    assert!(output.contains(&format!("volume {volume}: ")) && output.contains("in use"), "{output}");
+    assert!(!output.contains("network"), "the unused network was removed, not reported: {output}");
+    assert!(!project.kubeconfig().contains(&project.name), "the context stayed");
+    let networks = docker(&["network", "ls", "-q", "--filter", &format!("label={label}")]);
+    assert_eq!(networks, "", "the leftover network is gone");
+
+    docker(&["rm", "-f", &holder]);
+    let out = project.samestack(&["down"], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(docker(&["volume", "ls", "-q", "--filter", &format!("label={label}")]), "");
+}
+
+/// Removes a container not labelled with the project when the test ends.
+struct RemoveOnDrop(String);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+    }
+}
