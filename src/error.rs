@@ -40,9 +40,11 @@ impl Classify for NotAvailable {
     }
 }
 
-/// The user pressed Ctrl-C. Every step of `up` is idempotent, so the next run finishes the job.
+/// The user pressed Ctrl-C. Every step of `up` is idempotent, so the next run finishes the job:
+/// what an interrupted step left (a node container never started, a bootstrap without its CNI)
+/// is finished or made again, not taken for done.
 #[derive(Debug, thiserror::Error)]
-#[error("interrupted; nothing is left half-made that the next run cannot finish (run the command again)")]
+#[error("interrupted; run the command again: it finishes or redoes what this run left unfinished")]
 pub struct Interrupted;
 
 /// Exit status for an interrupted command, as shells report SIGINT.

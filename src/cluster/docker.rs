@@ -35,7 +35,11 @@ const LABEL_PORTS: &str = "dev.samestack.ports";
 const LABEL_NODE_IMAGE: &str = "dev.samestack.node-image";
 const API_PORT: &str = "6443/tcp";
 const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
-const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
+/// Written into the server node once the whole bootstrap is done: kubeadm on every node, CNI,
+/// storage, every node Ready, cluster DNS available. `admin.conf` alone is no proof: it exists
+/// seconds into `kubeadm init`, and an interrupted run leaves kubeadm finishing on its own
+/// while the CNI is never applied (the nodes never get Ready).
+pub const BOOTSTRAPPED_MARKER: &str = "/kind/samestack-bootstrapped";
 const NODE_BOOT_TIMEOUT: Duration = Duration::from_secs(90);
 /// How often creating the cluster network is tried when racers keep taking the probed subnet.
 const NETWORK_ATTEMPTS: usize = 3;
@@ -126,6 +130,42 @@ pub fn address_plan(subnet: &str, index: u32) -> Option<(String, String)> {
         return None;
     }
     Some((format!("{}/{half}", std::net::Ipv4Addr::from(network)), std::net::Ipv4Addr::from(node).to_string()))
+}
+
+/// What `ensure` does with node containers an earlier run left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reuse {
+    /// Started (or running) and fully bootstrapped.
+    Keep,
+    /// Remove everything and create the cluster again, for the reason given.
+    Recreate(&'static str),
+    /// Starting failed for a reason recreating would not fix: report it.
+    Fail,
+}
+
+/// Pure: the decision behind [`Reuse`]. `started` is the start of the stopped nodes (`Err`
+/// with the engine's message); `complete` whether the bootstrap marker is there.
+///
+/// A node the engine refuses to start because it asks for `privileged` was left by a run
+/// interrupted in the middle of creating it, before the fallback to the explicit capability
+/// set: it never ran, so it holds nothing, and the create path (which falls back) makes it again.
+pub fn reuse(started: Result<(), String>, complete: bool) -> Reuse {
+    match started {
+        Err(message) if kubeadm::privileges_refused(&message) => {
+            Reuse::Recreate("a node left by an interrupted run asks for privileges this engine refuses")
+        }
+        Err(_) => Reuse::Fail,
+        Ok(()) if !complete => Reuse::Recreate("the cluster's bootstrap did not finish last time"),
+        Ok(()) => Reuse::Keep,
+    }
+}
+
+/// The engine's message of a failed node start, for [`reuse`].
+fn start_failure(err: &Error) -> String {
+    match err {
+        Error::Docker { source, .. } => crate::docker::describe(source),
+        other => other.to_string(),
+    }
 }
 
 /// Pure: the HostConfig privileges part for a node.
@@ -497,9 +537,13 @@ impl DockerProvider {
         }
     }
 
-    async fn bootstrapped(&self, name: &str, role: &str) -> bool {
-        let file = if role == "server" { ADMIN_CONF } else { KUBELET_CONF };
-        node::exec_output(&self.docker, name, &["test", "-f", file], &[]).await.map(|o| o.status == 0).unwrap_or(false)
+    /// Whether the last create of this cluster finished (see [`BOOTSTRAPPED_MARKER`]).
+    async fn bootstrapped(&self, spec: &ClusterSpec) -> bool {
+        let server = node_name(&spec.name, "server", 0);
+        node::exec_output(&self.docker, &server, &["test", "-f", BOOTSTRAPPED_MARKER], &[])
+            .await
+            .map(|o| o.status == 0)
+            .unwrap_or(false)
     }
 
     /// Create every node and bootstrap the cluster. Returns how long each step took.
@@ -604,6 +648,8 @@ impl DockerProvider {
         lap(&mut timings, "nodes Ready");
         super::wait_deployment_available(&client, "kube-system", "coredns", super::NODES_READY_TIMEOUT).await?;
         lap(&mut timings, "cluster DNS available");
+        // Last: only a bootstrap that got this far counts as done on the next run.
+        node::write_file(&self.docker, &server, BOOTSTRAPPED_MARKER, &format!("{version}\n")).await?;
         Ok(timings)
     }
 
@@ -658,20 +704,25 @@ impl Provider for DockerProvider {
                 return Err(Error::Mismatch { name: spec.name.clone(), reason });
             }
             restart = super::Restart::of_stopped(existing.iter().map(|n| &n.0));
-            if restart.is_some() {
-                self.start(spec).await?;
+            let started = match &restart {
+                Some(_) => self.start(spec).await,
+                None => Ok(()),
+            };
+            if started.is_ok() && restart.is_some() {
                 timings.steps.push(("start stopped nodes".into(), begin.elapsed()));
             }
-            let mut complete = true;
-            for (info, _, _) in &existing {
-                complete &= self.bootstrapped(&info.name, &info.role).await;
-            }
-            if !complete {
-                // An interrupted create: nothing in it is worth keeping.
-                tracing::warn!(cluster = spec.name, "the cluster's bootstrap did not finish last time; recreating it");
-                self.delete(spec).await?;
-                timings = self.create(spec).await?;
-                created = true;
+            let complete = started.is_ok() && self.bootstrapped(spec).await;
+            match reuse(started.as_ref().map(drop).map_err(start_failure), complete) {
+                Reuse::Keep => {}
+                Reuse::Recreate(why) => {
+                    // Nothing in an unfinished create is worth keeping.
+                    tracing::warn!(cluster = spec.name, "{why}; recreating the cluster");
+                    restart = None;
+                    self.delete(spec).await?;
+                    timings = self.create(spec).await?;
+                    created = true;
+                }
+                Reuse::Fail => return Err(started.expect_err("only a failed start fails")),
             }
         }
         let access = self.access(spec).await?;
@@ -798,6 +849,15 @@ mod tests {
         let endpoint = &body.networking_config.as_ref().unwrap().endpoints_config.as_ref().unwrap()["samestack-dev"];
         assert_eq!(endpoint.ipam_config.as_ref().unwrap().ipv4_address.as_deref(), Some("172.18.128.2"));
         assert!(host.tmpfs.as_ref().unwrap().contains_key("/run"));
+    }
+
+    #[test]
+    fn nodes_left_by_an_interrupted_run_are_kept_only_when_started_and_bootstrapped() {
+        let refused = "OCI runtime create failed: runc create failed: unable to start container process: unable to apply caps: operation not permitted: unknown";
+        assert!(matches!(reuse(Err(refused.into()), false), Reuse::Recreate(why) if why.contains("privileges")));
+        assert_eq!(reuse(Err("No such container: x".into()), false), Reuse::Fail);
+        assert!(matches!(reuse(Ok(()), false), Reuse::Recreate(why) if why.contains("did not finish")));
+        assert_eq!(reuse(Ok(()), true), Reuse::Keep);
     }
 
     #[test]
