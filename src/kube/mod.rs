@@ -91,6 +91,13 @@ pub enum Error {
         #[source]
         source: ::kube::Error,
     },
+    /// The API server stopped answering (a paused or dead node): a call was still pending when
+    /// the step's time was up.
+    #[error(
+        "the Kubernetes API server at {server} did not answer within {}s while {what}\n  fix: is the cluster paused or stopped? `samestack status` shows it, `docker ps` shows a paused node (`docker unpause` it); then run the command again",
+        after.as_secs()
+    )]
+    Unanswered { server: String, what: String, after: Duration },
     /// A wave did not become ready within its timeout.
     #[error("wave \"{wave}\" was not ready after {}s:\n{diagnosis}", timeout.as_secs())]
     NotReady { wave: &'static str, timeout: Duration, diagnosis: String },
@@ -107,6 +114,7 @@ impl Classify for Error {
             | Error::Kubeconfig { .. }
             | Error::Client { .. }
             | Error::Unreachable { .. }
+            | Error::Unanswered { .. }
             | Error::Api { .. }
             | Error::NotReady { .. }
             | Error::Failed { .. } => ErrorKind::Environment,
@@ -133,6 +141,24 @@ pub fn capped(err: ::kube::Error) -> ::kube::Error {
             ::kube::Error::Api(status)
         }
         other => other,
+    }
+}
+
+/// Extra time a wave gets after its timeout to gather the diagnosis of what is not ready; past
+/// it, the API server counts as not answering.
+pub const DIAGNOSIS_GRACE: Duration = Duration::from_secs(15);
+
+/// Runs `work` against the API server, giving up after `after`: a deadline checked only between
+/// calls never fires while a call hangs on a server that accepts connections and never answers.
+pub async fn within<T>(
+    client: &KubeClient,
+    what: impl FnOnce() -> String,
+    after: Duration,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(after, work).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Unanswered { server: client.server().to_string(), what: what(), after }),
     }
 }
 

@@ -176,3 +176,56 @@ impl Drop for RemoveOnDrop {
         let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
     }
 }
+
+/// A kubeconfig whose API server is a TCP listener that accepts connections and never answers,
+/// like a paused node behind an open connection: plain HTTP, so the connection is made at once
+/// and each request is what hangs (a TLS handshake would end with the connect timeout).
+/// The listener lives as long as the returned task.
+async fn silent_api_server(dir: &std::path::Path) -> (std::path::PathBuf, String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((conn, _)) = listener.accept().await {
+            open.push(conn);
+        }
+    });
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: '{server}'}}\nusers:\n- name: u\n  user: {{token: t}}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n"
+        ),
+    )
+    .unwrap();
+    (path, server, held)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_and_node_waits_against_an_api_server_that_never_answers_end_with_an_error_not_a_hang() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let (kubeconfig, server, held) = silent_api_server(dir.path()).await;
+    let client = samestack::kube::KubeClient::connect(&kubeconfig, None).await.unwrap();
+    let options = samestack::kube::ApplyOptions { wave_timeout: Duration::from_secs(2), ..Default::default() };
+    let set = [serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "silent"}})];
+    let started = Instant::now();
+    // The bound is the test's, not a timing assertion: without a deadline around each wave's
+    // calls, apply_waves never returns here.
+    let outcome =
+        tokio::time::timeout(Duration::from_secs(300), samestack::kube::apply_waves(&client, "p", &set, &options))
+            .await;
+    let err = outcome.expect("apply_waves hung on a silent API server").unwrap_err().to_string();
+    eprintln!("apply_waves gave up after {:.1?}: {err}", started.elapsed());
+    assert!(err.contains(&server) && err.contains("did not answer"), "{err}");
+    assert!(err.contains("fix:") && err.contains("docker unpause"), "{err}");
+
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(300),
+        samestack::cluster::wait_nodes_ready(client.raw(), 1, Duration::from_secs(2)),
+    )
+    .await;
+    let err = outcome.expect("wait_nodes_ready hung on a silent API server").unwrap_err().to_string();
+    assert!(err.contains("nodes to become Ready") && err.contains("no answer"), "{err}");
+    held.abort();
+}
