@@ -84,14 +84,27 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
         labels: BTreeMap::from([(LABEL_PROJECT.to_string(), stack.project.clone())]),
         ..BuildOptions::default()
     };
-    let outcomes = tokio::time::timeout(
-        Duration::from_secs(args.build_timeout),
-        build::build_all(&engine, &stack.builds, &options),
-    )
-    .await
-    .map_err(|_| {
-        anyhow::anyhow!("image builds did not finish within {}s\n  fix: raise --build-timeout", args.build_timeout)
-    })??;
+    let build_timeout = Duration::from_secs(args.build_timeout);
+    let timed_out =
+        || anyhow::anyhow!("image builds did not finish within {}s\n  fix: raise --build-timeout", args.build_timeout);
+    let outcomes = match tokio::time::timeout(build_timeout, build::build_all(&engine, &stack.builds, &options)).await {
+        Err(_) => return Err(timed_out()),
+        // The registry stopped since the registry step (someone ran `docker stop`, the engine
+        // restarted it no more): start it again, once, and build on.
+        Ok(Err(build::Error::RegistryUnreachable { .. })) if stack.registry.is_some() => {
+            let spec = stack.registry.as_ref().expect("checked");
+            let reg = registry::ensure(&engine, spec).await?;
+            tracing::warn!(
+                registry = reg.name,
+                "the registry stopped answering during `up`; {}",
+                action_word(reg.action)
+            );
+            tokio::time::timeout(build_timeout, build::build_all(&engine, &stack.builds, &options))
+                .await
+                .map_err(|_| timed_out())??
+        }
+        Ok(outcome) => outcome?,
+    };
     let built = outcomes.iter().filter(|o| o.action != BuildAction::Skipped).count();
     steps.finish(step, &format!("{built} built or pushed, {} unchanged", outcomes.len() - built));
     let images = outcomes.iter().map(|o| (o.service.clone(), o.pinned_reference())).collect();
