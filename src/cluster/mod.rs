@@ -731,6 +731,7 @@ impl Classify for Error {
         }
     }
 }
+crate::classify!(Error);
 
 #[cfg(test)]
 mod tests {

@@ -121,6 +121,7 @@ impl Classify for Error {
         }
     }
 }
+crate::classify!(Error);
 
 /// How much of a message from the API server an error keeps. A rejected Job comes back with
 /// its whole pod template in the message (21 KB seen), once per cause.
