@@ -3,6 +3,7 @@
 //! registry stopped under a running `up`, an API server that stops answering. Test names carry
 //! their tier (`docker_*`, `cluster_*`); the others need nothing.
 
+use std::path::Path;
 use std::process::{Command, Output};
 
 use samestack::cluster::{ClusterSpec, DockerProvider};
@@ -228,4 +229,245 @@ async fn apply_and_node_waits_against_an_api_server_that_never_answers_end_with_
     let err = outcome.expect("wait_nodes_ready hung on a silent API server").unwrap_err().to_string();
     assert!(err.contains("nodes to become Ready") && err.contains("no answer"), "{err}");
     held.abort();
+}
+
+/// A small real project for the cluster tier: one service built from the busybox test image
+/// (httpd as a non-root user), the local registry, no ingress controller, an isolated HOME.
+struct ClusterProject {
+    dir: tempfile::TempDir,
+    name: String,
+    _cleanup: support::ProjectCleanup,
+}
+
+impl ClusterProject {
+    fn new() -> ClusterProject {
+        let dir = tempfile::tempdir().unwrap();
+        let name = support::unique_name("faults");
+        let port = crate::docker_fixture::free_port();
+        std::fs::write(
+            dir.path().join("samestack.yaml"),
+            format!(
+                "name: {name}\ncluster:\n  provider: docker\n  ingress: {{ enabled: false }}\nregistry:\n  host_port: {port}\nservices:\n  web:\n    build: {{ context: ./web }}\n    ports: [{{ name: http, port: 8080 }}]\n    health: {{ path: /, port: 8080 }}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::create_dir_all(dir.path().join("web")).unwrap();
+        std::fs::write(
+            dir.path().join("web/Dockerfile"),
+            "ARG BASE_IMAGE=busybox:1.36\nFROM ${BASE_IMAGE}\nRUN mkdir -p /www && echo ok > /www/index.html\nUSER 10001:10001\nEXPOSE 8080\nCMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        ClusterProject { _cleanup: support::ProjectCleanup(name.clone()), dir, name }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = support::samestack();
+        command
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("HOME", self.dir.path().join("home"))
+            .env_remove("KUBECONFIG")
+            .env_remove("XDG_STATE_HOME")
+            .env("SAMESTACK_NODE_IMAGE", support::node_image())
+            .env("SAMESTACK_REGISTRY_IMAGE", crate::docker_fixture::REGISTRY_IMAGE);
+        command
+    }
+
+    fn up_command(&self) -> Command {
+        let base = format!("BASE_IMAGE={BUSYBOX}");
+        self.command(&["up", "--build-arg", &base, "--ready-timeout", "300"])
+    }
+
+    fn node(&self) -> String {
+        samestack::cluster::docker::node_name(&self.name, "server", 0)
+    }
+
+    fn registry(&self) -> String {
+        samestack::settings::registry_container_name(&self.name)
+    }
+
+    fn labelled(&self) -> Vec<String> {
+        let label = format!("label=dev.samestack.project={}", self.name);
+        let mut found = Vec::new();
+        for args in [
+            vec!["ps", "-a", "--format", "container {{.Names}}", "--filter", &label],
+            vec!["network", "ls", "--format", "network {{.Name}}", "--filter", &label],
+            vec!["volume", "ls", "--format", "volume {{.Name}}", "--filter", &label],
+        ] {
+            found.extend(docker(&args).lines().filter(|l| !l.is_empty()).map(String::from));
+        }
+        found
+    }
+}
+
+/// Runs `child` to its end, collecting stderr; `on_line` sees each line as it comes.
+fn follow(mut child: std::process::Child, mut on_line: impl FnMut(&str, u32)) -> (std::process::ExitStatus, String) {
+    use std::io::{BufRead, BufReader};
+    let pid = child.id();
+    let mut output = String::new();
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        on_line(&line, pid);
+        output.push_str(&line);
+        output.push('\n');
+    }
+    (child.wait().unwrap(), output)
+}
+
+fn signal(pid: u32, signal: &str) {
+    assert!(Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status().unwrap().success());
+}
+
+/// The cgroup control files of the pod containers inside a node: cgroup v1 `freezer.state`
+/// under the node's freezer cgroup, else cgroup v2 `cgroup.freeze`.
+fn pod_freezers(node_id: &str) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("cri-containerd-") {
+                for file in ["freezer.state", "cgroup.freeze"] {
+                    if path.join(file).exists() {
+                        found.push(path.join(file));
+                    }
+                }
+            }
+            walk(&path, found);
+        }
+    }
+    let mut found = Vec::new();
+    for dir in samestack::docker::container_cgroup_dirs(Path::new(samestack::docker::CGROUP_ROOT), node_id) {
+        walk(&dir, &mut found);
+    }
+    found
+}
+
+/// One cluster, several faults in turn, each from the state the previous one left: SIGINT once
+/// the node's admin.conf exists (kubeadm goes on inside the node, the CNI is never applied);
+/// the registry stopped while `up` runs; `status` with the registry stopped; the node paused
+/// under a running apply; a pod's cgroup frozen, then `down`. Each case prints its time.
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_faults_interrupted_bootstrap_stopped_registry_paused_node_and_frozen_pod_converge() {
+    use std::time::{Duration, Instant};
+    let test = "cluster_faults_interrupted_bootstrap_stopped_registry_paused_node_and_frozen_pod_converge";
+    if support::cluster_or_skip(test, &[BUSYBOX, crate::docker_fixture::REGISTRY_IMAGE]).is_none() {
+        return;
+    }
+    let project = ClusterProject::new();
+    let node = project.node();
+
+    // 1. SIGINT after admin.conf, before the CNI: the next `up` must not take it for done.
+    let started = Instant::now();
+    let child = project.up_command().stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let pid = child.id();
+    let watcher = {
+        let node = node.clone();
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while Instant::now() < deadline {
+                let has = Command::new("docker")
+                    .args(["exec", &node, "test", "-f", "/etc/kubernetes/admin.conf"])
+                    .output()
+                    .is_ok_and(|o| o.status.success());
+                if has {
+                    signal(pid, "INT");
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            false
+        })
+    };
+    let (status, output) = follow(child, |_, _| {});
+    assert!(watcher.join().unwrap(), "admin.conf never appeared:\n{output}");
+    assert_eq!(status.code(), Some(130), "{output}");
+    assert!(output.contains("run the command again"), "{output}");
+    let marker = Command::new("docker")
+        .args(["exec", &node, "test", "-f", samestack::cluster::docker::BOOTSTRAPPED_MARKER])
+        .status()
+        .unwrap();
+    assert!(!marker.success(), "an interrupted bootstrap must not be marked done");
+    eprintln!("{test}: case 1, SIGINT after admin.conf: {:.1?}", started.elapsed());
+
+    let started = Instant::now();
+    let out = project.up_command().output().unwrap();
+    let converged = text(&out);
+    assert!(out.status.success(), "up after the interrupted bootstrap:\n{converged}");
+    let cluster_line = converged.lines().find(|l| l.starts_with("cluster")).unwrap_or_default();
+    assert!(cluster_line.contains("created"), "the unfinished cluster is made again: {converged}");
+    eprintln!("{test}: case 1, the next up converges: {:.1?}", started.elapsed());
+
+    // 2. The registry stops while `up` runs (between its registry and images steps): `up`
+    // starts it again and finishes. SIGSTOP holds `up` still while the registry stops.
+    let started = Instant::now();
+    let registry = project.registry();
+    let child = project.up_command().stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let (status, output) = follow(child, |line, pid| {
+        if line.starts_with("registry") {
+            signal(pid, "STOP");
+            docker(&["stop", "-t", "2", &registry]);
+            signal(pid, "CONT");
+        }
+    });
+    assert!(status.success(), "up with the registry stopped under it:\n{output}");
+    assert!(output.contains("the registry stopped answering"), "{output}");
+    assert_eq!(docker(&["inspect", "--format", "{{.State.Running}}", &registry]), "true");
+    eprintln!("{test}: case 2, registry stopped during up: {:.1?}", started.elapsed());
+
+    // 3. `status` with the registry stopped is not healthy.
+    docker(&["stop", "-t", "2", &registry]);
+    let out = project.command(&["status"]).output().unwrap();
+    let report = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(report.contains("(stopped); `samestack up` starts it"), "{report}");
+    docker(&["start", &registry]);
+
+    // 4. The node paused: the API server accepts connections and never answers. An apply gives
+    // up with a clear error instead of hanging (the bound is the test's guard, not a timing claim).
+    let started = Instant::now();
+    let kubeconfig = project.dir.path().join("home/.kube/config");
+    let client =
+        samestack::kube::KubeClient::connect(&kubeconfig, Some(&format!("samestack-{}", project.name))).await.unwrap();
+    let ns = format!("{}-paused", project.name);
+    let set = [serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})];
+    let options = samestack::kube::ApplyOptions { wave_timeout: Duration::from_secs(5), ..Default::default() };
+    // Warm the client's connection and discovery first: the pause then hits an open connection.
+    samestack::kube::apply_waves(&client, &ns, &set, &options).await.expect("apply before the pause");
+    docker(&["pause", &node]);
+    let _unpause = Unpause(node.clone());
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(300),
+        samestack::kube::apply_waves(&client, &format!("{ns}-2"), &set, &options),
+    )
+    .await;
+    docker(&["unpause", &node]);
+    let err = outcome.expect("apply hung on a paused node").expect_err("a paused node cannot answer").to_string();
+    assert!(err.contains(client.server()), "the error names the API server: {err}");
+    eprintln!("{test}: case 4, paused node: error after {:.1?}: {err}", started.elapsed());
+
+    // 5. A pod's cgroup frozen inside the node, then `down --purge`: it finishes, nothing is left.
+    let started = Instant::now();
+    let node_id = docker(&["inspect", "--format", "{{.Id}}", &node]);
+    let freezers = pod_freezers(&node_id);
+    let frozen = freezers.first().unwrap_or_else(|| panic!("no pod cgroup found under the node {node_id}"));
+    let value = if frozen.ends_with("freezer.state") { "FROZEN" } else { "1" };
+    std::fs::write(frozen, value).unwrap();
+    assert_eq!(std::fs::read_to_string(frozen).unwrap().trim(), value, "{} is frozen", frozen.display());
+    let out = project.command(&["down", "--purge"]).output().unwrap();
+    assert!(out.status.success(), "down with a frozen pod cgroup:\n{}", text(&out));
+    assert_eq!(project.labelled(), Vec::<String>::new(), "down --purge left something");
+    let kubeconfig = std::fs::read_to_string(&kubeconfig).unwrap();
+    assert!(!kubeconfig.contains(&project.name), "down left the context:\n{kubeconfig}");
+    eprintln!("{test}: case 5, down with a frozen pod cgroup: {:.1?}", started.elapsed());
+}
+
+/// Unpauses a node when the test ends early, so the cleanup can remove it.
+struct Unpause(String);
+
+impl Drop for Unpause {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["unpause", &self.0]).output();
+    }
 }
