@@ -457,6 +457,7 @@ async fn cluster_faults_interrupted_bootstrap_stopped_registry_paused_node_and_f
     assert_eq!(std::fs::read_to_string(frozen).unwrap().trim(), value, "{} is frozen", frozen.display());
     let out = project.command(&["down", "--purge"]).output().unwrap();
     assert!(out.status.success(), "down with a frozen pod cgroup:\n{}", text(&out));
+    eprintln!("{test}: down said:\n{}", text(&out));
     assert_eq!(project.labelled(), Vec::<String>::new(), "down --purge left something");
     let kubeconfig = std::fs::read_to_string(&kubeconfig).unwrap();
     assert!(!kubeconfig.contains(&project.name), "down left the context:\n{kubeconfig}");
