@@ -153,12 +153,15 @@ pub fn cap_message(message: &str, max: usize) -> String {
 }
 
 /// Pure: the lines [`report`] prints: the error, then each cause that adds something (a cause
-/// whose text was already printed is left out), each cut to [`MAX_REPORTED`].
+/// whose text was already printed is left out). Every line goes through [`clip_text`], so no
+/// echoed value (a 1 MB flag, a huge API-server answer) floods the terminal, whichever module
+/// built the message; each error or cause is then cut to [`MAX_REPORTED`].
 pub fn report_lines(err: &anyhow::Error) -> Vec<String> {
+    let clip = |text: String| text.lines().map(clip_text).collect::<Vec<_>>().join("\n");
     let mut printed = String::new();
     let mut lines = Vec::new();
     for (i, cause) in err.chain().enumerate() {
-        let text = cap_message(&cause.to_string(), MAX_REPORTED);
+        let text = cap_message(&clip(cause.to_string()), MAX_REPORTED);
         if i > 0 && printed.contains(&text) {
             continue;
         }
@@ -173,6 +176,64 @@ pub fn report(err: &anyhow::Error) {
     for line in report_lines(err) {
         eprintln!("{line}");
     }
+}
+
+/// The longest value a message echoes in full; longer ones are cut (a 1 MB value must not
+/// become a 1 MB error message).
+pub const MAX_ECHO: usize = 120;
+/// Characters kept of a value that is cut.
+const KEPT: usize = 60;
+/// The longest message, whatever it holds.
+const MAX_MESSAGE: usize = 4096;
+
+/// `value` if it is short, else its start and how much was cut.
+pub fn clip(value: &str) -> String {
+    if value.chars().count() <= MAX_ECHO {
+        return value.to_owned();
+    }
+    let kept: String = value.chars().take(KEPT).collect();
+    format!("{kept}… ({} bytes in all)", value.len())
+}
+
+/// Cuts every long value in a message: `backticked` spans and whitespace-free runs longer
+/// than [`MAX_ECHO`], then the message itself beyond [`MAX_MESSAGE`].
+pub fn clip_text(message: &str) -> String {
+    if message.len() <= MAX_ECHO {
+        return message.to_owned();
+    }
+    let mut out = String::with_capacity(message.len().min(MAX_MESSAGE));
+    for (i, part) in message.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        if i % 2 == 1 {
+            out.push_str(&clip(part));
+        } else {
+            let mut first = true;
+            for token in part.split(' ') {
+                if !first {
+                    out.push(' ');
+                }
+                first = false;
+                out.push_str(&clip(token));
+                if out.len() > MAX_MESSAGE {
+                    break;
+                }
+            }
+        }
+        if out.len() > MAX_MESSAGE {
+            break;
+        }
+    }
+    if out.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+        out.push_str("… (message cut)");
+    }
+    out
 }
 
 #[cfg(test)]
@@ -221,7 +282,7 @@ mod tests {
         #[derive(Debug, thiserror::Error)]
         #[error("{0}")]
         struct Server(String);
-        let huge = "spec.template: Invalid value: ".to_string() + &"x".repeat(21_000);
+        let huge = "spec.template: Invalid value: ".to_string() + &"x y ".repeat(5_000);
         let err = anyhow::Error::new(Server(huge.clone())).context(huge.clone()).context("applying Job/migrate");
         let lines = report_lines(&err);
         assert_eq!(lines.len(), 2, "the repeated cause is left out: {lines:?}");

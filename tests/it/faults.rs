@@ -454,7 +454,9 @@ async fn cluster_faults_interrupted_bootstrap_stopped_registry_paused_node_and_f
     let frozen = freezers.first().unwrap_or_else(|| panic!("no pod cgroup found under the node {node_id}"));
     let value = if frozen.ends_with("freezer.state") { "FROZEN" } else { "1" };
     std::fs::write(frozen, value).unwrap();
-    assert_eq!(std::fs::read_to_string(frozen).unwrap().trim(), value, "{} is frozen", frozen.display());
+    // cgroup v1 reports FREEZING until every task stopped; either way the kill will not land.
+    let state = std::fs::read_to_string(frozen).unwrap();
+    assert!(["FROZEN", "FREEZING", "1"].contains(&state.trim()), "{} is {state}", frozen.display());
     let out = project.command(&["down", "--purge"]).output().unwrap();
     assert!(out.status.success(), "down with a frozen pod cgroup:\n{}", text(&out));
     eprintln!("{test}: down said:\n{}", text(&out));
