@@ -195,54 +195,67 @@ pub async fn apply_waves_with(
     }
     let crd_kinds = kinds_defined_by_crds(&docs);
     let autoscaled = autoscaled_workloads(&docs, &options.default_namespace);
-    for doc in &docs {
-        let h = head(doc, 0)?;
-        let custom = crd_kinds.contains(&(group_of(h.api_version).to_string(), h.kind.to_string()));
-        if !custom && client.resolve(h.api_version, h.kind).await?.is_none() {
-            return Err(Error::UnknownKind {
-                api_version: h.api_version.into(),
-                kind: h.kind.into(),
-                name: h.name.into(),
-            });
+    let limit = options.wave_timeout + super::DIAGNOSIS_GRACE;
+    super::within(client, || "looking up the kinds of the manifests".into(), limit, async {
+        for doc in &docs {
+            let h = head(doc, 0)?;
+            let custom = crd_kinds.contains(&(group_of(h.api_version).to_string(), h.kind.to_string()));
+            if !custom && client.resolve(h.api_version, h.kind).await?.is_none() {
+                return Err(Error::UnknownKind {
+                    api_version: h.api_version.into(),
+                    kind: h.kind.into(),
+                    name: h.name.into(),
+                });
+            }
         }
-    }
+        Ok(())
+    })
+    .await?;
 
     let mut report = ApplyReport::default();
     let mut applied: BTreeSet<ObjectKey> = BTreeSet::new();
     for wave in plan_waves(&docs) {
-        let started = Instant::now();
-        let results: Vec<(ObjectKey, Change, ResourceType)> = stream::iter(wave.objects.iter())
-            .map(|doc| apply_one(client, doc, &options.default_namespace, &autoscaled))
-            .buffered(CONCURRENCY)
-            .try_collect()
-            .await?;
-        let apply_ms = started.elapsed().as_millis();
-        let ready_started = Instant::now();
-        if options.wait {
-            let targets: Vec<(ResourceType, ObjectKey)> =
-                results.iter().map(|(k, _, t)| (t.clone(), k.clone())).collect();
-            wait::wait_wave(client, wave.phase, &targets, options.wave_timeout, options.restart.as_ref()).await?;
-        }
-        if wave.phase == Phase::Foundation && !crd_kinds.is_empty() {
-            wait_until_served(client, &crd_kinds, options.wave_timeout).await?;
-        }
-        tracing::info!(wave = wave.phase.label(), objects = results.len(), "wave applied");
-        let objects = results
-            .into_iter()
-            .map(|(key, change, _)| {
-                applied.insert(key.clone());
-                ObjectChange { key, change }
-            })
-            .collect();
+        let what = || format!("applying wave \"{}\"", wave.phase.label());
         let wave_report =
-            WaveReport { phase: wave.phase, objects, apply_ms, ready_ms: ready_started.elapsed().as_millis() };
+            super::within(client, what, limit, apply_wave(client, &wave, options, &autoscaled, &crd_kinds)).await?;
+        applied.extend(wave_report.objects.iter().map(|o| o.key.clone()));
         on_wave(&wave_report);
         report.waves.push(wave_report);
     }
     if options.prune {
-        report.pruned = prune(client, project, &applied).await?;
+        report.pruned = super::within(client, || "pruning".into(), limit, prune(client, project, &applied)).await?;
     }
     Ok(report)
+}
+
+/// Applies one wave and waits until it is ready; readiness has what is left of the wave's
+/// timeout once the objects are applied.
+async fn apply_wave(
+    client: &KubeClient,
+    wave: &super::Wave,
+    options: &ApplyOptions,
+    autoscaled: &HashSet<(String, String, String)>,
+    crd_kinds: &HashSet<(String, String)>,
+) -> Result<WaveReport> {
+    let started = Instant::now();
+    let results: Vec<(ObjectKey, Change, ResourceType)> = stream::iter(wave.objects.iter())
+        .map(|doc| apply_one(client, doc, &options.default_namespace, autoscaled))
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    let apply_ms = started.elapsed().as_millis();
+    let ready_started = Instant::now();
+    let left = options.wave_timeout.saturating_sub(started.elapsed());
+    if options.wait {
+        let targets: Vec<(ResourceType, ObjectKey)> = results.iter().map(|(k, _, t)| (t.clone(), k.clone())).collect();
+        wait::wait_wave(client, wave.phase, &targets, left, options.restart.as_ref()).await?;
+    }
+    if wave.phase == Phase::Foundation && !crd_kinds.is_empty() {
+        wait_until_served(client, crd_kinds, left).await?;
+    }
+    tracing::info!(wave = wave.phase.label(), objects = results.len(), "wave applied");
+    let objects = results.into_iter().map(|(key, change, _)| ObjectChange { key, change }).collect();
+    Ok(WaveReport { phase: wave.phase, objects, apply_ms, ready_ms: ready_started.elapsed().as_millis() })
 }
 
 /// Refreshes discovery until the kinds of the new CRDs are served: the API server publishes
@@ -272,10 +285,12 @@ async fn wait_until_served(client: &KubeClient, kinds: &HashSet<(String, String)
 
 fn api_error(object: String, action: &'static str, source: ::kube::Error) -> Error {
     match &source {
-        ::kube::Error::Api(status) if matches!(status.code, 400 | 404 | 422) => {
-            Error::Rejected { object, message: status.message.clone(), source }
-        }
-        _ => Error::Api { action, object, source },
+        ::kube::Error::Api(status) if matches!(status.code, 400 | 404 | 422) => Error::Rejected {
+            object,
+            code: status.code,
+            message: crate::error::cap_message(&status.message, super::MAX_SERVER_MESSAGE),
+        },
+        _ => Error::Api { action, object, source: super::capped(source) },
     }
 }
 
@@ -436,7 +451,13 @@ async fn prune(client: &KubeClient, project: &str, applied: &BTreeSet<ObjectKey>
         match api.delete(&doomed.key.name, &DeleteParams::background()).await {
             Ok(_) => {}
             Err(::kube::Error::Api(s)) if s.code == 404 => {}
-            Err(source) => return Err(Error::Api { action: "pruning", object: doomed.key.to_string(), source }),
+            Err(source) => {
+                return Err(Error::Api {
+                    action: "pruning",
+                    object: doomed.key.to_string(),
+                    source: super::capped(source),
+                });
+            }
         }
         tracing::info!(object = %doomed.key, "pruned");
         pruned.push(ObjectChange { key: doomed.key.clone(), change: Change::Pruned });
