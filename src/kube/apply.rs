@@ -234,7 +234,7 @@ async fn apply_wave(
     client: &KubeClient,
     wave: &super::Wave,
     options: &ApplyOptions,
-    autoscaled: &HashSet<(String, String, String)>,
+    autoscaled: &Autoscaled,
     crd_kinds: &HashSet<(String, String)>,
 ) -> Result<WaveReport> {
     let started = Instant::now();
