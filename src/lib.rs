@@ -16,6 +16,7 @@ pub mod error;
 pub mod ingress;
 pub mod kube;
 pub mod pipeline;
+pub mod ports;
 pub mod preflight;
 pub mod profile;
 pub mod registry;

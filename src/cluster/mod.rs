@@ -116,7 +116,8 @@ pub struct ClusterSpec {
     pub agents: u32,
     /// e.g. `1.34.0`; picks the default node image tag when `node_image` is unset.
     pub kubernetes_version: Option<String>,
-    /// Node image override; wins over `SAMESTACK_NODE_IMAGE` and the default.
+    /// Node image, as the settings resolved it (flag, `SAMESTACK_NODE_IMAGE`, the project
+    /// file); `None`: the default for `kubernetes_version`.
     pub node_image: Option<String>,
     pub ports: Vec<PortMapping>,
     pub registry: Option<RegistryEndpoint>,
@@ -143,14 +144,10 @@ impl ClusterSpec {
         context_name(&self.name)
     }
 
-    /// The kind-contract node image: spec override, then `SAMESTACK_NODE_IMAGE`, then
-    /// `kindest/node:v<kubernetes_version>`, then [`DEFAULT_NODE_IMAGE`].
+    /// The kind-contract node image: the spec's, then `kindest/node:v<kubernetes_version>`,
+    /// then [`DEFAULT_NODE_IMAGE`].
     pub fn node_image(&self) -> String {
-        resolve_node_image(
-            self.node_image.as_deref(),
-            std::env::var(NODE_IMAGE_ENV).ok().as_deref(),
-            self.kubernetes_version.as_deref(),
-        )
+        resolve_node_image(self.node_image.as_deref(), self.kubernetes_version.as_deref())
     }
 }
 
@@ -159,11 +156,10 @@ pub fn context_name(cluster: &str) -> String {
     format!("samestack-{cluster}")
 }
 
-/// Pure precedence rule behind [`ClusterSpec::node_image`].
-pub fn resolve_node_image(spec: Option<&str>, env: Option<&str>, version: Option<&str>) -> String {
+/// Pure rule behind [`ClusterSpec::node_image`].
+pub fn resolve_node_image(spec: Option<&str>, version: Option<&str>) -> String {
     let non_empty = |s: Option<&str>| s.map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
     non_empty(spec)
-        .or_else(|| non_empty(env))
         .or_else(|| non_empty(version).map(|v| format!("kindest/node:v{}", v.trim_start_matches('v'))))
         .unwrap_or_else(|| DEFAULT_NODE_IMAGE.to_string())
 }
@@ -740,11 +736,11 @@ mod tests {
     }
 
     #[test]
-    fn node_image_precedence_is_spec_then_env_then_version_then_default() {
-        assert_eq!(resolve_node_image(Some("a:1"), Some("b:2"), Some("1.30.0")), "a:1");
-        assert_eq!(resolve_node_image(None, Some("b:2"), Some("1.30.0")), "b:2");
-        assert_eq!(resolve_node_image(Some(" "), Some(""), Some("v1.30.0")), "kindest/node:v1.30.0");
-        assert_eq!(resolve_node_image(None, None, None), DEFAULT_NODE_IMAGE);
+    fn node_image_is_the_spec_then_the_version_then_the_default() {
+        // Flag > SAMESTACK_NODE_IMAGE > cluster.node_image is settings' rule (settings::tests).
+        assert_eq!(resolve_node_image(Some("a:1"), Some("1.30.0")), "a:1");
+        assert_eq!(resolve_node_image(Some(" "), Some("v1.30.0")), "kindest/node:v1.30.0");
+        assert_eq!(resolve_node_image(None, None), DEFAULT_NODE_IMAGE);
     }
 
     #[test]

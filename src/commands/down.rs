@@ -3,8 +3,6 @@
 //! in the local engine, unless `--purge`. Ends with a label query, so anything left behind is
 //! named.
 
-use std::collections::BTreeMap;
-
 use crate::build;
 use crate::cli::DownArgs;
 use crate::cluster::{self, Provider as _, kubeconfig};
@@ -12,12 +10,13 @@ use crate::commands::{ExitStatus, Session};
 use crate::config;
 use crate::docker::{self, LABEL_PROJECT};
 use crate::registry;
-use crate::settings;
+use crate::settings::{self, Overrides};
 
 pub async fn run(session: &Session<'_>, args: DownArgs) -> anyhow::Result<ExitStatus> {
     let global = session.global;
-    let project = config::load(&global.file)?;
-    let stack = settings::resolve(&project, &BTreeMap::new(), global.kubeconfig.clone());
+    let mut project = config::load(&global.file)?;
+    let overrides = Overrides { kubeconfig: global.kubeconfig.clone(), ..Overrides::default() };
+    let stack = settings::resolve_stack(&mut project, &overrides, &session.env)?;
     let provider = cluster::select(&stack.cluster).await?;
     provider.delete(&stack.cluster).await?;
     kubeconfig::uninstall(&stack.cluster.name, &stack.cluster.context_name(), &stack.kubeconfig)?;

@@ -162,7 +162,7 @@ pub async fn run(session: &Session<'_>, args: InitArgs) -> anyhow::Result<ExitSt
     }
     let answers = if args.yes {
         from_flags(&args, &dir)?
-    } else if crate::ui::interactive() {
+    } else if session.interactive {
         ask(&args, &dir)?
     } else {
         return Err(Error::NoTerminal.into());

@@ -54,7 +54,8 @@ pub struct RenderOptions {
     /// Service name → image reference (from a build). Missing entries fall back to the
     /// service's `image:` or [`default_image`].
     pub images: BTreeMap<String, String>,
-    /// Postgres image override (the command passes `SAMESTACK_POSTGRES_IMAGE`).
+    /// Postgres image, as the settings resolved it (flag, `SAMESTACK_POSTGRES_IMAGE`,
+    /// `database.image`); `None`: the default for `database.version`.
     pub postgres_image: Option<String>,
     /// Secret name → value (see [`config::resolve_secrets`]); missing values render redacted.
     pub secrets: BTreeMap<String, String>,
@@ -63,16 +64,17 @@ pub struct RenderOptions {
 }
 
 impl RenderOptions {
-    /// Options from the process environment, as `render` and `up` use them: secret values
-    /// from their environment variables or files (an error names the missing one),
-    /// `SAMESTACK_POSTGRES_IMAGE`, and the given service images.
+    /// Options as `render` and `up` use them: secret values from their environment variables
+    /// (looked up through `env`) or files (an error names the missing one), the resolved
+    /// postgres image, and the given service images.
     pub fn from_env(
         project: &Project,
         images: BTreeMap<String, String>,
         reveal: bool,
+        postgres_image: Option<String>,
+        env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<RenderOptions, config::Error> {
-        let secrets = config::resolve_secrets(project, &|k| std::env::var(k).ok())?;
-        let postgres_image = std::env::var("SAMESTACK_POSTGRES_IMAGE").ok().filter(|s| !s.is_empty());
+        let secrets = config::resolve_secrets(project, env)?;
         Ok(RenderOptions { images, postgres_image, secrets, reveal })
     }
 }
@@ -500,7 +502,7 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
         .collect();
 
     let database = c.database.as_ref().map(|d| {
-        let image = d.image.clone().or_else(|| opts.postgres_image.clone()).unwrap_or_else(|| default_postgres_image(&d.version));
+        let image = opts.postgres_image.clone().or_else(|| d.image.clone()).unwrap_or_else(|| default_postgres_image(&d.version));
         json!({
             "name": DATABASE_NAME,
             "image": image,
