@@ -13,9 +13,9 @@ use bollard::query_parameters::ListContainersOptionsBuilder;
 pub type Client = bollard::Docker;
 
 /// Label naming the samestack project that owns a Docker object.
-pub const LABEL_PROJECT: &str = "dev.samestack.project";
+pub use crate::labels::PROJECT as LABEL_PROJECT;
 /// Label naming what an owned object is for (`registry`, `node`, ...).
-pub const LABEL_ROLE: &str = "dev.samestack.role";
+pub use crate::labels::ROLE as LABEL_ROLE;
 
 /// Where the engine listens when `DOCKER_HOST` is not set.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";

@@ -445,7 +445,7 @@ type Publisher = (String, HashMap<String, String>);
 /// Whether a container publishing a port is samestack's own for `project`: the shared registry
 /// (role `registry`), or anything labelled with this project. Another project's cluster is not.
 pub fn owned_by_samestack(labels: &HashMap<String, String>, project: Option<&str>) -> bool {
-    labels.get("dev.samestack.role").map(String::as_str) == Some("registry")
+    labels.get(crate::labels::ROLE).map(String::as_str) == Some("registry")
         || project.is_some_and(|p| labels.get(crate::kube::PROJECT_LABEL).map(String::as_str) == Some(p))
 }
 

@@ -15,6 +15,7 @@ pub mod doctor;
 pub mod error;
 pub mod ingress;
 pub mod kube;
+pub mod labels;
 pub mod pipeline;
 pub mod ports;
 pub mod preflight;

@@ -28,7 +28,7 @@ use crate::docker::{self, Client};
 use crate::registry;
 
 /// Label carrying the input digest on every image samestack builds.
-pub const LABEL_INPUT_DIGEST: &str = "dev.samestack.input-digest";
+pub use crate::labels::INPUT_DIGEST as LABEL_INPUT_DIGEST;
 /// Hex characters of the input digest used as the image tag.
 pub const TAG_LEN: usize = 12;
 /// Lines of a failing step's output kept for the error message.

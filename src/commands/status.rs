@@ -37,7 +37,7 @@ pub async fn run(session: &Session<'_>, args: StatusArgs) -> anyhow::Result<Exit
     };
     let workloads = if cluster.state == ClusterState::Running {
         let access = provider.access(&stack.cluster).await?;
-        let client = KubeClient::from_client(cluster::client_for(&access).await?, stack.cluster.context_name());
+        let client = KubeClient::for_access(&access).await?;
         Some(kube::project_status(&client, &stack.project).await?)
     } else {
         None

@@ -124,7 +124,7 @@ pub async fn converge(settings: &Settings, printer: &Printer) -> anyhow::Result<
         _ => BTreeMap::new(),
     };
 
-    let client = KubeClient::from_client(cluster.client().await?, context.clone());
+    let client = KubeClient::for_access(&cluster.access).await?;
     let mut ingress = None;
     if let Some(spec) = &stack.ingress {
         let step = steps.start("ingress");

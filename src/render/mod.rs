@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{self, DATABASE_NAME, Project};
 use crate::error::{Classify, ErrorKind};
+use crate::labels;
 use crate::profile::ProfileSettings;
 
 static BUILTIN: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
@@ -390,15 +391,15 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
     let cost = c.cost_center.clone().unwrap_or_else(|| c.name.clone());
     let labels = |name: &str| {
         json!({
-            "app.kubernetes.io/name": name,
-            "app.kubernetes.io/part-of": c.name,
-            "app.kubernetes.io/managed-by": "samestack",
-            "dev.samestack.project": c.name,
-            "dev.samestack.owner": owner,
-            "dev.samestack.cost-center": cost,
+            (labels::NAME): name,
+            (labels::PART_OF): c.name,
+            (labels::MANAGED_BY): labels::MANAGER,
+            (labels::PROJECT): c.name,
+            (labels::OWNER): owner,
+            (labels::COST_CENTER): cost,
         })
     };
-    let selector = |name: &str| json!({ "app.kubernetes.io/name": name, "app.kubernetes.io/part-of": c.name });
+    let selector = |name: &str| json!({ (labels::NAME): name, (labels::PART_OF): c.name });
     let res = profile.size.resources();
     let resources = json!({
         "requests": { "cpu": res.requests_cpu, "memory": res.requests_memory },
@@ -660,7 +661,7 @@ fn validate(project: &Project, profile: &ProfileSettings, produced: &[(Resource,
             }
             (true, None) => {}
         }
-        for key in ["app.kubernetes.io/managed-by", "dev.samestack.project"] {
+        for key in [labels::MANAGED_BY, labels::PROJECT] {
             if r.value.pointer("/metadata/labels").and_then(|l| l.get(key)).and_then(Value::as_str).is_none() {
                 return Err(invalid(
                     r,
