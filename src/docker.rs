@@ -159,7 +159,14 @@ pub fn owner_labels(project: &str, role: &str) -> HashMap<String, String> {
 
 /// Containers (running or not) carrying every `key=value` label given.
 pub async fn find_containers(client: &Client, labels: &[(&str, &str)]) -> Result<Vec<ContainerSummary>, Error> {
-    let filters = HashMap::from([("label", labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>())]);
+    let filters: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    containers_labelled(client, &filters).await
+}
+
+/// The one label query for containers: all of them (running or not) matching every Docker
+/// label filter given (`key=value`, or `key` for "has the label").
+pub async fn containers_labelled(client: &Client, filters: &[String]) -> Result<Vec<ContainerSummary>, Error> {
+    let filters = HashMap::from([("label", filters.to_vec())]);
     let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
     client.list_containers(Some(options)).await.map_err(|e| Error::api("list containers by label", e))
 }

@@ -223,7 +223,7 @@ pub fn parse_file(shown: &str, text: &str) -> Result<ProfileFile, Error> {
         )));
     }
     for (i, entry) in file.allowed_drift.iter().enumerate() {
-        if !KNOBS.contains(&entry.as_str()) && crate::render::parity::Pattern::parse(entry).is_none() {
+        if !KNOBS.contains(&entry.as_str()) && crate::drift::Pattern::parse(entry).is_none() {
             return Err(Error::Invalid(loc.problem(
                 &format!("allowed_drift[{i}]"),
                 format!(

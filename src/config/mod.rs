@@ -486,7 +486,9 @@ pub fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
-fn suggest_label(s: &str) -> String {
+/// The name sanitiser: `s` made into a DNS-1123 label (lowercase, other characters become
+/// `-`, at most 63), `my-app` when nothing is left. Suggested in errors, and `init`'s default.
+pub fn suggest_label(s: &str) -> String {
     let mut out: String = s.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     while out.contains("--") {
         out = out.replace("--", "-");
