@@ -16,5 +16,6 @@ mod errors;
 mod init;
 mod parity;
 mod render;
+mod signals;
 mod support;
 mod up;
