@@ -201,6 +201,14 @@ pub fn resolve_stack(project: &mut Project, overrides: &Overrides, env: &Env) ->
     Ok(resolve_with(project, &overrides.build_args, overrides.kubeconfig.as_deref(), env))
 }
 
+/// [`resolve_stack`] with only build arguments and a kubeconfig at flag level, in this
+/// process's environment: for code that has no [`Env`] at hand.
+pub fn resolve(project: &Project, build_args: &BTreeMap<String, String>, kubeconfig: Option<PathBuf>) -> StackSettings {
+    let overrides = Overrides { build_args: build_args.clone(), kubeconfig, ..Overrides::default() };
+    resolve_stack(&mut project.clone(), &overrides, &Env::from_process())
+        .expect("without a project name override there is nothing to reject")
+}
+
 /// The flag > environment > file rule applied to the project file's values (pure).
 fn apply_overrides(project: &mut Project, overrides: &Overrides, env: &Env) -> Result<(), FlagError> {
     let cfg = &mut project.config;
