@@ -430,6 +430,15 @@ mod tests {
         Project { file: "proj/samestack.yaml".into(), dir: "proj".into(), config, locations }
     }
 
+    /// A project in a directory that exists (profiles are looked up in it), kept for the
+    /// whole test run: the directory is the same for every call.
+    fn project_on_disk(yaml: &str) -> Project {
+        static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+        let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap()).path().to_path_buf();
+        let (config, locations) = config::parse_str("samestack.yaml", yaml.as_bytes()).unwrap();
+        Project { file: dir.join("samestack.yaml"), dir, config, locations }
+    }
+
     /// The mapping alone, in an empty environment.
     fn resolve(project: &Project, build_args: &BTreeMap<String, String>) -> StackSettings {
         let overrides = Overrides { build_args: build_args.clone(), ..Overrides::default() };
@@ -451,7 +460,7 @@ mod tests {
         default: Option<&str>,
     ) {
         let up = |with_file: bool, e: &[(&str, &str)], o: &Overrides| {
-            let mut p = project(YAML_DB);
+            let mut p = project_on_disk(YAML_DB);
             if with_file {
                 file(&mut p.config, "file:1");
             }
@@ -473,7 +482,7 @@ mod tests {
 
     #[test]
     fn every_image_override_is_flag_then_environment_then_file_then_default() {
-        let version = project(YAML_DB).config.cluster.kubernetes_version;
+        let version = project_on_disk(YAML_DB).config.cluster.kubernetes_version;
         let node_default = format!("kindest/node:v{}", version.trim_start_matches('v'));
         check_precedence(
             "node image",
@@ -513,13 +522,14 @@ mod tests {
     fn kubeconfig_is_the_flag_then_the_first_kubeconfig_entry_then_home() {
         let kubeconfig = |flag: Option<&str>, e: &[(&str, &str)]| {
             let o = Overrides { kubeconfig: flag.map(PathBuf::from), ..Overrides::default() };
-            resolve_up(project(YAML), &o, &env(e)).unwrap().stack.kubeconfig
+            resolve_up(project_on_disk(YAML), &o, &env(e)).unwrap().stack.kubeconfig
         };
         assert_eq!(kubeconfig(None, &[("HOME", "/h")]), PathBuf::from("/h/.kube/config"));
         assert_eq!(kubeconfig(None, &[("HOME", "/h"), ("KUBECONFIG", "/a:/b")]), PathBuf::from("/a"));
         assert_eq!(kubeconfig(Some("/f"), &[("KUBECONFIG", "/a")]), PathBuf::from("/f"));
-        let state =
-            |e: &[(&str, &str)]| resolve_up(project(YAML), &Overrides::default(), &env(e)).unwrap().stack.state_dir;
+        let state = |e: &[(&str, &str)]| {
+            resolve_up(project_on_disk(YAML), &Overrides::default(), &env(e)).unwrap().stack.state_dir
+        };
         assert_eq!(state(&[("HOME", "/h")]), PathBuf::from("/h/.local/state/samestack"));
         assert_eq!(state(&[("HOME", "/h"), ("XDG_STATE_HOME", "/x")]), PathBuf::from("/x/samestack"));
     }
@@ -527,11 +537,11 @@ mod tests {
     #[test]
     fn timeouts_preload_and_parallelism_are_flag_then_environment_then_default() {
         let none = Overrides::default();
-        let s = resolve_up(project(YAML), &none, &Env::default()).unwrap();
+        let s = resolve_up(project_on_disk(YAML), &none, &Env::default()).unwrap();
         assert_eq!((s.build_timeout, s.ready_timeout), (DEFAULT_BUILD_TIMEOUT, DEFAULT_READY_TIMEOUT));
         assert_eq!(s.build_parallelism, DEFAULT_BUILD_PARALLELISM);
         assert_eq!(s.profile.name, "dev");
-        let s = resolve_up(project(YAML), &none, &env(&[(BUILD_PARALLELISM_ENV, "4")])).unwrap();
+        let s = resolve_up(project_on_disk(YAML), &none, &env(&[(BUILD_PARALLELISM_ENV, "4")])).unwrap();
         assert_eq!(s.build_parallelism, 4);
         let flags = Overrides {
             build_parallelism: Some(0),
@@ -540,12 +550,12 @@ mod tests {
             profile: Some("prod".into()),
             ..Overrides::default()
         };
-        let s = resolve_up(project(YAML), &flags, &env(&[(BUILD_PARALLELISM_ENV, "4")])).unwrap();
+        let s = resolve_up(project_on_disk(YAML), &flags, &env(&[(BUILD_PARALLELISM_ENV, "4")])).unwrap();
         assert_eq!(s.build_parallelism, 1, "the flag wins, and at least one build runs");
         assert_eq!(s.ready_timeout, Duration::from_secs(9));
         assert_eq!(s.preload, ["a:1", "b:2"], "empty entries name nothing");
         assert_eq!(s.profile.name, "prod");
-        let err = resolve_up(project(YAML), &none, &env(&[(BUILD_PARALLELISM_ENV, "many")])).unwrap_err();
+        let err = resolve_up(project_on_disk(YAML), &none, &env(&[(BUILD_PARALLELISM_ENV, "many")])).unwrap_err();
         assert!(err.to_string().contains(BUILD_PARALLELISM_ENV), "{err}");
         assert_eq!(crate::error::Classify::kind(&err), crate::error::ErrorKind::User);
     }
@@ -563,7 +573,7 @@ mod tests {
         let registry_port = o.registry_host_port.unwrap();
         let ingress_port = o.host_ports[&80];
         assert!(registry_port != 0 && ingress_port != 0, "free ports were picked");
-        let s = resolve_up(project(YAML), &o, &Env::default()).unwrap();
+        let s = resolve_up(project_on_disk(YAML), &o, &Env::default()).unwrap();
         assert_eq!((s.stack.project.as_str(), s.stack.namespace.as_str()), ("ci-7", "ci-7"));
         assert_eq!(s.project.config.name, "ci-7", "the templates see the new name too");
         assert_eq!(s.stack.cluster.name, "ci-7-cluster");
@@ -573,7 +583,7 @@ mod tests {
         assert_eq!(s.stack.builds[0].repository, format!("localhost:{registry_port}/ci-7/api"));
         assert_eq!(s.stack.cluster.ports[0].host_port, ingress_port);
         let bad = Overrides { project_name: Some("Not_A_Name".into()), ..Overrides::default() };
-        assert!(resolve_up(project(YAML), &bad, &Env::default()).is_err());
+        assert!(resolve_up(project_on_disk(YAML), &bad, &Env::default()).is_err());
     }
 
     const YAML: &str = "name: shop\ncluster:\n  agents: 1\n  ports: [{host: 8080, container: 80}]\nregistry:\n  host_port: 5005\nservices:\n  api:\n    build: { context: ./api, args: { A: '1', BASE_IMAGE: upstream } }\n    ports: [{ port: 8080 }]\n  web:\n    image: nginx:1.27\n    ports: [{ port: 80 }]\n";

@@ -18,7 +18,7 @@ use crate::settings::{self, Overrides};
 pub async fn run(session: &Session<'_>, args: StatusArgs) -> anyhow::Result<ExitStatus> {
     let global = session.global;
     let mut project = config::load(&global.file)?;
-    let overrides = Overrides { kubeconfig: global.kubeconfig.clone(), ..Overrides::default() };
+    let overrides = Overrides { kubeconfig: args.kube.kubeconfig.clone(), ..Overrides::default() };
     let stack = settings::resolve_stack(&mut project, &overrides, &session.env)?;
     let provider = cluster::select(&stack.cluster).await?;
     let cluster = provider.status(&stack.cluster).await?;

@@ -307,4 +307,37 @@ mod tests {
         assert!(Pattern::parse("replicas").is_none());
         assert!(Pattern::parse("Deploy ment:x").is_none());
     }
+
+    #[test]
+    fn malformed_patterns_are_refused_with_a_reason() {
+        for ok in [
+            "Deployment:spec.template.spec.containers[*].image",
+            "*:metadata.labels[app.kubernetes.io/name]",
+            "Deployment:spec.**",
+            "Deployment:spec.containers[api].env[LOG_LEVEL].value",
+        ] {
+            assert!(Pattern::check(ok).is_ok(), "{ok}: {:?}", Pattern::check(ok));
+        }
+        let p = Pattern::check("*:metadata.labels[app.kubernetes.io/name]").unwrap();
+        assert!(p.matches(
+            "Service",
+            &[Seg::Key("metadata".into()), Seg::Key("labels".into()), Seg::Key("app.kubernetes.io/name".into())]
+        ));
+        for (bad, says) in [
+            ("Deployment:", "empty segment"),
+            ("Deployment:spec..replicas", "empty segment"),
+            ("Deployment:spec.replicas.", "empty segment"),
+            ("Deployment:.spec", "empty segment"),
+            ("Deployment:spec.containers[*.image", "without `]`"),
+            ("Deployment:spec.containers]", "without `[`"),
+            ("Deployment:spec.containers[]", "empty or nested"),
+            ("Deployment:spec.rep*", "whole segment"),
+            ("Deployment:spec.a:b", "contains a space or `:`"),
+            ("Deployment:spec[x]y", "expected `.` or `[`"),
+            ("Deploy-ment:spec", "kind"),
+        ] {
+            let err = Pattern::check(bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
 }
