@@ -185,7 +185,9 @@ pub enum Error {
     )]
     PreloadMissing { image: String },
     /// The registry could not be asked whether it has the image.
-    #[error("cannot query the local registry on 127.0.0.1:{port} for service `{service}`")]
+    #[error(
+        "cannot query the local registry on 127.0.0.1:{port} for service `{service}`: is its container stopped?\n  fix: `samestack status` shows the registry; `samestack up` starts a stopped one (or `docker start` it)"
+    )]
     RegistryUnreachable {
         service: String,
         port: u16,

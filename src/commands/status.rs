@@ -1,5 +1,5 @@
 //! `samestack status [--json]`: the cluster, the registry, and every workload's readiness and
-//! endpoints. Exit 1 when the cluster is not running or a workload is not ready.
+//! endpoints. Exit 1 when the cluster or the registry is not running or a workload is not ready.
 
 use bollard::models::ContainerSummaryStateEnum;
 use serde_json::json;
@@ -42,7 +42,11 @@ pub async fn run(session: &Session<'_>, args: StatusArgs) -> anyhow::Result<Exit
     } else {
         None
     };
-    let healthy = cluster.state == ClusterState::Running && workloads.as_ref().is_some_and(ProjectStatus::all_ready);
+    // A stopped registry is not healthy either: the next rollout or restart cannot pull.
+    let registry_runs = registry.as_ref().is_none_or(|r| r["running"].as_bool() == Some(true));
+    let healthy = cluster.state == ClusterState::Running
+        && registry_runs
+        && workloads.as_ref().is_some_and(ProjectStatus::all_ready);
 
     if args.json {
         let report = json!({
@@ -71,8 +75,12 @@ pub async fn run(session: &Session<'_>, args: StatusArgs) -> anyhow::Result<Exit
             } else {
                 "absent"
             };
+            let fix = match state {
+                "running" => "",
+                _ => "; `samestack up` starts it",
+            };
             println!(
-                "registry  {} at {} ({state})",
+                "registry  {} at {} ({state}){fix}",
                 r["name"].as_str().unwrap_or_default(),
                 r["address"].as_str().unwrap_or_default()
             );

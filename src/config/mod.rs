@@ -257,7 +257,7 @@ pub struct ServiceConfig {
     /// Services this one talks to (`database` for the database): drives the NetworkPolicy allow-list.
     #[serde(default)]
     pub depends_on: Vec<String>,
-    /// HTTP endpoint for readiness and liveness probes (otherwise a TCP probe on the first port).
+    /// HTTP endpoints for the readiness and liveness probes (otherwise TCP probes on the first port).
     #[serde(default)]
     pub health: Option<HealthConfig>,
     /// Files copied into the running container by `samestack dev` instead of rebuilding.
@@ -309,12 +309,17 @@ fn default_port_name() -> String {
     "http".into()
 }
 
-/// HTTP health endpoint.
+/// HTTP health endpoints: readiness (`path`) and, optionally, liveness (`live`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthConfig {
-    /// HTTP path answering 2xx when healthy.
+    /// HTTP path answering 2xx when the service can take traffic, its dependencies included
+    /// (the readiness probe).
     pub path: String,
+    /// HTTP path answering 2xx while the process itself works, whatever its dependencies do
+    /// (the liveness and startup probes). Without it they connect to the port over TCP.
+    #[serde(default)]
+    pub live: Option<String>,
     /// Port serving it (defaults to the first port).
     #[serde(default)]
     #[schemars(range(min = 1))]
@@ -979,6 +984,13 @@ pub fn validate(c: &Config, loc: &Locations) -> Vec<Problem> {
                         &format!("{path}.health.path"),
                         format!("health path `{}` must start with '/'", h.path),
                         format!("write `path: /{}`", h.path),
+                    );
+                }
+                if let Some(live) = h.live.as_ref().filter(|l| !l.starts_with('/')) {
+                    p(
+                        &format!("{path}.health.live"),
+                        format!("health path `{live}` must start with '/'"),
+                        format!("write `live: /{live}`"),
                     );
                 }
                 if h.port.is_none() && s.ports.is_empty() {

@@ -28,7 +28,8 @@ pub async fn wait_nodes_ready_since(
     let api: Api<Node> = Api::all(client.clone());
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let last = match api.list(&Default::default()).await {
+        let listed = tokio::time::timeout_at(deadline, api.list(&Default::default())).await;
+        let last = match listed.unwrap_or_else(|_| Err(unanswered())) {
             Ok(list) => {
                 let ready: Vec<_> = list
                     .items
@@ -65,7 +66,8 @@ pub async fn wait_deployment_available(client: &Client, namespace: &str, name: &
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let last = match api.get_opt(name).await {
+        let got = tokio::time::timeout_at(deadline, api.get_opt(name)).await;
+        let last = match got.unwrap_or_else(|_| Err(unanswered())) {
             Ok(None) => return Ok(()),
             Ok(Some(d)) => {
                 let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
@@ -82,6 +84,12 @@ pub async fn wait_deployment_available(client: &Client, namespace: &str, name: &
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+/// What a wait reports as its last observation when a call to the API server was still pending
+/// at the deadline (a paused node accepts connections and never answers).
+fn unanswered() -> ::kube::Error {
+    ::kube::Error::Service("no answer before the deadline (is the node paused?)".into())
 }
 
 /// Writes the KEP-1755 ConfigMap `kube-public/local-registry-hosting` with `document` (its

@@ -255,12 +255,22 @@ async fn build_images(
         ..BuildOptions::default()
     };
     let timeout = settings.build_timeout;
-    tokio::time::timeout(timeout, build::build_all(engine, specs, &options))
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!("image builds did not finish within {}s\n  fix: raise --build-timeout", timeout.as_secs())
-        })?
-        .map_err(Into::into)
+    let timed_out =
+        || anyhow::anyhow!("image builds did not finish within {}s\n  fix: raise --build-timeout", timeout.as_secs());
+    let built =
+        tokio::time::timeout(timeout, build::build_all(engine, specs, &options)).await.map_err(|_| timed_out())?;
+    match (built, &settings.stack.registry) {
+        // The registry stopped since the registry step (a `docker stop`, an engine restart):
+        // start it again, once, and build on.
+        (Err(build::Error::RegistryUnreachable { .. }), Some(spec)) => {
+            let reg = registry::ensure(engine, spec).await?;
+            tracing::warn!(registry = reg.name, "the registry stopped answering; {} it", action_word(reg.action));
+            Ok(tokio::time::timeout(timeout, build::build_all(engine, specs, &options))
+                .await
+                .map_err(|_| timed_out())??)
+        }
+        (built, _) => built.map_err(Into::into),
+    }
 }
 
 fn apply_options(settings: &Settings, cluster: &Cluster, prune: bool) -> ApplyOptions {

@@ -28,8 +28,12 @@ const PER_SECRET: &str = "secret.yaml";
 const DATABASE: &str = "database.yaml";
 const MIGRATIONS: &str = "migrations.yaml";
 
-/// Shown instead of secret values unless `--reveal`.
-pub const REDACTED: &str = "<redacted>";
+/// The annotation on a Secret rendered without its values (no `--reveal`); its value names
+/// the keys left out.
+pub const REDACTED_ANNOTATION: &str = "dev.samestack/redacted";
+/// The annotation on an object whose name samestack completes with a hash of its `spec`
+/// (the migrations Job: its pod template is immutable); the value is the name's stem.
+pub const NAME_BY_SPEC_ANNOTATION: &str = "dev.samestack/name-by-spec";
 
 /// The postgres default images, defined with the `database` section the loader checks.
 pub use crate::config::{POSTGRES_IMAGES, default_postgres_image};
@@ -334,7 +338,8 @@ pub fn render(project: &Project, profile: &ProfileSettings, opts: &RenderOptions
             })?;
             let lines = document_lines(&text);
             let lines = if lines.len() == docs.len() { lines } else { vec![0; docs.len()] };
-            for (d, line) in docs.into_iter().zip(lines).filter(|(d, _)| !d.is_null()) {
+            for (mut d, line) in docs.into_iter().zip(lines).filter(|(d, _)| !d.is_null()) {
+                name_by_spec(&mut d);
                 let shown = text.lines().nth(line.saturating_sub(1)).filter(|_| line > 0).unwrap_or("").trim_end();
                 let at = if line > 0 {
                     format!(", rendered line {line}: `{}`", config::yaml::clip(shown))
@@ -477,6 +482,51 @@ fn template_error(t: &Template, e: &minijinja::Error) -> Error {
     }))
 }
 
+/// Names an object that carries [`NAME_BY_SPEC_ANNOTATION`] `<stem>-<hash of its spec>`, so
+/// that any change to what an immutable object (a Job's pod template) would run gives a new
+/// object instead of a rejected update. Idempotent: run it again after changing the spec
+/// (`up` does, after pointing images at the local registry). Other objects are left alone.
+pub fn name_by_spec(doc: &mut Value) {
+    let Some(stem) = doc.pointer("/metadata/annotations").and_then(|a| a.get(NAME_BY_SPEC_ANNOTATION)) else {
+        return;
+    };
+    let Some(stem) = stem.as_str().map(str::to_owned) else { return };
+    let mut spec = String::new();
+    canonical_json(doc.get("spec").unwrap_or(&Value::Null), &mut spec);
+    doc["metadata"]["name"] = Value::String(format!("{stem}-{}", sha8(&[&spec])));
+}
+
+/// JSON with object keys sorted, whatever order the map keeps them in: a stable hash input.
+fn canonical_json(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical_json(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
 fn sha8(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
@@ -504,8 +554,8 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
     let selector = |name: &str| json!({ (labels::NAME): name, (labels::PART_OF): c.name });
     let res = profile.size.resources();
     let resources = json!({
-        "requests": { "cpu": res.requests_cpu, "memory": res.requests_memory },
-        "limits": { "cpu": res.limits_cpu, "memory": res.limits_memory },
+        "requests": { "cpu": res.requests_cpu, "memory": res.requests_memory, "ephemeral-storage": res.requests_ephemeral },
+        "limits": { "cpu": res.limits_cpu, "memory": res.limits_memory, "ephemeral-storage": res.limits_ephemeral },
     });
 
     // Who talks to whom: client → target edges, including the migrations Job and backups.
@@ -559,8 +609,8 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
         .map(|(name, s)| {
             let main_port = s.ports.first().map(|p| p.port);
             let probe = match &s.health {
-                Some(h) => json!({ "type": "http", "path": h.path, "port": h.port.or(main_port) }),
-                None => json!({ "type": "tcp", "path": null, "port": main_port }),
+                Some(h) => json!({ "type": "http", "path": h.path, "live_path": h.live, "port": h.port.or(main_port) }),
+                None => json!({ "type": "tcp", "path": null, "live_path": null, "port": main_port }),
             };
             let ingress = s.ingress.as_ref().map(|i| {
                 let host = match &profile.ingress_domain {
@@ -596,11 +646,13 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
         .secrets
         .keys()
         .map(|name| {
+            // Redacted: no value at all rather than a fake one, so the Secret stays valid for the
+            // API server and applying it never replaces a real value (see docs/reference.md).
             let value = match (opts.reveal, opts.secrets.get(name)) {
-                (true, Some(v)) => json!(base64(v.as_bytes())),
-                _ => json!(REDACTED),
+                (true, Some(v)) => Some(base64(v.as_bytes())),
+                _ => None,
             };
-            json!({ "name": name, "value_b64": value, "labels": labels(name) })
+            json!({ "name": name, "redacted": value.is_none(), "value_b64": value, "labels": labels(name) })
         })
         .collect();
 
@@ -627,10 +679,10 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
     let migrations = c.migrations.as_ref().and_then(|m| {
         let s = c.services.get(&m.service)?;
         let image = image_of(&m.service);
-        let hash = sha8(&[&image, &m.command.join("\u{1f}")]);
         Some(json!({
             "name": "migrations",
-            "job_name": format!("migrations-{hash}"),
+            // The stem: `render` appends a hash of the rendered Job's spec (see name_by_spec).
+            "job_name": "migrations",
             "service": m.service,
             "image": image,
             "command": m.command,
@@ -650,6 +702,8 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
         "requests_memory": scale(res.requests_memory, pods),
         "limits_cpu": scale(res.limits_cpu, pods),
         "limits_memory": scale(res.limits_memory, pods),
+        "requests_ephemeral": scale(res.requests_ephemeral, pods),
+        "limits_ephemeral": scale(res.limits_ephemeral, pods),
     });
 
     json!({
@@ -788,6 +842,33 @@ fn validate(project: &Project, profile: &ProfileSettings, produced: &[(Resource,
             check_parity(r, t)?;
         }
     }
+    if profile.name == "prod" {
+        check_autoscaled_replicas(produced)?;
+    }
+    Ok(())
+}
+
+/// A workload an autoscaler scales must leave `spec.replicas` out: every apply of the
+/// production manifests would otherwise reset the count the autoscaler chose.
+fn check_autoscaled_replicas(produced: &[(Resource, String)]) -> Result<(), Error> {
+    let scaled: BTreeSet<(Option<&str>, &str, &str)> = produced
+        .iter()
+        .filter(|(r, _)| r.kind() == "HorizontalPodAutoscaler")
+        .filter_map(|(r, _)| {
+            let target = r.value.pointer("/spec/scaleTargetRef")?;
+            Some((r.namespace(), target.get("kind")?.as_str()?, target.get("name")?.as_str()?))
+        })
+        .collect();
+    for (r, t) in produced {
+        if r.value.pointer("/spec/replicas").is_some() && scaled.contains(&(r.namespace(), r.kind(), r.name())) {
+            return Err(invalid(
+                r,
+                t,
+                "sets spec.replicas although a HorizontalPodAutoscaler scales it: applying the manifests would reset the autoscaler's count",
+                "remove `replicas` from the workload; the autoscaler's minReplicas gives the starting count",
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -846,9 +927,6 @@ fn check_parity(r: &Resource, t: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Writes one file per resource into `dir`, all or nothing: files go to a temporary
-/// directory next to it, which then replaces `dir`. An existing `dir` may only hold a
-/// previous render (`*.yaml` files); anything else is refused.
 /// Points every container whose image is a key of `images` at the mapped reference, wherever a
 /// pod template is (Deployment, StatefulSet, Job, CronJob...). Used by `up --preload`.
 pub fn replace_images(manifests: &mut [Value], images: &BTreeMap<String, String>) {
@@ -876,9 +954,14 @@ pub fn replace_images(manifests: &mut [Value], images: &BTreeMap<String, String>
     }
     if !images.is_empty() {
         manifests.iter_mut().for_each(|m| walk(m, images));
+        // A Job named by its spec gets the name of its new spec.
+        manifests.iter_mut().for_each(name_by_spec);
     }
 }
 
+/// Writes one file per resource into `dir`, all or nothing: files go to a temporary
+/// directory next to it, which then replaces `dir`. An existing `dir` may only hold a
+/// previous render (`*.yaml` files); anything else is refused.
 ///
 /// With `revealed` (real secret values in the Secrets), the Secret files are written 0600
 /// from their creation and the directory is 0700; otherwise the directory is 0755.
@@ -1016,7 +1099,59 @@ mod tests {
         assert_eq!(service(&ctx2, "api")["image"], "r/api:1");
         assert_eq!(ctx2["database"]["image"], "pg:local");
         assert_eq!(ctx2["migrations"]["image"], "r/api:1");
-        assert_ne!(ctx["migrations"]["job_name"], ctx2["migrations"]["job_name"], "a new image reruns migrations");
+    }
+
+    fn migrations_job(profile: &ProfileSettings, opts: &RenderOptions) -> Value {
+        let set = render(&project(), profile, opts).unwrap();
+        let jobs: Vec<&Resource> = set.resources.iter().filter(|r| r.kind() == "Job").collect();
+        assert_eq!(jobs.len(), 1);
+        jobs[0].value.clone()
+    }
+
+    #[test]
+    fn the_migrations_job_is_named_by_its_whole_spec() {
+        let base = profile(false, None);
+        let job = migrations_job(&base, &RenderOptions::default());
+        let name = job["metadata"]["name"].as_str().unwrap().to_owned();
+        assert!(name.starts_with("migrations-") && name.len() == "migrations-".len() + 8, "{name}");
+        assert_eq!(migrations_job(&base, &RenderOptions::default())["metadata"]["name"], name, "stable");
+
+        // Anything in the pod template gives a new name: a Job's template is immutable.
+        let image = RenderOptions { images: [("api".to_owned(), "r/api:2".to_owned())].into(), ..Default::default() };
+        let log_level = ProfileSettings { log_level: LogLevel::Info, ..base.clone() };
+        let size = ProfileSettings { size: SizeClass::Medium, ..base.clone() };
+        for (what, other) in [
+            ("image", migrations_job(&base, &image)),
+            ("LOG_LEVEL", migrations_job(&log_level, &RenderOptions::default())),
+            ("resources", migrations_job(&size, &RenderOptions::default())),
+        ] {
+            assert_ne!(other["metadata"]["name"], name, "a new {what} must give a new Job");
+        }
+        // Knobs the Job does not use keep its name.
+        let replicas = ProfileSettings { replicas: 5, ..base.clone() };
+        assert_eq!(migrations_job(&replicas, &RenderOptions::default())["metadata"]["name"], name);
+    }
+
+    #[test]
+    fn naming_by_spec_is_idempotent_and_follows_a_replaced_image() {
+        let mut job = migrations_job(&profile(false, None), &RenderOptions::default());
+        let name = job["metadata"]["name"].clone();
+        name_by_spec(&mut job);
+        assert_eq!(job["metadata"]["name"], name);
+        let mut set = vec![job];
+        let image = set[0].pointer("/spec/template/spec/containers/0/image").unwrap().as_str().unwrap().to_owned();
+        replace_images(&mut set, &BTreeMap::from([(image, "localhost:5001/api@sha256:2".to_string())]));
+        assert_ne!(set[0]["metadata"]["name"], name, "the pod template changed, so the name did");
+        let mut plain = json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "spec": {"a": 1}});
+        name_by_spec(&mut plain);
+        assert_eq!(plain["metadata"]["name"], "c", "only annotated objects are renamed");
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level() {
+        let mut out = String::new();
+        canonical_json(&json!({"b": [{"y": 1, "x": "s"}], "a": null}), &mut out);
+        assert_eq!(out, r#"{"a":null,"b":[{"x":"s","y":1}]}"#);
     }
 
     #[test]
@@ -1034,9 +1169,17 @@ mod tests {
     fn secrets_redacted_unless_revealed() {
         let mut opts =
             RenderOptions { secrets: [("pw".to_owned(), "hunter2".to_owned())].into(), ..Default::default() };
-        assert_eq!(context(&project(), &profile(false, None), &opts)["secrets"][0]["value_b64"], REDACTED);
+        let secret = |opts: &RenderOptions| {
+            let set = render(&project(), &profile(false, None), opts).unwrap();
+            set.resources.iter().find(|r| r.kind() == "Secret").unwrap().value.clone()
+        };
+        let redacted = secret(&opts);
+        assert_eq!(redacted.get("data"), None, "no placeholder value that could replace a real one");
+        assert_eq!(redacted["metadata"]["annotations"][REDACTED_ANNOTATION], "value");
         opts.reveal = true;
-        assert_eq!(context(&project(), &profile(false, None), &opts)["secrets"][0]["value_b64"], "aHVudGVyMg==");
+        let revealed = secret(&opts);
+        assert_eq!(revealed["data"]["value"], "aHVudGVyMg==");
+        assert_eq!(revealed["metadata"].get("annotations"), None);
     }
 
     #[test]

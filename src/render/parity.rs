@@ -66,11 +66,31 @@ impl ParityReport {
     }
 }
 
+/// How parity matches a resource across two renders: by kind, namespace and name, except an
+/// object named by its spec (the migrations Job, see [`super::name_by_spec`]), which matches
+/// by its stem. Its name is then left out of the comparison: it only follows the spec, whose
+/// differences are reported (and allowed or not) field by field.
+fn identity(r: &super::Resource) -> (ResourceId, Value) {
+    let stem = r
+        .value
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(super::NAME_BY_SPEC_ANNOTATION))
+        .and_then(Value::as_str);
+    match stem {
+        Some(stem) => {
+            let mut value = r.value.clone();
+            if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove("name");
+            }
+            (ResourceId { name: stem.to_owned(), ..r.id() }, value)
+        }
+        None => (r.id(), r.value.clone()),
+    }
+}
+
 /// Diffs two rendered sets resource by resource, field by field (pure).
 pub fn diff(a: &RenderedSet, b: &RenderedSet) -> Vec<Difference> {
-    let index = |set: &RenderedSet| -> BTreeMap<ResourceId, Value> {
-        set.resources.iter().map(|r| (r.id(), r.value.clone())).collect()
-    };
+    let index = |set: &RenderedSet| -> BTreeMap<ResourceId, Value> { set.resources.iter().map(identity).collect() };
     let (ma, mb) = (index(a), index(b));
     let mut out = Vec::new();
     let mut ids: Vec<&ResourceId> = ma.keys().chain(mb.keys()).collect();
@@ -292,6 +312,20 @@ mod tests {
         assert_eq!(r.drift, 1);
         assert_eq!(r.differences.iter().find(|d| d.kind == "ConfigMap").unwrap().path, "");
         assert!(format_report(&r).contains("DRIFT   (whole resource): only in a"), "{}", format_report(&r));
+    }
+
+    #[test]
+    fn objects_named_by_their_spec_match_by_stem() {
+        let job = |name: &str, level: &str| {
+            json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": "p",
+                "annotations": {crate::render::NAME_BY_SPEC_ANNOTATION: "migrations"}},
+                "spec": {"template": {"spec": {"containers": [{"name": "m", "env": [{"name": "LOG_LEVEL", "value": level}]}]}}}})
+        };
+        let d = diff(&set(vec![job("migrations-aaaa", "debug")]), &set(vec![job("migrations-bbbb", "info")]));
+        let r = classify("dev", "prod", d, &["log_level".into()]);
+        assert_eq!((r.allowed, r.drift), (1, 0), "{}", format_report(&r));
+        assert_eq!(r.differences[0].name, "migrations");
+        assert_eq!(r.differences[0].path, "spec.template.spec.containers[m].env[LOG_LEVEL].value");
     }
 
     #[test]

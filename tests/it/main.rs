@@ -13,6 +13,7 @@ mod docker_nodes;
 mod docker_registry;
 mod doctor;
 mod errors;
+mod faults;
 mod init;
 mod parity;
 mod render;
