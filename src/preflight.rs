@@ -5,7 +5,7 @@
 use bollard::Docker as Client;
 
 use crate::docker::{self, LABEL_PROJECT};
-use crate::registry;
+use crate::ports;
 
 /// A host port the stack needs, and what for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,9 +90,9 @@ pub async fn check_ports(client: &Client, project: &str, wanted: &[WantedPort]) 
             },
             None => {
                 let port = w.port;
-                match tokio::task::spawn_blocking(move || registry::process_listening_on(port)).await.ok().flatten() {
+                match tokio::task::spawn_blocking(move || ports::process_listening_on(port)).await.ok().flatten() {
                     Some((pid, command)) => PortUse::Process { description: format!("process {pid} ({command})") },
-                    None if port_is_bindable(port) => PortUse::Free,
+                    None if ports::is_free(port) => PortUse::Free,
                     None => PortUse::Process { description: "a process not visible from here (try `ss -ltnp`)".into() },
                 }
             }
@@ -117,10 +117,6 @@ async fn bound_by_own_container(client: &Client, project: &str, port: u16) -> Re
         }
     }
     Ok(false)
-}
-
-fn port_is_bindable(port: u16) -> bool {
-    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
 #[cfg(test)]

@@ -17,5 +17,6 @@ mod faults;
 mod init;
 mod parity;
 mod render;
+mod signals;
 mod support;
 mod up;
