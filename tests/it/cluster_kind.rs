@@ -139,7 +139,7 @@ async fn cluster_kind_up_serves_the_example_reuses_restarts_and_down_deletes_the
     assert!(step_line(&first, "ingress").contains(&format!("installed, ready on {node}")), "{first}");
     assert!(step_line(&first, "apply").contains("all ready"), "{first}");
     assert!(kind_clusters().contains(&stack.name), "kind does not list {}", stack.name);
-    assert_eq!(kind_nodes(&stack.name), [node.clone()]);
+    assert_eq!(kind_nodes(&stack.name), std::slice::from_ref(&node));
     assert_eq!(docker(&["inspect", "-f", "{{.Config.Image}}", &node]).trim(), support::node_image());
     assert_serves(&stack, "first up");
 
