@@ -48,7 +48,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<ExitStatus
 
     let step = steps.start("preflight");
     let engine = docker::connect().await?;
-    preflight::check_ports(&engine, &stack.project, &wanted_ports(&stack)).await?;
+    preflight::check_ports(&engine, &stack.project, &stack.cluster.name, &wanted_ports(&stack)).await?;
     build::require_local_images(&engine, &preload).await?;
     steps.finish(step, "Docker answers; host ports free");
 
