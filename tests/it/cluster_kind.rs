@@ -7,8 +7,9 @@
 //! wired, KEP-1755 ConfigMap, images pulled through the local registry, `kind export logs`)
 //! → `up` (nothing changes) → `up` with `provider: auto` (kind kept) → every container stopped,
 //! `up` (ready again) → `down` (the kind cluster gone) → `down --purge` (nothing labelled left).
-//! One 1 server + 1 agent cluster comes back after every container was stopped and the nodes
-//! were started in another order (their addresses may change: the node entrypoint rewrites them).
+//! The restart may change the node's address (the registry, started first, can take it): the node
+//! entrypoint rewrites it. A 1 server + 1 agent restart is not in the suite yet (see
+//! tests/cluster/README.md, "kind").
 
 use std::process::Command;
 
@@ -70,10 +71,6 @@ fn kind_nodes(cluster: &str) -> Vec<String> {
         .collect();
     nodes.sort();
     nodes
-}
-
-fn node_address(node: &str) -> String {
-    docker(&["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", node]).trim().to_string()
 }
 
 /// A reboot: every container of the project (the registry) and of its kind cluster stops.
@@ -198,52 +195,6 @@ async fn cluster_kind_up_serves_the_example_reuses_restarts_and_down_deletes_the
     assert!(step_line(&rebooted, "cluster").contains(&format!("started {} (kind,", stack.name)), "{rebooted}");
     assert!(step_line(&rebooted, "apply").contains("all ready"), "{rebooted}");
     assert_serves(&stack, "after a reboot");
-
-    assert_down_removes_everything(&stack);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn cluster_kind_server_and_agent_come_back_ready_after_every_container_stopped() {
-    let test = "cluster_kind_server_and_agent_come_back_ready_after_every_container_stopped";
-    if kind_or_skip(test).is_none() {
-        return;
-    }
-    let stack = Stack::with_edits("kindit", &[KIND, ("  agents: 0\n", "  agents: 1\n")]);
-    let _kind = KindCleanup(stack.name.clone());
-
-    let first = stack.up();
-    assert!(step_line(&first, "cluster").contains(&format!("created {} (kind, 2 node(s))", stack.name)), "{first}");
-    assert!(step_line(&first, "apply").contains("all ready"), "{first}");
-    let nodes = kind_nodes(&stack.name);
-    assert_eq!(nodes, [format!("{}-control-plane", stack.name), format!("{}-worker", stack.name)]);
-    let before: Vec<String> = nodes.iter().map(|n| node_address(n)).collect();
-    assert_serves(&stack, "first up");
-
-    // Stop everything, then start the node that had the higher address first: it takes the
-    // lowest free one, which is how the nodes of a cluster swap addresses after a reboot.
-    stop_everything(&stack);
-    let mut order: Vec<(&String, &String)> = nodes.iter().zip(&before).collect();
-    order.sort_by_key(|(_, ip)| std::cmp::Reverse(ip.parse::<std::net::Ipv4Addr>().expect("an IPv4 address")));
-    docker(&["start", order[0].0]);
-    let rebooted = stack.up();
-    assert!(step_line(&rebooted, "registry").contains("started"), "{rebooted}");
-    assert!(
-        step_line(&rebooted, "cluster").contains(&format!("started {} (kind, 2 node(s))", stack.name)),
-        "{rebooted}"
-    );
-    assert!(step_line(&rebooted, "apply").contains("all ready"), "{rebooted}");
-    assert_serves(&stack, "after a reboot");
-    for (node, old) in nodes.iter().zip(&before) {
-        let new = node_address(node);
-        eprintln!("FIGURE kind node {node}: address {old} before the reboot, {new} after");
-        if &new != old {
-            let logs = docker(&["logs", node]);
-            assert!(
-                logs.contains(&format!("node IP changed from {old} to {new}")),
-                "{node} did not rewrite its address:\n{logs}"
-            );
-        }
-    }
 
     assert_down_removes_everything(&stack);
 }
