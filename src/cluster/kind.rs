@@ -189,7 +189,7 @@ impl Provider for KindProvider {
             let (_dir, config) = write_temp_config("kind.yaml", &cluster_config(spec))?;
             let scratch = Self::scratch_kubeconfig(spec);
             if let Some(parent) = scratch.parent() {
-                let _ = std::fs::create_dir_all(parent);
+                let _ = super::kubeconfig::create_private_dir(parent);
             }
             run_cli(&self.binary, &create_args(spec, &config, &scratch)).await?;
         }
@@ -223,7 +223,16 @@ impl Provider for KindProvider {
 
     async fn delete(&self, spec: &ClusterSpec) -> Result<(), Error> {
         let scratch = Self::scratch_kubeconfig(spec);
-        run_cli(&self.binary, &delete_args(spec, &scratch)).await?;
+        if let Err(first) = run_cli(&self.binary, &delete_args(spec, &scratch)).await {
+            // `kind delete` cannot kill a node whose pod cgroups were left frozen: remove the
+            // nodes ourselves (thawing them), then let kind clean up the rest.
+            tracing::warn!(cluster = spec.name, error = %first, "kind could not delete the cluster; removing its nodes directly");
+            let docker = node::connect().await?;
+            for c in node::containers_with_label(&docker, &format!("{KIND_CLUSTER_LABEL}={}", spec.name)).await? {
+                crate::docker::remove_container(&docker, &node::summary_name(&c)).await?;
+            }
+            run_cli(&self.binary, &delete_args(spec, &scratch)).await?;
+        }
         let _ = std::fs::remove_file(scratch);
         Ok(())
     }

@@ -543,6 +543,12 @@ async fn start_stopped(
     Ok(Some(restart))
 }
 
+/// What a wait reports as its last observation when a call to the API server was still pending
+/// at the deadline (a paused node accepts connections and never answers).
+fn unanswered() -> kube::Error {
+    kube::Error::Service("no answer before the deadline (is the node paused?)".into())
+}
+
 /// How long nodes may take to report Ready after a create or a start.
 pub const NODES_READY_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -563,7 +569,8 @@ pub async fn wait_nodes_ready_since(
     let api: Api<Node> = Api::all(client.clone());
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let last = match api.list(&Default::default()).await {
+        let listed = tokio::time::timeout_at(deadline, api.list(&Default::default())).await;
+        let last = match listed.unwrap_or_else(|_| Err(unanswered())) {
             Ok(list) => {
                 let ready: Vec<_> = list
                     .items
@@ -606,7 +613,8 @@ pub async fn wait_deployment_available(
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let last = match api.get_opt(name).await {
+        let got = tokio::time::timeout_at(deadline, api.get_opt(name)).await;
+        let last = match got.unwrap_or_else(|_| Err(unanswered())) {
             Ok(None) => return Ok(()),
             Ok(Some(d)) => {
                 let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
@@ -723,6 +731,7 @@ impl Classify for Error {
         }
     }
 }
+crate::classify!(Error);
 
 #[cfg(test)]
 mod tests {

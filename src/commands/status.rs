@@ -1,23 +1,26 @@
 //! `samestack status [--json]`: the cluster, the registry, and every workload's readiness and
-//! endpoints. Exit 1 when the cluster is not running or a workload is not ready.
+//! endpoints. Exit 1 when the cluster or the registry is not running or a workload is not ready.
 
 use std::collections::BTreeMap;
 
 use bollard::models::ContainerSummaryStateEnum;
 use serde_json::json;
 
-use crate::cli::{GlobalArgs, StatusArgs};
+use anyhow::Context as _;
+
+use crate::cli::StatusArgs;
 use crate::cluster::{self, ClusterState, PortMapping, Provider as _};
-use crate::commands::ExitStatus;
+use crate::commands::{ExitStatus, Session};
 use crate::config;
 use crate::docker::{self, LABEL_PROJECT, LABEL_ROLE};
 use crate::ingress;
 use crate::kube::{self, KubeClient, ProjectStatus, Readiness};
 use crate::settings;
 
-pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitStatus> {
+pub async fn run(session: &Session<'_>, args: StatusArgs) -> anyhow::Result<ExitStatus> {
+    let global = session.global;
     let project = config::load(&global.file)?;
-    let stack = settings::resolve(&project, &BTreeMap::new(), global.kubeconfig.clone());
+    let stack = settings::resolve(&project, &BTreeMap::new(), args.kube.kubeconfig.clone());
     let provider = cluster::select(&stack.cluster).await?;
     let cluster = provider.status(&stack.cluster).await?;
     let registry = match &stack.registry {
@@ -40,7 +43,11 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitSt
     } else {
         None
     };
-    let healthy = cluster.state == ClusterState::Running && workloads.as_ref().is_some_and(ProjectStatus::all_ready);
+    // A stopped registry is not healthy either: the next rollout or restart cannot pull.
+    let registry_runs = registry.as_ref().is_none_or(|r| r["running"].as_bool() == Some(true));
+    let healthy = cluster.state == ClusterState::Running
+        && registry_runs
+        && workloads.as_ref().is_some_and(ProjectStatus::all_ready);
 
     if args.json {
         let report = json!({
@@ -57,7 +64,7 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitSt
             "urls": workloads.iter().flat_map(|w| &w.ingresses).flat_map(|i| &i.hosts).flat_map(|h| ingress::urls(h, &stack.cluster.ports)).collect::<Vec<_>>(),
             "ready": healthy,
         });
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        session.printer.json(&report).context("writing to stdout")?;
     } else {
         let state = format!("{:?}", cluster.state).to_lowercase();
         println!("cluster   {} ({}, {state}, {} node(s))", stack.cluster.name, cluster.provider, cluster.nodes.len());
@@ -69,8 +76,12 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitSt
             } else {
                 "absent"
             };
+            let fix = match state {
+                "running" => "",
+                _ => "; `samestack up` starts it",
+            };
             println!(
-                "registry  {} at {} ({state})",
+                "registry  {} at {} ({state}){fix}",
                 r["name"].as_str().unwrap_or_default(),
                 r["address"].as_str().unwrap_or_default()
             );

@@ -14,22 +14,34 @@ pub struct Answers {
     pub context: String,
     pub database: bool,
     pub provider: Provider,
+    /// The kubeconfig context, for provider `existing`.
+    pub kube_context: Option<String>,
 }
 
 /// The ignore rule that keeps local secret files out of git.
 pub const IGNORE_RULE: &str = ".secrets/";
 
 /// The samestack.yaml text for `a`.
+/// A free-text answer as a YAML scalar: plain when it is an ordinary image or path, else
+/// double-quoted, so no answer can change the file's structure (`#`, `{`, `: `, newlines).
+fn scalar(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || "._/:@-+".contains(c))
+        && text.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '.' || c == '/');
+    if plain { text.to_string() } else { serde_json::to_string(text).unwrap_or_default() }
+}
+
 pub fn project_file(a: &Answers) -> String {
     let mut s = format!(
-        "# samestack project file: see docs/reference.md, or `samestack schema` for editor completion.\nname: {name}\n\ncluster:\n  provider: {provider}\n  ports:\n    - {{ host: 8080, container: 80 }}\n\nservices:\n  {svc}:\n",
+        "# samestack project file: see docs/reference.md, or `samestack schema` for editor completion.\nname: {name}\n\ncluster:\n  provider: {provider}\n{context}  ports:\n    - {{ host: 8080, container: 80 }}\n\nservices:\n  {svc}:\n",
         name = a.name,
         provider = a.provider.as_str(),
+        context = a.kube_context.as_deref().map(|c| format!("  context: {}\n", scalar(c))).unwrap_or_default(),
         svc = a.service
     );
     match &a.image {
-        Some(img) => s.push_str(&format!("    image: {img}\n")),
-        None => s.push_str(&format!("    build: {{ context: {} }}\n", a.context)),
+        Some(img) => s.push_str(&format!("    image: {}\n", scalar(img))),
+        None => s.push_str(&format!("    build: {{ context: {} }}\n", scalar(&a.context))),
     }
     s.push_str(&format!(
         "    ports:\n      - {{ name: http, port: {} }}\n    health: {{ path: /healthz, port: {} }}\n",
@@ -83,6 +95,14 @@ pub fn gitignore(existing: Option<&str>) -> Option<String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn free_text_answers_cannot_change_the_structure() {
+        assert_eq!(scalar("nginx:1.27.2"), "nginx:1.27.2");
+        assert_eq!(scalar("./api"), "./api");
+        assert_eq!(scalar("a #b"), "\"a #b\"");
+        assert_eq!(scalar("{x}\ny: 1"), "\"{x}\\ny: 1\"");
+    }
+
     fn answers(database: bool, image: Option<&str>) -> Answers {
         Answers {
             name: "shop".into(),
@@ -92,6 +112,7 @@ mod tests {
             context: ".".into(),
             database,
             provider: Provider::Auto,
+            kube_context: None,
         }
     }
 

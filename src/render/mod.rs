@@ -27,19 +27,22 @@ const PER_SECRET: &str = "secret.yaml";
 const DATABASE: &str = "database.yaml";
 const MIGRATIONS: &str = "migrations.yaml";
 
-/// Shown instead of secret values unless `--reveal`.
-pub const REDACTED: &str = "<redacted>";
+/// The annotation on a Secret rendered without its values (no `--reveal`); its value names
+/// the keys left out.
+pub const REDACTED_ANNOTATION: &str = "dev.samestack/redacted";
+/// The annotation on an object whose name samestack completes with a hash of its `spec`
+/// (the migrations Job: its pod template is immutable); the value is the name's stem.
+pub const NAME_BY_SPEC_ANNOTATION: &str = "dev.samestack/name-by-spec";
 
-/// Default postgres image per major version when neither the config nor
-/// `SAMESTACK_POSTGRES_IMAGE` names one.
-pub fn default_postgres_image(version: &str) -> String {
-    match version {
-        "15" => "postgres:15.8".into(),
-        "16" => "postgres:16.4".into(),
-        "17" => "postgres:17.0".into(),
-        v if v.contains('.') => format!("postgres:{v}"),
-        v => format!("postgres:{v}.0"),
-    }
+/// The postgres versions samestack has a pinned default image for.
+pub const POSTGRES_IMAGES: &[(&str, &str)] =
+    &[("15", "postgres:15.8"), ("16", "postgres:16.4"), ("17", "postgres:17.0")];
+
+/// Default postgres image for a major version when neither the config nor
+/// `SAMESTACK_POSTGRES_IMAGE` names one; `None` for a version samestack does not know (the
+/// loader then requires `database.image`, rather than guessing a tag that may not exist).
+pub fn default_postgres_image(version: &str) -> Option<&'static str> {
+    POSTGRES_IMAGES.iter().find(|(v, _)| *v == version).map(|(_, image)| *image)
 }
 
 /// The image `render` uses for a built service when no build produced one:
@@ -202,6 +205,11 @@ pub enum Error {
     /// A rendered resource fails validation.
     #[error("{resource} (from {template}): {message}\n  fix: {fix}")]
     Invalid { resource: String, template: String, message: String, fix: String },
+    /// A project template is a symlink that leaves the project directory.
+    #[error(
+        "{message}\n  fix: keep templates as regular files inside the project's templates/ directory (a symlink may point only inside the project)"
+    )]
+    Outside { message: String },
     /// A project template cannot be read.
     #[error("cannot read template {path}")]
     Read {
@@ -241,6 +249,7 @@ impl Classify for Error {
         }
     }
 }
+crate::classify!(Error);
 
 struct Template {
     name: String,
@@ -249,7 +258,8 @@ struct Template {
 }
 
 /// The templates in effect: built-ins, overridden or extended by `<project>/templates/*.yaml`.
-fn load_templates(project_dir: &Path) -> Result<Vec<Template>, Error> {
+fn load_templates(project: &Project) -> Result<Vec<Template>, Error> {
+    let project_dir = &project.path("templates");
     let mut map: BTreeMap<String, Template> = BUILTIN
         .files()
         .filter(|f| f.path().extension().is_some_and(|e| e == "yaml"))
@@ -269,8 +279,12 @@ fn load_templates(project_dir: &Path) -> Result<Vec<Template>, Error> {
         paths.sort();
         for path in paths {
             let shown = path.display().to_string();
+            let rel = path.strip_prefix(&project.dir).unwrap_or(&path);
+            let resolved = config::paths::resolve_inside(&project.dir, rel).map_err(|why| Error::Outside {
+                message: config::paths::describe("template", &shown, "", &project.dir, &why),
+            })?;
             let source =
-                std::fs::read_to_string(&path).map_err(|source| Error::Read { path: shown.clone(), source })?;
+                std::fs::read_to_string(&resolved).map_err(|source| Error::Read { path: shown.clone(), source })?;
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             map.insert(name.clone(), Template { name, origin: shown, source });
         }
@@ -280,10 +294,9 @@ fn load_templates(project_dir: &Path) -> Result<Vec<Template>, Error> {
 
 /// Renders and validates the manifest set for `profile`. Nothing is written anywhere.
 pub fn render(project: &Project, profile: &ProfileSettings, opts: &RenderOptions) -> Result<RenderedSet, Error> {
-    let templates = load_templates(&project.path("templates"))?;
+    let templates = load_templates(project)?;
     let ctx = context(project, profile, opts);
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    let mut env = environment();
     for t in &templates {
         env.add_template_owned(t.name.clone(), t.source.clone()).map_err(|e| template_error(t, &e))?;
     }
@@ -328,8 +341,17 @@ pub fn render(project: &Project, profile: &ProfileSettings, opts: &RenderOptions
                     problem: format!("{}{rendered}", e.to_string().lines().next().unwrap_or("")),
                 }
             })?;
-            for d in docs.into_iter().filter(|d| !d.is_null()) {
-                produced.push((Resource { value: d }, t.name.clone()));
+            let lines = document_lines(&text);
+            let lines = if lines.len() == docs.len() { lines } else { vec![0; docs.len()] };
+            for (mut d, line) in docs.into_iter().zip(lines).filter(|(d, _)| !d.is_null()) {
+                name_by_spec(&mut d);
+                let shown = text.lines().nth(line.saturating_sub(1)).filter(|_| line > 0).unwrap_or("").trim_end();
+                let at = if line > 0 {
+                    format!(", rendered line {line}: `{}`", config::yaml::clip(shown))
+                } else {
+                    String::new()
+                };
+                produced.push((Resource { value: d }, format!("{} ({}){what}{at}", t.name, t.origin)));
             }
         }
     }
@@ -339,10 +361,104 @@ pub fn render(project: &Project, profile: &ProfileSettings, opts: &RenderOptions
     Ok(RenderedSet { resources })
 }
 
+/// The line (1-based) where each document of a rendered multi-document text starts its
+/// content, in document order, so a bad object can be pointed at in the rendered output.
+fn document_lines(text: &str) -> Vec<usize> {
+    use serde_saphyr::granit_parser::{Event, Parser};
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut pending = false;
+    for item in Parser::new_from_str(text) {
+        let Ok((event, span)) = item else { break };
+        match event {
+            Event::DocumentStart(..) => pending = true,
+            Event::Scalar(..) | Event::Alias(..) | Event::MappingStart(..) | Event::SequenceStart(..)
+                if pending && depth == 0 =>
+            {
+                out.push(span.start.line());
+                pending = false;
+                if matches!(event, Event::MappingStart(..) | Event::SequenceStart(..)) {
+                    depth += 1;
+                }
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) => depth += 1,
+            Event::MappingEnd | Event::SequenceEnd => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    out
+}
+
 fn with(ctx: &Value, key: &str, v: &Value) -> Value {
     let mut c = ctx.clone();
     c[key] = v.clone();
     c
+}
+
+/// The template engine with samestack's rules: strict undefined in every form (printing,
+/// iteration, tests of truth, and the filters that would otherwise pass an undefined through).
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Strict undefined does not reach into filters that take any value: `tojson` would
+    // serialize an undefined variable as `null`. The reference tells users to write every
+    // value with `| tojson`, so that form must fail like `{{ x }}` does.
+    env.add_filter("tojson", strict_tojson);
+    // The other built-in filters that let an undefined value through without an error.
+    refuse_undefined(&mut env, "join", minijinja::Value::from_function(minijinja::filters::join));
+    refuse_undefined(&mut env, "escape", minijinja::Value::from_function(minijinja::filters::escape));
+    refuse_undefined(&mut env, "e", minijinja::Value::from_function(minijinja::filters::escape));
+    refuse_undefined(&mut env, "pprint", minijinja::Value::from_function(minijinja::filters::pprint));
+    refuse_undefined(&mut env, "chain", minijinja::Value::from_function(minijinja::filters::chain));
+    refuse_undefined(&mut env, "zip", minijinja::Value::from_function(minijinja::filters::zip));
+    refuse_undefined(&mut env, "groupby", minijinja::Value::from_function(minijinja::filters::groupby));
+    env
+}
+
+/// Registers filter `name` as `builtin`, but failing when its input or an argument is undefined.
+fn refuse_undefined(env: &mut Environment<'_>, name: &'static str, builtin: minijinja::Value) {
+    env.add_filter(
+        name,
+        move |state: &mut minijinja::State, value: minijinja::Value, rest: minijinja::value::Rest<minijinja::Value>| {
+            if value.is_undefined() || rest.iter().any(minijinja::Value::is_undefined) {
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::UndefinedError,
+                    format!("`{name}` was given an undefined value (a variable or attribute that does not exist)"),
+                ));
+            }
+            let args: Vec<minijinja::Value> = std::iter::once(value).chain(rest.0).collect();
+            builtin.call(state, &args)
+        },
+    );
+}
+
+/// `tojson`, refusing undefined values (also inside lists and maps built in the template).
+fn strict_tojson(
+    value: &minijinja::Value,
+    indent: Option<minijinja::Value>,
+    kwargs: minijinja::value::Kwargs,
+) -> Result<minijinja::Value, minijinja::Error> {
+    fn undefined_inside(v: &minijinja::Value, depth: usize) -> bool {
+        if v.is_undefined() {
+            return true;
+        }
+        if depth > 32 || !matches!(v.kind(), minijinja::value::ValueKind::Seq | minijinja::value::ValueKind::Map) {
+            return false;
+        }
+        let Ok(items) = v.try_iter() else { return false };
+        items.into_iter().any(|k| {
+            let child =
+                if v.kind() == minijinja::value::ValueKind::Map { v.get_item(&k).unwrap_or_default() } else { k };
+            undefined_inside(&child, depth + 1)
+        })
+    }
+    if undefined_inside(value, 0) {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::UndefinedError,
+            "`tojson` was given an undefined value (a variable or attribute that does not exist)",
+        ));
+    }
+    minijinja::filters::tojson(value, indent, kwargs)
 }
 
 fn template_error(t: &Template, e: &minijinja::Error) -> Error {
@@ -369,6 +485,51 @@ fn template_error(t: &Template, e: &minijinja::Error) -> Error {
         excerpt,
         fix,
     }))
+}
+
+/// Names an object that carries [`NAME_BY_SPEC_ANNOTATION`] `<stem>-<hash of its spec>`, so
+/// that any change to what an immutable object (a Job's pod template) would run gives a new
+/// object instead of a rejected update. Idempotent: run it again after changing the spec
+/// (`up` does, after pointing images at the local registry). Other objects are left alone.
+pub fn name_by_spec(doc: &mut Value) {
+    let Some(stem) = doc.pointer("/metadata/annotations").and_then(|a| a.get(NAME_BY_SPEC_ANNOTATION)) else {
+        return;
+    };
+    let Some(stem) = stem.as_str().map(str::to_owned) else { return };
+    let mut spec = String::new();
+    canonical_json(doc.get("spec").unwrap_or(&Value::Null), &mut spec);
+    doc["metadata"]["name"] = Value::String(format!("{stem}-{}", sha8(&[&spec])));
+}
+
+/// JSON with object keys sorted, whatever order the map keeps them in: a stable hash input.
+fn canonical_json(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical_json(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
 }
 
 fn sha8(parts: &[&str]) -> String {
@@ -398,8 +559,8 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
     let selector = |name: &str| json!({ "app.kubernetes.io/name": name, "app.kubernetes.io/part-of": c.name });
     let res = profile.size.resources();
     let resources = json!({
-        "requests": { "cpu": res.requests_cpu, "memory": res.requests_memory },
-        "limits": { "cpu": res.limits_cpu, "memory": res.limits_memory },
+        "requests": { "cpu": res.requests_cpu, "memory": res.requests_memory, "ephemeral-storage": res.requests_ephemeral },
+        "limits": { "cpu": res.limits_cpu, "memory": res.limits_memory, "ephemeral-storage": res.limits_ephemeral },
     });
 
     // Who talks to whom: client → target edges, including the migrations Job and backups.
@@ -453,8 +614,8 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
         .map(|(name, s)| {
             let main_port = s.ports.first().map(|p| p.port);
             let probe = match &s.health {
-                Some(h) => json!({ "type": "http", "path": h.path, "port": h.port.or(main_port) }),
-                None => json!({ "type": "tcp", "path": null, "port": main_port }),
+                Some(h) => json!({ "type": "http", "path": h.path, "live_path": h.live, "port": h.port.or(main_port) }),
+                None => json!({ "type": "tcp", "path": null, "live_path": null, "port": main_port }),
             };
             let ingress = s.ingress.as_ref().map(|i| {
                 let host = match &profile.ingress_domain {
@@ -490,16 +651,21 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
         .secrets
         .keys()
         .map(|name| {
+            // Redacted: no value at all rather than a fake one, so the Secret stays valid for the
+            // API server and applying it never replaces a real value (see docs/reference.md).
             let value = match (opts.reveal, opts.secrets.get(name)) {
-                (true, Some(v)) => json!(base64(v.as_bytes())),
-                _ => json!(REDACTED),
+                (true, Some(v)) => Some(base64(v.as_bytes())),
+                _ => None,
             };
-            json!({ "name": name, "value_b64": value, "labels": labels(name) })
+            json!({ "name": name, "redacted": value.is_none(), "value_b64": value, "labels": labels(name) })
         })
         .collect();
 
     let database = c.database.as_ref().map(|d| {
-        let image = d.image.clone().or_else(|| opts.postgres_image.clone()).unwrap_or_else(|| default_postgres_image(&d.version));
+        let image = d.image.clone().or_else(|| opts.postgres_image.clone()).unwrap_or_else(|| {
+            // The loader refuses a version without a default unless `database.image` is set.
+            default_postgres_image(&d.version).unwrap_or(POSTGRES_IMAGES[0].1).to_owned()
+        });
         json!({
             "name": DATABASE_NAME,
             "image": image,
@@ -518,10 +684,10 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
     let migrations = c.migrations.as_ref().and_then(|m| {
         let s = c.services.get(&m.service)?;
         let image = image_of(&m.service);
-        let hash = sha8(&[&image, &m.command.join("\u{1f}")]);
         Some(json!({
             "name": "migrations",
-            "job_name": format!("migrations-{hash}"),
+            // The stem: `render` appends a hash of the rendered Job's spec (see name_by_spec).
+            "job_name": "migrations",
             "service": m.service,
             "image": image,
             "command": m.command,
@@ -541,6 +707,8 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
         "requests_memory": scale(res.requests_memory, pods),
         "limits_cpu": scale(res.limits_cpu, pods),
         "limits_memory": scale(res.limits_memory, pods),
+        "requests_ephemeral": scale(res.requests_ephemeral, pods),
+        "limits_ephemeral": scale(res.limits_ephemeral, pods),
     });
 
     json!({
@@ -679,6 +847,33 @@ fn validate(project: &Project, profile: &ProfileSettings, produced: &[(Resource,
             check_parity(r, t)?;
         }
     }
+    if profile.name == "prod" {
+        check_autoscaled_replicas(produced)?;
+    }
+    Ok(())
+}
+
+/// A workload an autoscaler scales must leave `spec.replicas` out: every apply of the
+/// production manifests would otherwise reset the count the autoscaler chose.
+fn check_autoscaled_replicas(produced: &[(Resource, String)]) -> Result<(), Error> {
+    let scaled: BTreeSet<(Option<&str>, &str, &str)> = produced
+        .iter()
+        .filter(|(r, _)| r.kind() == "HorizontalPodAutoscaler")
+        .filter_map(|(r, _)| {
+            let target = r.value.pointer("/spec/scaleTargetRef")?;
+            Some((r.namespace(), target.get("kind")?.as_str()?, target.get("name")?.as_str()?))
+        })
+        .collect();
+    for (r, t) in produced {
+        if r.value.pointer("/spec/replicas").is_some() && scaled.contains(&(r.namespace(), r.kind(), r.name())) {
+            return Err(invalid(
+                r,
+                t,
+                "sets spec.replicas although a HorizontalPodAutoscaler scales it: applying the manifests would reset the autoscaler's count",
+                "remove `replicas` from the workload; the autoscaler's minReplicas gives the starting count",
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -737,9 +932,6 @@ fn check_parity(r: &Resource, t: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Writes one file per resource into `dir`, all or nothing: files go to a temporary
-/// directory next to it, which then replaces `dir`. An existing `dir` may only hold a
-/// previous render (`*.yaml` files); anything else is refused.
 /// Points every container whose image is a key of `images` at the mapped reference, wherever a
 /// pod template is (Deployment, StatefulSet, Job, CronJob...). Used by `up --preload`.
 pub fn replace_images(manifests: &mut [Value], images: &BTreeMap<String, String>) {
@@ -767,10 +959,18 @@ pub fn replace_images(manifests: &mut [Value], images: &BTreeMap<String, String>
     }
     if !images.is_empty() {
         manifests.iter_mut().for_each(|m| walk(m, images));
+        // A Job named by its spec gets the name of its new spec.
+        manifests.iter_mut().for_each(name_by_spec);
     }
 }
 
-pub fn write_dir(set: &RenderedSet, dir: &Path) -> Result<(), Error> {
+/// Writes one file per resource into `dir`, all or nothing: files go to a temporary
+/// directory next to it, which then replaces `dir`. An existing `dir` may only hold a
+/// previous render (`*.yaml` files); anything else is refused.
+///
+/// With `revealed` (real secret values in the Secrets), the Secret files are written 0600
+/// from their creation and the directory is 0700; otherwise the directory is 0755.
+pub fn write_dir(set: &RenderedSet, dir: &Path, revealed: bool) -> Result<(), Error> {
     let shown = dir.display().to_string();
     let werr = |source: std::io::Error| Error::Write { path: shown.clone(), source };
     if dir.exists() {
@@ -795,8 +995,23 @@ pub fn write_dir(set: &RenderedSet, dir: &Path) -> Result<(), Error> {
     let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(werr)?;
     let tmp = tempfile::Builder::new().prefix(".samestack-render-").tempdir_in(parent).map_err(werr)?;
-    for (name, text) in set.files() {
-        std::fs::write(tmp.path().join(name), text).map_err(werr)?;
+    for ((name, text), r) in set.files().into_iter().zip(&set.resources) {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mode = if r.kind() == "Secret" { 0o600 } else { 0o644 };
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(tmp.path().join(name))
+            .map_err(werr)?;
+        f.write_all(text.as_bytes()).map_err(werr)?;
+    }
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let holds_secrets = revealed && set.resources.iter().any(|r| r.kind() == "Secret");
+        let mode = if holds_secrets { 0o700 } else { 0o755 };
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode)).map_err(werr)?;
     }
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(werr)?;
@@ -889,7 +1104,59 @@ mod tests {
         assert_eq!(service(&ctx2, "api")["image"], "r/api:1");
         assert_eq!(ctx2["database"]["image"], "pg:local");
         assert_eq!(ctx2["migrations"]["image"], "r/api:1");
-        assert_ne!(ctx["migrations"]["job_name"], ctx2["migrations"]["job_name"], "a new image reruns migrations");
+    }
+
+    fn migrations_job(profile: &ProfileSettings, opts: &RenderOptions) -> Value {
+        let set = render(&project(), profile, opts).unwrap();
+        let jobs: Vec<&Resource> = set.resources.iter().filter(|r| r.kind() == "Job").collect();
+        assert_eq!(jobs.len(), 1);
+        jobs[0].value.clone()
+    }
+
+    #[test]
+    fn the_migrations_job_is_named_by_its_whole_spec() {
+        let base = profile(false, None);
+        let job = migrations_job(&base, &RenderOptions::default());
+        let name = job["metadata"]["name"].as_str().unwrap().to_owned();
+        assert!(name.starts_with("migrations-") && name.len() == "migrations-".len() + 8, "{name}");
+        assert_eq!(migrations_job(&base, &RenderOptions::default())["metadata"]["name"], name, "stable");
+
+        // Anything in the pod template gives a new name: a Job's template is immutable.
+        let image = RenderOptions { images: [("api".to_owned(), "r/api:2".to_owned())].into(), ..Default::default() };
+        let log_level = ProfileSettings { log_level: LogLevel::Info, ..base.clone() };
+        let size = ProfileSettings { size: SizeClass::Medium, ..base.clone() };
+        for (what, other) in [
+            ("image", migrations_job(&base, &image)),
+            ("LOG_LEVEL", migrations_job(&log_level, &RenderOptions::default())),
+            ("resources", migrations_job(&size, &RenderOptions::default())),
+        ] {
+            assert_ne!(other["metadata"]["name"], name, "a new {what} must give a new Job");
+        }
+        // Knobs the Job does not use keep its name.
+        let replicas = ProfileSettings { replicas: 5, ..base.clone() };
+        assert_eq!(migrations_job(&replicas, &RenderOptions::default())["metadata"]["name"], name);
+    }
+
+    #[test]
+    fn naming_by_spec_is_idempotent_and_follows_a_replaced_image() {
+        let mut job = migrations_job(&profile(false, None), &RenderOptions::default());
+        let name = job["metadata"]["name"].clone();
+        name_by_spec(&mut job);
+        assert_eq!(job["metadata"]["name"], name);
+        let mut set = vec![job];
+        let image = set[0].pointer("/spec/template/spec/containers/0/image").unwrap().as_str().unwrap().to_owned();
+        replace_images(&mut set, &BTreeMap::from([(image, "localhost:5001/api@sha256:2".to_string())]));
+        assert_ne!(set[0]["metadata"]["name"], name, "the pod template changed, so the name did");
+        let mut plain = json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "spec": {"a": 1}});
+        name_by_spec(&mut plain);
+        assert_eq!(plain["metadata"]["name"], "c", "only annotated objects are renamed");
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level() {
+        let mut out = String::new();
+        canonical_json(&json!({"b": [{"y": 1, "x": "s"}], "a": null}), &mut out);
+        assert_eq!(out, r#"{"a":null,"b":[{"x":"s","y":1}]}"#);
     }
 
     #[test]
@@ -907,9 +1174,53 @@ mod tests {
     fn secrets_redacted_unless_revealed() {
         let mut opts =
             RenderOptions { secrets: [("pw".to_owned(), "hunter2".to_owned())].into(), ..Default::default() };
-        assert_eq!(context(&project(), &profile(false, None), &opts)["secrets"][0]["value_b64"], REDACTED);
+        let secret = |opts: &RenderOptions| {
+            let set = render(&project(), &profile(false, None), opts).unwrap();
+            set.resources.iter().find(|r| r.kind() == "Secret").unwrap().value.clone()
+        };
+        let redacted = secret(&opts);
+        assert_eq!(redacted.get("data"), None, "no placeholder value that could replace a real one");
+        assert_eq!(redacted["metadata"]["annotations"][REDACTED_ANNOTATION], "value");
         opts.reveal = true;
-        assert_eq!(context(&project(), &profile(false, None), &opts)["secrets"][0]["value_b64"], "aHVudGVyMg==");
+        let revealed = secret(&opts);
+        assert_eq!(revealed["data"]["value"], "aHVudGVyMg==");
+        assert_eq!(revealed["metadata"].get("annotations"), None);
+    }
+
+    #[test]
+    fn undefined_is_an_error_in_every_form() {
+        let env = environment();
+        for form in [
+            "{{ x }}",
+            "{{ x | tojson }}",
+            "{{ project.nope | tojson }}",
+            "{{ [x] | tojson }}",
+            "{{ {'a': [x]} | tojson }}",
+            "{{ dict(a=x) | tojson }}",
+            "{{ x | join(',') }}",
+            "{{ [1] | join(x) }}",
+            "{{ x | escape }}",
+            "{{ x | e }}",
+            "{{ x | pprint }}",
+            "{{ x | chain([1]) }}",
+            "{{ x | zip([1]) }}",
+            "{{ x | groupby('a') }}",
+            "{{ x | length }}",
+            "{{ x | string }}",
+            "{{ x | upper }}",
+            "{{ x ~ 'a' }}",
+            "{% if x %}y{% endif %}",
+            "{% for i in x %}{% endfor %}",
+        ] {
+            let got = env.render_str(form, minijinja::context! { project => minijinja::context! { name => "p" } });
+            let err = got.expect_err(form);
+            assert!(err.to_string().contains("undefined"), "{form}: {err}");
+        }
+        let ok = env.render_str(
+            "{{ x | default('d') | tojson }}{{ x is defined }}{{ [1, 2] | join(',') }}",
+            minijinja::context! {},
+        );
+        assert_eq!(ok.unwrap(), "\"d\"False1,2");
     }
 
     #[test]

@@ -16,26 +16,6 @@ fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Removes what the test created even when it fails.
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let ids = docker(&["ps", "-aq", "--filter", &format!("label=dev.samestack.project={}", self.0)]);
-        for id in ids.lines() {
-            docker(&["rm", "-fv", id]);
-        }
-        let nets = docker(&["network", "ls", "-q", "--filter", &format!("label=dev.samestack.project={}", self.0)]);
-        for id in nets.lines() {
-            docker(&["network", "rm", id]);
-        }
-        let images = docker(&["images", "-q", "--filter", &format!("label=dev.samestack.project={}", self.0)]);
-        for id in images.lines() {
-            docker(&["rmi", "-f", id]);
-        }
-    }
-}
-
 #[tokio::test]
 async fn docker_node_container_gets_the_privileges_the_engine_allows_and_delete_leaves_nothing() {
     if support::docker_or_skip("docker_node_container_gets_the_privileges_the_engine_allows_and_delete_leaves_nothing")
@@ -51,7 +31,7 @@ async fn docker_node_container_gets_the_privileges_the_engine_allows_and_delete_
         return;
     }
     let project = support::unique_name("nodes");
-    let _cleanup = Cleanup(project.clone());
+    let _cleanup = support::ProjectCleanup(project.clone());
     let spec = ClusterSpec::new(project.clone(), project.clone());
     let provider = DockerProvider::connect().await.unwrap();
     let subnet = provider.ensure_network(&spec).await.unwrap().expect("the network has an address plan");

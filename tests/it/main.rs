@@ -14,6 +14,7 @@ mod docker_nodes;
 mod docker_registry;
 mod doctor;
 mod errors;
+mod faults;
 mod init;
 mod parity;
 mod render;

@@ -80,6 +80,8 @@ pub fn cluster_or_skip(test: &str, images: &[&str]) -> Option<String> {
 
 /// Removes every container, network and volume labelled `dev.samestack.project=<project>` when
 /// dropped, whatever happened in the test (`SAMESTACK_TEST_KEEP` keeps them for debugging).
+/// A node whose pod cgroups were left frozen cannot be killed ("did not receive an exit event"):
+/// its cgroups are thawed and the removal tried again, until nothing labelled is left.
 pub struct ProjectCleanup(pub String);
 
 impl Drop for ProjectCleanup {
@@ -88,25 +90,9 @@ impl Drop for ProjectCleanup {
             eprintln!("SAMESTACK_TEST_KEEP set: leaving Docker objects labelled dev.samestack.project={}", self.0);
             return;
         }
-        let label = format!("label=dev.samestack.project={}", self.0);
-        let run = |args: &[&str]| {
-            Command::new("docker")
-                .args(args)
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                .unwrap_or_default()
-        };
-        for id in run(&["ps", "-aq", "--filter", &label]).lines() {
-            run(&["rm", "-fv", id]);
-        }
-        for id in run(&["network", "ls", "-q", "--filter", &label]).lines() {
-            run(&["network", "rm", id]);
-        }
-        for id in run(&["volume", "ls", "-q", "--filter", &label]).lines() {
-            run(&["volume", "rm", "-f", id]);
-        }
-        for id in run(&["images", "-q", "--filter", &label]).lines() {
-            run(&["rmi", "-f", id]);
+        let left = remove_labelled(&self.0);
+        if !left.is_empty() {
+            eprintln!("ProjectCleanup({}): could not remove {left:?}", self.0);
         }
     }
 }
@@ -216,7 +202,14 @@ impl Stack {
 
     /// `up` with the offline images; panics with the output unless it succeeds.
     pub fn up(&self) -> String {
-        let out = self.up_output();
+        self.up_with(&[])
+    }
+
+    /// `up` with the offline images and `extra` arguments; panics unless it succeeds.
+    pub fn up_with(&self, extra: &[&str]) -> String {
+        let mut args = self.up_args();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let out = self.samestack(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let text = output_text(&out);
         assert!(out.status.success(), "samestack up failed:\n{text}");
         text
@@ -289,4 +282,47 @@ pub fn plain_runc_image(image: &str, project: &str) -> String {
     let context = dir.path().display().to_string();
     docker(&["build", "-q", "--label", &label, "-t", &tag, &context]);
     tag
+}
+
+/// Removes what carries the project's label, thawing frozen cgroups of containers that will
+/// not die; returns what is still there after a few attempts.
+pub fn remove_labelled(project: &str) -> Vec<String> {
+    let label = format!("label=dev.samestack.project={project}");
+    let run = |args: &[&str]| {
+        Command::new("docker")
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let ids = |args: &[&str]| run(args).lines().filter(|l| !l.is_empty()).map(String::from).collect::<Vec<_>>();
+    let mut left = Vec::new();
+    for _ in 0..3 {
+        for id in ids(&["ps", "-aq", "--no-trunc", "--filter", &label]) {
+            samestack::docker::thaw_cgroups(&samestack::docker::container_cgroup_dirs(
+                std::path::Path::new(samestack::docker::CGROUP_ROOT),
+                &id,
+            ));
+            run(&["rm", "-fv", &id]);
+        }
+        for id in ids(&["network", "ls", "-q", "--filter", &label]) {
+            run(&["network", "rm", &id]);
+        }
+        for id in ids(&["volume", "ls", "-q", "--filter", &label]) {
+            run(&["volume", "rm", "-f", &id]);
+        }
+        for id in ids(&["images", "-q", "--filter", &label]) {
+            run(&["rmi", "-f", &id]);
+        }
+        left = [
+            ids(&["ps", "-aq", "--filter", &label]).into_iter().map(|i| format!("container {i}")).collect::<Vec<_>>(),
+            ids(&["network", "ls", "-q", "--filter", &label]).into_iter().map(|i| format!("network {i}")).collect(),
+            ids(&["volume", "ls", "-q", "--filter", &label]).into_iter().map(|i| format!("volume {i}")).collect(),
+        ]
+        .concat();
+        if left.is_empty() {
+            break;
+        }
+    }
+    left
 }

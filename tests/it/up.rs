@@ -3,7 +3,7 @@
 //! pulling its images from the local registry through the wired mirror; a second `up` changes
 //! nothing; a config change touches only its resource and a resource gone from the templates is
 //! pruned; the app answers on the host through the ingress controller, also after the
-//! containers were stopped (a reboot); Ctrl-C in any step converges on the next `up`; `down`
+//! containers were stopped (a reboot); another profile on the same cluster converges; Ctrl-C in any step converges on the next `up`; `down`
 //! leaves only the registry, `down --purge` nothing. Docker tier: a taken port and a lost engine fail clearly.
 
 use std::path::PathBuf;
@@ -126,6 +126,25 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
         kube::Api::namespaced(client.raw().clone(), &stack.name);
     assert!(secrets.get_opt("api-tls").await.unwrap().is_none(), "the Ingress's TLS Secret was not pruned");
+
+    // Another profile on the same cluster converges. The migrations Job's pod template differs
+    // (LOG_LEVEL) and a Job's template is immutable: it is a new Job, named by its spec, which
+    // runs again; the old one is pruned.
+    let ci = stack.up_with(&["--profile", "ci"]);
+    assert!(step_line(&ci, "apply").contains("all ready"), "{ci}");
+    assert!(step_line(&ci, "apply").contains("1 created"), "{ci}");
+    assert!(step_line(&ci, "apply").contains(" 1 pruned"), "{ci}");
+    let jobs: kube::Api<k8s_openapi::api::batch::v1::Job> = kube::Api::namespaced(client.raw().clone(), &stack.name);
+    let names: Vec<String> = jobs
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|j| j.metadata.deletion_timestamp.is_none())
+        .filter_map(|j| j.metadata.name)
+        .collect();
+    assert_eq!(names.len(), 1, "the Job of the dev profile was not pruned: {names:?}");
 
     // `down` keeps only the registry (the image cache); `down --purge` leaves nothing.
     let down = stack.samestack(&["down"]);
