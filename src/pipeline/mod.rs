@@ -79,7 +79,7 @@ pub async fn converge(settings: &Settings, printer: &Printer) -> anyhow::Result<
 
     let step = steps.start("preflight");
     let engine = docker::connect().await?;
-    preflight::check_ports(&engine, &stack.project, &wanted_ports(stack)).await?;
+    preflight::check_ports(&engine, &stack.project, &stack.cluster.name, &wanted_ports(stack)).await?;
     build::require_local_images(&engine, &settings.preload).await?;
     steps.finish(step, "Docker answers; host ports free");
 

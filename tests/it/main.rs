@@ -2,6 +2,7 @@
 //! `docker` / `cluster` in their names so a filter selects a tier.
 
 mod cli;
+mod cluster_kind;
 mod cluster_kube;
 mod cluster_native;
 mod config;
