@@ -18,9 +18,9 @@ use bollard::query_parameters::{
 pub type Client = bollard::Docker;
 
 /// Label naming the samestack project that owns a Docker object.
-pub const LABEL_PROJECT: &str = "dev.samestack.project";
+pub use crate::labels::PROJECT as LABEL_PROJECT;
 /// Label naming what an owned object is for (`registry`, `node`, ...).
-pub const LABEL_ROLE: &str = "dev.samestack.role";
+pub use crate::labels::ROLE as LABEL_ROLE;
 
 /// Where the engine listens when `DOCKER_HOST` is not set.
 pub const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
@@ -164,7 +164,14 @@ pub fn owner_labels(project: &str, role: &str) -> HashMap<String, String> {
 
 /// Containers (running or not) carrying every `key=value` label given.
 pub async fn find_containers(client: &Client, labels: &[(&str, &str)]) -> Result<Vec<ContainerSummary>, Error> {
-    let filters = HashMap::from([("label", labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>())]);
+    let filters: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    containers_labelled(client, &filters).await
+}
+
+/// The one label query for containers: all of them (running or not) matching every Docker
+/// label filter given (`key=value`, or `key` for "has the label").
+pub async fn containers_labelled(client: &Client, filters: &[String]) -> Result<Vec<ContainerSummary>, Error> {
+    let filters = HashMap::from([("label", filters.to_vec())]);
     let options = ListContainersOptionsBuilder::new().all(true).filters(&filters).build();
     client.list_containers(Some(options)).await.map_err(|e| Error::api("list containers by label", e))
 }

@@ -10,7 +10,7 @@
 //!   Only this class says "a samestack bug".
 //!
 //! Each domain error type says its class itself, by implementing [`Classify`], and registers
-//! itself with [`classify!`] next to that impl. [`kind_of`] then finds the class of any
+//! itself with [`classify!`](crate::classify) next to that impl. [`kind_of`] then finds the class of any
 //! registered error anywhere in an `anyhow` chain, however it got there (`?`, `.context()`,
 //! wrapped as another error's source), without this module naming any of those types.
 //!
@@ -41,13 +41,13 @@ impl ErrorKind {
 }
 
 /// Implemented by every domain error type: which class each of its values belongs to.
-/// Register the type with [`classify!`] so [`kind_of`] finds it.
+/// Register the type with [`classify!`](crate::classify) so [`kind_of`] finds it.
 pub trait Classify: std::error::Error + Send + Sync + 'static {
     fn kind(&self) -> ErrorKind;
 }
 
 /// One registered error type: tries to see `err` as that type and, if it is one, classifies it.
-/// Built by [`classify!`]; collected at link time (the `inventory` crate), so no list of the
+/// Built by [`classify!`](crate::classify); collected at link time (the `inventory` crate), so no list of the
 /// crate's error types exists anywhere.
 pub struct Classifier(pub fn(&(dyn std::error::Error + 'static)) -> Option<ErrorKind>);
 

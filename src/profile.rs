@@ -277,7 +277,7 @@ pub fn parse_file(shown: &str, text: &str) -> Result<ProfileFile, Error> {
         if KNOBS.contains(&entry.as_str()) {
             continue;
         }
-        let why = match crate::render::parity::Pattern::check(entry) {
+        let why = match crate::drift::Pattern::check(entry) {
             Ok(_) => continue,
             Err(why) if entry.contains(':') => format!("malformed pattern `{entry}` in allowed_drift: {why}"),
             Err(_) => format!(

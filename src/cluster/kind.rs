@@ -6,9 +6,11 @@
 //! joins kind's `kind` network.
 //!
 //! kind always creates privileged node containers; engines that refuse privileged containers
-//! (like the CI machines here: "unable to apply caps") cannot run kind nodes. There, use the
-//! native `docker` provider. The tests of this module therefore check generated configs and
-//! command lines only.
+//! ("unable to apply caps", e.g. sandboxes without CAP_SYS_RESOURCE) cannot run kind nodes.
+//! There, use the native `docker` provider, which falls back to an explicit capability set.
+//! The unit tests here check generated configs and command lines; `tests/it/cluster_kind.rs`
+//! runs the provider on real kind clusters (in CI behind a test-environment runc shim that only
+//! the test machines get, see tests/cluster/README.md).
 
 use std::path::{Path, PathBuf};
 

@@ -20,10 +20,15 @@ pub fn owned_path(cluster: &str) -> PathBuf {
 }
 
 pub(crate) fn state_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir).join("samestack");
+    state_dir_for(std::env::var("XDG_STATE_HOME").ok().as_deref(), &home())
+}
+
+/// Pure: samestack's state directory, `$XDG_STATE_HOME/samestack` else `<home>/.local/state/samestack`.
+pub fn state_dir_for(xdg_state_home: Option<&str>, home: &Path) -> PathBuf {
+    match xdg_state_home.filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("samestack"),
+        None => home.join(".local/state/samestack"),
     }
-    home().join(".local/state/samestack")
 }
 
 fn home() -> PathBuf {
@@ -41,11 +46,6 @@ pub fn user_path(explicit: Option<&Path>, kubeconfig_env: Option<&str>, home: &P
         return PathBuf::from(first);
     }
     home.join(".kube").join("config")
-}
-
-/// [`user_path`] with this process's environment.
-pub fn default_user_path(explicit: Option<&Path>) -> PathBuf {
-    user_path(explicit, std::env::var("KUBECONFIG").ok().as_deref(), &home())
 }
 
 fn parse(text: &str, what: &str) -> Result<Value, Error> {

@@ -22,14 +22,13 @@ use crate::child::{self, CommandSpec, Outcome};
 use crate::cli::CiArgs;
 use crate::cluster::{self, Provider as _, kubeconfig};
 use crate::commands::{ExitStatus, Session};
-use crate::config::{self, Project};
+use crate::config;
 use crate::docker;
 use crate::ephemeral::{self, CommandEnv};
 use crate::ingress;
 use crate::kube::{self, KubeClient, forward::Forward};
 use crate::lock;
 use crate::pipeline;
-use crate::profile::ProfileSettings;
 use crate::registry;
 use crate::render::{self, RenderOptions};
 use crate::settings::{self, FlagError, Overrides, Settings};
@@ -175,7 +174,9 @@ impl Plan {
             project.config.services.iter().filter(|(_, s)| !s.ports.is_empty()).map(|(n, _)| n.clone()).collect();
         let settings = settings::resolve_up(project, &overrides, &session.env)?;
         // All or nothing: templates, profile and secrets render before anything exists.
-        let options = RenderOptions::from_env(&settings.project, BTreeMap::new(), true)?;
+        let env = |key: &str| settings.env.var(key);
+        let options =
+            RenderOptions::from_env(&settings.project, BTreeMap::new(), true, settings.postgres_image.clone(), &env)?;
         render::render(&settings.project, &settings.profile, &options)?;
         Ok(Plan { env_file: dir.join("samestack.env"), name, settings, dir, kubeconfig, services })
     }
@@ -300,7 +301,7 @@ async fn collect_artifacts(
         Ok(_) => KubeClient::connect(&plan.kubeconfig, Some(&plan.context())).await.ok(),
         Err(_) => None,
     };
-    let manifests = redacted_manifests(&plan.settings.project, &plan.settings.profile);
+    let manifests = redacted_manifests(&plan.settings);
     let inputs = artifacts::Inputs {
         client: client.as_ref(),
         namespace: &plan.settings.stack.namespace,
@@ -333,9 +334,12 @@ async fn collect_artifacts(
 
 /// The manifests as `render` prints them, secrets redacted, with the image names `up` would
 /// use before building.
-fn redacted_manifests(project: &Project, profile: &ProfileSettings) -> Option<String> {
-    let options = RenderOptions::from_env(project, BTreeMap::new(), false).ok()?;
-    render::render(project, profile, &options).ok().map(|set| set.to_yaml())
+fn redacted_manifests(settings: &Settings) -> Option<String> {
+    let env = |key: &str| settings.env.var(key);
+    let options =
+        RenderOptions::from_env(&settings.project, BTreeMap::new(), false, settings.postgres_image.clone(), &env)
+            .ok()?;
+    render::render(&settings.project, &settings.profile, &options).ok().map(|set| set.to_yaml())
 }
 
 /// samestack's steps so far, one a line with duration and detail, and the one that failed.

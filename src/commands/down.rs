@@ -4,8 +4,6 @@
 //! cannot be removed leaves no context pointing at it. Ends with a label query over containers,
 //! networks and volumes: what is left is removed when nothing uses it, and named otherwise.
 
-use std::collections::BTreeMap;
-
 use crate::build;
 use crate::cli::DownArgs;
 use crate::cluster::{self, Provider as _, kubeconfig};
@@ -14,12 +12,13 @@ use crate::config;
 use crate::docker::{self, LABEL_PROJECT};
 use crate::lock;
 use crate::registry;
-use crate::settings;
+use crate::settings::{self, Overrides};
 
 pub async fn run(session: &Session<'_>, args: DownArgs) -> anyhow::Result<ExitStatus> {
     let global = session.global;
-    let project = config::load(&global.file)?;
-    let stack = settings::resolve(&project, &BTreeMap::new(), args.kube.kubeconfig.clone());
+    let mut project = config::load(&global.file)?;
+    let overrides = Overrides { kubeconfig: args.kube.kubeconfig.clone(), ..Overrides::default() };
+    let stack = settings::resolve_stack(&mut project, &overrides, &session.env)?;
     let _lock = lock::acquire_for(&stack.project, "down", &session.printer).await?;
     kubeconfig::uninstall(&stack.cluster.name, &stack.cluster.context_name(), &stack.kubeconfig)?;
     let provider = cluster::select(&stack.cluster).await?;

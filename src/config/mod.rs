@@ -479,6 +479,17 @@ impl Classify for Error {
 }
 crate::classify!(Error);
 
+/// The postgres versions samestack has a pinned default image for.
+pub const POSTGRES_IMAGES: &[(&str, &str)] =
+    &[("15", "postgres:15.8"), ("16", "postgres:16.4"), ("17", "postgres:17.0")];
+
+/// Default postgres image for a major version when neither the config nor
+/// `SAMESTACK_POSTGRES_IMAGE` names one; `None` for a version samestack does not know (the
+/// loader then requires `database.image`, rather than guessing a tag that may not exist).
+pub fn default_postgres_image(version: &str) -> Option<&'static str> {
+    POSTGRES_IMAGES.iter().find(|(v, _)| *v == version).map(|(_, image)| *image)
+}
+
 /// Loads and validates the project file at `path`: the file itself, every path it names
 /// (inside the project directory, symlinks included), and every profile it lists (so a broken
 /// profile fails every command, not only the one that uses it).
@@ -618,7 +629,9 @@ pub fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
-fn suggest_label(s: &str) -> String {
+/// The name sanitiser: `s` made into a DNS-1123 label (lowercase, other characters become
+/// `-`, at most 63), `my-app` when nothing is left. Suggested in errors, and `init`'s default.
+pub fn suggest_label(s: &str) -> String {
     let mut out: String = s.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     while out.contains("--") {
         out = out.replace("--", "-");
@@ -795,8 +808,8 @@ pub fn validate(c: &Config, loc: &Locations) -> Vec<Problem> {
                 format!("`{}` is not a postgres version: expected e.g. \"15\"", db.version),
                 "write the major version, e.g. `version: \"15\"`".into(),
             );
-        } else if db.image.is_none() && crate::render::default_postgres_image(&db.version).is_none() {
-            let known: Vec<&str> = crate::render::POSTGRES_IMAGES.iter().map(|(v, _)| *v).collect();
+        } else if db.image.is_none() && default_postgres_image(&db.version).is_none() {
+            let known: Vec<&str> = POSTGRES_IMAGES.iter().map(|(v, _)| *v).collect();
             p(
                 "database.version",
                 format!(

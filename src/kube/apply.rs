@@ -45,7 +45,7 @@ pub struct ApplyOptions {
     pub default_namespace: String,
     /// Nodes started again just before (a reboot): pods on them count as ready only once
     /// they turned Ready after the restart.
-    pub restart: Option<crate::cluster::Restart>,
+    pub restart: Option<super::readiness::Restart>,
 }
 
 impl Default for ApplyOptions {

@@ -13,6 +13,7 @@ pub mod object;
 pub mod prune;
 pub mod readiness;
 pub mod status;
+pub mod system;
 pub mod wait;
 pub mod wave;
 
@@ -22,19 +23,19 @@ use std::time::Duration;
 use crate::error::{Classify, ErrorKind};
 
 pub use apply::{ApplyOptions, ApplyReport, Change, ObjectChange, WaveReport, apply_waves, apply_waves_with};
-pub use client::KubeClient;
+pub use client::{Access, KubeClient, connect};
 pub use diagnose::Diagnosis;
 pub use object::ObjectKey;
-pub use readiness::{Readiness, is_ready};
+pub use readiness::{Readiness, Restart, is_ready};
 pub use status::{IngressStatus, ProjectStatus, ServiceStatus, WorkloadStatus, project_status};
 pub use wave::{Phase, WAVE_ANNOTATION, Wave, plan_waves};
 
-/// The label every samestack-owned resource carries, with the project name as value.
-pub const PROJECT_LABEL: &str = "dev.samestack.project";
 /// The standard "managed by" label, set to [`MANAGER`].
-pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub use crate::labels::MANAGED_BY as MANAGED_BY_LABEL;
 /// Field manager for server-side apply, and value of [`MANAGED_BY_LABEL`].
-pub const MANAGER: &str = "samestack";
+pub use crate::labels::MANAGER;
+/// The label every samestack-owned resource carries, with the project name as value.
+pub use crate::labels::PROJECT as PROJECT_LABEL;
 
 /// The label selector matching every resource samestack owns for `project`.
 pub fn ownership_selector(project: &str) -> String {
@@ -105,6 +106,16 @@ pub enum Error {
     /// Something in a wave failed for good (a Job failed, a rollout exceeded its deadline).
     #[error("wave \"{wave}\" failed:\n{diagnosis}")]
     Failed { wave: &'static str, diagnosis: String },
+    /// A kubeconfig given as YAML (a cluster samestack owns) is not usable.
+    #[error("kubeconfig of context {context} is not usable")]
+    KubeconfigYaml {
+        context: String,
+        #[source]
+        source: ::kube::config::KubeconfigError,
+    },
+    /// The cluster did not reach a state in time (nodes Ready, a system Deployment available).
+    #[error("timed out after {after:?} waiting for {what} (last seen: {last})")]
+    Timeout { what: String, after: Duration, last: String },
 }
 
 impl Classify for Error {
@@ -118,7 +129,9 @@ impl Classify for Error {
             | Error::Unanswered { .. }
             | Error::Api { .. }
             | Error::NotReady { .. }
-            | Error::Failed { .. } => ErrorKind::Environment,
+            | Error::Failed { .. }
+            | Error::KubeconfigYaml { .. }
+            | Error::Timeout { .. } => ErrorKind::Environment,
         }
     }
 }

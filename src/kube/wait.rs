@@ -14,10 +14,10 @@ use serde_json::Value;
 use super::client::{KubeClient, ResourceType};
 use super::diagnose::{Diagnosis, LOG_LINES, PodLog, diagnose, logs_wanted};
 use super::object::{ObjectKey, str_at};
+use super::readiness::Restart;
 use super::readiness::{Readiness, is_ready, pods_ready_since, pvc_ready, service_ready};
 use super::wave::Phase;
 use super::{Error, Result};
-use crate::cluster::Restart;
 
 /// Pods looked at per object in a diagnosis.
 const MAX_PODS: usize = 5;

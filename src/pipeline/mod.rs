@@ -83,7 +83,7 @@ pub async fn converge_with(settings: &Settings, printer: &Printer, steps: &mut S
 
     let step = steps.start("preflight");
     let engine = docker::connect().await?;
-    preflight::check_ports(&engine, &stack.project, &wanted_ports(stack)).await?;
+    preflight::check_ports(&engine, &stack.project, &stack.cluster.name, &wanted_ports(stack)).await?;
     build::require_local_images(&engine, &settings.preload).await?;
     steps.finish(step, "Docker answers; host ports free");
 
@@ -128,7 +128,7 @@ pub async fn converge_with(settings: &Settings, printer: &Printer, steps: &mut S
         _ => BTreeMap::new(),
     };
 
-    let client = KubeClient::from_client(cluster.client().await?, context.clone());
+    let client = KubeClient::for_access(&cluster.access).await?;
     let mut ingress = None;
     if let Some(spec) = &stack.ingress {
         let step = steps.start("ingress");
@@ -144,7 +144,7 @@ pub async fn converge_with(settings: &Settings, printer: &Printer, steps: &mut S
     let mut manifests = render_manifests(settings, images)?;
     render::replace_images(&mut manifests, &preloaded);
     let (ca, tls_secrets) = if serves_ingress(stack, &cluster) {
-        issue_tls_secrets(&client, &manifests, &stack.namespace).await?
+        issue_tls_secrets(&client, &manifests, &stack.namespace, &stack.state_dir.join("ca")).await?
     } else {
         (None, Vec::new())
     };
@@ -322,12 +322,13 @@ async fn issue_tls_secrets(
     client: &KubeClient,
     manifests: &[Value],
     namespace: &str,
+    ca_dir: &std::path::Path,
 ) -> anyhow::Result<(Option<PathBuf>, Vec<Value>)> {
     let wanted = tls::wanted(manifests, namespace);
     if wanted.is_empty() {
         return Ok((None, Vec::new()));
     }
-    let ca = tls::LocalCa::load_or_create(&tls::LocalCa::default_dir())?;
+    let ca = tls::LocalCa::load_or_create(ca_dir)?;
     let mut issued = Vec::new();
     for w in &wanted {
         let secrets: Api<Secret> = Api::namespaced(client.raw().clone(), &w.namespace);
@@ -341,7 +342,8 @@ async fn issue_tls_secrets(
 
 /// Renders with real secret values (they go to the cluster, never to the terminal).
 fn render_manifests(settings: &Settings, images: BTreeMap<String, String>) -> anyhow::Result<Vec<Value>> {
-    let options = RenderOptions::from_env(&settings.project, images, true)?;
+    let env = |key: &str| settings.env.var(key);
+    let options = RenderOptions::from_env(&settings.project, images, true, settings.postgres_image.clone(), &env)?;
     Ok(render::render(&settings.project, &settings.profile, &options)?.values())
 }
 

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{self, DATABASE_NAME, Project};
 use crate::error::{Classify, ErrorKind};
+use crate::labels;
 use crate::profile::ProfileSettings;
 
 static BUILTIN: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
@@ -34,16 +35,8 @@ pub const REDACTED_ANNOTATION: &str = "dev.samestack/redacted";
 /// (the migrations Job: its pod template is immutable); the value is the name's stem.
 pub const NAME_BY_SPEC_ANNOTATION: &str = "dev.samestack/name-by-spec";
 
-/// The postgres versions samestack has a pinned default image for.
-pub const POSTGRES_IMAGES: &[(&str, &str)] =
-    &[("15", "postgres:15.8"), ("16", "postgres:16.4"), ("17", "postgres:17.0")];
-
-/// Default postgres image for a major version when neither the config nor
-/// `SAMESTACK_POSTGRES_IMAGE` names one; `None` for a version samestack does not know (the
-/// loader then requires `database.image`, rather than guessing a tag that may not exist).
-pub fn default_postgres_image(version: &str) -> Option<&'static str> {
-    POSTGRES_IMAGES.iter().find(|(v, _)| *v == version).map(|(_, image)| *image)
-}
+/// The postgres default images, defined with the `database` section the loader checks.
+pub use crate::config::{POSTGRES_IMAGES, default_postgres_image};
 
 /// The image `render` uses for a built service when no build produced one:
 /// `localhost:<registry port>/<project>/<service>:unbuilt` (deterministic, never `latest`).
@@ -57,7 +50,8 @@ pub struct RenderOptions {
     /// Service name → image reference (from a build). Missing entries fall back to the
     /// service's `image:` or [`default_image`].
     pub images: BTreeMap<String, String>,
-    /// Postgres image override (the command passes `SAMESTACK_POSTGRES_IMAGE`).
+    /// Postgres image, as the settings resolved it (flag, `SAMESTACK_POSTGRES_IMAGE`,
+    /// `database.image`); `None`: the default for `database.version`.
     pub postgres_image: Option<String>,
     /// Secret name → value (see [`config::resolve_secrets`]); missing values render redacted.
     pub secrets: BTreeMap<String, String>,
@@ -66,16 +60,17 @@ pub struct RenderOptions {
 }
 
 impl RenderOptions {
-    /// Options from the process environment, as `render` and `up` use them: secret values
-    /// from their environment variables or files (an error names the missing one),
-    /// `SAMESTACK_POSTGRES_IMAGE`, and the given service images.
+    /// Options as `render` and `up` use them: secret values from their environment variables
+    /// (looked up through `env`) or files (an error names the missing one), the resolved
+    /// postgres image, and the given service images.
     pub fn from_env(
         project: &Project,
         images: BTreeMap<String, String>,
         reveal: bool,
+        postgres_image: Option<String>,
+        env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<RenderOptions, config::Error> {
-        let secrets = config::resolve_secrets(project, &|k| std::env::var(k).ok())?;
-        let postgres_image = std::env::var("SAMESTACK_POSTGRES_IMAGE").ok().filter(|s| !s.is_empty());
+        let secrets = config::resolve_secrets(project, env)?;
         Ok(RenderOptions { images, postgres_image, secrets, reveal })
     }
 }
@@ -548,15 +543,15 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
     let cost = c.cost_center.clone().unwrap_or_else(|| c.name.clone());
     let labels = |name: &str| {
         json!({
-            "app.kubernetes.io/name": name,
-            "app.kubernetes.io/part-of": c.name,
-            "app.kubernetes.io/managed-by": "samestack",
-            "dev.samestack.project": c.name,
-            "dev.samestack.owner": owner,
-            "dev.samestack.cost-center": cost,
+            (labels::NAME): name,
+            (labels::PART_OF): c.name,
+            (labels::MANAGED_BY): labels::MANAGER,
+            (labels::PROJECT): c.name,
+            (labels::OWNER): owner,
+            (labels::COST_CENTER): cost,
         })
     };
-    let selector = |name: &str| json!({ "app.kubernetes.io/name": name, "app.kubernetes.io/part-of": c.name });
+    let selector = |name: &str| json!({ (labels::NAME): name, (labels::PART_OF): c.name });
     let res = profile.size.resources();
     let resources = json!({
         "requests": { "cpu": res.requests_cpu, "memory": res.requests_memory, "ephemeral-storage": res.requests_ephemeral },
@@ -662,7 +657,7 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
         .collect();
 
     let database = c.database.as_ref().map(|d| {
-        let image = d.image.clone().or_else(|| opts.postgres_image.clone()).unwrap_or_else(|| {
+        let image = opts.postgres_image.clone().or_else(|| d.image.clone()).unwrap_or_else(|| {
             // The loader refuses a version without a default unless `database.image` is set.
             default_postgres_image(&d.version).unwrap_or(POSTGRES_IMAGES[0].1).to_owned()
         });
@@ -825,7 +820,7 @@ fn validate(project: &Project, profile: &ProfileSettings, produced: &[(Resource,
             }
             (true, None) => {}
         }
-        for key in ["app.kubernetes.io/managed-by", "dev.samestack.project"] {
+        for key in [labels::MANAGED_BY, labels::PROJECT] {
             if r.value.pointer("/metadata/labels").and_then(|l| l.get(key)).and_then(Value::as_str).is_none() {
                 return Err(invalid(
                     r,

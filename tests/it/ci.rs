@@ -11,7 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use crate::docker_fixture::{POSTGRES, PYTHON_BASE, REGISTRY_IMAGE, TRAEFIK, docker};
 use crate::support;
-use crate::up::{copy_dir, output_text};
+use crate::support::{copy_dir, output_text};
 
 /// A copy of the example in a temp dir with an isolated HOME (so the user's kubeconfig and the
 /// state directory are temp files), and the name `ci --name` gives its environment.

@@ -36,16 +36,30 @@ async fn docker_node_container_gets_the_privileges_the_engine_allows_and_delete_
     let provider = DockerProvider::connect().await.unwrap();
     let subnet = provider.ensure_network(&spec).await.unwrap().expect("the network has an address plan");
     assert_eq!(provider.ensure_network(&spec).await.unwrap().as_deref(), Some(subnet.as_str()), "reused as it is");
+    // Whatever the engine allows, a node runs. On this CI's engine the test-environment runc
+    // shim (.ci/ensure-docker) lets privileged containers start, so a first node is privileged;
+    // an image asking for the real runc's behaviour is refused privileges again, and the
+    // provider falls back to the explicit set, removing the failed privileged container.
+    let plain = support::plain_runc_image(BUSYBOX, &project);
+    let allowed = |image: &str| {
+        Command::new("docker").args(["run", "--rm", "--privileged", image, "true"]).output().unwrap().status.success()
+    };
+    let expect = |image: &str| if allowed(image) { Privileges::Privileged } else { Privileges::Explicit };
+    let (_, first_address) = samestack::cluster::docker::address_plan(&subnet, 1).unwrap();
+    let first = format!("samestack-{project}-server-1");
+    let privileges = provider.create_node(&spec, BUSYBOX, &first, "server", Some(&first_address)).await.unwrap();
+    assert_eq!(privileges, expect(BUSYBOX), "{BUSYBOX}");
+    docker(&["rm", "-fv", &first]);
+
     let (_, address) = samestack::cluster::docker::address_plan(&subnet, 0).unwrap();
     let name = format!("samestack-{project}-server-0");
-    let privileges = provider.create_node(&spec, BUSYBOX, &name, "server", Some(&address)).await.unwrap();
-
-    // Whatever the engine allows, the node runs; where privileged is refused (this CI), the
-    // explicit set is used and the failed privileged container is gone.
-    let privileged_allowed =
-        Command::new("docker").args(["run", "--rm", "--privileged", BUSYBOX, "true"]).status().unwrap().success();
-    let expected = if privileged_allowed { Privileges::Privileged } else { Privileges::Explicit };
-    assert_eq!(privileges, expected);
+    let privileges = provider.create_node(&spec, &plain, &name, "server", Some(&address)).await.unwrap();
+    let expected = expect(&plain);
+    assert_eq!(privileges, expected, "{plain}");
+    if docker(&["info", "--format", "{{.DefaultRuntime}}"]) == "samestack-test-runc" {
+        // ensure-docker installs the shim only where the sandbox refuses privileged containers.
+        assert_eq!(expected, Privileges::Explicit, "the fallback must run behind the shim's plain escape hatch");
+    }
     let status = provider.status(&spec).await.unwrap();
     assert_eq!(status.nodes.len(), 1, "exactly one container: {:?}", status.nodes);
     assert!(status.nodes[0].running, "{:?}", status.nodes);

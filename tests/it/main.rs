@@ -3,6 +3,7 @@
 
 mod ci;
 mod cli;
+mod cluster_kind;
 mod cluster_kube;
 mod cluster_native;
 mod config;
@@ -19,5 +20,6 @@ mod init;
 mod lock;
 mod parity;
 mod render;
+mod signals;
 mod support;
 mod up;
