@@ -33,7 +33,8 @@ pub struct GlobalArgs {
     pub quiet: bool,
 }
 
-/// The kubeconfig flag, on the commands that read or write one (up, dev, ci, status, down).
+/// The kubeconfig flag, on the commands that use the user's kubeconfig (up, dev, status, down;
+/// `ci` writes a private one).
 #[derive(Debug, Clone, Default, Args)]
 pub struct KubeconfigArgs {
     /// The kubeconfig to merge the cluster's context into (default: first entry of KUBECONFIG, else ~/.kube/config)
@@ -88,15 +89,46 @@ pub struct UpArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Exit status: CMD's own; 124 when --timeout stopped it; 128+N when samestack got signal N \
+(130 SIGINT, 143 SIGTERM); 126/127 when CMD cannot be run; 1 when samestack's own environment failed \
+(Docker, a cluster not ready in time); 2 on bad input.")]
 pub struct CiArgs {
     /// Profile to deploy
     #[arg(short, long, default_value = "ci")]
     pub profile: String,
-    /// The command to run against the cluster
-    #[arg(last = true, required = true)]
+    /// Name of the environment (cluster, registry, namespace); default: <project>-ci-<run id>
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Keep the environment afterwards and print how to reach and remove it
+    #[arg(long, conflicts_with = "remove")]
+    pub keep: bool,
+    /// Remove the environment `--name` names (one an earlier `ci --keep` kept), and run nothing
+    #[arg(long, requires = "name")]
+    pub remove: bool,
+    /// Where to write events, pod statuses, logs and manifests when anything failed
+    #[arg(long, value_name = "DIR", default_value = "samestack-artifacts")]
+    pub artifacts: PathBuf,
+    /// Seconds CMD may run; then it gets SIGTERM (SIGKILL 10 s later) and ci exits 124
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// Print a summary as JSON on stdout: every step's timing, the outcome, the artifacts path
+    #[arg(long)]
+    pub json: bool,
+    /// Build argument for every service's image, as for `up` (repeatable)
+    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
+    pub build_args: Vec<String>,
+    /// Copy an image from the local Docker engine into the registry, as for `up` (repeatable)
+    #[arg(long, value_name = "IMAGE", env = "SAMESTACK_PRELOAD", value_delimiter = ',')]
+    pub preload: Vec<String>,
+    /// Seconds all image builds and pushes may take together
+    #[arg(long, default_value_t = 1200, value_name = "SECONDS")]
+    pub build_timeout: u64,
+    /// Seconds each apply wave may take to become ready
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub ready_timeout: u64,
+    /// The command to run against the environment, after `--`
+    #[arg(last = true, required_unless_present = "remove", value_name = "CMD")]
     pub command: Vec<String>,
-    #[command(flatten)]
-    pub kube: KubeconfigArgs,
 }
 
 #[derive(Debug, Args)]

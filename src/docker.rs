@@ -185,6 +185,60 @@ pub async fn containers_publishing(client: &Client, host_port: u16) -> Result<Ve
     Ok(found.into_iter().filter(|c| c.ports.iter().flatten().any(|p| p.public_port == Some(host_port))).collect())
 }
 
+/// Every container, network and volume labelled `dev.samestack.project=<project>`, as
+/// `container NAME` / `network NAME` / `volume NAME`: what a full teardown must leave empty.
+pub async fn labelled_objects(client: &Client, project: &str) -> Result<Vec<String>, Error> {
+    let label = format!("{LABEL_PROJECT}={project}");
+    let filters = HashMap::from([("label", vec![label.clone()])]);
+    let mut found: Vec<String> = find_containers(client, &[(LABEL_PROJECT, project)])
+        .await?
+        .iter()
+        .map(|c| format!("container {}", container_name(c)))
+        .collect();
+    let networks = bollard::query_parameters::ListNetworksOptionsBuilder::new().filters(&filters).build();
+    let networks = client.list_networks(Some(networks)).await.map_err(|e| Error::api("list networks by label", e))?;
+    found.extend(networks.into_iter().filter_map(|n| n.name).map(|n| format!("network {n}")));
+    let volumes = bollard::query_parameters::ListVolumesOptionsBuilder::new().filters(&filters).build();
+    let volumes = client.list_volumes(Some(volumes)).await.map_err(|e| Error::api("list volumes by label", e))?;
+    found.extend(volumes.volumes.into_iter().flatten().map(|v| format!("volume {}", v.name)));
+    Ok(found)
+}
+
+/// Force-removes every container (with its anonymous volumes), network and volume labelled
+/// `dev.samestack.project=<project>`: the sweep after a teardown, for what a request that was
+/// already on its way when its step was cancelled made after the provider's delete looked.
+pub async fn remove_labelled(client: &Client, project: &str) -> Result<(), Error> {
+    let filters = HashMap::from([("label", vec![format!("{LABEL_PROJECT}={project}")])]);
+    for c in find_containers(client, &[(LABEL_PROJECT, project)]).await? {
+        let Some(id) = c.id else { continue };
+        let options = bollard::query_parameters::RemoveContainerOptionsBuilder::new().force(true).v(true).build();
+        match client.remove_container(&id, Some(options)).await {
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(Error::api(format!("remove container {id}"), e)),
+        }
+    }
+    let networks = bollard::query_parameters::ListNetworksOptionsBuilder::new().filters(&filters).build();
+    for n in client.list_networks(Some(networks)).await.map_err(|e| Error::api("list networks by label", e))? {
+        let Some(name) = n.name else { continue };
+        match client.remove_network(&name).await {
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(Error::api(format!("remove network {name}"), e)),
+        }
+    }
+    let volumes = bollard::query_parameters::ListVolumesOptionsBuilder::new().filters(&filters).build();
+    let volumes = client.list_volumes(Some(volumes)).await.map_err(|e| Error::api("list volumes by label", e))?;
+    for v in volumes.volumes.into_iter().flatten() {
+        match client.remove_volume(&v.name, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
+            Ok(()) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(Error::api(format!("remove volume {}", v.name), e)),
+        }
+    }
+    Ok(())
+}
+
 /// A container's first name without the leading slash, else its short id.
 pub fn container_name(summary: &ContainerSummary) -> String {
     summary

@@ -4,8 +4,10 @@
 //! command in [`commands`] orchestrates the domain modules, which do the work; `up`, `dev` and
 //! `ci` share the [`pipeline`].
 
+pub mod artifacts;
 pub mod build;
 pub mod cancel;
+pub mod child;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
@@ -13,10 +15,12 @@ pub mod config;
 pub mod docker;
 pub mod doctor;
 pub mod drift;
+pub mod ephemeral;
 pub mod error;
 pub mod ingress;
 pub mod kube;
 pub mod labels;
+pub mod lock;
 pub mod pipeline;
 pub mod ports;
 pub mod preflight;

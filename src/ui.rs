@@ -39,6 +39,13 @@ pub enum Output {
     Json,
 }
 
+/// Writes a line to stderr, ignoring failure: a closed pipe or a terminal that went away (SIGHUP)
+/// must not end a command that still has to clean up (`eprintln!` would panic).
+pub fn stderr_line(text: impl std::fmt::Display) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
 /// Decides what to draw; cheap to copy into every step and into the image builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Printer {
@@ -92,7 +99,7 @@ impl Printer {
     /// A status line on stderr (a step, a note, the report); nothing with `--quiet` or `--json`.
     pub fn line(&self, text: impl std::fmt::Display) {
         if self.lines() {
-            eprintln!("{text}");
+            stderr_line(text);
         }
     }
 
@@ -133,6 +140,10 @@ impl Printer {
 pub struct Steps {
     printer: Printer,
     timings: Vec<(String, std::time::Duration)>,
+    /// Each finished step's detail, in the order of `timings`.
+    details: Vec<String>,
+    /// The step started last and not finished yet: the one that failed, if the run failed.
+    running: Option<(String, std::time::Instant)>,
 }
 
 /// A step under way; hand it back to [`Steps::finish`].
@@ -144,11 +155,12 @@ pub struct Step {
 
 impl Steps {
     pub fn new(printer: Printer) -> Self {
-        Steps { printer, timings: Vec::new() }
+        Steps { printer, timings: Vec::new(), details: Vec::new(), running: None }
     }
 
-    pub fn start(&self, name: &str) -> Step {
+    pub fn start(&mut self, name: &str) -> Step {
         tracing::info!(step = name, "starting");
+        self.running = Some((name.to_string(), std::time::Instant::now()));
         let spinner = self.printer.spinner("{spinner} {prefix:<10} {elapsed}", name);
         Step { name: name.to_string(), started: std::time::Instant::now(), spinner }
     }
@@ -160,7 +172,27 @@ impl Steps {
             bar.finish_and_clear();
         }
         self.printer.line(format!("{:<10} {:>7}  {detail}", step.name, format_duration(took)));
+        self.running = None;
+        self.details.push(detail.to_string());
         self.timings.push((step.name, took));
+    }
+
+    /// Records a step that ran without a spinner (one whose own output goes to the terminal,
+    /// like the command `ci` runs): prints its line like [`Steps::finish`].
+    pub fn record(&mut self, name: &str, took: std::time::Duration, detail: &str) {
+        self.printer.line(format!("{name:<10} {:>7}  {detail}", format_duration(took)));
+        self.details.push(detail.to_string());
+        self.timings.push((name.to_string(), took));
+    }
+
+    /// Every finished step's detail, in the order of [`Steps::timings`].
+    pub fn details(&self) -> &[String] {
+        &self.details
+    }
+
+    /// The step under way (started, not finished) and how long it has run.
+    pub fn running(&self) -> Option<(&str, std::time::Duration)> {
+        self.running.as_ref().map(|(name, started)| (name.as_str(), started.elapsed()))
     }
 
     pub fn timings(&self) -> &[(String, std::time::Duration)] {

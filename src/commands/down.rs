@@ -10,6 +10,7 @@ use crate::cluster::{self, Provider as _, kubeconfig};
 use crate::commands::{ExitStatus, Session};
 use crate::config;
 use crate::docker::{self, LABEL_PROJECT};
+use crate::lock;
 use crate::registry;
 use crate::settings::{self, Overrides};
 
@@ -18,6 +19,7 @@ pub async fn run(session: &Session<'_>, args: DownArgs) -> anyhow::Result<ExitSt
     let mut project = config::load(&global.file)?;
     let overrides = Overrides { kubeconfig: args.kube.kubeconfig.clone(), ..Overrides::default() };
     let stack = settings::resolve_stack(&mut project, &overrides, &session.env)?;
+    let _lock = lock::acquire_for(&stack.project, "down", &session.printer).await?;
     kubeconfig::uninstall(&stack.cluster.name, &stack.cluster.context_name(), &stack.kubeconfig)?;
     let provider = cluster::select(&stack.cluster).await?;
     provider.delete(&stack.cluster).await?;

@@ -10,6 +10,7 @@ use crate::error::NotAvailable;
 use crate::settings::Env;
 use crate::ui::Printer;
 
+mod ci;
 mod doctor;
 mod down;
 pub mod init;
@@ -92,6 +93,7 @@ fn json(command: &Command) -> bool {
         Command::Parity(args) => args.json,
         Command::Doctor(args) => args.json,
         Command::Status(args) => args.json,
+        Command::Ci(args) => args.json,
         _ => false,
     }
 }
@@ -110,7 +112,8 @@ async fn dispatch(session: &Session<'_>, command: Command) -> anyhow::Result<Exi
         Command::Status(args) => return cancel.or_interrupted(status::run(session, args)).await,
         Command::Down(args) => return cancel.or_interrupted(down::run(session, args)).await,
         Command::Dev(_) => "dev",
-        Command::Ci(_) => "ci",
+        // `ci` tears its environment down on a signal, so it watches `cancel` itself.
+        Command::Ci(args) => return ci::run(session, args).await,
     };
     Err(NotAvailable { command: name }.into())
 }

@@ -10,11 +10,15 @@ use crate::cli::UpArgs;
 use crate::commands::{ExitStatus, Session};
 use crate::config;
 use crate::kube;
+use crate::lock;
 use crate::pipeline::{self, Stack};
 use crate::settings::{self, Overrides, Settings};
 
 pub async fn run(session: &Session<'_>, args: UpArgs) -> anyhow::Result<ExitStatus> {
     let settings = resolve(session, &args)?;
+    // One run per project at a time: a second `up` (or `down`) waits here for the first.
+    let lock = lock::acquire_for(&settings.stack.project, "up", &session.printer);
+    let _lock = session.cancel.or_interrupted(async { Ok(lock.await?) }).await?;
     let stack = session.cancel.or_interrupted(pipeline::converge(&settings, &session.printer)).await?;
     session.cancel.or_interrupted(report(session, &settings, &stack)).await?;
     Ok(ExitStatus::Success)

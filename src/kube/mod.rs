@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod client;
 pub mod diagnose;
+pub mod forward;
 pub mod object;
 pub mod prune;
 pub mod readiness;

@@ -71,11 +71,15 @@ pub struct Stack {
 /// through `printer`. Cancel it by dropping the future (see [`crate::cancel`]): every step is
 /// idempotent.
 pub async fn converge(settings: &Settings, printer: &Printer) -> anyhow::Result<Stack> {
+    converge_with(settings, printer, &mut Steps::new(*printer)).await
+}
+
+/// [`converge`], recording each step in `steps`, which the caller keeps also when a step
+/// fails or the future is dropped (`ci`'s step log names the step that failed, with timings).
+pub async fn converge_with(settings: &Settings, printer: &Printer, steps: &mut Steps) -> anyhow::Result<Stack> {
     let stack = &settings.stack;
     // All or nothing: a template, profile or secret problem stops `up` before anything exists.
     render_manifests(settings, BTreeMap::new())?;
-
-    let mut steps = Steps::new(*printer);
 
     let step = steps.start("preflight");
     let engine = docker::connect().await?;
@@ -171,7 +175,7 @@ pub async fn converge(settings: &Settings, printer: &Printer) -> anyhow::Result<
         tls_secrets,
         manifests,
         applied,
-        timings: steps.into_timings(),
+        timings: steps.timings().to_vec(),
     })
 }
 

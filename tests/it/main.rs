@@ -1,6 +1,7 @@
 //! The one integration-test binary. Modules by area; docker- and cluster-tier tests carry
 //! `docker` / `cluster` in their names so a filter selects a tier.
 
+mod ci;
 mod cli;
 mod cluster_kind;
 mod cluster_kube;
@@ -16,6 +17,7 @@ mod doctor;
 mod errors;
 mod faults;
 mod init;
+mod lock;
 mod parity;
 mod render;
 mod signals;
