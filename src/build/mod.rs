@@ -5,7 +5,7 @@
 
 mod context;
 mod dockerfile;
-mod ignore;
+pub mod ignore;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{self, Write};
