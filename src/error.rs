@@ -72,6 +72,7 @@ pub fn kind_of(err: &anyhow::Error) -> ErrorKind {
             crate::preflight::Error,
             crate::settings::FlagError,
             crate::tls::Error,
+            crate::sync::Error,
         );
     }
     ErrorKind::Environment
