@@ -52,6 +52,7 @@ impl crate::error::Classify for Error {
         crate::error::ErrorKind::Environment
     }
 }
+crate::classify!(Error);
 
 impl Error {
     /// Wraps an API error with what samestack was doing; a lost connection becomes [`Error::NotRunning`].

@@ -1,6 +1,21 @@
-//! How a failure is classified and reported: user mistakes exit 2, environment problems
-//! and negative results exit 1. Each domain module has its own `thiserror` enum and says,
-//! through [`Classify`], which class each variant belongs to.
+//! How a failure is classified and reported. The bottom of the crate: it imports no other
+//! module of samestack, so every module can use it without an import cycle.
+//!
+//! Three classes, each with its exit code (see [`ErrorKind::exit_code`]):
+//! - **user** (2): bad input — a config file, a flag, a template. The message says what, where
+//!   and how to fix it.
+//! - **environment** (1): the machine — Docker not running, a port taken, a cluster that does not
+//!   become ready. Also the class of anything nobody classified (I/O at the command edge).
+//! - **unexpected** (70, `EX_SOFTWARE` of sysexits.h): a samestack bug — an invariant broke.
+//!   Only this class says "a samestack bug".
+//!
+//! Each domain error type says its class itself, by implementing [`Classify`], and registers
+//! itself with [`classify!`] next to that impl. [`kind_of`] then finds the class of any
+//! registered error anywhere in an `anyhow` chain, however it got there (`?`, `.context()`,
+//! wrapped as another error's source), without this module naming any of those types.
+//!
+//! A command that ran to the end returns an exit status instead (e.g. `status` says "not
+//! ready" with 1); an interrupted one fails with [`Interrupted`], which exits 128 + the signal.
 
 use std::process::ExitCode;
 
@@ -11,6 +26,8 @@ pub enum ErrorKind {
     User,
     /// The machine: Docker not running, a port taken, a disk full. Exit code 1.
     Environment,
+    /// A samestack bug: something that cannot happen did. Exit code 70.
+    Unexpected,
 }
 
 impl ErrorKind {
@@ -18,14 +35,51 @@ impl ErrorKind {
         match self {
             ErrorKind::User => 2,
             ErrorKind::Environment => 1,
+            ErrorKind::Unexpected => 70,
         }
     }
 }
 
-/// Implemented by every domain error enum so the top level can pick the exit code.
-pub trait Classify {
+/// Implemented by every domain error type: which class each of its values belongs to.
+/// Register the type with [`classify!`] so [`kind_of`] finds it.
+pub trait Classify: std::error::Error + Send + Sync + 'static {
     fn kind(&self) -> ErrorKind;
 }
+
+/// One registered error type: tries to see `err` as that type and, if it is one, classifies it.
+/// Built by [`classify!`]; collected at link time (the `inventory` crate), so no list of the
+/// crate's error types exists anywhere.
+pub struct Classifier(pub fn(&(dyn std::error::Error + 'static)) -> Option<ErrorKind>);
+
+inventory::collect!(Classifier);
+
+/// The classifier function for one type: `Some(class)` when `err` is a `T`.
+pub fn classifier_of<T: Classify>(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
+    err.downcast_ref::<T>().map(Classify::kind)
+}
+
+/// Registers a [`Classify`] type so [`kind_of`] finds it in error chains:
+/// `crate::classify!(Error);` next to `impl Classify for Error`.
+#[macro_export]
+macro_rules! classify {
+    ($ty:ty) => {
+        inventory::submit! { $crate::error::Classifier($crate::error::classifier_of::<$ty>) }
+    };
+}
+
+/// A samestack bug found at run time: an invariant that broke. Reports as unexpected (70).
+#[derive(Debug, thiserror::Error)]
+#[error("{what} (a samestack bug; please report it with the command line that led here)")]
+pub struct Bug {
+    pub what: String,
+}
+
+impl Classify for Bug {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Unexpected
+    }
+}
+classify!(Bug);
 
 /// A command that exists in the CLI but whose implementation has not landed yet.
 #[derive(Debug, thiserror::Error)]
@@ -39,48 +93,46 @@ impl Classify for NotAvailable {
         ErrorKind::User
     }
 }
+classify!(NotAvailable);
 
-/// The user pressed Ctrl-C. Every step of `up` is idempotent, so the next run finishes the job.
-#[derive(Debug, thiserror::Error)]
+/// A signal stopped the command. Every step of `up` is idempotent, so the next run finishes the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("interrupted; nothing is left half-made that the next run cannot finish (run the command again)")]
-pub struct Interrupted;
-
-/// Exit status for an interrupted command, as shells report SIGINT.
-const INTERRUPTED_EXIT: u8 = 130;
-
-/// Walks the cause chain and returns the class of the first domain error found.
-/// Anything unclassified (I/O at the command edge, a bug) counts as environment.
-pub fn kind_of(err: &anyhow::Error) -> ErrorKind {
-    macro_rules! classify {
-        ($cause:expr, $($ty:ty),+ $(,)?) => {
-            $(if let Some(e) = $cause.downcast_ref::<$ty>() { return e.kind(); })+
-        };
-    }
-    for cause in err.chain() {
-        classify!(
-            cause,
-            NotAvailable,
-            crate::config::Error,
-            crate::profile::Error,
-            crate::render::Error,
-            crate::commands::render::ImageFlagError,
-            crate::docker::Error,
-            crate::registry::Error,
-            crate::build::Error,
-            crate::cluster::Error,
-            crate::kube::Error,
-            crate::preflight::Error,
-            crate::settings::FlagError,
-            crate::tls::Error,
-            crate::sync::Error,
-        );
-    }
-    ErrorKind::Environment
+pub struct Interrupted {
+    /// The signal's number (2 SIGINT, 15 SIGTERM, 1 SIGHUP): the exit status is 128 + it, as
+    /// shells report a process a signal ended.
+    pub signal: i32,
 }
 
+impl Interrupted {
+    /// SIGINT (Ctrl-C).
+    pub const SIGINT: Interrupted = Interrupted { signal: 2 };
+
+    pub fn exit_code(self) -> u8 {
+        u8::try_from(128 + self.signal).unwrap_or(u8::MAX)
+    }
+}
+
+impl Classify for Interrupted {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Environment
+    }
+}
+classify!(Interrupted);
+
+/// Walks the cause chain and returns the class of the first classified error found.
+/// Anything unclassified (I/O at the command edge, an API error given context there) counts
+/// as environment: it is the machine's state, not the input, and not known to be a bug.
+pub fn kind_of(err: &anyhow::Error) -> ErrorKind {
+    err.chain()
+        .find_map(|cause| inventory::iter::<Classifier>.into_iter().find_map(|classify| (classify.0)(cause)))
+        .unwrap_or(ErrorKind::Environment)
+}
+
+/// The process exit code for a failed command.
 pub fn exit_code(err: &anyhow::Error) -> ExitCode {
-    if err.is::<Interrupted>() {
-        return ExitCode::from(INTERRUPTED_EXIT);
+    if let Some(interrupted) = err.chain().find_map(|c| c.downcast_ref::<Interrupted>()) {
+        return ExitCode::from(interrupted.exit_code());
     }
     ExitCode::from(kind_of(err).exit_code())
 }
@@ -93,5 +145,48 @@ pub fn report(err: &anyhow::Error) {
     }
     for cause in chain {
         eprintln!("  caused by: {cause}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("bad flag")]
+    struct BadFlag;
+
+    impl Classify for BadFlag {
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::User
+        }
+    }
+    classify!(BadFlag);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] BadFlag);
+
+    #[test]
+    fn a_registered_error_is_found_anywhere_in_the_chain() {
+        assert_eq!(kind_of(&anyhow::Error::from(BadFlag)), ErrorKind::User);
+        assert_eq!(kind_of(&anyhow::Error::from(BadFlag).context("while doing x")), ErrorKind::User);
+        // Outer is not registered: its source is, and decides.
+        assert_eq!(kind_of(&anyhow::Error::from(Outer(BadFlag))), ErrorKind::User);
+    }
+
+    #[test]
+    fn unclassified_is_environment_and_a_bug_is_unexpected() {
+        assert_eq!(kind_of(&anyhow::anyhow!("disk full")), ErrorKind::Environment);
+        let bug = anyhow::Error::from(Bug { what: "a plan named no wave".into() });
+        assert_eq!(kind_of(&bug).exit_code(), 70);
+        assert!(bug.to_string().contains("a samestack bug"));
+    }
+
+    #[test]
+    fn a_signal_exits_with_128_plus_its_number() {
+        let err = anyhow::Error::from(Interrupted { signal: 15 }).context("stopping");
+        assert_eq!(exit_code(&err), ExitCode::from(143));
+        assert_eq!(Interrupted::SIGINT.exit_code(), 130);
     }
 }

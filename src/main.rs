@@ -7,7 +7,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = samestack::cli::Cli::parse();
-    samestack::ui::init_tracing(&cli.global);
+    samestack::ui::init_tracing(cli.global.quiet, cli.global.verbose);
     match samestack::commands::run(cli) {
         Ok(status) => status.into(),
         Err(err) => {

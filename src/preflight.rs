@@ -47,6 +47,7 @@ impl crate::error::Classify for Error {
         }
     }
 }
+crate::classify!(Error);
 
 fn format_taken(taken: &[(WantedPort, String)]) -> String {
     let mut out = String::from("host ports samestack needs are taken (nothing was created):");

@@ -158,6 +158,7 @@ impl Classify for Error {
         }
     }
 }
+crate::classify!(Error);
 
 /// The names of the built-in profiles.
 pub fn builtin_names() -> Vec<String> {

@@ -138,6 +138,7 @@ impl crate::error::Classify for Error {
         }
     }
 }
+crate::classify!(Error);
 
 /// Creates the registry container, or reuses the one samestack made before. Idempotent: when it
 /// runs with the wanted image and port nothing changes; a stopped one is started; one whose image or

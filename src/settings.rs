@@ -1,15 +1,144 @@
-//! Resolved settings for the commands that touch a cluster (`up`, `down`, `status`): the
-//! project file and the command-line flags mapped onto the specs the domain modules take.
-//! Pure: no I/O, so the mapping is unit-tested without Docker.
+//! Resolved settings for the commands that touch a cluster (`up`, `dev`, `ci`, `down`,
+//! `status`): the project file, the command-line flags and the environment mapped onto the
+//! specs the domain modules take. Pure: no I/O (the environment comes in as an [`Env`]), so
+//! the mapping is unit-tested without Docker.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::build::BuildSpec;
 use crate::cluster::{ClusterSpec, PortMapping, ProviderChoice, RegistryEndpoint};
 use crate::config::{self, Project};
 use crate::ingress::IngressSpec;
+use crate::profile::{self, ProfileSettings};
 use crate::registry::RegistrySpec;
+
+/// The process environment, read once when a command starts and passed down, so what a
+/// setting depends on is visible in its signature and tests give their own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Env(BTreeMap<String, String>);
+
+impl Env {
+    /// This process's environment (variables that are not UTF-8 are left out).
+    pub fn from_process() -> Env {
+        Env(std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect())
+    }
+
+    /// A variable's value as set (possibly empty).
+    pub fn raw(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    /// A variable's value, trimmed; unset and empty are the same: not given.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.raw(key).map(str::trim).filter(|v| !v.is_empty())
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Env {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        Env(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+}
+
+/// What the command line said for `up` (or what `ci`/`dev` decide in its place); `None` =
+/// not given, so the environment, the project file or the default decide. Fields are added
+/// over time: build it with `..Overrides::default()`.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// The profile to deploy (`dev` when not given).
+    pub profile: Option<String>,
+    /// `--build-arg KEY=VALUE`: added to every service's build arguments, over the file's.
+    pub build_args: BTreeMap<String, String>,
+    /// `--preload` images (empty entries are dropped).
+    pub preload: Option<Vec<String>>,
+    /// `--build-timeout`: all image builds and pushes together.
+    pub build_timeout: Option<Duration>,
+    /// `--ready-timeout`: each apply wave.
+    pub ready_timeout: Option<Duration>,
+    /// Builds running at once.
+    pub build_parallelism: Option<usize>,
+    /// `--kubeconfig`: the file the cluster's context is merged into.
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// Everything `up`, `dev` and `ci` need resolved before the pipeline runs
+/// ([`crate::pipeline::converge`]).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The loaded project file.
+    pub project: Project,
+    /// The resolved profile.
+    pub profile: ProfileSettings,
+    /// Names, cluster, registry, ingress, builds, kubeconfig.
+    pub stack: StackSettings,
+    /// Images copied from the local engine into the registry and run from there.
+    pub preload: Vec<String>,
+    /// All image builds and pushes together.
+    pub build_timeout: Duration,
+    /// Each apply wave, and the ingress controller.
+    pub ready_timeout: Duration,
+    /// Builds running at once (at least 1).
+    pub build_parallelism: usize,
+    /// The environment secrets and image overrides are read from.
+    pub env: Env,
+}
+
+/// Default of `--build-timeout`.
+pub const DEFAULT_BUILD_TIMEOUT: Duration = Duration::from_secs(1200);
+/// Default of `--ready-timeout`.
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(300);
+/// Builds running at once unless told otherwise: two overlap the scan of one with the build of
+/// another without starving a 2-core machine.
+pub const DEFAULT_BUILD_PARALLELISM: usize = 2;
+
+/// Resolves the settings of `up`/`dev`/`ci`: flag ([`Overrides`]) > environment > project file
+/// > default. Fails on flags that cannot work with this project (before anything is created).
+pub fn resolve_up(project: Project, overrides: &Overrides, env: &Env) -> Result<Settings, ResolveError> {
+    let profile = profile::resolve(&project, overrides.profile.as_deref().unwrap_or("dev"))?;
+    let stack = resolve(&project, &overrides.build_args, overrides.kubeconfig.clone());
+    // `--preload a,,b` and an empty SAMESTACK_PRELOAD name nothing: drop the empty entries.
+    let preload: Vec<String> =
+        overrides.preload.iter().flatten().map(|i| i.trim()).filter(|i| !i.is_empty()).map(String::from).collect();
+    if !preload.is_empty() && stack.registry.is_none() {
+        return Err(FlagError {
+            flag: "--preload".into(),
+            problem: "preloading goes through the local registry, and samestack.yaml disables it".into(),
+            fix: "set `registry: { enabled: true }`, or drop --preload".into(),
+        }
+        .into());
+    }
+    Ok(Settings {
+        profile,
+        stack,
+        preload,
+        build_timeout: overrides.build_timeout.unwrap_or(DEFAULT_BUILD_TIMEOUT),
+        ready_timeout: overrides.ready_timeout.unwrap_or(DEFAULT_READY_TIMEOUT),
+        build_parallelism: overrides.build_parallelism.unwrap_or(DEFAULT_BUILD_PARALLELISM).max(1),
+        env: env.clone(),
+        project,
+    })
+}
+
+/// Why [`resolve_up`] failed: a profile problem or a flag that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Profile(#[from] profile::Error),
+    #[error(transparent)]
+    Flag(#[from] FlagError),
+}
+
+impl crate::error::Classify for ResolveError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            ResolveError::Profile(e) => crate::error::Classify::kind(e),
+            ResolveError::Flag(e) => crate::error::Classify::kind(e),
+        }
+    }
+}
+crate::classify!(ResolveError);
 
 /// Port the registry listens on inside the Docker network (the `registry:2` contract).
 const REGISTRY_PORT_IN_NETWORK: u16 = 5000;
@@ -136,6 +265,7 @@ impl crate::error::Classify for FlagError {
         crate::error::ErrorKind::User
     }
 }
+crate::classify!(FlagError);
 
 /// Parses `KEY=VALUE` build-argument flags.
 pub fn parse_build_args(flags: &[String]) -> Result<BTreeMap<String, String>, FlagError> {

@@ -52,6 +52,7 @@ impl crate::error::Classify for Error {
         }
     }
 }
+crate::classify!(Error);
 
 /// The user's development CA.
 pub struct LocalCa {

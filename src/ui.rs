@@ -1,15 +1,14 @@
-//! Terminal output: logging setup, and whether progress bars draw (only on a TTY, never in CI
-//! or with --quiet).
+//! Terminal output: logging setup, and the [`Printer`] that decides what a command draws —
+//! nothing with `--quiet`, progress bars on a terminal, plain lines otherwise, and with `--json`
+//! nothing on stdout but the JSON document. Every command and the pipeline print through it.
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::GlobalArgs;
-
 /// Logs go to stderr; `-v` raises the level, `SAMESTACK_LOG` (an `EnvFilter` directive) overrides it.
-pub fn init_tracing(args: &GlobalArgs) {
-    let level = match (args.quiet, args.verbose) {
+pub fn init_tracing(quiet: bool, verbose: u8) {
+    let level = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
         (false, 1) => "info",
@@ -26,16 +25,119 @@ pub fn init_tracing(args: &GlobalArgs) {
         .init();
 }
 
-/// True when interactive output (progress bars, prompts) makes sense.
+/// True when interactive output (progress bars, prompts) makes sense: stderr is a terminal
+/// and `CI` is unset.
 pub fn interactive() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("CI").is_none()
+}
+
+/// What a command draws on stderr, and what it may write to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// `--quiet`: only errors (and results a command exists to print, such as `render`'s YAML).
+    Quiet,
+    /// A terminal: spinners and progress bars, then one line per finished step.
+    Progress,
+    /// Not a terminal, or CI: the same lines, no bars.
+    Plain,
+    /// `--json`: stdout carries the JSON document and nothing else; stderr stays silent as
+    /// with `--quiet`, so `2>&1` still parses.
+    Json,
+}
+
+/// Decides what to draw; cheap to copy into every step and into the image builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Printer {
+    output: Output,
+}
+
+impl Default for Printer {
+    /// What a command without `--quiet` or `--json` gets on this process's stderr.
+    fn default() -> Self {
+        Printer::detect(false, false)
+    }
+}
+
+impl Printer {
+    /// Pure: the output for the flags and the facts about the terminal.
+    /// `--json` wins over `--quiet` (both silence stderr; JSON still goes to stdout).
+    pub fn new(quiet: bool, json: bool, terminal: bool, ci: bool) -> Printer {
+        let output = match (json, quiet, terminal && !ci) {
+            (true, _, _) => Output::Json,
+            (false, true, _) => Output::Quiet,
+            (false, false, true) => Output::Progress,
+            (false, false, false) => Output::Plain,
+        };
+        Printer { output }
+    }
+
+    /// [`Printer::new`] for this process: stderr a terminal? `CI` set?
+    pub fn detect(quiet: bool, json: bool) -> Printer {
+        Printer::new(quiet, json, std::io::stderr().is_terminal(), std::env::var_os("CI").is_some())
+    }
+
+    /// A printer with a fixed output (tests, and code that must not draw).
+    pub fn with_output(output: Output) -> Printer {
+        Printer { output }
+    }
+
+    pub fn output(&self) -> Output {
+        self.output
+    }
+
+    /// Whether spinners and progress bars draw.
+    pub fn bars(&self) -> bool {
+        self.output == Output::Progress
+    }
+
+    /// Whether human status lines go to stderr.
+    pub fn lines(&self) -> bool {
+        matches!(self.output, Output::Progress | Output::Plain)
+    }
+
+    /// A status line on stderr (a step, a note, the report); nothing with `--quiet` or `--json`.
+    pub fn line(&self, text: impl std::fmt::Display) {
+        if self.lines() {
+            eprintln!("{text}");
+        }
+    }
+
+    /// A command's result on stdout (YAML, a report): printed in every mode, since it is what
+    /// the command was asked for. A closed pipe (`| head`) ends quietly instead of panicking.
+    pub fn stdout(&self, text: &str) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// A JSON document on stdout, pretty-printed, with a final newline.
+    pub fn json(&self, value: &impl serde::Serialize) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
+        self.stdout(&(text + "\n"))
+    }
+
+    /// A spinner with a prefix, when bars draw; `None` otherwise.
+    pub fn spinner(&self, template: &str, prefix: &str) -> Option<indicatif::ProgressBar> {
+        self.bars().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(template)
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(prefix.to_string());
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        })
+    }
 }
 
 /// One line per pipeline step with its duration: a spinner while it runs on a TTY, a plain
 /// line when it ends otherwise. Nothing with `--quiet`. Keeps the timings for the report.
 pub struct Steps {
-    quiet: bool,
-    interactive: bool,
+    printer: Printer,
     timings: Vec<(String, std::time::Duration)>,
 }
 
@@ -47,39 +149,33 @@ pub struct Step {
 }
 
 impl Steps {
-    pub fn new(quiet: bool) -> Self {
-        Steps { quiet, interactive: interactive(), timings: Vec::new() }
+    pub fn new(printer: Printer) -> Self {
+        Steps { printer, timings: Vec::new() }
     }
 
     pub fn start(&self, name: &str) -> Step {
         tracing::info!(step = name, "starting");
-        let spinner = (self.interactive && !self.quiet).then(|| {
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} {prefix:<10} {elapsed}").expect("valid template"),
-            );
-            bar.set_prefix(name.to_string());
-            bar.enable_steady_tick(std::time::Duration::from_millis(120));
-            bar
-        });
+        let spinner = self.printer.spinner("{spinner} {prefix:<10} {elapsed}", name);
         Step { name: name.to_string(), started: std::time::Instant::now(), spinner }
     }
 
     /// Ends a step: prints `name  duration  detail`.
     pub fn finish(&mut self, step: Step, detail: &str) {
         let took = step.started.elapsed();
-        let line = format!("{:<10} {:>7}  {detail}", step.name, format_duration(took));
         if let Some(bar) = step.spinner {
             bar.finish_and_clear();
         }
-        if !self.quiet {
-            eprintln!("{line}");
-        }
+        self.printer.line(format!("{:<10} {:>7}  {detail}", step.name, format_duration(took)));
         self.timings.push((step.name, took));
     }
 
     pub fn timings(&self) -> &[(String, std::time::Duration)] {
         &self.timings
+    }
+
+    /// The timings, for the pipeline's `Stack` to keep.
+    pub fn into_timings(self) -> Vec<(String, std::time::Duration)> {
+        self.timings
     }
 }
 
@@ -99,12 +195,23 @@ pub fn format_duration(d: std::time::Duration) -> String {
 mod tests {
     use std::time::Duration;
 
-    use super::format_duration;
+    use super::*;
 
     #[test]
     fn durations_read_well_at_every_scale() {
         assert_eq!(format_duration(Duration::from_millis(420)), "0.42s");
         assert_eq!(format_duration(Duration::from_millis(12_340)), "12.3s");
         assert_eq!(format_duration(Duration::from_secs(125)), "2m05s");
+    }
+
+    #[test]
+    fn json_wins_then_quiet_then_the_terminal_decides_and_ci_never_draws() {
+        assert_eq!(Printer::new(true, true, true, false).output(), Output::Json);
+        assert_eq!(Printer::new(true, false, true, false).output(), Output::Quiet);
+        assert_eq!(Printer::new(false, false, true, false).output(), Output::Progress);
+        assert_eq!(Printer::new(false, false, true, true).output(), Output::Plain);
+        assert_eq!(Printer::new(false, false, false, false).output(), Output::Plain);
+        assert!(!Printer::with_output(Output::Json).lines() && !Printer::with_output(Output::Quiet).lines());
+        assert!(Printer::with_output(Output::Plain).lines() && !Printer::with_output(Output::Plain).bars());
     }
 }

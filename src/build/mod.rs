@@ -70,11 +70,19 @@ pub struct BuildOptions {
     /// (the new one included) and untag older ones, so a long dev session does not fill the
     /// disk. 0 keeps everything.
     pub keep_images: usize,
+    /// Draws one progress line per service when it says bars draw (a terminal, not `--quiet`).
+    pub printer: crate::ui::Printer,
 }
 
 impl Default for BuildOptions {
     fn default() -> Self {
-        BuildOptions { registry_port: None, parallelism: 2, labels: BTreeMap::new(), keep_images: 3 }
+        BuildOptions {
+            registry_port: None,
+            parallelism: 2,
+            labels: BTreeMap::new(),
+            keep_images: 3,
+            printer: crate::ui::Printer::default(),
+        }
     }
 }
 
@@ -206,6 +214,7 @@ impl crate::error::Classify for Error {
         }
     }
 }
+crate::classify!(Error);
 
 /// Copies images from the local engine into the local registry, so that every provider's nodes
 /// can pull them (what `kind load docker-image` does for kind alone; offline and air-gapped
@@ -265,7 +274,7 @@ pub async fn build_all(
     specs: &[BuildSpec],
     options: &BuildOptions,
 ) -> Result<Vec<BuildOutcome>, Error> {
-    let progress = Arc::new(Progress::new(crate::ui::interactive()));
+    let progress = Arc::new(Progress::new(options.printer.bars()));
     // Builds overlap, pushes take turns: services share base layers, and a layer one push has
     // uploaded is only mounted (not uploaded again) by the next push to the same registry.
     let push_turn = Arc::new(tokio::sync::Mutex::new(()));
@@ -772,9 +781,9 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// `interactive`: draw bars (pass `crate::ui::interactive()`).
-    pub fn new(interactive: bool) -> Self {
-        Progress { multi: interactive.then(MultiProgress::new) }
+    /// `bars`: draw them (pass [`crate::ui::Printer::bars`]).
+    pub fn new(bars: bool) -> Self {
+        Progress { multi: bars.then(MultiProgress::new) }
     }
 
     fn bar(&self, service: &str) -> ServiceBar {

@@ -723,6 +723,7 @@ impl Classify for Error {
         }
     }
 }
+crate::classify!(Error);
 
 #[cfg(test)]
 mod tests {

@@ -6,15 +6,16 @@
 use std::collections::BTreeMap;
 
 use crate::build;
-use crate::cli::{DownArgs, GlobalArgs};
+use crate::cli::DownArgs;
 use crate::cluster::{self, Provider as _, kubeconfig};
-use crate::commands::ExitStatus;
+use crate::commands::{ExitStatus, Session};
 use crate::config;
 use crate::docker::{self, LABEL_PROJECT};
 use crate::registry;
 use crate::settings;
 
-pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitStatus> {
+pub async fn run(session: &Session<'_>, args: DownArgs) -> anyhow::Result<ExitStatus> {
+    let global = session.global;
     let project = config::load(&global.file)?;
     let stack = settings::resolve(&project, &BTreeMap::new(), global.kubeconfig.clone());
     let provider = cluster::select(&stack.cluster).await?;
@@ -48,18 +49,18 @@ pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<ExitStat
             left.join(" ")
         );
     }
-    if !global.quiet {
-        match kept.first() {
-            Some(name) => eprintln!(
+    session.printer.line(match kept.first() {
+        Some(name) => {
+            format!(
                 "removed cluster {}; kept registry {name} and its image cache (--purge removes it)",
                 stack.cluster.name
-            ),
-            None => eprintln!(
-                "removed cluster {} and everything samestack made for it ({} image reference(s))",
-                stack.cluster.name,
-                images.len()
-            ),
+            )
         }
-    }
+        None => format!(
+            "removed cluster {} and everything samestack made for it ({} image reference(s))",
+            stack.cluster.name,
+            images.len()
+        ),
+    });
     Ok(ExitStatus::Success)
 }

@@ -6,10 +6,39 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::cli::{GlobalArgs, InitArgs};
-use crate::commands::ExitStatus;
+use crate::cli::InitArgs;
+use crate::commands::{ExitStatus, Session};
+use crate::config;
 use crate::config::scaffold::{self, Answers};
-use crate::config::{self, Error};
+use crate::error::{Classify, ErrorKind};
+
+/// Why `init` wrote nothing. All of them are the user's to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `init` would overwrite files.
+    #[error(
+        "{paths} already exist(s); samestack init never overwrites\n  fix: pass --force to overwrite, or run init in another directory"
+    )]
+    Exists { paths: String },
+    /// `init` needs answers but there is no terminal to ask on.
+    #[error(
+        "not a terminal, so samestack init cannot ask questions\n  fix: pass --yes (plus --name, --service, --port, --image, --database, --provider as needed)"
+    )]
+    NoTerminal,
+    /// An answer given to `init` is invalid.
+    #[error("{0}")]
+    Answer(String),
+    /// The answers make a project file that does not validate (the cause says where).
+    #[error("the project file made from these answers does not validate\n  fix: change the answer the cause names")]
+    Generated(#[source] config::Error),
+}
+
+impl Classify for Error {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::User
+    }
+}
+crate::classify!(Error);
 
 fn default_name(dir: &Path) -> String {
     let base = std::fs::canonicalize(dir)
@@ -119,8 +148,8 @@ fn random_password() -> std::io::Result<String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-pub async fn run(global: &GlobalArgs, args: InitArgs) -> anyhow::Result<ExitStatus> {
-    let file = global.file.clone();
+pub async fn run(session: &Session<'_>, args: InitArgs) -> anyhow::Result<ExitStatus> {
+    let file = session.global.file.clone();
     let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
     let join = |rel: &str| if dir == Path::new(".") { Path::new(rel).to_path_buf() } else { dir.join(rel) };
     let profile_path = join("profiles/dev.yaml");
@@ -139,9 +168,9 @@ pub async fn run(global: &GlobalArgs, args: InitArgs) -> anyhow::Result<ExitStat
         return Err(Error::NoTerminal.into());
     };
     let text = scaffold::project_file(&answers);
-    // What init writes must load: a bug here would hand the user a broken file.
-    config::parse_str(&file.display().to_string(), text.as_bytes())
-        .context("generated project file does not validate (a samestack bug)")?;
+    // What init writes must load. The answers are checked above and written quoted, so this
+    // should not fail; if it does, the location names the answer, which the user can change.
+    config::parse_str(&file.display().to_string(), text.as_bytes()).map_err(Error::Generated)?;
 
     std::fs::create_dir_all(join("profiles")).with_context(|| format!("creating {}", join("profiles").display()))?;
     std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
@@ -166,10 +195,10 @@ pub async fn run(global: &GlobalArgs, args: InitArgs) -> anyhow::Result<ExitStat
             }
         }
     }
-    eprintln!(
+    session.printer.line(format!(
         "wrote {} and {} (.secrets/ is git-ignored)\nnext: samestack render --profile prod, then samestack up",
         file.display(),
         profile_path.display()
-    );
+    ));
     Ok(ExitStatus::Success)
 }

@@ -1,9 +1,13 @@
-//! One module per command; each orchestrates the domain modules and holds no domain logic.
+//! One module per command; each orchestrates the domain modules (and the shared pipeline in
+//! [`crate::pipeline`]) and holds no domain logic.
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command};
-use crate::error::{Interrupted, NotAvailable};
+use crate::cancel::{self, Cancel, Signal};
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::error::NotAvailable;
+use crate::settings::Env;
+use crate::ui::Printer;
 
 mod doctor;
 mod down;
@@ -14,49 +18,92 @@ pub mod schema;
 pub mod status;
 mod up;
 
-/// The outcome of a command that ran to the end: success, or a negative result such as
-/// undeclared drift or a blocking doctor finding (exit code 1).
+/// The outcome of a command that ran to the end: success, a negative result such as
+/// undeclared drift or a blocking doctor finding (exit code 1), or another program's exit
+/// code passed on (`ci` exits with its command's code, 124 when it timed out).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
     Success,
     Failure,
+    /// Exit with this code (0 counts as success).
+    Code(u8),
+}
+
+impl ExitStatus {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Failure => 1,
+            ExitStatus::Code(code) => code,
+        }
+    }
 }
 
 impl From<ExitStatus> for ExitCode {
     fn from(status: ExitStatus) -> Self {
-        match status {
-            ExitStatus::Success => ExitCode::SUCCESS,
-            ExitStatus::Failure => ExitCode::from(1),
-        }
+        ExitCode::from(status.code())
     }
+}
+
+/// What every command gets besides its own arguments: the global flags, the printer they
+/// decide on, the cancellation the signals fire, and the process environment (read once, here).
+pub struct Session<'a> {
+    pub global: &'a GlobalArgs,
+    pub printer: Printer,
+    pub cancel: Cancel,
+    pub env: Env,
 }
 
 /// Runs a parsed command line. The async runtime starts here, after parsing.
 pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        // Dropping the command's future cancels whatever it was waiting on; each step is
-        // idempotent, so stopping between any two awaits leaves a state the next run finishes.
-        tokio::select! {
-            outcome = dispatch(cli) => outcome,
-            _ = tokio::signal::ctrl_c() => Err(Interrupted.into()),
-        }
+        let cancel = Cancel::on_signals(signals(&cli.command))?;
+        let session = Session {
+            global: &cli.global,
+            printer: Printer::detect(cli.global.quiet, json(&cli.command)),
+            cancel,
+            env: Env::from_process(),
+        };
+        dispatch(&session, cli.command).await
     })
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<ExitStatus> {
-    let global = &cli.global;
-    let command = match cli.command {
-        Command::Render(args) => return render::run(global, args).await,
-        Command::Parity(args) => return parity::run(global, args).await,
-        Command::Init(args) => return init::run(global, args).await,
-        Command::Schema => return schema::run().await,
-        Command::Up(args) => return up::run(global, args).await,
+/// SIGINT and SIGTERM for every command; `ci`, which runs in CI runners and terminals that
+/// may go away, also SIGHUP.
+fn signals(command: &Command) -> &'static [Signal] {
+    match command {
+        Command::Ci(_) => &[Signal::Interrupt, Signal::Terminate, Signal::Hangup],
+        _ => cancel::DEFAULT_SIGNALS,
+    }
+}
+
+/// Whether the command was asked for machine-readable output.
+fn json(command: &Command) -> bool {
+    match command {
+        Command::Parity(args) => args.json,
+        Command::Doctor(args) => args.json,
+        Command::Status(args) => args.json,
+        _ => false,
+    }
+}
+
+async fn dispatch(session: &Session<'_>, command: Command) -> anyhow::Result<ExitStatus> {
+    let cancel = &session.cancel;
+    // Commands without a teardown of their own stop where they stand on a signal: dropping
+    // their future cancels whatever they were waiting on, and each step is idempotent.
+    let name = match command {
+        Command::Up(args) => return up::run(session, args).await,
+        Command::Render(args) => return cancel.or_interrupted(render::run(session, args)).await,
+        Command::Parity(args) => return cancel.or_interrupted(parity::run(session, args)).await,
+        Command::Init(args) => return cancel.or_interrupted(init::run(session, args)).await,
+        Command::Schema => return cancel.or_interrupted(schema::run(session)).await,
+        Command::Doctor(args) => return cancel.or_interrupted(doctor::run(session, args)).await,
+        Command::Status(args) => return cancel.or_interrupted(status::run(session, args)).await,
+        Command::Down(args) => return cancel.or_interrupted(down::run(session, args)).await,
         Command::Dev(_) => "dev",
         Command::Ci(_) => "ci",
-        Command::Doctor(args) => return doctor::run(&args, &cli.global).await,
-        Command::Status(args) => return status::run(global, args).await,
-        Command::Down(args) => return down::run(global, args).await,
     };
-    Err(NotAvailable { command }.into())
+    Err(NotAvailable { command: name }.into())
 }

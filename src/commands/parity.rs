@@ -5,20 +5,20 @@ use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 
-use crate::cli::{GlobalArgs, ParityArgs};
-use crate::commands::ExitStatus;
+use crate::cli::ParityArgs;
+use crate::commands::{ExitStatus, Session};
 use crate::config;
 use crate::profile;
 use crate::render::{self, RenderOptions, parity};
 
-pub async fn run(global: &GlobalArgs, args: ParityArgs) -> anyhow::Result<ExitStatus> {
-    let project = config::load(&global.file)?;
+pub async fn run(session: &Session<'_>, args: ParityArgs) -> anyhow::Result<ExitStatus> {
+    let project = config::load(&session.global.file)?;
     let a = profile::resolve(&project, &args.a)?;
     let b = profile::resolve(&project, &args.b)?;
     // Same images and no secret values on both sides: only profile-driven differences remain.
     let opts = RenderOptions {
         images: BTreeMap::new(),
-        postgres_image: std::env::var("SAMESTACK_POSTGRES_IMAGE").ok().filter(|s| !s.is_empty()),
+        postgres_image: session.env.get("SAMESTACK_POSTGRES_IMAGE").map(String::from),
         secrets: BTreeMap::new(),
         reveal: false,
     };
@@ -32,6 +32,6 @@ pub async fn run(global: &GlobalArgs, args: ParityArgs) -> anyhow::Result<ExitSt
     } else {
         parity::format_report(&report)
     };
-    super::render::print_stdout(&text)?;
+    session.printer.stdout(&text).context("writing to stdout")?;
     Ok(if report.has_drift() { ExitStatus::Failure } else { ExitStatus::Success })
 }

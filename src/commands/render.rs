@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 
-use crate::cli::{GlobalArgs, RenderArgs};
-use crate::commands::ExitStatus;
+use crate::cli::RenderArgs;
+use crate::commands::{ExitStatus, Session};
 use crate::config::{self, Project};
 use crate::error::{Classify, ErrorKind};
 use crate::profile;
@@ -27,16 +27,7 @@ impl Classify for ImageFlagError {
         ErrorKind::User
     }
 }
-
-/// Writes command output to stdout; a closed pipe (`| head`) ends quietly instead of panicking.
-pub fn print_stdout(text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e).context("writing to stdout"),
-        _ => Ok(()),
-    }
-}
+crate::classify!(ImageFlagError);
 
 /// Parses `--image SERVICE=REF` flags against the project's services.
 pub fn parse_images(project: &Project, flags: &[String]) -> Result<BTreeMap<String, String>, ImageFlagError> {
@@ -56,8 +47,8 @@ pub fn parse_images(project: &Project, flags: &[String]) -> Result<BTreeMap<Stri
     Ok(out)
 }
 
-pub async fn run(global: &GlobalArgs, args: RenderArgs) -> anyhow::Result<ExitStatus> {
-    let project = config::load(&global.file)?;
+pub async fn run(session: &Session<'_>, args: RenderArgs) -> anyhow::Result<ExitStatus> {
+    let project = config::load(&session.global.file)?;
     let profile = profile::resolve(&project, &args.profile)?;
     let images = parse_images(&project, &args.image)?;
     let opts = RenderOptions::from_env(&project, images, args.reveal)?;
@@ -76,11 +67,9 @@ pub async fn run(global: &GlobalArgs, args: RenderArgs) -> anyhow::Result<ExitSt
             let dir = tokio::task::spawn_blocking(move || render::write_dir(&set, &dir).map(|_| dir))
                 .await
                 .context("writing the output directory")??;
-            if !global.quiet {
-                eprintln!("wrote {count} resources ({} profile) to {}", profile.name, dir.display());
-            }
+            session.printer.line(format!("wrote {count} resources ({} profile) to {}", profile.name, dir.display()));
         }
-        None => print_stdout(&set.to_yaml())?,
+        None => session.printer.stdout(&set.to_yaml()).context("writing to stdout")?,
     }
     Ok(ExitStatus::Success)
 }

@@ -1,8 +1,10 @@
 //! `samestack schema`: print the JSON Schema of samestack.yaml (for editor completion).
 
-use crate::commands::ExitStatus;
+use anyhow::Context as _;
 
-pub async fn run() -> anyhow::Result<ExitStatus> {
-    super::render::print_stdout(&(crate::config::json_schema() + "\n"))?;
+use crate::commands::{ExitStatus, Session};
+
+pub async fn run(session: &Session<'_>) -> anyhow::Result<ExitStatus> {
+    session.printer.stdout(&(crate::config::json_schema() + "\n")).context("writing to stdout")?;
     Ok(ExitStatus::Success)
 }

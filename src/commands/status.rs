@@ -6,16 +6,19 @@ use std::collections::BTreeMap;
 use bollard::models::ContainerSummaryStateEnum;
 use serde_json::json;
 
-use crate::cli::{GlobalArgs, StatusArgs};
+use anyhow::Context as _;
+
+use crate::cli::StatusArgs;
 use crate::cluster::{self, ClusterState, PortMapping, Provider as _};
-use crate::commands::ExitStatus;
+use crate::commands::{ExitStatus, Session};
 use crate::config;
 use crate::docker::{self, LABEL_PROJECT, LABEL_ROLE};
 use crate::ingress;
 use crate::kube::{self, KubeClient, ProjectStatus, Readiness};
 use crate::settings;
 
-pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitStatus> {
+pub async fn run(session: &Session<'_>, args: StatusArgs) -> anyhow::Result<ExitStatus> {
+    let global = session.global;
     let project = config::load(&global.file)?;
     let stack = settings::resolve(&project, &BTreeMap::new(), global.kubeconfig.clone());
     let provider = cluster::select(&stack.cluster).await?;
@@ -57,7 +60,7 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitSt
             "urls": workloads.iter().flat_map(|w| &w.ingresses).flat_map(|i| &i.hosts).flat_map(|h| ingress::urls(h, &stack.cluster.ports)).collect::<Vec<_>>(),
             "ready": healthy,
         });
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        session.printer.json(&report).context("writing to stdout")?;
     } else {
         let state = format!("{:?}", cluster.state).to_lowercase();
         println!("cluster   {} ({}, {state}, {} node(s))", stack.cluster.name, cluster.provider, cluster.nodes.len());

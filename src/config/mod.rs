@@ -432,19 +432,6 @@ pub enum Error {
     /// A secret value could not be found at render/apply time.
     #[error("{0}")]
     Secret(Problem),
-    /// `init` would overwrite files.
-    #[error(
-        "{paths} already exist(s); samestack init never overwrites\n  fix: pass --force to overwrite, or run init in another directory"
-    )]
-    Exists { paths: String },
-    /// `init` needs answers but there is no terminal to ask on.
-    #[error(
-        "not a terminal, so samestack init cannot ask questions\n  fix: pass --yes (plus --name, --service, --port, --image, --database, --provider as needed)"
-    )]
-    NoTerminal,
-    /// An answer given to `init` is invalid.
-    #[error("{0}")]
-    Answer(String),
 }
 
 impl Classify for Error {
@@ -455,6 +442,7 @@ impl Classify for Error {
         }
     }
 }
+crate::classify!(Error);
 
 /// Loads and validates the project file at `path`.
 pub fn load(path: &Path) -> Result<Project, Error> {

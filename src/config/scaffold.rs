@@ -20,6 +20,15 @@ pub struct Answers {
 pub const IGNORE_RULE: &str = ".secrets/";
 
 /// The samestack.yaml text for `a`.
+/// A free-text answer as a YAML scalar: plain when it is an ordinary image or path, else
+/// double-quoted, so no answer can change the file's structure (`#`, `{`, `: `, newlines).
+fn scalar(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || "._/:@-+".contains(c))
+        && text.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '.' || c == '/');
+    if plain { text.to_string() } else { serde_json::to_string(text).unwrap_or_default() }
+}
+
 pub fn project_file(a: &Answers) -> String {
     let mut s = format!(
         "# samestack project file: see docs/reference.md, or `samestack schema` for editor completion.\nname: {name}\n\ncluster:\n  provider: {provider}\n  ports:\n    - {{ host: 8080, container: 80 }}\n\nservices:\n  {svc}:\n",
@@ -28,8 +37,8 @@ pub fn project_file(a: &Answers) -> String {
         svc = a.service
     );
     match &a.image {
-        Some(img) => s.push_str(&format!("    image: {img}\n")),
-        None => s.push_str(&format!("    build: {{ context: {} }}\n", a.context)),
+        Some(img) => s.push_str(&format!("    image: {}\n", scalar(img))),
+        None => s.push_str(&format!("    build: {{ context: {} }}\n", scalar(&a.context))),
     }
     s.push_str(&format!(
         "    ports:\n      - {{ name: http, port: {} }}\n    health: {{ path: /healthz, port: {} }}\n",
@@ -82,6 +91,14 @@ pub fn gitignore(existing: Option<&str>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_text_answers_cannot_change_the_structure() {
+        assert_eq!(scalar("nginx:1.27.2"), "nginx:1.27.2");
+        assert_eq!(scalar("./api"), "./api");
+        assert_eq!(scalar("a #b"), "\"a #b\"");
+        assert_eq!(scalar("{x}\ny: 1"), "\"{x}\\ny: 1\"");
+    }
 
     fn answers(database: bool, image: Option<&str>) -> Answers {
         Answers {

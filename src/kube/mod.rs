@@ -110,6 +110,7 @@ impl Classify for Error {
         }
     }
 }
+crate::classify!(Error);
 
 /// Result alias for this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

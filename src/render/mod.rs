@@ -241,6 +241,7 @@ impl Classify for Error {
         }
     }
 }
+crate::classify!(Error);
 
 struct Template {
     name: String,

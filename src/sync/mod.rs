@@ -54,6 +54,7 @@ impl Classify for Error {
         ErrorKind::Environment
     }
 }
+crate::classify!(Error);
 
 /// Reads a `u64` from a /proc file.
 pub(crate) fn read_proc_u64(path: &str) -> Option<u64> {
