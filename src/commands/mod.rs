@@ -9,6 +9,7 @@ use crate::error::NotAvailable;
 use crate::settings::Env;
 use crate::ui::Printer;
 
+mod dev;
 mod doctor;
 mod down;
 pub mod init;
@@ -85,6 +86,7 @@ fn json(command: &Command) -> bool {
         Command::Parity(args) => args.json,
         Command::Doctor(args) => args.json,
         Command::Status(args) => args.json,
+        Command::Dev(args) => args.json,
         _ => false,
     }
 }
@@ -102,7 +104,7 @@ async fn dispatch(session: &Session<'_>, command: Command) -> anyhow::Result<Exi
         Command::Doctor(args) => return cancel.or_interrupted(doctor::run(session, args)).await,
         Command::Status(args) => return cancel.or_interrupted(status::run(session, args)).await,
         Command::Down(args) => return cancel.or_interrupted(down::run(session, args)).await,
-        Command::Dev(_) => "dev",
+        Command::Dev(args) => return dev::run(session, args).await,
         Command::Ci(_) => "ci",
     };
     Err(NotAvailable { command: name }.into())

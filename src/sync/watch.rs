@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use notify::event::{AccessKind, AccessMode, EventKind};
 use notify::{RecursiveMode, Watcher as _};
@@ -144,7 +145,9 @@ pub fn watched_dirs(rules: &WatchRules) -> io::Result<Vec<PathBuf>> {
 /// A running watcher. Dropping it removes every watch.
 pub struct Watcher {
     inner: notify::RecommendedWatcher,
-    events: mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
+    /// Each event with the moment it arrived (a reload's latency starts there, even when the
+    /// loop was busy with the previous reload).
+    events: mpsc::UnboundedReceiver<(Instant, notify::Result<notify::Event>)>,
     rules: WatchRules,
     watched: HashSet<PathBuf>,
 }
@@ -162,7 +165,7 @@ impl Watcher {
         let (tx, events) = mpsc::unbounded_channel();
         let inner = notify::recommended_watcher(move |event| {
             // The receiver is gone only when the loop ended.
-            let _ = tx.send(event);
+            let _ = tx.send((Instant::now(), event));
         })
         .map_err(|e| start_error(e, &rules.project_dir))?;
         let dirs = watched_dirs(&rules).map_err(|source| Error::Read { path: rules.project_dir.clone(), source })?;
@@ -200,11 +203,17 @@ impl Watcher {
         &self.rules
     }
 
-    /// Waits for the next events and returns the paths they name (None when the watcher
-    /// stopped). Reads only (opening a file, as a build does) are not changes and return an
-    /// empty list. A new directory is watched at once and its files are returned with it.
-    pub async fn next(&mut self) -> Option<Result<Vec<PathBuf>, Error>> {
-        let event = self.events.recv().await?;
+    /// Replaces the rules (after a `.gitignore` or `.dockerignore` changed). Directories
+    /// already watched stay watched; the planner drops what the new rules ignore.
+    pub fn set_rules(&mut self, rules: WatchRules) {
+        self.rules = rules;
+    }
+
+    /// Waits for the next event and returns when it arrived and the paths it names (None when
+    /// the watcher stopped). Reads only (opening a file, as a build does) are not changes and
+    /// return an empty list. A new directory is watched at once and its files are returned.
+    pub async fn next(&mut self) -> Option<Result<(Instant, Vec<PathBuf>), Error>> {
+        let (at, event) = self.events.recv().await?;
         let event = match event {
             Ok(event) => event,
             Err(e) => {
@@ -218,7 +227,7 @@ impl Watcher {
             EventKind::Any | EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => true,
         };
         if !counts {
-            return Some(Ok(Vec::new()));
+            return Some(Ok((at, Vec::new())));
         }
         let mut paths = Vec::new();
         for path in event.paths {
@@ -245,7 +254,7 @@ impl Watcher {
                 paths.push(path);
             }
         }
-        Some(Ok(paths))
+        Some(Ok((at, paths)))
     }
 }
 
@@ -364,7 +373,8 @@ mod tests {
                 .await
                 .expect("an event within 10 s")
                 .unwrap()
-                .unwrap();
+                .unwrap()
+                .1;
             seen.extend(paths);
         }
         assert_eq!(watcher.watched(), 4, "the moved-in directory and its subdirectory are watched");
@@ -374,7 +384,8 @@ mod tests {
                 .await
                 .expect("an event within 10 s")
                 .unwrap()
-                .unwrap();
+                .unwrap()
+                .1;
             if paths.contains(&root.join("api/moved/sub/later.py")) {
                 break;
             }
