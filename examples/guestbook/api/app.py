@@ -13,6 +13,8 @@ import psycopg2
 import db
 
 MAX_BODY = 16 * 1024
+# `GET /` answers with this; edit it under `samestack dev` to see a hot reload.
+GREETING = "hello from the guestbook api"
 
 
 def row_to_json(row):
@@ -30,6 +32,8 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "guestbook-api/1"
 
     def do_GET(self):
+        if self.path == "/":
+            return self.send_json(200, {"greeting": GREETING})
         if self.path == "/healthz":
             return self.healthz()
         if self.path.split("?")[0] == "/messages":
@@ -117,8 +121,18 @@ def main():
         print(f"signal {signum}: shutting down", flush=True)
         threading.Thread(target=server.shutdown, daemon=True).start()
 
+    def reload(signum, _frame):
+        # `samestack dev` synced new code and sent SIGHUP (`on_change` in samestack.yaml): the
+        # process replaces itself with a fresh interpreter on the new files, keeping PID 1, so
+        # the pod is not restarted. The listening socket closes with the old image; the new one
+        # binds again at once (SO_REUSEADDR).
+        print(f"signal {signum}: reloading", flush=True)
+        server.server_close()
+        os.execv(sys.executable, [sys.executable] + sys.argv)
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reload)
     print(f"guestbook api listening on :{port}", flush=True)
     server.serve_forever()
     server.server_close()
