@@ -47,6 +47,10 @@ pub async fn run(session: &Session<'_>, args: DevArgs) -> anyhow::Result<ExitSta
     for f in &forwards {
         let moved = if f.moved() { format!(" (127.0.0.1:{} is taken)", f.port) } else { String::new() };
         printer.line(format!("forward    {}:{} → 127.0.0.1:{}{moved}", f.service, f.port, f.local));
+        json_line(
+            &printer,
+            serde_json::json!({ "forward": { "service": f.service, "port": f.port, "local": f.local } }),
+        )?;
     }
     if !args.no_logs {
         let services = if args.logs.is_empty() {
@@ -68,6 +72,8 @@ pub async fn run(session: &Session<'_>, args: DevArgs) -> anyhow::Result<ExitSta
         watcher.rules().services.len(),
         crate::ui::format_duration(started.elapsed())
     ));
+    let watching = serde_json::json!({ "directories": watcher.watched(), "seconds": started.elapsed().as_secs_f64() });
+    json_line(&printer, serde_json::json!({ "watching": watching }))?;
 
     let mut dev = Dev { settings: &settings, printer, latencies: Latencies::default(), no_tar: BTreeSet::new() };
     let mut debouncer = Debouncer::default();
@@ -101,6 +107,14 @@ pub async fn run(session: &Session<'_>, args: DevArgs) -> anyhow::Result<ExitSta
     }
     outcome?;
     Ok(ExitStatus::Success)
+}
+
+/// With `--json`: one line on stdout (forwards, watching, each reload, the summary).
+fn json_line(printer: &Printer, value: impl serde::Serialize) -> anyhow::Result<()> {
+    if printer.output() == Output::Json {
+        printer.stdout(&(serde_json::to_string(&value)? + "\n"))?;
+    }
+    Ok(())
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -194,10 +208,8 @@ impl Dev<'_> {
                 Action::Rebuild { reason } => self.rebuild(stack, &service, &reason, batch.first_event).await,
             };
             self.latencies.record(&reload);
-            match self.printer.output() {
-                Output::Json => self.printer.stdout(&(serde_json::to_string(&reload)? + "\n"))?,
-                _ => self.printer.line(reload.human()),
-            }
+            self.printer.line(reload.human());
+            json_line(&self.printer, &reload)?;
         }
         Ok(())
     }

@@ -96,10 +96,9 @@ fn roots(rules: &WatchRules) -> (Vec<PathBuf>, Vec<PathBuf>) {
     (recursive, flat)
 }
 
-/// Every directory the watcher watches, and the files below them (what a new directory
-/// reports); skipped directories are logged at debug level with their rule.
-fn walk(rules: &WatchRules, root: &Path, dirs: &mut Vec<PathBuf>, files: Option<&mut Vec<PathBuf>>) -> io::Result<()> {
-    let mut files = files;
+/// Every directory below `root` the watcher watches; skipped directories are logged at debug
+/// level with their rule.
+fn walk(rules: &WatchRules, root: &Path, dirs: &mut Vec<PathBuf>) -> io::Result<()> {
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let entries = match std::fs::read_dir(&dir) {
@@ -121,8 +120,6 @@ fn walk(rules: &WatchRules, root: &Path, dirs: &mut Vec<PathBuf>, files: Option<
                     Some(rule) => tracing::debug!(path = %path.display(), rule, "directory not watched"),
                     None => stack.push(path),
                 }
-            } else if let Some(files) = files.as_deref_mut() {
-                files.push(path);
             }
         }
     }
@@ -134,7 +131,7 @@ pub fn watched_dirs(rules: &WatchRules) -> io::Result<Vec<PathBuf>> {
     let (recursive, flat) = roots(rules);
     let mut dirs = Vec::new();
     for root in &recursive {
-        walk(rules, root, &mut dirs, None)?;
+        walk(rules, root, &mut dirs)?;
     }
     dirs.extend(flat);
     let mut seen = HashSet::new();
@@ -193,6 +190,31 @@ impl Watcher {
         }
     }
 
+    /// Watches a directory that appeared, and everything below it that can matter, and returns
+    /// the files found there. Each directory is watched before it is listed, so a file created
+    /// meanwhile is either listed or reported by its own event (twice is harmless).
+    fn watch_new_tree(&mut self, root: &Path) -> Result<Vec<PathBuf>, Error> {
+        let mut files = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            self.add(&dir, self.watched.len() + 1)?;
+            let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                match entry.file_type() {
+                    Ok(kind) if kind.is_dir() => {
+                        if skip_dir(&self.rules, &path).is_none() {
+                            stack.push(path);
+                        }
+                    }
+                    Ok(_) => files.push(path),
+                    Err(_) => {}
+                }
+            }
+        }
+        Ok(files)
+    }
+
     /// How many directories are watched.
     pub fn watched(&self) -> usize {
         self.watched.len()
@@ -235,17 +257,10 @@ impl Watcher {
                 && std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir())
                 && skip_dir(&self.rules, &path).is_none();
             if is_new_dir {
-                let mut dirs = Vec::new();
-                let mut files = Vec::new();
-                if let Err(source) = walk(&self.rules, &path, &mut dirs, Some(&mut files)) {
-                    tracing::debug!(path = %path.display(), %source, "new directory vanished");
+                match self.watch_new_tree(&path) {
+                    Ok(files) => paths.extend(files),
+                    Err(e) => return Some(Err(e)),
                 }
-                for dir in dirs {
-                    if let Err(e) = self.add(&dir, self.watched.len() + 1) {
-                        return Some(Err(e));
-                    }
-                }
-                paths.extend(files);
             } else {
                 if !path.exists() {
                     // inotify drops the watch of a removed directory by itself.

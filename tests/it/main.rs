@@ -5,6 +5,7 @@ mod cli;
 mod cluster_kube;
 mod cluster_native;
 mod config;
+mod dev;
 mod docker_app;
 mod docker_build;
 mod docker_fixture;

@@ -17,19 +17,19 @@ use crate::support;
 
 /// One test project: a copy of the example with a unique name and free ports, an isolated HOME
 /// (so the user's kubeconfig is a temp file), and a guard that removes every labelled object.
-struct Stack {
-    dir: tempfile::TempDir,
-    name: String,
-    registry_port: u16,
+pub(crate) struct Stack {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) name: String,
+    pub(crate) registry_port: u16,
     /// Host port mapped onto the node's 80: the ingress controller's HTTP entrypoint.
-    ingress_port: u16,
+    pub(crate) ingress_port: u16,
     /// Host port mapped onto the node's 443.
-    https_port: u16,
+    pub(crate) https_port: u16,
     _cleanup: support::ProjectCleanup,
 }
 
 impl Stack {
-    fn new() -> Stack {
+    pub(crate) fn new() -> Stack {
         let dir = tempfile::tempdir().unwrap();
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/guestbook");
         copy_dir(&example, dir.path());
@@ -51,7 +51,7 @@ impl Stack {
         Stack { dir, _cleanup: support::ProjectCleanup(name.clone()), name, registry_port, ingress_port, https_port }
     }
 
-    fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_samestack"));
         command
             .args(args)
@@ -66,7 +66,7 @@ impl Stack {
         command
     }
 
-    fn samestack(&self, args: &[&str]) -> Output {
+    pub(crate) fn samestack(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("samestack runs")
     }
 
@@ -77,7 +77,7 @@ impl Stack {
 
     /// Postgres and the ingress controller are not built by the project: offline, they are
     /// preloaded from the local engine.
-    fn up_args(&self) -> Vec<String> {
+    pub(crate) fn up_args(&self) -> Vec<String> {
         let base = format!("BASE_IMAGE={PYTHON_BASE}");
         let preload = format!("{POSTGRES},{TRAEFIK}");
         ["up", "--build-arg", &base, "--preload", &preload, "--ready-timeout", "420"].map(String::from).to_vec()
@@ -119,7 +119,7 @@ impl Stack {
         text
     }
 
-    fn kubeconfig(&self) -> PathBuf {
+    pub(crate) fn kubeconfig(&self) -> PathBuf {
         self.dir.path().join("home/.kube/config")
     }
 
@@ -130,7 +130,7 @@ impl Stack {
     }
 
     /// Containers, networks and volumes labelled with this project, as `kind name` lines.
-    fn labelled_objects(&self) -> Vec<String> {
+    pub(crate) fn labelled_objects(&self) -> Vec<String> {
         let label = format!("label=dev.samestack.project={}", self.name);
         let mut found = Vec::new();
         for (kind, args) in [
@@ -158,12 +158,12 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn replace_once(text: &str, from: &str, to: &str) -> String {
+pub(crate) fn replace_once(text: &str, from: &str, to: &str) -> String {
     assert_eq!(text.matches(from).count(), 1, "expected exactly one `{from}` in the example's samestack.yaml");
     text.replacen(from, to, 1)
 }
 
-fn output_text(out: &Output) -> String {
+pub(crate) fn output_text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
@@ -173,7 +173,7 @@ fn step_line<'a>(output: &'a str, step: &str) -> &'a str {
 }
 
 /// Docker, the node image and the example's test images; skips loudly outside CI, fails in CI.
-fn cluster_or_skip(test: &str) -> Option<String> {
+pub(crate) fn cluster_or_skip(test: &str) -> Option<String> {
     support::cluster_or_skip(test, &[PYTHON_BASE, POSTGRES, REGISTRY_IMAGE, TRAEFIK])
 }
 
