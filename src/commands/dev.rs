@@ -241,6 +241,7 @@ impl Dev<'_> {
             deletions: deletions.len(),
             pods,
             detail,
+            build_seconds: None,
         };
         let pods = match copy::ready_pods(client, &target.namespace, &target.selector).await {
             Ok(pods) if !pods.is_empty() => pods,
@@ -285,8 +286,10 @@ impl Dev<'_> {
     /// applies only this service's objects and waits for its rollout.
     async fn rebuild(&mut self, stack: &mut Stack, service: &str, reason: &str, first_event: Instant) -> Reload {
         let settings = self.settings;
+        let mut build_seconds = None;
         let outcome: anyhow::Result<usize> = async {
-            stack.rebuild(settings, &self.printer, service).await?;
+            let built = stack.rebuild(settings, &self.printer, service).await?;
+            build_seconds = Some((built.scan_time + built.build_time + built.push_time).as_secs_f64());
             let manifests = stack.render(settings)?;
             stack.apply_service(settings, &manifests, service).await?;
             let pods =
@@ -310,6 +313,7 @@ impl Dev<'_> {
             deletions: 0,
             pods,
             detail,
+            build_seconds,
         }
     }
 }

@@ -41,6 +41,9 @@ pub struct Reload {
     pub pods: usize,
     /// What happened, in a few words (the rebuild's reason, the failure).
     pub detail: String,
+    /// A rebuild's scan + build + push time, in seconds (the rest is render, apply, rollout).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build_seconds: Option<f64>,
 }
 
 impl Reload {
@@ -133,6 +136,7 @@ mod tests {
             deletions: 1,
             pods: 1,
             detail: "Dockerfile changed".into(),
+            build_seconds: None,
         }
     }
 
