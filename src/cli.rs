@@ -31,8 +31,13 @@ pub struct GlobalArgs {
     /// Only errors
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+}
+
+/// The kubeconfig flag, on the commands that read or write one (up, dev, ci, status, down).
+#[derive(Debug, Clone, Default, Args)]
+pub struct KubeconfigArgs {
     /// The kubeconfig to merge the cluster's context into (default: first entry of KUBECONFIG, else ~/.kube/config)
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
 }
 
@@ -54,10 +59,10 @@ pub enum Command {
     Status(StatusArgs),
     /// Remove what samestack created for this project
     Down(DownArgs),
-    /// Write a samestack.yaml for a project
+    /// Write samestack.yaml, profiles/dev.yaml and the .secrets/ rule in .gitignore for a project
     Init(InitArgs),
-    /// Print the JSON Schema of samestack.yaml (for editor completion)
-    Schema,
+    /// Print the JSON Schema of samestack.yaml, or of a profile file (for editor completion)
+    Schema(SchemaArgs),
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +83,8 @@ pub struct UpArgs {
     /// Seconds each apply wave may take to become ready
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub ready_timeout: u64,
+    #[command(flatten)]
+    pub kube: KubeconfigArgs,
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +110,8 @@ pub struct CiArgs {
     /// The command to run against the cluster
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
+    #[command(flatten)]
+    pub kube: KubeconfigArgs,
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +129,20 @@ pub struct RenderArgs {
     /// localhost:<registry port>/<project>/<service>:unbuilt
     #[arg(long, value_name = "SERVICE=IMAGE")]
     pub image: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Which file's schema: samestack.yaml (`project`) or profiles/NAME.yaml (`profile`)
+    #[arg(value_enum, default_value = "project", value_name = "FILE")]
+    pub of: SchemaFile,
+}
+
+/// The files `samestack schema` describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SchemaFile {
+    Project,
+    Profile,
 }
 
 #[derive(Debug, Args)]
@@ -145,6 +168,8 @@ pub struct StatusArgs {
     /// Machine-readable report
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub kube: KubeconfigArgs,
 }
 
 #[derive(Debug, Args)]
@@ -152,8 +177,13 @@ pub struct DownArgs {
     /// Also remove the registry, its image cache, and the images built for the project
     #[arg(long)]
     pub purge: bool,
+    #[command(flatten)]
+    pub kube: KubeconfigArgs,
 }
 
+/// `samestack init` writes samestack.yaml, profiles/dev.yaml (the project's dev profile), the
+/// `.secrets/` rule in .gitignore, and with `--database` a generated password in
+/// .secrets/db-password.
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// Accept defaults without asking (for scripts and CI)
@@ -174,13 +204,17 @@ pub struct InitArgs {
     /// Use this prebuilt image (pinned tag) instead of building
     #[arg(long)]
     pub image: Option<String>,
-    /// Build context of the first service
-    #[arg(long, default_value = ".")]
-    pub context: String,
+    /// Build context directory of the first service, relative to the project (it must exist
+    /// and hold the Dockerfile)
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub build_context: String,
     /// Add a postgres database (password generated into .secrets/db-password)
     #[arg(long)]
     pub database: bool,
     /// Cluster provider
     #[arg(long, value_enum, default_value = "auto")]
     pub provider: crate::config::Provider,
+    /// The kubeconfig context to use with `--provider existing` (see `kubectl config get-contexts`)
+    #[arg(long, value_name = "NAME")]
+    pub kube_context: Option<String>,
 }

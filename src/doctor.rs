@@ -113,6 +113,16 @@ pub struct DiskFact {
     pub free_bytes: u64,
 }
 
+/// A service built from a local context: does what `up` will read exist?
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuildFact {
+    pub service: String,
+    pub context: PathBuf,
+    pub context_exists: bool,
+    pub dockerfile: PathBuf,
+    pub dockerfile_exists: bool,
+}
+
 /// Everything [`evaluate`] looks at.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Facts {
@@ -121,8 +131,12 @@ pub struct Facts {
     /// The provider named in samestack.yaml, if any.
     pub provider: Option<String>,
     pub ports: Vec<PortFact>,
-    /// The project file exists but its ports could not be read.
+    /// The project file exists but does not load (the loader's message, with locations).
     pub project_file_error: Option<String>,
+    /// The project file that loaded, if one did.
+    pub project_file: Option<PathBuf>,
+    /// Each built service's context and Dockerfile, and whether they exist.
+    pub builds: Vec<BuildFact>,
     pub inotify_max_user_watches: Option<u64>,
     pub inotify_max_user_instances: Option<u64>,
     /// Directories `samestack dev` would watch for this project (one inotify watch each).
@@ -230,13 +244,48 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
         }
     }
 
-    if let Some(error) = &facts.project_file_error {
+    match (&facts.project_file_error, &facts.project_file) {
+        (Some(error), _) => checks.push(check(
+            "project",
+            Severity::Blocker,
+            format!("the project file does not load: {error}"),
+            Some("fix what the message names (file:line:column), then run doctor again".into()),
+        )),
+        (None, Some(file)) => checks.push(check("project", Severity::Ok, format!("{} loads", file.display()), None)),
+        (None, None) => {
+            checks.push(check("project", Severity::Ok, "no samestack.yaml here (`samestack init` writes one)", None))
+        }
+    }
+    let missing: Vec<String> = facts
+        .builds
+        .iter()
+        .flat_map(|b| {
+            let context = (!b.context_exists)
+                .then(|| format!("service `{}`: build context {} does not exist", b.service, b.context.display()));
+            let dockerfile = (b.context_exists && !b.dockerfile_exists)
+                .then(|| format!("service `{}`: Dockerfile {} does not exist", b.service, b.dockerfile.display()));
+            context.into_iter().chain(dockerfile)
+        })
+        .collect();
+    if !missing.is_empty() {
         checks.push(check(
-            "ports",
-            Severity::Warn,
-            format!("could not read the host ports from the project file: {error}"),
-            Some("fix the project file (`samestack render` shows where), then run doctor again".into()),
+            "builds",
+            Severity::Blocker,
+            missing.join("; "),
+            Some("create them, or fix `build.context` / `build.dockerfile` in samestack.yaml (or use `image:`)".into()),
         ));
+    } else if !facts.builds.is_empty() {
+        let names: Vec<&str> = facts.builds.iter().map(|b| b.service.as_str()).collect();
+        checks.push(check(
+            "builds",
+            Severity::Ok,
+            format!("build contexts and Dockerfiles exist ({})", names.join(", ")),
+            None,
+        ));
+    }
+
+    if facts.project_file_error.is_some() {
+        checks.push(check("ports", Severity::Ok, "not checked: the project file does not load", None));
     } else if facts.ports.is_empty() {
         checks.push(check(
             "ports",
@@ -368,7 +417,7 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
             ));
         }
     }
-    checks
+    merge_by_id(checks)
 }
 
 /// The registry's host port when samestack.yaml names none (the config loader's default).
@@ -397,6 +446,47 @@ pub fn ports_of(config: &crate::config::Config) -> ProjectPorts {
         provider: Some(config.cluster.provider.as_str().to_string()),
         project: Some(config.name.clone()),
     }
+}
+
+/// Each built service's context and Dockerfile on disk, as `up` will read them.
+pub fn builds_of(project: &crate::config::Project) -> Vec<BuildFact> {
+    project
+        .config
+        .services
+        .iter()
+        .filter_map(|(service, s)| {
+            let b = s.build.as_ref()?;
+            let context = project.path(&b.context);
+            let dockerfile = context.join(&b.dockerfile);
+            Some(BuildFact {
+                service: service.clone(),
+                context_exists: context.is_dir(),
+                dockerfile_exists: dockerfile.is_file(),
+                context,
+                dockerfile,
+            })
+        })
+        .collect()
+}
+
+/// Merges checks that share an id into one (the worst severity, every detail and fix), so a
+/// script reading `--json` finds each id once.
+fn merge_by_id(checks: Vec<Check>) -> Vec<Check> {
+    let mut out: Vec<Check> = Vec::new();
+    for c in checks {
+        match out.iter_mut().find(|o| o.id == c.id) {
+            None => out.push(c),
+            Some(o) => {
+                o.severity = o.severity.max(c.severity);
+                o.detail = format!("{}; {}", o.detail, c.detail);
+                o.fix = match (o.fix.take(), c.fix) {
+                    (Some(a), Some(b)) if a != b => Some(format!("{a}; {b}")),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+    }
+    out
 }
 
 /// Listening TCP sockets in a /proc/net/tcp{,6} table: (local port, socket inode).
@@ -614,6 +704,8 @@ pub async fn gather(project_file: &Path) -> Facts {
 
     match crate::config::load(project_file) {
         Ok(loaded) => {
+            facts.project_file = Some(project_file.to_path_buf());
+            facts.builds = builds_of(&loaded);
             let ProjectPorts { ports, provider, project } = ports_of(&loaded.config);
             {
                 facts.provider = provider;
@@ -742,6 +834,8 @@ mod tests {
             provider: None,
             ports: vec![PortFact { port: 5001, purpose: "registry.host_port".into(), holder: None }],
             project_file_error: None,
+            project_file: None,
+            builds: vec![],
             inotify_max_user_watches: Some(1_048_576),
             inotify_max_user_instances: Some(1024),
             dev_watches: Some(40),
@@ -811,6 +905,70 @@ mod tests {
         assert_eq!(find(&checks, "disk")[0].severity, Severity::Blocker);
         assert_eq!(find(&checks, "privileged")[0].severity, Severity::Warn, "kind needs privileged nodes");
         assert!(Report::new(facts).blocks_up);
+    }
+
+    #[test]
+    fn a_broken_project_file_and_missing_build_inputs_block_up() {
+        let mut facts = healthy();
+        facts.project_file_error = Some("samestack.yaml:3:5: unknown key `portz`".into());
+        let checks = evaluate(&facts);
+        let project = find(&checks, "project")[0];
+        assert_eq!(project.severity, Severity::Blocker);
+        assert!(project.detail.contains("samestack.yaml:3:5"), "{project:?}");
+        assert!(Report::new(facts).blocks_up);
+
+        let mut facts = healthy();
+        facts.project_file = Some("samestack.yaml".into());
+        facts.builds = vec![
+            BuildFact {
+                service: "api".into(),
+                context: "api".into(),
+                context_exists: false,
+                dockerfile: "api/Dockerfile".into(),
+                dockerfile_exists: false,
+            },
+            BuildFact {
+                service: "web".into(),
+                context: ".".into(),
+                context_exists: true,
+                dockerfile: "./Dockerfile".into(),
+                dockerfile_exists: false,
+            },
+        ];
+        let checks = evaluate(&facts);
+        let builds = find(&checks, "builds");
+        assert_eq!(builds.len(), 1);
+        assert_eq!(builds[0].severity, Severity::Blocker);
+        assert_eq!(
+            builds[0].detail,
+            "service `api`: build context api does not exist; service `web`: Dockerfile ./Dockerfile does not exist"
+        );
+        assert!(Report::new(facts).blocks_up);
+    }
+
+    #[test]
+    fn each_check_id_appears_once() {
+        let mut facts = healthy();
+        facts.ports = vec![
+            PortFact { port: 5001, purpose: "registry.host_port".into(), holder: None },
+            PortFact {
+                port: 8080,
+                purpose: "cluster.ports[0]".into(),
+                holder: Some(Holder::Process { pid: 7, command: "nginx".into() }),
+            },
+            PortFact { port: 8443, purpose: "cluster.ports[1]".into(), holder: None },
+        ];
+        facts.disks.push(DiskFact { what: "Docker root".into(), path: "/var/lib/docker".into(), free_bytes: GIB });
+        let checks = evaluate(&facts);
+        let mut ids: Vec<&str> = checks.iter().map(|c| c.id).collect();
+        let all = ids.len();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), all, "{checks:#?}");
+        let ports = find(&checks, "ports")[0];
+        assert_eq!(ports.severity, Severity::Blocker);
+        assert!(ports.detail.contains("port 5001") && ports.detail.contains("8080") && ports.detail.contains("8443"));
+        assert_eq!(find(&checks, "disk")[0].severity, Severity::Blocker);
     }
 
     #[test]

@@ -137,15 +137,76 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
     ExitCode::from(kind_of(err).exit_code())
 }
 
-/// Prints an error and its causes once, at the top level, to stderr.
+/// Prints an error and its causes once, at the top level, to stderr. Every line is passed
+/// through [`clip_text`], so no echoed value (a 1 MB flag, a huge
+/// API-server answer) floods the terminal, whichever module built the message.
 pub fn report(err: &anyhow::Error) {
+    let clip = |text: String| text.lines().map(clip_text).collect::<Vec<_>>().join("\n");
     let mut chain = err.chain();
     if let Some(top) = chain.next() {
-        eprintln!("error: {top}");
+        eprintln!("error: {}", clip(top.to_string()));
     }
     for cause in chain {
-        eprintln!("  caused by: {cause}");
+        eprintln!("  caused by: {}", clip(cause.to_string()));
     }
+}
+
+/// The longest value a message echoes in full; longer ones are cut (a 1 MB value must not
+/// become a 1 MB error message).
+pub const MAX_ECHO: usize = 120;
+/// Characters kept of a value that is cut.
+const KEPT: usize = 60;
+/// The longest message, whatever it holds.
+const MAX_MESSAGE: usize = 4096;
+
+/// `value` if it is short, else its start and how much was cut.
+pub fn clip(value: &str) -> String {
+    if value.chars().count() <= MAX_ECHO {
+        return value.to_owned();
+    }
+    let kept: String = value.chars().take(KEPT).collect();
+    format!("{kept}… ({} bytes in all)", value.len())
+}
+
+/// Cuts every long value in a message: `backticked` spans and whitespace-free runs longer
+/// than [`MAX_ECHO`], then the message itself beyond [`MAX_MESSAGE`].
+pub fn clip_text(message: &str) -> String {
+    if message.len() <= MAX_ECHO {
+        return message.to_owned();
+    }
+    let mut out = String::with_capacity(message.len().min(MAX_MESSAGE));
+    for (i, part) in message.split('`').enumerate() {
+        if i > 0 {
+            out.push('`');
+        }
+        if i % 2 == 1 {
+            out.push_str(&clip(part));
+        } else {
+            let mut first = true;
+            for token in part.split(' ') {
+                if !first {
+                    out.push(' ');
+                }
+                first = false;
+                out.push_str(&clip(token));
+                if out.len() > MAX_MESSAGE {
+                    break;
+                }
+            }
+        }
+        if out.len() > MAX_MESSAGE {
+            break;
+        }
+    }
+    if out.len() > MAX_MESSAGE {
+        let mut end = MAX_MESSAGE;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+        out.push_str("… (message cut)");
+    }
+    out
 }
 
 #[cfg(test)]

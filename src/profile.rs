@@ -9,8 +9,8 @@ use include_dir::{Dir, include_dir};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::yaml::{self, Locations, Problem};
-use crate::config::{Project, is_dns_subdomain};
+use crate::config::yaml::{self, Locations, Problem, Problems};
+use crate::config::{Project, is_dns_subdomain, paths};
 use crate::error::{Classify, ErrorKind};
 
 static BUILTIN: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/profiles");
@@ -67,10 +67,15 @@ pub enum LogLevel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Autoscaling {
+    /// Lowest replica count (at least 1, at most `max`).
+    #[schemars(range(min = 1))]
     pub min: u32,
+    /// Highest replica count.
+    #[schemars(range(min = 1))]
     pub max: u32,
     /// Target average CPU utilisation, percent of requests.
     #[serde(default = "default_cpu")]
+    #[schemars(range(min = 1, max = 100))]
     pub cpu_percent: u32,
 }
 
@@ -81,12 +86,14 @@ fn default_cpu() -> u32 {
 /// A profile file (`profiles/NAME.yaml`). Unset knobs keep the prod value.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "samestack profile", description = "a samestack profile file (profiles/NAME.yaml)")]
 pub struct ProfileFile {
     /// One line saying what the profile is for.
     #[serde(default)]
     pub description: Option<String>,
     /// Replicas per service (also the HPA minimum is taken from `autoscaling`).
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub replicas: Option<u32>,
     /// Container resource class: small | medium | large.
     #[serde(default)]
@@ -99,6 +106,7 @@ pub struct ProfileFile {
     pub hot_reload: Option<bool>,
     /// Move every ingress host to this domain (`api.example.com` → `api.localhost`).
     #[serde(default)]
+    #[schemars(regex(pattern = crate::config::DNS_SUBDOMAIN), length(max = 253))]
     pub ingress_domain: Option<String>,
     /// LOG_LEVEL given to every workload.
     #[serde(default)]
@@ -145,9 +153,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// Syntax, unknown knob, or invalid value, with its location.
+    /// Syntax, unknown knob, or invalid value, each with its location.
     #[error("{0}")]
-    Invalid(Problem),
+    Invalid(Problems),
 }
 
 impl Classify for Error {
@@ -173,12 +181,28 @@ pub fn builtin_text(name: &str) -> Option<&'static str> {
     BUILTIN.get_file(format!("{name}.yaml")).and_then(|f| f.contents_utf8())
 }
 
+/// The project's file for profile `name`: `profiles/NAME.yaml`, resolved inside the project
+/// (a symlink out of it is refused like any other path).
+fn project_file(project: &Project, name: &str) -> Result<PathBuf, Problem> {
+    let rel = Path::new("profiles").join(format!("{name}.yaml"));
+    paths::resolve_inside(&project.dir, &rel).map_err(|why| {
+        let idx = project.config.profiles.iter().position(|p| p == name).unwrap_or(0);
+        project.locations.problem(
+            &format!("profiles[{idx}]"),
+            paths::describe("profile file", &rel.display().to_string(), "", &project.dir, &why),
+            "keep the profile as a regular file inside the project's profiles/ directory",
+        )
+    })
+}
+
 /// Loads one profile file: the project's `profiles/NAME.yaml`, else the built-in one.
 fn load_file(project: &Project, name: &str) -> Result<Option<(ProfileFile, String)>, Error> {
-    let path: PathBuf = project.path(Path::new("profiles").join(format!("{name}.yaml")));
-    let shown = path.display().to_string();
-    let (text, source) = match yaml::read(&path).map_err(|source| Error::Read { path: shown.clone(), source })? {
-        Some(bytes) => (yaml::check_text(&shown, &bytes, "profile").map_err(Error::Invalid)?, shown.clone()),
+    let resolved = project_file(project, name).map_err(|p| Error::Invalid(Problems(vec![p])))?;
+    let shown = project.path(Path::new("profiles").join(format!("{name}.yaml"))).display().to_string();
+    let (text, source) = match yaml::read(&resolved).map_err(|source| Error::Read { path: shown.clone(), source })? {
+        Some(bytes) => {
+            (yaml::check_text(&shown, &bytes, "profile").map_err(|p| Error::Invalid(Problems(vec![p])))?, shown.clone())
+        }
         None => match builtin_text(name) {
             Some(t) => (t.to_owned(), format!("built-in:{name}")),
             None => return Ok(None),
@@ -188,53 +212,86 @@ fn load_file(project: &Project, name: &str) -> Result<Option<(ProfileFile, Strin
     Ok(Some((file, source)))
 }
 
-/// Parses and checks one profile's text (pure).
+/// Checks every profile the project lists, whether or not this run uses it: each must have a
+/// definition (built in, or `profiles/NAME.yaml`) that parses and validates. Returns every
+/// problem found, so a broken `staging` profile fails `render --profile dev` too.
+pub fn check_listed(project: &Project) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for (i, name) in project.config.profiles.iter().enumerate() {
+        match load_file(project, name) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                let path = project.path(Path::new("profiles").join(format!("{name}.yaml"))).display().to_string();
+                out.push(project.locations.problem(
+                    &format!("profiles[{i}]"),
+                    format!(
+                        "profile `{name}` is listed but has no definition: it is not built in (built-in: {}) and {path} does not exist",
+                        builtin_names().join(", ")
+                    ),
+                    format!("write {path} (see docs/reference.md), or remove `{name}` from `profiles`"),
+                ));
+            }
+            Err(Error::Invalid(Problems(problems))) => out.extend(problems),
+            Err(e) => out.push(Problem {
+                at: project.locations.pos(&format!("profiles[{i}]")),
+                message: e.to_string(),
+                fix: "check the profile file's permissions".into(),
+            }),
+        }
+    }
+    out
+}
+
+/// Parses and checks one profile's text (pure). Every problem of the file is reported.
 pub fn parse_file(shown: &str, text: &str) -> Result<ProfileFile, Error> {
-    let file: ProfileFile = yaml::parse(shown, text).map_err(Error::Invalid)?;
+    let file: ProfileFile = yaml::parse_all(shown, text).map_err(|p| Error::Invalid(Problems(p)))?;
     let loc = Locations::index(shown, text);
+    let mut out = Vec::new();
     if let Some(r) = file.replicas
         && r == 0
     {
-        return Err(Error::Invalid(loc.problem(
-            "replicas",
-            "found 0 replicas, expected at least 1",
-            "set `replicas: 1`",
-        )));
+        out.push(loc.problem("replicas", "found 0 replicas, expected at least 1", "set `replicas: 1`"));
     }
     if let Some(a) = file.autoscaling
         && (a.min == 0 || a.min > a.max || a.cpu_percent == 0 || a.cpu_percent > 100)
     {
-        return Err(Error::Invalid(loc.problem(
+        out.push(loc.problem(
             "autoscaling",
             format!(
                 "invalid autoscaling bounds min {} max {} cpu_percent {}: expected 1 <= min <= max and 1..100 percent",
                 a.min, a.max, a.cpu_percent
             ),
             "write e.g. `autoscaling: { min: 1, max: 3 }`",
-        )));
+        ));
     }
     if let Some(d) = &file.ingress_domain
         && !is_dns_subdomain(d)
     {
-        return Err(Error::Invalid(loc.problem(
+        out.push(loc.problem(
             "ingress_domain",
             format!("`{d}` is not a DNS domain"),
             "write e.g. `ingress_domain: localhost`",
-        )));
+        ));
     }
     for (i, entry) in file.allowed_drift.iter().enumerate() {
-        if !KNOBS.contains(&entry.as_str()) && crate::render::parity::Pattern::parse(entry).is_none() {
-            return Err(Error::Invalid(loc.problem(
-                &format!("allowed_drift[{i}]"),
-                format!(
-                    "unknown knob `{entry}` in allowed_drift: expected one of {} or a `Kind:field.path` pattern",
-                    KNOBS.join(", ")
-                ),
-                "use a knob name, or a pattern such as `Deployment:spec.template.metadata.annotations.*`",
-            )));
+        if KNOBS.contains(&entry.as_str()) {
+            continue;
         }
+        let why = match crate::render::parity::Pattern::check(entry) {
+            Ok(_) => continue,
+            Err(why) if entry.contains(':') => format!("malformed pattern `{entry}` in allowed_drift: {why}"),
+            Err(_) => format!(
+                "unknown knob `{entry}` in allowed_drift: expected one of {} or a `Kind:field.path` pattern",
+                KNOBS.join(", ")
+            ),
+        };
+        out.push(loc.problem(
+            &format!("allowed_drift[{i}]"),
+            why,
+            "use a knob name, or a pattern such as `Deployment:spec.template.metadata.annotations.*`",
+        ));
     }
-    Ok(file)
+    if out.is_empty() { Ok(file) } else { Err(Error::Invalid(Problems(out))) }
 }
 
 /// Resolves profile `name` for a project: prod's values, overlaid with the profile's knobs.

@@ -17,7 +17,7 @@ use crate::settings;
 pub async fn run(session: &Session<'_>, args: DownArgs) -> anyhow::Result<ExitStatus> {
     let global = session.global;
     let project = config::load(&global.file)?;
-    let stack = settings::resolve(&project, &BTreeMap::new(), global.kubeconfig.clone());
+    let stack = settings::resolve(&project, &BTreeMap::new(), args.kube.kubeconfig.clone());
     let provider = cluster::select(&stack.cluster).await?;
     provider.delete(&stack.cluster).await?;
     kubeconfig::uninstall(&stack.cluster.name, &stack.cluster.context_name(), &stack.kubeconfig)?;

@@ -100,7 +100,7 @@ async fn dispatch(session: &Session<'_>, command: Command) -> anyhow::Result<Exi
         Command::Render(args) => return cancel.or_interrupted(render::run(session, args)).await,
         Command::Parity(args) => return cancel.or_interrupted(parity::run(session, args)).await,
         Command::Init(args) => return cancel.or_interrupted(init::run(session, args)).await,
-        Command::Schema => return cancel.or_interrupted(schema::run(session)).await,
+        Command::Schema(args) => return cancel.or_interrupted(schema::run(session, args)).await,
         Command::Doctor(args) => return cancel.or_interrupted(doctor::run(session, args)).await,
         Command::Status(args) => return cancel.or_interrupted(status::run(session, args)).await,
         Command::Down(args) => return cancel.or_interrupted(down::run(session, args)).await,

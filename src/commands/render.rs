@@ -63,8 +63,9 @@ pub async fn run(session: &Session<'_>, args: RenderArgs) -> anyhow::Result<Exit
     match &args.output {
         Some(dir) => {
             let dir = dir.clone();
+            let revealed = args.reveal;
             let count = set.resources.len();
-            let dir = tokio::task::spawn_blocking(move || render::write_dir(&set, &dir).map(|_| dir))
+            let dir = tokio::task::spawn_blocking(move || render::write_dir(&set, &dir, revealed).map(|_| dir))
                 .await
                 .context("writing the output directory")??;
             session.printer.line(format!("wrote {count} resources ({} profile) to {}", profile.name, dir.display()));

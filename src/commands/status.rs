@@ -20,7 +20,7 @@ use crate::settings;
 pub async fn run(session: &Session<'_>, args: StatusArgs) -> anyhow::Result<ExitStatus> {
     let global = session.global;
     let project = config::load(&global.file)?;
-    let stack = settings::resolve(&project, &BTreeMap::new(), global.kubeconfig.clone());
+    let stack = settings::resolve(&project, &BTreeMap::new(), args.kube.kubeconfig.clone());
     let provider = cluster::select(&stack.cluster).await?;
     let cluster = provider.status(&stack.cluster).await?;
     let registry = match &stack.registry {

@@ -29,7 +29,7 @@ pub(super) fn resolve(session: &Session<'_>, args: &UpArgs) -> anyhow::Result<Se
         preload: Some(args.preload.clone()),
         build_timeout: Some(Duration::from_secs(args.build_timeout)),
         ready_timeout: Some(Duration::from_secs(args.ready_timeout)),
-        kubeconfig: session.global.kubeconfig.clone(),
+        kubeconfig: args.kube.kubeconfig.clone(),
         ..Overrides::default()
     };
     Ok(settings::resolve_up(project, &overrides, &session.env)?)

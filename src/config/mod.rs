@@ -1,7 +1,10 @@
 //! The project file `samestack.yaml`: typed schema (serde + schemars, unknown keys rejected),
 //! loading with `file:line:column` errors, and semantic validation after parsing.
 
+pub mod cron;
+pub mod paths;
 pub mod scaffold;
+pub mod typecheck;
 pub mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,6 +20,17 @@ pub use yaml::{Locations, Pos, Problem, Problems};
 pub const DEFAULT_KUBERNETES_VERSION: &str = "v1.34.1";
 /// Default host port of the local registry.
 pub const DEFAULT_REGISTRY_PORT: u16 = 5001;
+/// JSON Schema patterns for the names the loader checks ([`is_dns_label`] and friends); a
+/// unit test keeps each pattern and its function in agreement, so the schema editors use
+/// says exactly what the loader enforces.
+pub const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// A DNS-1035 label: a DNS-1123 label that starts with a letter (Service names).
+pub const DNS_1035_LABEL: &str = "^[a-z]([-a-z0-9]*[a-z0-9])?$";
+/// A DNS-1123 subdomain: dot-separated DNS-1123 labels.
+pub const DNS_SUBDOMAIN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// A port name: a DNS-1123 label with at least one letter (at most 15 characters).
+pub const PORT_NAME: &str = "^([a-z]([-a-z0-9]*[a-z0-9])?|[0-9][-a-z0-9]*[a-z]([-a-z0-9]*[a-z0-9])?)$";
+
 /// The name the database workload and its Service get inside the project namespace.
 pub const DATABASE_NAME: &str = "database";
 
@@ -30,6 +44,7 @@ pub const RESERVED_NAMES: &[&str] =
 #[schemars(title = "samestack.yaml", description = "samestack project file")]
 pub struct Config {
     /// Project name: a DNS-1123 label (lowercase letters, digits, '-'), also the namespace.
+    #[schemars(regex(pattern = DNS_LABEL), length(min = 1, max = 63))]
     pub name: String,
     /// Owner tag put on every resource (label `dev.samestack.owner`); defaults to the project name.
     #[serde(default)]
@@ -43,10 +58,14 @@ pub struct Config {
     /// The local OCI registry images are pushed to.
     #[serde(default)]
     pub registry: RegistryConfig,
-    /// The workloads, by name (each a DNS-1123 label).
+    /// The workloads, by name (each a DNS-1035 label: a letter first, then lowercase letters,
+    /// digits and '-'; not one of the names samestack uses itself).
+    #[schemars(extend("propertyNames" = { "pattern": DNS_1035_LABEL, "maxLength": 63 }), length(min = 1))]
     pub services: BTreeMap<String, ServiceConfig>,
-    /// Secrets, by name; values come from an environment variable or a local file at apply time.
+    /// Secrets, by name (DNS-1123 subdomains); values come from an environment variable or a
+    /// local file at apply time.
     #[serde(default)]
+    #[schemars(extend("propertyNames" = { "pattern": DNS_SUBDOMAIN, "maxLength": 253 }))]
     pub secrets: BTreeMap<String, SecretConfig>,
     /// An optional relational database (postgres), reachable as host `database`.
     #[serde(default)]
@@ -56,6 +75,7 @@ pub struct Config {
     pub migrations: Option<MigrationsConfig>,
     /// The profiles this project uses (built-in: dev, ci, prod; more in ./profiles/NAME.yaml).
     #[serde(default = "default_profiles")]
+    #[schemars(inner(regex(pattern = DNS_LABEL)), extend("uniqueItems" = true, "contains" = { "const": "prod" }))]
     pub profiles: Vec<String>,
 }
 
@@ -70,7 +90,8 @@ pub enum Provider {
     /// Pick what is installed (see the README for the order).
     #[default]
     Auto,
-    /// k3s node containers created directly through the Docker API.
+    /// Node containers from a kind-contract node image, created through the Docker API and
+    /// bootstrapped with kubeadm (Docker is the only prerequisite).
     Docker,
     /// The `kind` CLI.
     Kind,
@@ -99,14 +120,16 @@ pub struct ClusterConfig {
     /// auto | docker | kind | k3d | existing
     #[serde(default)]
     pub provider: Provider,
-    /// Cluster name; defaults to `samestack-<project>`.
+    /// Cluster name (a DNS-1123 label); defaults to `samestack-<project>`.
     #[serde(default)]
+    #[schemars(regex(pattern = DNS_LABEL), length(max = 63))]
     pub name: Option<String>,
     /// kubeconfig context to use (provider `existing` only).
     #[serde(default)]
     pub context: Option<String>,
-    /// Control-plane nodes.
+    /// Control-plane nodes (at least 1).
     #[serde(default = "one")]
+    #[schemars(range(min = 1))]
     pub servers: u32,
     /// Worker nodes.
     #[serde(default)]
@@ -173,8 +196,10 @@ impl Default for ClusterConfig {
 #[serde(deny_unknown_fields)]
 pub struct PortMapping {
     /// Port on the host (127.0.0.1).
+    #[schemars(range(min = 1))]
     pub host: u16,
     /// Port inside the cluster's load balancer / ingress.
+    #[schemars(range(min = 1))]
     pub container: u16,
 }
 
@@ -187,6 +212,7 @@ pub struct RegistryConfig {
     pub enabled: bool,
     /// Host port of the registry (`localhost:<port>`).
     #[serde(default = "default_registry_port")]
+    #[schemars(range(min = 1))]
     pub host_port: u16,
     /// Registry image override.
     #[serde(default)]
@@ -270,10 +296,12 @@ fn default_dockerfile() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServicePort {
-    /// Port name (DNS-1123 label, at most 15 characters).
+    /// Port name (DNS-1123 label with at least one letter, at most 15 characters).
     #[serde(default = "default_port_name")]
+    #[schemars(regex(pattern = PORT_NAME), length(min = 1, max = 15))]
     pub name: String,
     /// Port number.
+    #[schemars(range(min = 1))]
     pub port: u16,
 }
 
@@ -289,6 +317,7 @@ pub struct HealthConfig {
     pub path: String,
     /// Port serving it (defaults to the first port).
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub port: Option<u16>,
 }
 
@@ -342,7 +371,7 @@ pub struct DatabaseConfig {
     /// Only postgres for now.
     #[serde(default)]
     pub engine: Engine,
-    /// Major version.
+    /// Major version: 15, 16 or 17 have a default image; any other needs `image`.
     #[serde(default = "default_pg_version")]
     pub version: String,
     /// Image override (else env SAMESTACK_POSTGRES_IMAGE, else a pinned postgres tag).
@@ -378,7 +407,8 @@ fn default_storage() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackupConfig {
-    /// Cron schedule (5 fields).
+    /// Cron schedule: 5 fields, minute (0-59) hour (0-23) day-of-month (1-31) month (1-12 or
+    /// JAN-DEC) day-of-week (0-6 or SUN-SAT), or a descriptor such as `@daily`.
     pub schedule: String,
     /// Backup volume size.
     #[serde(default = "default_storage")]
@@ -444,7 +474,9 @@ impl Classify for Error {
 }
 crate::classify!(Error);
 
-/// Loads and validates the project file at `path`.
+/// Loads and validates the project file at `path`: the file itself, every path it names
+/// (inside the project directory, symlinks included), and every profile it lists (so a broken
+/// profile fails every command, not only the one that uses it).
 pub fn load(path: &Path) -> Result<Project, Error> {
     let shown = path.display().to_string();
     let bytes = yaml::read(path)
@@ -456,14 +488,109 @@ pub fn load(path: &Path) -> Result<Project, Error> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| PathBuf::from("."));
     let (config, locations) = parse_str(&shown, &bytes)?;
-    Ok(Project { file: path.to_path_buf(), dir, config, locations })
+    let project = Project { file: path.to_path_buf(), dir, config, locations };
+    let mut problems = check_paths(&project);
+    problems.extend(crate::profile::check_listed(&project));
+    if !problems.is_empty() {
+        return Err(Error::Invalid(Problems(problems)));
+    }
+    Ok(project)
+}
+
+/// What a path in the project file is, for messages and fixes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathUse {
+    BuildContext,
+    Dockerfile,
+    SecretFile,
+    SyncSource,
+}
+
+impl PathUse {
+    fn noun(self) -> &'static str {
+        match self {
+            PathUse::BuildContext => "build context",
+            PathUse::Dockerfile => "Dockerfile",
+            PathUse::SecretFile => "secret file",
+            PathUse::SyncSource => "sync source",
+        }
+    }
+
+    fn fix(self) -> &'static str {
+        match self {
+            PathUse::SecretFile => {
+                "keep the file inside the project (e.g. `.secrets/NAME`, git-ignored), or give a value from elsewhere through the secret's environment variable (`env: VAR`)"
+            }
+            _ => {
+                "move it inside the project directory and write a path relative to it (without leading `/` or `..` out of the project)"
+            }
+        }
+    }
+}
+
+impl Project {
+    /// Resolves `rel` (relative to the project directory) for the key at `key_path`, refusing
+    /// anything outside the project (see [`paths::resolve_inside`]). Every path a project
+    /// file names goes through here, and so should future ones (manifest sources).
+    pub fn resolve_path(&self, key_path: &str, what: PathUse, rel: &str) -> Result<PathBuf, Problem> {
+        paths::resolve_inside(&self.dir, rel).map_err(|why| {
+            self.locations.problem(key_path, paths::describe(what.noun(), rel, "", &self.dir, &why), what.fix())
+        })
+    }
+}
+
+/// Every path the project file names, checked against the project directory.
+pub fn check_paths(project: &Project) -> Vec<Problem> {
+    let mut out = Vec::new();
+    // `rel` is resolved against the project directory; `shown` is how the file writes it.
+    let mut check = |key: String, what: PathUse, rel: String, (shown, note): (String, String)| {
+        if let Err(why) = paths::resolve_inside(&project.dir, &rel) {
+            let message = paths::describe(what.noun(), &shown, &note, &project.dir, &why);
+            out.push(project.locations.problem(&key, message, what.fix()));
+        }
+    };
+    for (name, s) in &project.config.services {
+        let Some(b) = &s.build else { continue };
+        let ctx = &b.context;
+        check(
+            format!("services.{name}.build.context"),
+            PathUse::BuildContext,
+            ctx.clone(),
+            (ctx.clone(), String::new()),
+        );
+        if Path::new(ctx).is_absolute() {
+            continue;
+        }
+        let in_context = |rel: &str| {
+            if Path::new(rel).is_absolute() {
+                (rel.to_owned(), (rel.to_owned(), String::new()))
+            } else {
+                let joined = Path::new(ctx).join(rel).to_string_lossy().into_owned();
+                (joined, (rel.to_owned(), format!(" (in build context `{}`)", yaml::clip(ctx))))
+            }
+        };
+        let (rel, shown) = in_context(&b.dockerfile);
+        check(format!("services.{name}.build.dockerfile"), PathUse::Dockerfile, rel, shown);
+        for (i, r) in s.sync.iter().enumerate() {
+            let (rel, shown) = in_context(&r.from);
+            check(format!("services.{name}.sync[{i}].from"), PathUse::SyncSource, rel, shown);
+        }
+    }
+    for (name, s) in &project.config.secrets {
+        if let Some(f) = &s.file {
+            check(format!("secrets.{name}.file"), PathUse::SecretFile, f.clone(), (f.clone(), String::new()));
+        }
+    }
+    out.sort_by_key(|pr| (pr.at.line, pr.at.column));
+    out.dedup();
+    out
 }
 
 /// Parses and validates project-file bytes (pure; `shown` is the path used in messages).
 pub fn parse_str(shown: &str, bytes: &[u8]) -> Result<(Config, Locations), Error> {
     let one = |p: Problem| Error::Invalid(Problems(vec![p]));
     let text = yaml::check_text(shown, bytes, "project file").map_err(one)?;
-    let config: Config = yaml::parse(shown, &text).map_err(one)?;
+    let config: Config = yaml::parse_all(shown, &text).map_err(|p| Error::Invalid(Problems(p)))?;
     let locations = Locations::index(shown, &text);
     let problems = validate(&config, &locations);
     if !problems.is_empty() {
@@ -663,6 +790,20 @@ pub fn validate(c: &Config, loc: &Locations) -> Vec<Problem> {
                 format!("`{}` is not a postgres version: expected e.g. \"15\"", db.version),
                 "write the major version, e.g. `version: \"15\"`".into(),
             );
+        } else if db.image.is_none() && crate::render::default_postgres_image(&db.version).is_none() {
+            let known: Vec<&str> = crate::render::POSTGRES_IMAGES.iter().map(|(v, _)| *v).collect();
+            p(
+                "database.version",
+                format!(
+                    "samestack has no default image for postgres version `{}` (it knows {})",
+                    db.version,
+                    known.join(", ")
+                ),
+                format!(
+                    "use one of those versions, or name the image: `image: postgres:{}.<minor>`",
+                    db.version.split('.').next().unwrap_or(&db.version)
+                ),
+            );
         }
         if !is_quantity(&db.storage) {
             p(
@@ -681,14 +822,11 @@ pub fn validate(c: &Config, loc: &Locations) -> Vec<Problem> {
             );
         }
         if let Some(b) = &db.backup {
-            if b.schedule.split_whitespace().count() != 5 {
+            if let Err(why) = cron::check(&b.schedule) {
                 p(
                     "database.backup.schedule",
-                    format!(
-                        "`{}` is not a cron schedule: expected 5 fields (minute hour day month weekday)",
-                        b.schedule
-                    ),
-                    "write e.g. `schedule: \"0 3 * * *\"`".into(),
+                    format!("`{}` is not a cron schedule: {why}", b.schedule),
+                    "write 5 fields, minute (0-59) hour (0-23) day-of-month (1-31) month (1-12) day-of-week (0-6), e.g. `schedule: \"0 3 * * *\"`".into(),
                 );
             }
             if !is_quantity(&b.storage) {
@@ -1031,6 +1169,12 @@ pub fn json_schema() -> String {
     serde_json::to_string_pretty(&schema).expect("a schema serializes")
 }
 
+/// The JSON Schema of a profile file (`profiles/NAME.yaml`), pretty-printed.
+pub fn profile_json_schema() -> String {
+    let schema = schemars::schema_for!(crate::profile::ProfileFile);
+    serde_json::to_string_pretty(&schema).expect("a schema serializes")
+}
+
 /// Resolves secret values: the environment variable wins, else the file (relative to the
 /// project directory). `env` is injected so tests do not depend on the process environment.
 pub fn resolve_secrets(
@@ -1042,6 +1186,21 @@ pub fn resolve_secrets(
         if let Some(var) = &s.env
             && let Some(v) = env(var)
         {
+            // Set but empty is almost always a CI secret that did not reach the job: refuse
+            // rather than deploy an empty password, and refuse rather than fall back to the
+            // file, so one machine's environment never silently means another value.
+            if v.is_empty() {
+                let or_file = s
+                    .file
+                    .as_deref()
+                    .map(|f| format!(", or unset {var} to use the file {}", yaml::clip(f)))
+                    .unwrap_or_default();
+                return Err(Error::Secret(project.locations.problem(
+                    &format!("secrets.{name}.env"),
+                    format!("secret `{name}`: environment variable ${var} is set but empty"),
+                    format!("export {var}=<value>{or_file}"),
+                )));
+            }
             out.insert(name.clone(), v);
             continue;
         }
@@ -1053,8 +1212,11 @@ pub fn resolve_secrets(
                 format!("export {}=...", s.env.as_deref().unwrap_or("VAR")),
             )));
         };
+        // Checked again at read time: the file is read through its resolved path only.
+        let resolved =
+            project.resolve_path(&format!("secrets.{name}.file"), PathUse::SecretFile, file).map_err(Error::Secret)?;
         let full = project.path(file);
-        match std::fs::read(&full) {
+        match std::fs::read(&resolved) {
             Ok(bytes) => {
                 let text = String::from_utf8(bytes).map_err(|_| {
                     Error::Secret(project.locations.problem(
@@ -1163,12 +1325,139 @@ mod tests {
     #[test]
     fn secrets_env_wins_over_file_and_missing_file_is_located() {
         let text = "name: shop\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: [{ port: 80 }]\nsecrets:\n  pw:\n    env: SHOP_PW\n    file: does/not/exist\n";
+        let dir = tempfile::tempdir().unwrap();
         let (config, locations) = parse_str("samestack.yaml", text.as_bytes()).unwrap();
-        let project = Project { file: "samestack.yaml".into(), dir: "/nonexistent".into(), config, locations };
+        let project = Project { file: "samestack.yaml".into(), dir: dir.path().into(), config, locations };
         let got = resolve_secrets(&project, &|k| (k == "SHOP_PW").then(|| "from-env".to_owned())).unwrap();
         assert_eq!(got["pw"], "from-env");
         let err = resolve_secrets(&project, &|_| None).unwrap_err().to_string();
-        assert!(err.starts_with("samestack.yaml:9:5: secret `pw`: file /nonexistent/does/not/exist does not exist and $SHOP_PW is not set"), "{err}");
+        let expected = format!(
+            "samestack.yaml:9:5: secret `pw`: file {}/does/not/exist does not exist and $SHOP_PW is not set",
+            dir.path().display()
+        );
+        assert!(err.starts_with(&expected), "{err}");
+    }
+
+    fn project_in(dir: &Path, text: &str) -> Project {
+        let (config, locations) = parse_str("samestack.yaml", text.as_bytes()).unwrap();
+        Project { file: dir.join("samestack.yaml"), dir: dir.into(), config, locations }
+    }
+
+    #[test]
+    fn a_secret_env_var_set_but_empty_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "from-file\n").unwrap();
+        let text = format!("{MINIMAL}secrets:\n  pw:\n    env: SHOP_PW\n    file: pw\n");
+        let project = project_in(dir.path(), &text);
+        let err = resolve_secrets(&project, &|k| (k == "SHOP_PW").then(String::new)).unwrap_err().to_string();
+        assert!(
+            err.starts_with("samestack.yaml:8:5: secret `pw`: environment variable $SHOP_PW is set but empty"),
+            "{err}"
+        );
+        assert!(err.contains("fix: export SHOP_PW=<value>, or unset SHOP_PW to use the file pw"), "{err}");
+        assert_eq!(resolve_secrets(&project, &|_| None).unwrap()["pw"], "from-file", "unset: the file");
+    }
+
+    #[test]
+    fn secret_files_outside_the_project_are_refused_even_through_symlinks() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("passwd"), "root:x:0:0\n").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path().join("passwd"), dir.path().join("innocent")).unwrap();
+        let abs = outside.path().join("passwd").display().to_string();
+        for (file, says) in [
+            (abs.as_str(), "is an absolute path"),
+            ("../../../../../../../../etc/passwd", "resolves to /etc/passwd, outside the project directory"),
+            ("innocent", "(symlinks are followed)"),
+        ] {
+            let text = format!("{MINIMAL}secrets:\n  pw:\n    file: \"{file}\"\n");
+            let project = project_in(dir.path(), &text);
+            let problems = check_paths(&project);
+            assert_eq!(problems.len(), 1, "{file}: {problems:?}");
+            let msg = problems[0].to_string();
+            assert!(msg.starts_with("samestack.yaml:8:5: secret file `"), "{msg}");
+            assert!(msg.contains(says) && msg.contains("environment variable"), "{file}: {msg}");
+            let err = resolve_secrets(&project, &|_| None).unwrap_err().to_string();
+            assert!(err.contains(says), "read time too: {err}");
+        }
+    }
+
+    #[test]
+    fn build_paths_and_sync_sources_must_stay_inside() {
+        let outside = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("api")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("api/elsewhere")).unwrap();
+        let text = "name: shop\nservices:\n  api:\n    build: { context: ../.., dockerfile: ../../../Dockerfile }\n    ports: [{ port: 80 }]\n  web:\n    build: { context: api, dockerfile: elsewhere/Dockerfile }\n    ports: [{ port: 80 }]\n    sync: [{ from: elsewhere, to: /app }]\n";
+        let problems: Vec<String> = check_paths(&project_in(dir.path(), text)).iter().map(|p| p.to_string()).collect();
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(problems[0].starts_with("samestack.yaml:4:14: build context `../..` resolves to"), "{problems:#?}");
+        assert!(
+            problems[1].starts_with("samestack.yaml:4:30: Dockerfile `../../../Dockerfile` (in build context `../..`) resolves to /Dockerfile"),
+            "{problems:#?}"
+        );
+        assert!(
+            problems[2].starts_with(
+                "samestack.yaml:7:28: Dockerfile `elsewhere/Dockerfile` (in build context `api`) resolves to"
+            ),
+            "{problems:#?}"
+        );
+        assert!(
+            problems[3].starts_with("samestack.yaml:9:14: sync source `elsewhere` (in build context `api`)"),
+            "{problems:#?}"
+        );
+    }
+
+    #[test]
+    fn cron_fields_are_checked_by_range() {
+        let text = format!(
+            "{MINIMAL}secrets: {{ pw: {{ env: PW }} }}\ndatabase:\n  password_secret: pw\n  backup: {{ schedule: \"61 3 * * *\" }}\n"
+        );
+        let msg = problems(&text);
+        assert!(
+            msg.starts_with(
+                "samestack.yaml:9:13: `61 3 * * *` is not a cron schedule: minute field `61`: 61 is out of range 0-59"
+            ),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_postgres_version_without_a_default_image_needs_one() {
+        let db = |extra: &str| {
+            format!("{MINIMAL}secrets: {{ pw: {{ env: PW }} }}\ndatabase:\n  password_secret: pw\n{extra}")
+        };
+        let msg = problems(&db("  version: \"14\"\n"));
+        assert!(
+            msg.starts_with(
+                "samestack.yaml:9:3: samestack has no default image for postgres version `14` (it knows 15, 16, 17)"
+            ),
+            "{msg}"
+        );
+        assert!(msg.contains("image: postgres:14.<minor>"), "{msg}");
+        parse_str("samestack.yaml", db("  version: \"14\"\n  image: postgres:14.13\n").as_bytes()).unwrap();
+        parse_str("samestack.yaml", db("  version: \"17\"\n").as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn yaml_tags_are_refused_with_their_location() {
+        let msg =
+            problems(&format!("{MINIMAL}secrets:\n  pw: {{ env: !secret PW }}\nowner: !!python/name:os.system x\n"));
+        assert!(msg.contains("samestack.yaml:7:14: YAML tag `!secret` is not allowed"), "{msg}");
+        assert!(msg.contains("samestack.yaml:8:8: YAML tag `!!python/name:os.system` is not allowed"), "{msg}");
+    }
+
+    #[test]
+    fn a_nul_byte_is_located() {
+        let msg = problems("name: shop\nservices:\n  web:\n    image: ngi\0nx:1\n");
+        assert!(msg.starts_with("samestack.yaml:4:15: the file contains binary data"), "{msg}");
+    }
+
+    #[test]
+    fn a_huge_value_gives_a_short_message() {
+        let msg = problems(&format!("name: {}\n{}", "A".repeat(900_000), &MINIMAL[11..]));
+        assert!(msg.len() < 1000, "{} bytes: {}", msg.len(), &msg[..200]);
+        assert!(msg.contains("900000 bytes in all"), "{msg}");
     }
 
     #[test]
@@ -1179,6 +1468,59 @@ mod tests {
         assert!(!image_is_pinned("nginx"));
         assert!(!image_is_pinned("localhost:5001/nginx"));
         assert!(!image_is_pinned("nginx:latest"));
+    }
+
+    #[test]
+    fn schema_patterns_say_what_the_loader_enforces() {
+        let re = |p: &str| regex::Regex::new(p).unwrap();
+        let (label, dns1035, sub, port) = (re(DNS_LABEL), re(DNS_1035_LABEL), re(DNS_SUBDOMAIN), re(PORT_NAME));
+        let samples = [
+            "a",
+            "api",
+            "api-2",
+            "2api",
+            "9",
+            "99",
+            "-a",
+            "a-",
+            "a--b",
+            "Api",
+            "a_b",
+            "a.b",
+            "a..b",
+            ".a",
+            "a.",
+            "x1-y2.z3",
+            "1a",
+            "1-a",
+            "1-",
+            "a1",
+            "http",
+            "metrics-port",
+            "é",
+        ];
+        for s in samples {
+            assert_eq!(label.is_match(s), is_dns_label(s), "DNS_LABEL {s}");
+            assert_eq!(
+                dns1035.is_match(s),
+                is_dns_label(s) && s.starts_with(|c: char| c.is_ascii_lowercase()),
+                "1035 {s}"
+            );
+            assert_eq!(sub.is_match(s), is_dns_subdomain(s), "DNS_SUBDOMAIN {s}");
+            let loader_port = is_dns_label(s) && s.chars().any(|c| c.is_ascii_lowercase());
+            assert_eq!(port.is_match(s), loader_port, "PORT_NAME {s}");
+        }
+        let schema: serde_json::Value = serde_json::from_str(&json_schema()).unwrap();
+        let defs = &schema["$defs"];
+        assert_eq!(schema["properties"]["name"]["pattern"], DNS_LABEL);
+        assert_eq!(schema["properties"]["services"]["propertyNames"]["pattern"], DNS_1035_LABEL);
+        assert_eq!(defs["ClusterConfig"]["properties"]["servers"]["minimum"], 1);
+        assert_eq!(defs["PortMapping"]["properties"]["host"]["minimum"], 1);
+        assert_eq!(defs["ServicePort"]["properties"]["port"]["minimum"], 1);
+        assert_eq!(defs["ServicePort"]["properties"]["name"]["pattern"], PORT_NAME);
+        let profile: serde_json::Value = serde_json::from_str(&profile_json_schema()).unwrap();
+        assert_eq!(profile["additionalProperties"], false);
+        assert_eq!(profile["properties"]["replicas"]["minimum"], 1);
     }
 
     #[test]

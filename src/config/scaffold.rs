@@ -14,6 +14,8 @@ pub struct Answers {
     pub context: String,
     pub database: bool,
     pub provider: Provider,
+    /// The kubeconfig context, for provider `existing`.
+    pub kube_context: Option<String>,
 }
 
 /// The ignore rule that keeps local secret files out of git.
@@ -31,9 +33,10 @@ fn scalar(text: &str) -> String {
 
 pub fn project_file(a: &Answers) -> String {
     let mut s = format!(
-        "# samestack project file: see docs/reference.md, or `samestack schema` for editor completion.\nname: {name}\n\ncluster:\n  provider: {provider}\n  ports:\n    - {{ host: 8080, container: 80 }}\n\nservices:\n  {svc}:\n",
+        "# samestack project file: see docs/reference.md, or `samestack schema` for editor completion.\nname: {name}\n\ncluster:\n  provider: {provider}\n{context}  ports:\n    - {{ host: 8080, container: 80 }}\n\nservices:\n  {svc}:\n",
         name = a.name,
         provider = a.provider.as_str(),
+        context = a.kube_context.as_deref().map(|c| format!("  context: {}\n", scalar(c))).unwrap_or_default(),
         svc = a.service
     );
     match &a.image {
@@ -109,6 +112,7 @@ mod tests {
             context: ".".into(),
             database,
             provider: Provider::Auto,
+            kube_context: None,
         }
     }
 

@@ -42,13 +42,15 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.at, self.message)?;
+        write!(f, "{}: {}", self.at, clip_text(&self.message))?;
         if !self.fix.is_empty() {
-            write!(f, "\n  fix: {}", self.fix)?;
+            write!(f, "\n  fix: {}", clip_text(&self.fix))?;
         }
         Ok(())
     }
 }
+
+pub use crate::error::{MAX_ECHO, clip, clip_text};
 
 /// Several problems, reported together so one run shows everything to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,9 +78,10 @@ pub fn check_text(path: &str, bytes: &[u8], what: &str) -> Result<String, Proble
             fix: format!("check that {path} is the right file"),
         });
     }
-    if bytes.contains(&0) {
+    if let Some(nul) = bytes.iter().position(|b| *b == 0) {
+        let (line, column) = line_col(bytes, nul);
         return Err(Problem {
-            at,
+            at: Pos { line, column, ..at },
             message: format!("the file contains binary data (NUL bytes), expected a YAML {what}"),
             fix: format!("check that {path} is the right file; a {what} is UTF-8 YAML text"),
         });
@@ -138,8 +141,72 @@ fn options() -> serde_saphyr::Options {
 }
 
 /// Parses one YAML document into `T`, turning any parser or type error into a [`Problem`].
-pub fn parse<T: DeserializeOwned>(path: &str, text: &str) -> Result<T, Problem> {
-    serde_saphyr::from_str_with_options::<T>(text, options()).map_err(|e| problem_from(path, text, &e))
+/// YAML tags (`!secret x`, `!!python/name:os.system`) are refused first, each with its
+/// location: samestack gives no tag a meaning, and silently dropping one (or turning its value
+/// into null) would hide what the author meant.
+pub fn parse<T: DeserializeOwned>(path: &str, text: &str) -> Result<T, Vec<Problem>> {
+    let tags = check_tags(path, text);
+    if !tags.is_empty() {
+        return Err(tags);
+    }
+    serde_saphyr::from_str_with_options::<T>(text, options()).map_err(|e| vec![problem_from(path, text, &e)])
+}
+
+/// Like [`parse`], but when serde stops at a type error (a wrong type, an unknown or missing
+/// key), the whole document is checked against `T`'s JSON Schema (see
+/// [`super::typecheck`]) and every such problem is returned, in file order.
+pub fn parse_all<T: DeserializeOwned + schemars::JsonSchema>(path: &str, text: &str) -> Result<T, Vec<Problem>> {
+    let tags = check_tags(path, text);
+    if !tags.is_empty() {
+        return Err(tags);
+    }
+    let err = match serde_saphyr::from_str_with_options::<T>(text, options()) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let first = problem_from(path, text, &err);
+    // Only a document that is valid YAML can be walked; a syntax error stays the one problem.
+    let Ok(doc) = serde_saphyr::from_str_with_options::<serde_json::Value>(text, options()) else {
+        return Err(vec![first]);
+    };
+    let schema = serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default();
+    // serde's own problem is kept; the walk adds the ones on other lines.
+    let mut all = super::typecheck::check(&doc, &schema, &Locations::index(path, text));
+    all.retain(|p| p.at.line != first.at.line);
+    all.push(first);
+    all.sort_by_key(|p| (p.at.line, p.at.column));
+    Err(all)
+}
+
+/// Every YAML tag in `text`, as a problem at its node. Syntax errors are left to [`parse`].
+pub fn check_tags(path: &str, text: &str) -> Vec<Problem> {
+    let mut out = Vec::new();
+    for item in Parser::new_from_str(text) {
+        let Ok((event, span)) = item else { break };
+        let tag = match &event {
+            Event::Scalar(_, _, _, tag) | Event::SequenceStart(_, _, tag) | Event::MappingStart(_, _, tag) => tag,
+            _ => continue,
+        };
+        if let Some(tag) = tag {
+            let written = format!("{}{}", tag.original_handle(), tag.suffix());
+            // The event's span starts at the node's content; point at the tag before it.
+            let (line, mut column) = (span.start.line(), span.start.col() + 1);
+            if let Some(text_line) = text.lines().nth(line.saturating_sub(1)) {
+                let before: String = text_line.chars().take(column.saturating_sub(1)).collect();
+                if let Some(i) = before.rfind(&written) {
+                    column = before[..i].chars().count() + 1;
+                }
+            }
+            out.push(Problem {
+                at: Pos { path: path.to_owned(), line, column },
+                message: format!("YAML tag `{written}` is not allowed: samestack files use plain YAML values"),
+                fix: format!(
+                    "remove `{written}` (write the value itself; a secret is declared under `secrets:` with `env` or `file`)"
+                ),
+            });
+        }
+    }
+    out
 }
 
 fn problem_from(path: &str, text: &str, err: &serde_saphyr::Error) -> Problem {
@@ -256,6 +323,8 @@ fn scalar_at(line: &str, column: usize) -> String {
 pub struct Locations {
     path: String,
     map: HashMap<String, (usize, usize)>,
+    /// Where each value starts (for a mapping entry, the value after the key).
+    values: HashMap<String, (usize, usize)>,
 }
 
 impl Locations {
@@ -266,6 +335,7 @@ impl Locations {
             Seq { index: usize },
         }
         let mut map = HashMap::new();
+        let mut values = HashMap::new();
         let mut stack: Vec<(String, Frame)> = Vec::new();
         // Returns the path for the node starting now, and advances the parent frame.
         fn node_path(stack: &mut [(String, Frame)]) -> Option<String> {
@@ -294,6 +364,7 @@ impl Locations {
                 }
                 Event::Scalar(..) | Event::Alias(..) => {
                     if let Some(p) = node_path(&mut stack) {
+                        values.entry(p.clone()).or_insert(pos);
                         map.entry(p).or_insert(pos);
                     }
                 }
@@ -307,6 +378,7 @@ impl Locations {
                         node_path(&mut stack)
                     };
                     let p = p.unwrap_or_else(|| "<complex key>".into());
+                    values.entry(p.clone()).or_insert(pos);
                     map.entry(p.clone()).or_insert(pos);
                     stack.push((p, if is_map { Frame::Map { key: None } } else { Frame::Seq { index: 0 } }));
                 }
@@ -316,7 +388,15 @@ impl Locations {
                 _ => {}
             }
         }
-        Locations { path: path.to_owned(), map }
+        Locations { path: path.to_owned(), map, values }
+    }
+
+    /// Where the value at `key_path` starts (else where its key is, see [`Locations::pos`]).
+    pub fn value_pos(&self, key_path: &str) -> Pos {
+        match self.values.get(key_path) {
+            Some(&(line, column)) => Pos { path: self.path.clone(), line, column },
+            None => self.pos(key_path),
+        }
     }
 
     /// The position of `key_path`, or of its nearest indexed ancestor, or the file itself.
@@ -366,6 +446,19 @@ mod tests {
         assert_eq!(l.pos("services.api.ports[1].port").to_string(), "f.yaml:6:10");
         assert_eq!(l.pos("services.api.ports[0]").to_string(), "f.yaml:5:9");
         assert_eq!(l.pos("services.api.nothing").to_string(), "f.yaml:3:3");
+    }
+
+    #[test]
+    fn long_values_are_cut_in_messages() {
+        let long = "x".repeat(1_000_000);
+        let msg = clip_text(&format!("`{long}` is not valid, and neither is {long}"));
+        assert!(msg.len() < 400, "{} bytes", msg.len());
+        assert!(msg.contains("(1000000 bytes in all)` is not valid"), "{msg}");
+        assert_eq!(clip_text("short `value` stays"), "short `value` stays");
+        let spaced = vec!["word"; 300_000].join(" ");
+        assert!(clip_text(&spaced).len() < 4096 + 100);
+        let multibyte = "é".repeat(5000);
+        assert!(clip_text(&multibyte).starts_with(&"é".repeat(60)));
     }
 
     #[test]

@@ -30,16 +30,15 @@ const MIGRATIONS: &str = "migrations.yaml";
 /// Shown instead of secret values unless `--reveal`.
 pub const REDACTED: &str = "<redacted>";
 
-/// Default postgres image per major version when neither the config nor
-/// `SAMESTACK_POSTGRES_IMAGE` names one.
-pub fn default_postgres_image(version: &str) -> String {
-    match version {
-        "15" => "postgres:15.8".into(),
-        "16" => "postgres:16.4".into(),
-        "17" => "postgres:17.0".into(),
-        v if v.contains('.') => format!("postgres:{v}"),
-        v => format!("postgres:{v}.0"),
-    }
+/// The postgres versions samestack has a pinned default image for.
+pub const POSTGRES_IMAGES: &[(&str, &str)] =
+    &[("15", "postgres:15.8"), ("16", "postgres:16.4"), ("17", "postgres:17.0")];
+
+/// Default postgres image for a major version when neither the config nor
+/// `SAMESTACK_POSTGRES_IMAGE` names one; `None` for a version samestack does not know (the
+/// loader then requires `database.image`, rather than guessing a tag that may not exist).
+pub fn default_postgres_image(version: &str) -> Option<&'static str> {
+    POSTGRES_IMAGES.iter().find(|(v, _)| *v == version).map(|(_, image)| *image)
 }
 
 /// The image `render` uses for a built service when no build produced one:
@@ -202,6 +201,11 @@ pub enum Error {
     /// A rendered resource fails validation.
     #[error("{resource} (from {template}): {message}\n  fix: {fix}")]
     Invalid { resource: String, template: String, message: String, fix: String },
+    /// A project template is a symlink that leaves the project directory.
+    #[error(
+        "{message}\n  fix: keep templates as regular files inside the project's templates/ directory (a symlink may point only inside the project)"
+    )]
+    Outside { message: String },
     /// A project template cannot be read.
     #[error("cannot read template {path}")]
     Read {
@@ -250,7 +254,8 @@ struct Template {
 }
 
 /// The templates in effect: built-ins, overridden or extended by `<project>/templates/*.yaml`.
-fn load_templates(project_dir: &Path) -> Result<Vec<Template>, Error> {
+fn load_templates(project: &Project) -> Result<Vec<Template>, Error> {
+    let project_dir = &project.path("templates");
     let mut map: BTreeMap<String, Template> = BUILTIN
         .files()
         .filter(|f| f.path().extension().is_some_and(|e| e == "yaml"))
@@ -270,8 +275,12 @@ fn load_templates(project_dir: &Path) -> Result<Vec<Template>, Error> {
         paths.sort();
         for path in paths {
             let shown = path.display().to_string();
+            let rel = path.strip_prefix(&project.dir).unwrap_or(&path);
+            let resolved = config::paths::resolve_inside(&project.dir, rel).map_err(|why| Error::Outside {
+                message: config::paths::describe("template", &shown, "", &project.dir, &why),
+            })?;
             let source =
-                std::fs::read_to_string(&path).map_err(|source| Error::Read { path: shown.clone(), source })?;
+                std::fs::read_to_string(&resolved).map_err(|source| Error::Read { path: shown.clone(), source })?;
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             map.insert(name.clone(), Template { name, origin: shown, source });
         }
@@ -281,10 +290,9 @@ fn load_templates(project_dir: &Path) -> Result<Vec<Template>, Error> {
 
 /// Renders and validates the manifest set for `profile`. Nothing is written anywhere.
 pub fn render(project: &Project, profile: &ProfileSettings, opts: &RenderOptions) -> Result<RenderedSet, Error> {
-    let templates = load_templates(&project.path("templates"))?;
+    let templates = load_templates(project)?;
     let ctx = context(project, profile, opts);
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    let mut env = environment();
     for t in &templates {
         env.add_template_owned(t.name.clone(), t.source.clone()).map_err(|e| template_error(t, &e))?;
     }
@@ -329,8 +337,16 @@ pub fn render(project: &Project, profile: &ProfileSettings, opts: &RenderOptions
                     problem: format!("{}{rendered}", e.to_string().lines().next().unwrap_or("")),
                 }
             })?;
-            for d in docs.into_iter().filter(|d| !d.is_null()) {
-                produced.push((Resource { value: d }, t.name.clone()));
+            let lines = document_lines(&text);
+            let lines = if lines.len() == docs.len() { lines } else { vec![0; docs.len()] };
+            for (d, line) in docs.into_iter().zip(lines).filter(|(d, _)| !d.is_null()) {
+                let shown = text.lines().nth(line.saturating_sub(1)).filter(|_| line > 0).unwrap_or("").trim_end();
+                let at = if line > 0 {
+                    format!(", rendered line {line}: `{}`", config::yaml::clip(shown))
+                } else {
+                    String::new()
+                };
+                produced.push((Resource { value: d }, format!("{} ({}){what}{at}", t.name, t.origin)));
             }
         }
     }
@@ -340,10 +356,104 @@ pub fn render(project: &Project, profile: &ProfileSettings, opts: &RenderOptions
     Ok(RenderedSet { resources })
 }
 
+/// The line (1-based) where each document of a rendered multi-document text starts its
+/// content, in document order, so a bad object can be pointed at in the rendered output.
+fn document_lines(text: &str) -> Vec<usize> {
+    use serde_saphyr::granit_parser::{Event, Parser};
+    let mut out = Vec::new();
+    let mut depth = 0usize;
+    let mut pending = false;
+    for item in Parser::new_from_str(text) {
+        let Ok((event, span)) = item else { break };
+        match event {
+            Event::DocumentStart(..) => pending = true,
+            Event::Scalar(..) | Event::Alias(..) | Event::MappingStart(..) | Event::SequenceStart(..)
+                if pending && depth == 0 =>
+            {
+                out.push(span.start.line());
+                pending = false;
+                if matches!(event, Event::MappingStart(..) | Event::SequenceStart(..)) {
+                    depth += 1;
+                }
+            }
+            Event::MappingStart(..) | Event::SequenceStart(..) => depth += 1,
+            Event::MappingEnd | Event::SequenceEnd => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    out
+}
+
 fn with(ctx: &Value, key: &str, v: &Value) -> Value {
     let mut c = ctx.clone();
     c[key] = v.clone();
     c
+}
+
+/// The template engine with samestack's rules: strict undefined in every form (printing,
+/// iteration, tests of truth, and the filters that would otherwise pass an undefined through).
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // Strict undefined does not reach into filters that take any value: `tojson` would
+    // serialize an undefined variable as `null`. The reference tells users to write every
+    // value with `| tojson`, so that form must fail like `{{ x }}` does.
+    env.add_filter("tojson", strict_tojson);
+    // The other built-in filters that let an undefined value through without an error.
+    refuse_undefined(&mut env, "join", minijinja::Value::from_function(minijinja::filters::join));
+    refuse_undefined(&mut env, "escape", minijinja::Value::from_function(minijinja::filters::escape));
+    refuse_undefined(&mut env, "e", minijinja::Value::from_function(minijinja::filters::escape));
+    refuse_undefined(&mut env, "pprint", minijinja::Value::from_function(minijinja::filters::pprint));
+    refuse_undefined(&mut env, "chain", minijinja::Value::from_function(minijinja::filters::chain));
+    refuse_undefined(&mut env, "zip", minijinja::Value::from_function(minijinja::filters::zip));
+    refuse_undefined(&mut env, "groupby", minijinja::Value::from_function(minijinja::filters::groupby));
+    env
+}
+
+/// Registers filter `name` as `builtin`, but failing when its input or an argument is undefined.
+fn refuse_undefined(env: &mut Environment<'_>, name: &'static str, builtin: minijinja::Value) {
+    env.add_filter(
+        name,
+        move |state: &mut minijinja::State, value: minijinja::Value, rest: minijinja::value::Rest<minijinja::Value>| {
+            if value.is_undefined() || rest.iter().any(minijinja::Value::is_undefined) {
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::UndefinedError,
+                    format!("`{name}` was given an undefined value (a variable or attribute that does not exist)"),
+                ));
+            }
+            let args: Vec<minijinja::Value> = std::iter::once(value).chain(rest.0).collect();
+            builtin.call(state, &args)
+        },
+    );
+}
+
+/// `tojson`, refusing undefined values (also inside lists and maps built in the template).
+fn strict_tojson(
+    value: &minijinja::Value,
+    indent: Option<minijinja::Value>,
+    kwargs: minijinja::value::Kwargs,
+) -> Result<minijinja::Value, minijinja::Error> {
+    fn undefined_inside(v: &minijinja::Value, depth: usize) -> bool {
+        if v.is_undefined() {
+            return true;
+        }
+        if depth > 32 || !matches!(v.kind(), minijinja::value::ValueKind::Seq | minijinja::value::ValueKind::Map) {
+            return false;
+        }
+        let Ok(items) = v.try_iter() else { return false };
+        items.into_iter().any(|k| {
+            let child =
+                if v.kind() == minijinja::value::ValueKind::Map { v.get_item(&k).unwrap_or_default() } else { k };
+            undefined_inside(&child, depth + 1)
+        })
+    }
+    if undefined_inside(value, 0) {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::UndefinedError,
+            "`tojson` was given an undefined value (a variable or attribute that does not exist)",
+        ));
+    }
+    minijinja::filters::tojson(value, indent, kwargs)
 }
 
 fn template_error(t: &Template, e: &minijinja::Error) -> Error {
@@ -500,7 +610,10 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
         .collect();
 
     let database = c.database.as_ref().map(|d| {
-        let image = d.image.clone().or_else(|| opts.postgres_image.clone()).unwrap_or_else(|| default_postgres_image(&d.version));
+        let image = d.image.clone().or_else(|| opts.postgres_image.clone()).unwrap_or_else(|| {
+            // The loader refuses a version without a default unless `database.image` is set.
+            default_postgres_image(&d.version).unwrap_or(POSTGRES_IMAGES[0].1).to_owned()
+        });
         json!({
             "name": DATABASE_NAME,
             "image": image,
@@ -771,7 +884,10 @@ pub fn replace_images(manifests: &mut [Value], images: &BTreeMap<String, String>
     }
 }
 
-pub fn write_dir(set: &RenderedSet, dir: &Path) -> Result<(), Error> {
+///
+/// With `revealed` (real secret values in the Secrets), the Secret files are written 0600
+/// from their creation and the directory is 0700; otherwise the directory is 0755.
+pub fn write_dir(set: &RenderedSet, dir: &Path, revealed: bool) -> Result<(), Error> {
     let shown = dir.display().to_string();
     let werr = |source: std::io::Error| Error::Write { path: shown.clone(), source };
     if dir.exists() {
@@ -796,8 +912,23 @@ pub fn write_dir(set: &RenderedSet, dir: &Path) -> Result<(), Error> {
     let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(werr)?;
     let tmp = tempfile::Builder::new().prefix(".samestack-render-").tempdir_in(parent).map_err(werr)?;
-    for (name, text) in set.files() {
-        std::fs::write(tmp.path().join(name), text).map_err(werr)?;
+    for ((name, text), r) in set.files().into_iter().zip(&set.resources) {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mode = if r.kind() == "Secret" { 0o600 } else { 0o644 };
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(tmp.path().join(name))
+            .map_err(werr)?;
+        f.write_all(text.as_bytes()).map_err(werr)?;
+    }
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let holds_secrets = revealed && set.resources.iter().any(|r| r.kind() == "Secret");
+        let mode = if holds_secrets { 0o700 } else { 0o755 };
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode)).map_err(werr)?;
     }
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(werr)?;
@@ -911,6 +1042,42 @@ mod tests {
         assert_eq!(context(&project(), &profile(false, None), &opts)["secrets"][0]["value_b64"], REDACTED);
         opts.reveal = true;
         assert_eq!(context(&project(), &profile(false, None), &opts)["secrets"][0]["value_b64"], "aHVudGVyMg==");
+    }
+
+    #[test]
+    fn undefined_is_an_error_in_every_form() {
+        let env = environment();
+        for form in [
+            "{{ x }}",
+            "{{ x | tojson }}",
+            "{{ project.nope | tojson }}",
+            "{{ [x] | tojson }}",
+            "{{ {'a': [x]} | tojson }}",
+            "{{ dict(a=x) | tojson }}",
+            "{{ x | join(',') }}",
+            "{{ [1] | join(x) }}",
+            "{{ x | escape }}",
+            "{{ x | e }}",
+            "{{ x | pprint }}",
+            "{{ x | chain([1]) }}",
+            "{{ x | zip([1]) }}",
+            "{{ x | groupby('a') }}",
+            "{{ x | length }}",
+            "{{ x | string }}",
+            "{{ x | upper }}",
+            "{{ x ~ 'a' }}",
+            "{% if x %}y{% endif %}",
+            "{% for i in x %}{% endfor %}",
+        ] {
+            let got = env.render_str(form, minijinja::context! { project => minijinja::context! { name => "p" } });
+            let err = got.expect_err(form);
+            assert!(err.to_string().contains("undefined"), "{form}: {err}");
+        }
+        let ok = env.render_str(
+            "{{ x | default('d') | tojson }}{{ x is defined }}{{ [1, 2] | join(',') }}",
+            minijinja::context! {},
+        );
+        assert_eq!(ok.unwrap(), "\"d\"False1,2");
     }
 
     #[test]

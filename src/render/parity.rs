@@ -48,17 +48,62 @@ pub struct Pattern {
 }
 
 impl Pattern {
-    /// Parses `Kind:path`; `None` when it is not of that form.
+    /// Parses `Kind:path`; `None` when it is not of that form (see [`Pattern::check`]).
     pub fn parse(s: &str) -> Option<Pattern> {
-        let (kind, path) = s.split_once(':')?;
+        Pattern::check(s).ok()
+    }
+
+    /// Parses `Kind:path` strictly, saying what is wrong: a kind (letters and digits, or `*`),
+    /// then segments separated by `.` or written as `[item]`, each a key, `*` or `**` (a
+    /// bracketed item may hold dots and slashes: `labels[app.kubernetes.io/name]`). Empty
+    /// segments, unbalanced brackets and partial wildcards (`rep*`) are refused: they would
+    /// silently match nothing.
+    pub fn check(s: &str) -> Result<Pattern, String> {
+        let Some((kind, path)) = s.split_once(':') else {
+            return Err("expected `Kind:field.path`".into());
+        };
         if kind.is_empty() || !(kind == "*" || kind.chars().all(|c| c.is_ascii_alphanumeric())) {
-            return None;
+            return Err(format!("kind `{kind}` must be a Kubernetes kind (letters and digits) or `*`"));
         }
-        let tokens: Vec<String> = path.split(['.', '[', ']']).filter(|t| !t.is_empty()).map(str::to_owned).collect();
-        if tokens.is_empty() {
-            return None;
+        let mut tokens = Vec::new();
+        let mut rest = path;
+        let mut first = true;
+        while !rest.is_empty() || first {
+            let token = if let Some(after) = rest.strip_prefix('[') {
+                let end = after.find(']').ok_or_else(|| format!("`[` without `]` in `{path}`"))?;
+                let item = &after[..end];
+                if item.is_empty() || item.contains('[') {
+                    return Err(format!("empty or nested `[]` in `{path}`"));
+                }
+                rest = &after[end + 1..];
+                item
+            } else {
+                if !first {
+                    rest = rest
+                        .strip_prefix('.')
+                        .ok_or_else(|| format!("expected `.` or `[` in `{path}` before `{rest}`"))?;
+                }
+                let end = rest.find(['.', '[', ']']).unwrap_or(rest.len());
+                let key = &rest[..end];
+                if key.is_empty() {
+                    return Err(format!("empty segment in `{path}` (two dots, or a dot at an end)"));
+                }
+                rest = &rest[end..];
+                if rest.starts_with(']') {
+                    return Err(format!("`]` without `[` in `{path}`"));
+                }
+                key
+            };
+            if token.contains('*') && token != "*" && token != "**" {
+                return Err(format!("`{token}`: a wildcard is a whole segment, `*` or `**`"));
+            }
+            if token.chars().any(|c| c.is_whitespace() || c == ':') {
+                return Err(format!("`{token}` contains a space or `:`"));
+            }
+            tokens.push(token.to_owned());
+            first = false;
         }
-        Some(Pattern { kind: kind.to_owned(), tokens })
+        Ok(Pattern { kind: kind.to_owned(), tokens })
     }
 
     /// True when the pattern covers `path` of a resource of `kind`.
@@ -381,5 +426,38 @@ mod tests {
         assert!(p.matches("StatefulSet", &path));
         assert!(Pattern::parse("replicas").is_none());
         assert!(Pattern::parse("Deploy ment:x").is_none());
+    }
+
+    #[test]
+    fn malformed_patterns_are_refused_with_a_reason() {
+        for ok in [
+            "Deployment:spec.template.spec.containers[*].image",
+            "*:metadata.labels[app.kubernetes.io/name]",
+            "Deployment:spec.**",
+            "Deployment:spec.containers[api].env[LOG_LEVEL].value",
+        ] {
+            assert!(Pattern::check(ok).is_ok(), "{ok}: {:?}", Pattern::check(ok));
+        }
+        let p = Pattern::check("*:metadata.labels[app.kubernetes.io/name]").unwrap();
+        assert!(p.matches(
+            "Service",
+            &[Seg::Key("metadata".into()), Seg::Key("labels".into()), Seg::Key("app.kubernetes.io/name".into())]
+        ));
+        for (bad, says) in [
+            ("Deployment:", "empty segment"),
+            ("Deployment:spec..replicas", "empty segment"),
+            ("Deployment:spec.replicas.", "empty segment"),
+            ("Deployment:.spec", "empty segment"),
+            ("Deployment:spec.containers[*.image", "without `]`"),
+            ("Deployment:spec.containers]", "without `[`"),
+            ("Deployment:spec.containers[]", "empty or nested"),
+            ("Deployment:spec.rep*", "whole segment"),
+            ("Deployment:spec.a:b", "contains a space or `:`"),
+            ("Deployment:spec[x]y", "expected `.` or `[`"),
+            ("Deploy-ment:spec", "kind"),
+        ] {
+            let err = Pattern::check(bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
     }
 }

@@ -20,6 +20,18 @@ fn schema_is_json_schema_of_the_project_file() {
 }
 
 #[test]
+fn schema_of_a_profile_file() {
+    let out = samestack().args(["schema", "profile"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["title"], "samestack profile");
+    assert_eq!(v["additionalProperties"], false);
+    for key in ["replicas", "size", "autoscaling", "hot_reload", "ingress_domain", "log_level", "allowed_drift"] {
+        assert!(v["properties"][key].is_object(), "{key} missing from the profile schema");
+    }
+}
+
+#[test]
 fn example_renders_for_every_profile() {
     for p in ["dev", "ci", "prod"] {
         let out = on_example().args(["render", "--profile", p]).output().unwrap();

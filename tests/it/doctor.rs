@@ -86,3 +86,33 @@ fn doctor_human_output_lists_checks_plainly_when_piped() {
     assert!(text.contains("`samestack up` cannot succeed"), "{text}");
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn doctor_blocks_on_a_broken_project_file_and_missing_build_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = format!("unix://{}/dead.sock", dir.path().display());
+    std::fs::write(dir.path().join("samestack.yaml"), "name: x\nservices:\n  web:\n    portz: []\n").unwrap();
+    let (code, report) = doctor_json(dir.path(), &[("DOCKER_HOST", &socket)]);
+    assert_eq!(code, 1);
+    let project = checks(&report, "project");
+    assert_eq!(project.len(), 1, "{report:#}");
+    assert_eq!(project[0]["severity"], "blocker", "{report:#}");
+    assert!(project[0]["detail"].as_str().unwrap().contains("samestack.yaml:4:5: unknown key `portz`"), "{report:#}");
+
+    std::fs::write(
+        dir.path().join("samestack.yaml"),
+        "name: x\nservices:\n  web:\n    build: { context: ./web }\n    ports: [{ port: 80 }]\n  api:\n    build: { context: . }\n    ports: [{ port: 80 }]\n",
+    )
+    .unwrap();
+    let (_, report) = doctor_json(dir.path(), &[("DOCKER_HOST", &socket)]);
+    let builds = checks(&report, "builds");
+    assert_eq!(builds[0]["severity"], "blocker", "{report:#}");
+    let detail = builds[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("service `web`: build context ./web does not exist"), "{detail}");
+    assert!(detail.contains("service `api`: Dockerfile ./Dockerfile does not exist"), "{detail}");
+    let mut ids: Vec<&str> = report["checks"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    let all = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), all, "one id per check: {report:#}");
+}

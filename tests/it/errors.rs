@@ -305,3 +305,242 @@ fn output_directory_with_other_files_is_refused() {
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(std::fs::read_to_string(dir.path().join("out/notes.txt")).unwrap(), "mine");
 }
+
+/// Writes `files` (relative path → content) into a fresh project directory.
+fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (rel, text) in files {
+        let path = dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+fn render_in(dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = samestack();
+    cmd.current_dir(dir)
+        .env_remove("SAMESTACK_FILE")
+        .env_remove("SAMESTACK_POSTGRES_IMAGE")
+        .args(["render", "-o", "out"]);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.args(extra).output().unwrap()
+}
+
+#[test]
+fn secret_file_outside_the_project_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("stolen"), "top secret\n").unwrap();
+    let abs = outside.path().join("stolen").display().to_string();
+    for file in ["../../../../../../../../../../etc/passwd", abs.as_str(), "link"] {
+        let yaml =
+            format!("name: x\n{GOOD_SERVICE}    secrets: {{ PASSWORD: pw }}\nsecrets:\n  pw: {{ file: \"{file}\" }}\n");
+        let dir = project(&[("samestack.yaml", &yaml)]);
+        std::os::unix::fs::symlink(outside.path().join("stolen"), dir.path().join("link")).unwrap();
+        let out = render_in(dir.path(), &["--reveal"], &[]);
+        assert_user_error(
+            dir.path(),
+            &out,
+            &["samestack.yaml:8:9: secret file `", "environment variable (`env: VAR`)"],
+        );
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("top secret"));
+    }
+    let dir =
+        project(&[("samestack.yaml", &format!("name: x\n{GOOD_SERVICE}secrets:\n  pw: {{ file: \"{abs}\" }}\n"))]);
+    assert_user_error(dir.path(), &render_in(dir.path(), &[], &[]), &["samestack.yaml:7:9", "is an absolute path"]);
+}
+
+#[test]
+fn build_context_dockerfile_and_sync_outside_the_project_are_refused() {
+    let yaml = "name: x\nservices:\n  web:\n    build: { context: ., dockerfile: ../Dockerfile }\n    ports: [{ port: 80 }]\n    sync: [{ from: up, to: /app }]\n";
+    let dir = project(&[("samestack.yaml", yaml)]);
+    std::os::unix::fs::symlink("..", dir.path().join("up")).unwrap();
+    assert_user_error(
+        dir.path(),
+        &render_in(dir.path(), &[], &[]),
+        &[
+            "samestack.yaml:4:26: Dockerfile `../Dockerfile` (in build context `.`) resolves to",
+            "samestack.yaml:6:14: sync source `up`",
+        ],
+    );
+}
+
+#[test]
+fn template_symlinked_out_of_the_project_is_refused() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("t.yaml"), "kind: ConfigMap\n").unwrap();
+    let dir = project(&[("samestack.yaml", &format!("name: x\n{GOOD_SERVICE}"))]);
+    std::fs::create_dir(dir.path().join("templates")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("t.yaml"), dir.path().join("templates/extra.yaml")).unwrap();
+    assert_user_error(dir.path(), &render_in(dir.path(), &[], &[]), &["template `templates/extra.yaml` resolves to"]);
+}
+
+#[test]
+fn secret_env_var_set_but_empty() {
+    let yaml = format!(
+        "name: x\n{GOOD_SERVICE}    secrets: {{ PASSWORD: pw }}\nsecrets:\n  pw: {{ env: X_TEST_PW, file: pw.txt }}\n"
+    );
+    let dir = project(&[("samestack.yaml", &yaml), ("pw.txt", "from-file\n")]);
+    assert_user_error(
+        dir.path(),
+        &render_in(dir.path(), &["--reveal"], &[("X_TEST_PW", "")]),
+        &[
+            "samestack.yaml:8:9: secret `pw`: environment variable $X_TEST_PW is set but empty",
+            "unset X_TEST_PW to use the file pw.txt",
+        ],
+    );
+}
+
+#[test]
+fn a_megabyte_value_gives_a_short_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = "A".repeat(1_000_000);
+    let out = render_bytes(dir.path(), format!("name: {big}\n{GOOD_SERVICE}").as_bytes(), &[]);
+    assert!(out.stderr.len() < 2048, "{} bytes of stderr", out.stderr.len());
+    assert_user_error(dir.path(), &out, &["samestack.yaml:1:1", "(1000000 bytes in all)"]);
+    let out = render_bytes(
+        dir.path(),
+        format!("name: x\n{GOOD_SERVICE}").as_bytes(),
+        &["--image", &format!("web={}", &big[..100_000])],
+    );
+    assert!(out.stderr.len() < 2048, "{} bytes of stderr", out.stderr.len());
+    assert_user_error(dir.path(), &out, &["--image web=AAAA", "bytes in all"]);
+}
+
+#[test]
+fn cron_schedule_out_of_range() {
+    case(
+        &format!(
+            "name: x\n{GOOD_SERVICE}secrets: {{ pw: {{ env: PW }} }}\ndatabase:\n  password_secret: pw\n  backup:\n    schedule: \"61 3 * * *\"\n"
+        ),
+        &[],
+        &["samestack.yaml:10:5: `61 3 * * *` is not a cron schedule: minute field `61`: 61 is out of range 0-59"],
+    );
+}
+
+#[test]
+fn postgres_version_without_a_default_image() {
+    case(
+        &format!(
+            "name: x\n{GOOD_SERVICE}secrets: {{ pw: {{ env: PW }} }}\ndatabase:\n  password_secret: pw\n  version: \"13\"\n"
+        ),
+        &[],
+        &["samestack.yaml:9:3: samestack has no default image for postgres version `13`", "image: postgres:13."],
+    );
+}
+
+#[test]
+fn every_listed_profile_is_checked_on_every_load() {
+    let yaml = format!("name: x\n{GOOD_SERVICE}profiles: [dev, staging, qa, prod]\n");
+    let dir = project(&[
+        ("samestack.yaml", &yaml),
+        ("profiles/staging.yaml", "replicas: 1\ngpus: 2\n"),
+        ("profiles/dev.yaml", "allowed_drift: [replicas, \"Deployment:spec..replicas\"]\n"),
+    ]);
+    let out = render_in(dir.path(), &["--profile", "prod"], &[]);
+    assert_user_error(
+        dir.path(),
+        &out,
+        &[
+            "samestack.yaml:6:26: profile `qa` is listed but has no definition",
+            "profiles/staging.yaml:2:1: unknown key `gpus`",
+            "profiles/dev.yaml:1:27: malformed pattern `Deployment:spec..replicas` in allowed_drift: empty segment",
+        ],
+    );
+    for cmd in [&["parity", "prod", "prod"][..], &["status"], &["down"]] {
+        let out = samestack().current_dir(dir.path()).env_remove("SAMESTACK_FILE").args(cmd).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("unknown key `gpus`"), "{cmd:?}");
+    }
+}
+
+#[test]
+fn undefined_through_tojson_is_an_error() {
+    let dir = project(&[
+        ("samestack.yaml", &format!("name: x\n{GOOD_SERVICE}")),
+        (
+            "templates/extra.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\n  namespace: {{ project.namespace | tojson }}\n  labels: {{ labels | tojson }}\ndata:\n  colour: {{ project.colour | tojson }}\n",
+        ),
+    ]);
+    assert_user_error(dir.path(), &render_in(dir.path(), &[], &[]), &["template extra.yaml:8", "undefined"]);
+}
+
+#[test]
+fn yaml_tags_are_refused() {
+    case(
+        &format!("name: !!python/name:os.system x\n{GOOD_SERVICE}"),
+        &[],
+        &["samestack.yaml:1:7: YAML tag `!!python/name:os.system` is not allowed"],
+    );
+    case(
+        &format!("name: x\n{GOOD_SERVICE}    env: {{ A: !secret x }}\n"),
+        &[],
+        &["samestack.yaml:6:15: YAML tag `!secret` is not allowed"],
+    );
+    let dir = project(&[
+        ("samestack.yaml", &format!("name: x\n{GOOD_SERVICE}")),
+        ("profiles/dev.yaml", "replicas: !int 1\n"),
+    ]);
+    assert_user_error(dir.path(), &render_in(dir.path(), &[], &[]), &["profiles/dev.yaml:1:11: YAML tag `!int`"]);
+}
+
+#[test]
+fn nul_byte_is_located() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = render_bytes(dir.path(), b"name: x\nservices:\n  web:\n    image: ng\0inx:1\n", &[]);
+    assert_user_error(dir.path(), &out, &["samestack.yaml:4:14: the file contains binary data (NUL bytes)"]);
+}
+
+#[test]
+fn template_output_that_is_not_an_object_is_located() {
+    let good = format!("name: x\n{GOOD_SERVICE}");
+    let dir =
+        project(&[("samestack.yaml", &good), ("templates/extra.yaml", "---\n# a list, not an object\n- a\n- b\n")]);
+    assert_user_error(
+        dir.path(),
+        &render_in(dir.path(), &[], &[]),
+        &["extra.yaml (templates/extra.yaml), rendered line 3: `- a`", "not a mapping"],
+    );
+    let dir = project(&[
+        ("samestack.yaml", &good),
+        (
+            "templates/extra.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: { name: a, namespace: x, labels: {{ labels | tojson }} }\n---\napiVersion: v1\nmetadata: { name: b }\n",
+        ),
+    ]);
+    assert_user_error(
+        dir.path(),
+        &render_in(dir.path(), &[], &[]),
+        &["extra.yaml (templates/extra.yaml), rendered line 5: `apiVersion: v1`", "missing `apiVersion` or `kind`"],
+    );
+}
+
+#[test]
+fn every_type_error_of_a_file_in_one_run() {
+    case(
+        "name: x\ncluster:\n  provider: minikube\n  servers: many\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: [{ port: eighty }]\n    helth: { path: / }\n",
+        &[],
+        &[
+            "samestack.yaml:3:13: unknown value `minikube`",
+            "samestack.yaml:4:12: wrong type: found `many`, expected a non-negative integer",
+            "samestack.yaml:8:21: wrong type: found `eighty`",
+            "samestack.yaml:9:5: unknown key `helth`",
+        ],
+    );
+    let dir = project(&[
+        ("samestack.yaml", &format!("name: x\n{GOOD_SERVICE}")),
+        ("profiles/dev.yaml", "replicas: lots\nsize: huge\ngpus: 1\n"),
+    ]);
+    assert_user_error(
+        dir.path(),
+        &render_in(dir.path(), &[], &[]),
+        &[
+            "profiles/dev.yaml:1:11: wrong type",
+            "profiles/dev.yaml:2:7: unknown value `huge`",
+            "profiles/dev.yaml:3:1: unknown key `gpus`",
+        ],
+    );
+}

@@ -122,6 +122,30 @@ fn output_directory_gets_one_file_per_resource() {
     assert_eq!(std::fs::read_dir(&target).unwrap().count(), docs);
 }
 
+#[test]
+fn revealed_secrets_are_written_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("manifests");
+    ok(on_example().args(["render", "--profile", "prod", "--reveal", "-o"]).arg(&target).output().unwrap());
+    assert_eq!(mode(&target), 0o700, "a directory with revealed secrets is the owner's only");
+    let mut secrets = 0;
+    for e in std::fs::read_dir(&target).unwrap() {
+        let path = e.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.contains("-secret-") {
+            secrets += 1;
+            assert_eq!(mode(&path), 0o600, "{name}");
+        } else {
+            assert_eq!(mode(&path) & 0o077 & !0o044, 0, "{name}: never group/world writable");
+        }
+    }
+    assert!(secrets > 0, "the example has a secret");
+    ok(on_example().args(["render", "--profile", "prod", "-o"]).arg(&target).output().unwrap());
+    assert_eq!(mode(&target), 0o755, "without --reveal nothing private is in it");
+}
+
 fn project_with(dir: &Path, yaml: &str, templates: &[(&str, &str)]) {
     std::fs::write(dir.join("samestack.yaml"), yaml).unwrap();
     if !templates.is_empty() {
@@ -165,9 +189,12 @@ fn prod_render_enforces_production_parity() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("Deployment shop/web (from service.yaml): container `web`: readOnlyRootFilesystem is not true"),
+        err.contains(
+            "Deployment shop/web (from service.yaml (templates/service.yaml) for service `web`, rendered line "
+        ),
         "{err}"
     );
+    assert!(err.contains("`apiVersion: apps/v1`): container `web`: readOnlyRootFilesystem is not true"), "{err}");
     assert!(out.stdout.is_empty());
 }
 
