@@ -4,6 +4,7 @@ Python standard library HTTP server plus psycopg2; listens on $PORT (8080)."""
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -113,7 +114,14 @@ class Handler(BaseHTTPRequestHandler):
 
 def main():
     port = int(os.environ.get("PORT", "8080"))
-    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    inherited = os.environ.pop("GUESTBOOK_LISTEN_FD", None)
+    if inherited:
+        # Re-exec'd on SIGHUP: keep serving on the socket the previous image listened on, so
+        # connections queue in its backlog instead of being refused (probes stay green).
+        server = ThreadingHTTPServer(("0.0.0.0", port), Handler, bind_and_activate=False)
+        server.socket = socket.socket(fileno=int(inherited))
+    else:
+        server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
     server.daemon_threads = True
 
     def stop(signum, _frame):
@@ -123,11 +131,12 @@ def main():
 
     def reload(signum, _frame):
         # `samestack dev` synced new code and sent SIGHUP (`on_change` in samestack.yaml): the
-        # process replaces itself with a fresh interpreter on the new files, keeping PID 1, so
-        # the pod is not restarted. The listening socket closes with the old image; the new one
-        # binds again at once (SO_REUSEADDR).
+        # process replaces itself with a fresh interpreter on the new files, keeping PID 1 (the
+        # pod is not restarted) and handing over the listening socket.
         print(f"signal {signum}: reloading", flush=True)
-        server.server_close()
+        fd = server.socket.fileno()
+        os.set_inheritable(fd, True)
+        os.environ["GUESTBOOK_LISTEN_FD"] = str(fd)
         os.execv(sys.executable, [sys.executable] + sys.argv)
 
     signal.signal(signal.SIGTERM, stop)
