@@ -83,9 +83,16 @@ pub async fn run(session: &Session<'_>, args: DevArgs) -> anyhow::Result<ExitSta
             () = cancel.cancelled() => break Ok(()),
             event = watcher.next() => match event {
                 None => break Ok(()),
-                Some(Ok((at, paths))) => paths.into_iter().for_each(|p| debouncer.push(p, at)),
-                // A new directory beyond the watch limit: said, and the loop goes on.
-                Some(Err(e)) => printer.line(format!("error: {e}")),
+                Some(first) => {
+                    // Everything that queued up (during a reload) joins the batch before it is judged.
+                    for event in std::iter::once(first).chain(std::iter::from_fn(|| watcher.try_next())) {
+                        match event {
+                            Ok((at, paths)) => paths.into_iter().for_each(|p| debouncer.push(p, at)),
+                            // A new directory beyond the watch limit: said, and the loop goes on.
+                            Err(e) => printer.line(format!("error: {e}")),
+                        }
+                    }
+                }
             },
             () = sleep_until(deadline), if deadline.is_some() => {
                 let Some(batch) = debouncer.take_ready(Instant::now()) else { continue };

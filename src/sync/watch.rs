@@ -236,11 +236,22 @@ impl Watcher {
     /// return an empty list. A new directory is watched at once and its files are returned.
     pub async fn next(&mut self) -> Option<Result<(Instant, Vec<PathBuf>), Error>> {
         let (at, event) = self.events.recv().await?;
+        Some(self.handle(at, event))
+    }
+
+    /// An event that already arrived, without waiting: the loop drains what queued up while it
+    /// was busy before it judges whether a batch has settled.
+    pub fn try_next(&mut self) -> Option<Result<(Instant, Vec<PathBuf>), Error>> {
+        let (at, event) = self.events.try_recv().ok()?;
+        Some(self.handle(at, event))
+    }
+
+    fn handle(&mut self, at: Instant, event: notify::Result<notify::Event>) -> Result<(Instant, Vec<PathBuf>), Error> {
         let event = match event {
             Ok(event) => event,
             Err(e) => {
                 let path = e.paths.first().cloned().unwrap_or_else(|| self.rules.project_dir.clone());
-                return Some(Err(watch_error(e, &path, self.watched.len() + 1)));
+                return Err(watch_error(e, &path, self.watched.len() + 1));
             }
         };
         let counts = match event.kind {
@@ -249,7 +260,7 @@ impl Watcher {
             EventKind::Any | EventKind::Create(_) | EventKind::Modify(_) | EventKind::Remove(_) => true,
         };
         if !counts {
-            return Some(Ok((at, Vec::new())));
+            return Ok((at, Vec::new()));
         }
         let mut paths = Vec::new();
         for path in event.paths {
@@ -259,7 +270,7 @@ impl Watcher {
             if is_new_dir {
                 match self.watch_new_tree(&path) {
                     Ok(files) => paths.extend(files),
-                    Err(e) => return Some(Err(e)),
+                    Err(e) => return Err(e),
                 }
             } else {
                 if !path.exists() {
@@ -269,7 +280,7 @@ impl Watcher {
                 paths.push(path);
             }
         }
-        Some(Ok((at, paths)))
+        Ok((at, paths))
     }
 }
 
