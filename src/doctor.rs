@@ -489,23 +489,6 @@ fn merge_by_id(checks: Vec<Check>) -> Vec<Check> {
     out
 }
 
-/// Listening TCP sockets in a /proc/net/tcp{,6} table: (local port, socket inode).
-pub fn listening_sockets(table: &str) -> Vec<(u16, u64)> {
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
-            if cols.len() < 10 || cols[3] != "0A" {
-                return None;
-            }
-            let port = u16::from_str_radix(cols[1].rsplit(':').next()?, 16).ok()?;
-            Some((port, cols[9].parse().ok()?))
-        })
-        .collect()
-}
-
 /// Capability names (index = number), for the ones a privileged container gets.
 const CAPABILITIES: [&str; 41] = [
     "CHOWN",
@@ -597,7 +580,7 @@ type Publisher = (String, HashMap<String, String>);
 /// Whether a container publishing a port is samestack's own for `project`: the shared registry
 /// (role `registry`), or anything labelled with this project. Another project's cluster is not.
 pub fn owned_by_samestack(labels: &HashMap<String, String>, project: Option<&str>) -> bool {
-    labels.get("dev.samestack.role").map(String::as_str) == Some("registry")
+    labels.get(crate::labels::ROLE).map(String::as_str) == Some("registry")
         || project.is_some_and(|p| labels.get(crate::kube::PROJECT_LABEL).map(String::as_str) == Some(p))
 }
 
@@ -658,33 +641,10 @@ async fn probe_tool(name: &str, args: &[&str]) -> ToolFact {
     ToolFact { name: name.into(), path: Some(path), version }
 }
 
-/// The process holding a listening port, via /proc/net/tcp{,6} and /proc/*/fd.
+/// The process holding a listening port (see [`crate::ports::process_listening_on`]).
 fn process_holding(port: u16) -> Option<Holder> {
-    let mut inodes = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        if let Ok(text) = std::fs::read_to_string(table) {
-            inodes.extend(listening_sockets(&text).into_iter().filter(|(p, _)| *p == port).map(|(_, i)| i));
-        }
-    }
-    if inodes.is_empty() {
-        return None;
-    }
-    let wanted: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else { continue };
-        for fd in fds.flatten() {
-            if std::fs::read_link(fd.path()).is_ok_and(|l| wanted.iter().any(|w| l.as_os_str() == w.as_str())) {
-                let command = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default().trim().to_string();
-                return Some(Holder::Process { pid, command });
-            }
-        }
-    }
-    Some(Holder::Unknown)
-}
-
-fn port_taken(port: u16) -> bool {
-    matches!(std::net::TcpListener::bind(("0.0.0.0", port)), Err(e) if e.kind() == std::io::ErrorKind::AddrInUse)
+    let (pid, command) = crate::ports::process_listening_on(port)?;
+    Some(Holder::Process { pid, command })
 }
 
 fn free_space(path: &Path) -> Option<u64> {
@@ -721,7 +681,10 @@ pub async fn gather(project_file: &Path) -> Facts {
                                     name: name.clone(),
                                     ours: owned_by_samestack(labels, project.as_deref()),
                                 })
-                                .or_else(|| port_taken(port).then(|| process_holding(port).unwrap_or(Holder::Unknown)));
+                                .or_else(|| {
+                                    crate::ports::is_taken(port)
+                                        .then(|| process_holding(port).unwrap_or(Holder::Unknown))
+                                });
                             PortFact { port, purpose, holder }
                         })
                         .collect()
@@ -1015,14 +978,6 @@ mod tests {
         assert!(owned_by_samestack(&labels(&[("dev.samestack.project", "shop")]), Some("shop")));
         assert!(!owned_by_samestack(&labels(&[("dev.samestack.project", "blog")]), Some("shop")), "another project");
         assert!(!owned_by_samestack(&labels(&[]), None));
-    }
-
-    #[test]
-    fn parses_proc_net_tcp_listeners() {
-        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
-   0: 00000000:1389 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 31337 1 0000000000000000 100 0 0 10 0\n\
-   1: 0100007F:A0B2 0100007F:1389 01 00000000:00000000 00:00000000 00000000     0        0 4242 1 0000000000000000 20 4 30 10 -1\n";
-        assert_eq!(listening_sockets(table), [(5001, 31337)]);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //!   Only this class says "a samestack bug".
 //!
 //! Each domain error type says its class itself, by implementing [`Classify`], and registers
-//! itself with [`classify!`] next to that impl. [`kind_of`] then finds the class of any
+//! itself with [`classify!`](crate::classify) next to that impl. [`kind_of`] then finds the class of any
 //! registered error anywhere in an `anyhow` chain, however it got there (`?`, `.context()`,
 //! wrapped as another error's source), without this module naming any of those types.
 //!
@@ -41,13 +41,13 @@ impl ErrorKind {
 }
 
 /// Implemented by every domain error type: which class each of its values belongs to.
-/// Register the type with [`classify!`] so [`kind_of`] finds it.
+/// Register the type with [`classify!`](crate::classify) so [`kind_of`] finds it.
 pub trait Classify: std::error::Error + Send + Sync + 'static {
     fn kind(&self) -> ErrorKind;
 }
 
 /// One registered error type: tries to see `err` as that type and, if it is one, classifies it.
-/// Built by [`classify!`]; collected at link time (the `inventory` crate), so no list of the
+/// Built by [`classify!`](crate::classify); collected at link time (the `inventory` crate), so no list of the
 /// crate's error types exists anywhere.
 pub struct Classifier(pub fn(&(dyn std::error::Error + 'static)) -> Option<ErrorKind>);
 
@@ -95,9 +95,11 @@ impl Classify for NotAvailable {
 }
 classify!(NotAvailable);
 
-/// A signal stopped the command. Every step of `up` is idempotent, so the next run finishes the job.
+/// A signal stopped the command. Every step of `up` is idempotent, so the next run finishes the
+/// job: what an interrupted step left (a node container never started, a bootstrap without its
+/// CNI) is finished or made again, not taken for done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("interrupted; nothing is left half-made that the next run cannot finish (run the command again)")]
+#[error("interrupted; run the command again: it finishes or redoes what this run left unfinished")]
 pub struct Interrupted {
     /// The signal's number (2 SIGINT, 15 SIGTERM, 1 SIGHUP): the exit status is 128 + it, as
     /// shells report a process a signal ended.
@@ -137,17 +139,42 @@ pub fn exit_code(err: &anyhow::Error) -> ExitCode {
     ExitCode::from(kind_of(err).exit_code())
 }
 
-/// Prints an error and its causes once, at the top level, to stderr. Every line is passed
-/// through [`clip_text`], so no echoed value (a 1 MB flag, a huge
-/// API-server answer) floods the terminal, whichever module built the message.
-pub fn report(err: &anyhow::Error) {
-    let clip = |text: String| text.lines().map(clip_text).collect::<Vec<_>>().join("\n");
-    let mut chain = err.chain();
-    if let Some(top) = chain.next() {
-        eprintln!("error: {}", clip(top.to_string()));
+/// How long one line of a reported error (the error or one of its causes) may get: a cause
+/// can carry a whole server answer (a rejected object comes back with its spec).
+pub const MAX_REPORTED: usize = 2000;
+
+/// Pure: `message` cut to `max` characters (on a character boundary), saying how much was cut.
+pub fn cap_message(message: &str, max: usize) -> String {
+    let message = message.trim();
+    match message.char_indices().nth(max) {
+        None => message.to_string(),
+        Some((end, _)) => format!("{}… ({} more characters cut)", &message[..end], message[end..].chars().count()),
     }
-    for cause in chain {
-        eprintln!("  caused by: {}", clip(cause.to_string()));
+}
+
+/// Pure: the lines [`report`] prints: the error, then each cause that adds something (a cause
+/// whose text was already printed is left out). Every line goes through [`clip_text`], so no
+/// echoed value (a 1 MB flag, a huge API-server answer) floods the terminal, whichever module
+/// built the message; each error or cause is then cut to [`MAX_REPORTED`].
+pub fn report_lines(err: &anyhow::Error) -> Vec<String> {
+    let clip = |text: String| text.lines().map(clip_text).collect::<Vec<_>>().join("\n");
+    let mut printed = String::new();
+    let mut lines = Vec::new();
+    for (i, cause) in err.chain().enumerate() {
+        let text = cap_message(&clip(cause.to_string()), MAX_REPORTED);
+        if i > 0 && printed.contains(&text) {
+            continue;
+        }
+        lines.push(if i == 0 { format!("error: {text}") } else { format!("  caused by: {text}") });
+        printed.push_str(&text);
+    }
+    lines
+}
+
+/// Prints an error and its causes once, at the top level, to stderr.
+pub fn report(err: &anyhow::Error) {
+    for line in report_lines(err) {
+        eprintln!("{line}");
     }
 }
 
@@ -242,6 +269,25 @@ mod tests {
         let bug = anyhow::Error::from(Bug { what: "a plan named no wave".into() });
         assert_eq!(kind_of(&bug).exit_code(), 70);
         assert!(bug.to_string().contains("a samestack bug"));
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_character_boundary_saying_how_much() {
+        assert_eq!(cap_message(" short ", 10), "short");
+        assert_eq!(cap_message("ééééé", 2), "éé… (3 more characters cut)");
+    }
+
+    #[test]
+    fn a_huge_cause_is_printed_once_and_cut() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("{0}")]
+        struct Server(String);
+        let huge = "spec.template: Invalid value: ".to_string() + &"x y ".repeat(5_000);
+        let err = anyhow::Error::new(Server(huge.clone())).context(huge.clone()).context("applying Job/migrate");
+        let lines = report_lines(&err);
+        assert_eq!(lines.len(), 2, "the repeated cause is left out: {lines:?}");
+        assert!(lines.iter().all(|l| l.len() < MAX_REPORTED + 100), "{lines:?}");
+        assert!(lines[1].ends_with("more characters cut)"), "{}", lines[1]);
     }
 
     #[test]

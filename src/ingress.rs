@@ -32,17 +32,15 @@ const ADMIN_PORT: u16 = 8080;
 /// What to install.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngressSpec {
-    /// Image override from the project file; wins over `SAMESTACK_INGRESS_IMAGE`.
+    /// The image, as the settings resolved it (flag, `SAMESTACK_INGRESS_IMAGE`, the project
+    /// file); `None` or blank: [`DEFAULT_IMAGE`].
     pub image: Option<String>,
 }
 
 impl IngressSpec {
-    /// The image to run: the project file's, else `SAMESTACK_INGRESS_IMAGE`, else [`DEFAULT_IMAGE`].
+    /// The image to run: the spec's, else [`DEFAULT_IMAGE`].
     pub fn image(&self) -> String {
-        let non_empty = |s: Option<String>| s.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-        non_empty(self.image.clone())
-            .or_else(|| non_empty(std::env::var(IMAGE_ENV).ok()))
-            .unwrap_or_else(|| DEFAULT_IMAGE.to_string())
+        self.image.as_deref().map(str::trim).filter(|s| !s.is_empty()).unwrap_or(DEFAULT_IMAGE).to_string()
     }
 }
 
@@ -231,15 +229,11 @@ mod tests {
     }
 
     #[test]
-    fn image_precedence_is_file_then_env_then_default() {
-        // The environment is process-wide: one test covers every case, in order.
-        // SAFETY: no other test of this binary reads or writes SAMESTACK_INGRESS_IMAGE.
-        unsafe { std::env::remove_var(IMAGE_ENV) };
+    fn the_spec_image_else_the_default() {
+        // Which of flag, environment and file wins is settings' rule (settings::tests).
         assert_eq!(IngressSpec { image: None }.image(), DEFAULT_IMAGE);
-        unsafe { std::env::set_var(IMAGE_ENV, "env:1") };
-        assert_eq!(IngressSpec { image: None }.image(), "env:1");
+        assert_eq!(IngressSpec { image: Some(" ".into()) }.image(), DEFAULT_IMAGE);
         assert_eq!(IngressSpec { image: Some("file:1".into()) }.image(), "file:1");
-        unsafe { std::env::remove_var(IMAGE_ENV) };
     }
 
     #[test]

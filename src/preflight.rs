@@ -1,11 +1,19 @@
 //! Checks `up` runs before it creates anything: every host port the stack will publish is
 //! free, or already held by this project's own containers (a re-run). A taken port is
 //! reported with who holds it, and nothing is created.
+//!
+//! "Own" containers carry the `dev.samestack.project` label, or are the nodes kind or k3d made
+//! for this project's cluster: those CLIs label their nodes with the cluster name only.
+
+use std::collections::HashMap;
 
 use bollard::Docker as Client;
 
+use crate::cluster::k3d::K3D_CLUSTER_LABEL;
+use crate::cluster::kind::KIND_CLUSTER_LABEL;
+
 use crate::docker::{self, LABEL_PROJECT};
-use crate::registry;
+use crate::ports;
 
 /// A host port the stack needs, and what for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,25 +82,39 @@ pub fn blocking(project: &str, uses: &[(WantedPort, PortUse)]) -> Vec<(WantedPor
         .collect()
 }
 
-/// Looks up who holds each wanted port, then fails with every blocking one at once.
-pub async fn check_ports(client: &Client, project: &str, wanted: &[WantedPort]) -> Result<(), Error> {
+/// Pure: the project a container belongs to, from its labels: its `dev.samestack.project`
+/// label, else `project` when it is a kind or k3d node of `cluster` (this project's cluster).
+pub fn owning_project(labels: Option<&HashMap<String, String>>, project: &str, cluster: &str) -> Option<String> {
+    let labels = labels?;
+    if let Some(owner) = labels.get(LABEL_PROJECT) {
+        return Some(owner.clone());
+    }
+    [KIND_CLUSTER_LABEL, K3D_CLUSTER_LABEL]
+        .iter()
+        .any(|key| labels.get(*key).is_some_and(|c| c == cluster))
+        .then(|| project.to_string())
+}
+
+/// Looks up who holds each wanted port, then fails with every blocking one at once. `cluster`
+/// is the project's cluster name (kind and k3d nodes carry only that).
+pub async fn check_ports(client: &Client, project: &str, cluster: &str, wanted: &[WantedPort]) -> Result<(), Error> {
     let mut uses = Vec::with_capacity(wanted.len());
     for w in wanted {
         let containers = docker::containers_publishing(client, w.port).await?;
         let use_ = match containers.first() {
             Some(c) => PortUse::Container {
                 name: docker::container_name(c),
-                project: c.labels.as_ref().and_then(|l| l.get(LABEL_PROJECT).cloned()),
+                project: owning_project(c.labels.as_ref(), project, cluster),
             },
-            None if bound_by_own_container(client, project, w.port).await? => PortUse::Container {
+            None if bound_by_own_container(client, project, cluster, w.port).await? => PortUse::Container {
                 name: "this project's own container (starting)".into(),
                 project: Some(project.to_string()),
             },
             None => {
                 let port = w.port;
-                match tokio::task::spawn_blocking(move || registry::process_listening_on(port)).await.ok().flatten() {
+                match tokio::task::spawn_blocking(move || ports::process_listening_on(port)).await.ok().flatten() {
                     Some((pid, command)) => PortUse::Process { description: format!("process {pid} ({command})") },
-                    None if port_is_bindable(port) => PortUse::Free,
+                    None if ports::is_free(port) => PortUse::Free,
                     None => PortUse::Process { description: "a process not visible from here (try `ss -ltnp`)".into() },
                 }
             }
@@ -106,8 +128,12 @@ pub async fn check_ports(client: &Client, project: &str, wanted: &[WantedPort]) 
 /// True when a container of `project`, in any state, asks for `port` on the host. A run
 /// interrupted while the engine was starting one leaves the engine's port proxy listening
 /// before the container counts as running; that port is still ours.
-async fn bound_by_own_container(client: &Client, project: &str, port: u16) -> Result<bool, Error> {
-    for summary in docker::find_containers(client, &[(LABEL_PROJECT, project)]).await? {
+async fn bound_by_own_container(client: &Client, project: &str, cluster: &str, port: u16) -> Result<bool, Error> {
+    let mut own = docker::find_containers(client, &[(LABEL_PROJECT, project)]).await?;
+    for key in [KIND_CLUSTER_LABEL, K3D_CLUSTER_LABEL] {
+        own.extend(docker::find_containers(client, &[(key, cluster)]).await?);
+    }
+    for summary in own {
         let Some(id) = summary.id else { continue };
         let Ok(found) = client.inspect_container(&id, None).await else { continue };
         let wanted = found.host_config.and_then(|h| h.port_bindings).unwrap_or_default();
@@ -119,16 +145,26 @@ async fn bound_by_own_container(client: &Client, project: &str, port: u16) -> Re
     Ok(false)
 }
 
-fn port_is_bindable(port: u16) -> bool {
-    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn wanted(port: u16) -> WantedPort {
         WantedPort { port, purpose: "the registry".into() }
+    }
+
+    #[test]
+    fn kind_and_k3d_nodes_of_the_projects_cluster_are_its_own() {
+        let labels = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        let owner = |pairs: &[(&str, &str)]| owning_project(Some(&labels(pairs)), "shop", "dev");
+        assert_eq!(owner(&[(LABEL_PROJECT, "other")]), Some("other".into()));
+        assert_eq!(owner(&[(KIND_CLUSTER_LABEL, "dev")]), Some("shop".into()));
+        assert_eq!(owner(&[(K3D_CLUSTER_LABEL, "dev")]), Some("shop".into()));
+        assert_eq!(owner(&[(KIND_CLUSTER_LABEL, "elsewhere")]), None);
+        assert_eq!(owner(&[]), None);
+        assert_eq!(owning_project(None, "shop", "dev"), None);
     }
 
     #[test]

@@ -34,21 +34,21 @@ pub struct Resources {
     pub requests_memory: &'static str,
     pub limits_cpu: &'static str,
     pub limits_memory: &'static str,
+    /// Local disk: the writable layer, logs and emptyDir volumes (eviction beyond the limit).
+    pub requests_ephemeral: &'static str,
+    pub limits_ephemeral: &'static str,
 }
 
 impl SizeClass {
     /// Per-container requests and limits for this class.
     pub fn resources(self) -> Resources {
+        let r = |requests_cpu, requests_memory, limits_cpu, limits_memory, requests_ephemeral, limits_ephemeral| {
+            Resources { requests_cpu, requests_memory, limits_cpu, limits_memory, requests_ephemeral, limits_ephemeral }
+        };
         match self {
-            SizeClass::Small => {
-                Resources { requests_cpu: "50m", requests_memory: "64Mi", limits_cpu: "250m", limits_memory: "256Mi" }
-            }
-            SizeClass::Medium => {
-                Resources { requests_cpu: "100m", requests_memory: "128Mi", limits_cpu: "500m", limits_memory: "512Mi" }
-            }
-            SizeClass::Large => {
-                Resources { requests_cpu: "250m", requests_memory: "256Mi", limits_cpu: "1", limits_memory: "1Gi" }
-            }
+            SizeClass::Small => r("50m", "64Mi", "250m", "256Mi", "128Mi", "512Mi"),
+            SizeClass::Medium => r("100m", "128Mi", "500m", "512Mi", "256Mi", "1Gi"),
+            SizeClass::Large => r("250m", "256Mi", "1", "1Gi", "512Mi", "2Gi"),
         }
     }
 }
@@ -277,7 +277,7 @@ pub fn parse_file(shown: &str, text: &str) -> Result<ProfileFile, Error> {
         if KNOBS.contains(&entry.as_str()) {
             continue;
         }
-        let why = match crate::render::parity::Pattern::check(entry) {
+        let why = match crate::drift::Pattern::check(entry) {
             Ok(_) => continue,
             Err(why) if entry.contains(':') => format!("malformed pattern `{entry}` in allowed_drift: {why}"),
             Err(_) => format!(

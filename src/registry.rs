@@ -31,30 +31,23 @@ pub struct RegistrySpec {
     pub name: String,
     /// Host port on 127.0.0.1 the registry is published on.
     pub host_port: u16,
-    /// Image override from the project file; `SAMESTACK_REGISTRY_IMAGE` wins over it.
+    /// The image, as the settings resolved it (flag, `SAMESTACK_REGISTRY_IMAGE`, the project
+    /// file); `None` or blank: [`DEFAULT_IMAGE`].
     pub image: Option<String>,
     /// Project that owns the container (label `dev.samestack.project`).
     pub project: String,
 }
 
 impl RegistrySpec {
-    /// The image to run: `SAMESTACK_REGISTRY_IMAGE`, else the spec's image, else `registry:2`.
+    /// The image to run: the spec's, else `registry:2`.
     pub fn resolved_image(&self) -> String {
-        resolve_image(std::env::var(IMAGE_ENV).ok().as_deref(), self.image.as_deref())
+        self.image.as_deref().map(str::trim).filter(|s| !s.is_empty()).unwrap_or(DEFAULT_IMAGE).to_string()
     }
 
     /// The named volume holding the registry's data.
     pub fn volume(&self) -> String {
         volume_name(&self.name)
     }
-}
-
-fn resolve_image(env: Option<&str>, spec: Option<&str>) -> String {
-    env.filter(|s| !s.trim().is_empty())
-        .or(spec.filter(|s| !s.trim().is_empty()))
-        .unwrap_or(DEFAULT_IMAGE)
-        .trim()
-        .to_string()
 }
 
 /// The data volume of the registry container `name`.
@@ -305,7 +298,7 @@ async fn start(client: &Client, spec: &RegistrySpec) -> Result<(), Error> {
             let message = docker::describe(&e);
             if message.contains("address already in use") || message.contains("port is already allocated") {
                 // Lost a race for the port: do not leave a created-but-dead container behind.
-                let holder = port_holder(client, spec.host_port).await;
+                let holder = crate::ports::holder(client, spec.host_port).await;
                 let _ = remove_container(client, &spec.name).await;
                 return Err(Error::PortTaken { port: spec.host_port, holder });
             }
@@ -342,89 +335,11 @@ async fn ensure_image(client: &Client, image: &str) -> Result<(), Error> {
 
 /// Ok when 127.0.0.1:`port` can be bound; otherwise [`Error::PortTaken`] naming the holder.
 async fn free_port_or_holder(client: &Client, port: u16) -> Result<(), Error> {
-    match std::net::TcpListener::bind(("127.0.0.1", port)) {
-        Ok(listener) => {
-            drop(listener);
-            Ok(())
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-            Err(Error::PortTaken { port, holder: port_holder(client, port).await })
-        }
-        // Other bind failures (permissions for low ports...) are for the engine to report.
-        Err(_) => Ok(()),
+    // Other bind failures (permissions for low ports...) are for the engine to report.
+    if crate::ports::is_taken(port) {
+        return Err(Error::PortTaken { port, holder: crate::ports::holder(client, port).await });
     }
-}
-
-/// Names who listens on a TCP port: a container publishing it, else a local process.
-pub async fn port_holder(client: &Client, port: u16) -> String {
-    if let Ok(containers) = docker::containers_publishing(client, port).await
-        && let Some(c) = containers.first()
-    {
-        let id: String = c.id.clone().unwrap_or_default().chars().take(12).collect();
-        return format!("container `{}` ({id})", docker::container_name(c));
-    }
-    match tokio::task::spawn_blocking(move || process_listening_on(port)).await.ok().flatten() {
-        Some((pid, command)) => format!("process {pid} ({command})"),
-        None => "an unknown process (not visible from here; try `ss -ltnp`)".to_string(),
-    }
-}
-
-/// Finds the process listening on `port` through /proc/net/tcp{,6} (socket inode) and
-/// /proc/<pid>/fd (who has that inode open).
-pub fn process_listening_on(port: u16) -> Option<(u32, String)> {
-    let inodes: Vec<u64> = ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .filter_map(|path| std::fs::read_to_string(path).ok())
-        .flat_map(|table| listening_inodes(&table, port))
-        .collect();
-    if inodes.is_empty() {
-        return None;
-    }
-    let wanted: Vec<String> = inodes.iter().map(|i| format!("socket:[{i}]")).collect();
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            if let Ok(target) = std::fs::read_link(fd.path())
-                && wanted.iter().any(|w| target.as_os_str() == w.as_str())
-            {
-                let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-                let command = cmdline
-                    .split(|b| *b == 0)
-                    .filter(|s| !s.is_empty())
-                    .map(|s| String::from_utf8_lossy(s).into_owned())
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                let command = if command.is_empty() {
-                    std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default().trim().to_string()
-                } else {
-                    command
-                };
-                return Some((pid, command));
-            }
-        }
-    }
-    None
-}
-
-/// Inodes of sockets in LISTEN state (0A) on `port` in a /proc/net/tcp table.
-fn listening_inodes(table: &str, port: u16) -> Vec<u64> {
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let local = fields.get(1)?;
-            let state = fields.get(3)?;
-            let inode = fields.get(9)?.parse::<u64>().ok()?;
-            let local_port = u16::from_str_radix(local.rsplit(':').next()?, 16).ok()?;
-            (local_port == port && *state == "0A" && inode != 0).then_some(inode)
-        })
-        .collect()
+    Ok(())
 }
 
 /// Polls `GET /v2/` until the registry answers 200 (or 401: up, with auth) or `timeout` passes.
@@ -532,33 +447,6 @@ fn parse_head(buf: &[u8]) -> std::io::Result<Response> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn image_env_wins_over_spec_and_default() {
-        assert_eq!(resolve_image(Some("local/registry:1"), Some("spec/registry")), "local/registry:1");
-        assert_eq!(resolve_image(None, Some("spec/registry")), "spec/registry");
-        assert_eq!(resolve_image(Some(" "), None), DEFAULT_IMAGE);
-        assert_eq!(resolve_image(None, None), "registry:2");
-    }
-
-    #[test]
-    fn listening_inodes_finds_only_listeners_on_the_port() {
-        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
-   0: 0100007F:1388 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0\n\
-   1: 0100007F:1388 0100007F:D2A4 01 00000000:00000000 00:00000000 00000000     0        0 4343 1 0\n\
-   2: 00000000:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 99 1 0\n";
-        assert_eq!(listening_inodes(table, 5000), vec![4242]);
-        assert_eq!(listening_inodes(table, 22), vec![99]);
-        assert!(listening_inodes(table, 80).is_empty());
-    }
-
-    #[test]
-    fn finds_this_process_listening() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (pid, _command) = process_listening_on(port).expect("our own listener is visible in /proc");
-        assert_eq!(pid, std::process::id());
-    }
 
     #[test]
     fn parses_status_and_headers() {

@@ -145,8 +145,14 @@ fn create(dir: &Path) -> Result<(), Error> {
         move |source| Error::Io { path, action, source }
     };
     let parent = dir.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(io("create the directory of", dir))?;
+    crate::cluster::kubeconfig::create_private_dir(parent).map_err(io("create the directory of", dir))?;
     let temp = tempfile::Builder::new().prefix(".samestack-ca").tempdir_in(parent).map_err(io("create", dir))?;
+    // The temporary directory becomes the CA directory: private, whatever tempfile's default.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o700)).map_err(io("create", dir))?;
+    }
     let key = KeyPair::generate().map_err(|e| Error::Invalid { path: dir.into(), message: e.to_string() })?;
     let cert = ca_params(Timestamp::now())
         .self_signed(&key)
@@ -313,6 +319,10 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(ca_dir.join("ca.key")).unwrap().permissions().mode() & 0o777, 0o600);
+            for made in [dir.path().join("state"), ca_dir.clone()] {
+                let mode = std::fs::metadata(&made).unwrap().permissions().mode() & 0o777;
+                assert_eq!(mode, 0o700, "{} is {mode:o}", made.display());
+            }
         }
         std::fs::write(ca_dir.join("ca.key"), "not a key").unwrap();
         let err = LocalCa::load_or_create(&ca_dir).err().unwrap().to_string();

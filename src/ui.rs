@@ -25,12 +25,6 @@ pub fn init_tracing(quiet: bool, verbose: u8) {
         .init();
 }
 
-/// True when interactive output (progress bars, prompts) makes sense: stderr is a terminal
-/// and `CI` is unset.
-pub fn interactive() -> bool {
-    std::io::stderr().is_terminal() && std::env::var_os("CI").is_none()
-}
-
 /// What a command draws on stderr, and what it may write to stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {

@@ -17,7 +17,7 @@ use bollard::models::{
     Ipam, IpamConfig, NetworkCreateRequest, NetworkDisconnectRequest, NetworkingConfig, PortBinding, RestartPolicy,
     RestartPolicyNameEnum,
 };
-use bollard::query_parameters::{CreateContainerOptions, CreateImageOptions, RemoveContainerOptions};
+use bollard::query_parameters::{CreateContainerOptions, CreateImageOptions};
 use futures_util::StreamExt;
 
 use super::kubeadm::{self, Bootstrap, KubeadmParams, Privileges};
@@ -35,8 +35,19 @@ const LABEL_PORTS: &str = "dev.samestack.ports";
 const LABEL_NODE_IMAGE: &str = "dev.samestack.node-image";
 const API_PORT: &str = "6443/tcp";
 const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
-const KUBELET_CONF: &str = "/etc/kubernetes/kubelet.conf";
+/// Written into the server node once the whole bootstrap is done: kubeadm on every node, CNI,
+/// storage, every node Ready, cluster DNS available. `admin.conf` alone is no proof: it exists
+/// seconds into `kubeadm init`, and an interrupted run leaves kubeadm finishing on its own
+/// while the CNI is never applied (the nodes never get Ready).
+pub const BOOTSTRAPPED_MARKER: &str = "/kind/samestack-bootstrapped";
 const NODE_BOOT_TIMEOUT: Duration = Duration::from_secs(90);
+/// How often creating the cluster network is tried when racers keep taking the probed subnet.
+const NETWORK_ATTEMPTS: usize = 3;
+
+/// True when the engine refused a network because its subnet is taken.
+fn overlaps(err: &bollard::errors::Error) -> bool {
+    crate::docker::describe(err).to_ascii_lowercase().contains("overlap")
+}
 
 /// The native provider. Cheap to clone the Docker client it holds.
 pub struct DockerProvider {
@@ -119,6 +130,42 @@ pub fn address_plan(subnet: &str, index: u32) -> Option<(String, String)> {
         return None;
     }
     Some((format!("{}/{half}", std::net::Ipv4Addr::from(network)), std::net::Ipv4Addr::from(node).to_string()))
+}
+
+/// What `ensure` does with node containers an earlier run left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reuse {
+    /// Started (or running) and fully bootstrapped.
+    Keep,
+    /// Remove everything and create the cluster again, for the reason given.
+    Recreate(&'static str),
+    /// Starting failed for a reason recreating would not fix: report it.
+    Fail,
+}
+
+/// Pure: the decision behind [`Reuse`]. `started` is the start of the stopped nodes (`Err`
+/// with the engine's message); `complete` whether the bootstrap marker is there.
+///
+/// A node the engine refuses to start because it asks for `privileged` was left by a run
+/// interrupted in the middle of creating it, before the fallback to the explicit capability
+/// set: it never ran, so it holds nothing, and the create path (which falls back) makes it again.
+pub fn reuse(started: Result<(), String>, complete: bool) -> Reuse {
+    match started {
+        Err(message) if kubeadm::privileges_refused(&message) => {
+            Reuse::Recreate("a node left by an interrupted run asks for privileges this engine refuses")
+        }
+        Err(_) => Reuse::Fail,
+        Ok(()) if !complete => Reuse::Recreate("the cluster's bootstrap did not finish last time"),
+        Ok(()) => Reuse::Keep,
+    }
+}
+
+/// The engine's message of a failed node start, for [`reuse`].
+fn start_failure(err: &Error) -> String {
+    match err {
+        Error::Docker { source, .. } => crate::docker::describe(source),
+        other => other.to_string(),
+    }
 }
 
 /// Pure: the HostConfig privileges part for a node.
@@ -313,78 +360,117 @@ impl DockerProvider {
 
     /// Create the cluster network `samestack-<cluster>` (labelled) unless it exists, with its
     /// subnet split by [`address_plan`]. Returns the subnet when nodes can get fixed addresses.
+    /// Never makes a second network of the name, also when two `up`s race (see
+    /// [`crate::docker::create_network_unique`]).
     pub async fn ensure_network(&self, spec: &ClusterSpec) -> Result<Option<String>, Error> {
         let name = network_name(&spec.name);
         let action = |what: &str| format!("{what} network {name}");
-        let planned = |inspect: &bollard::models::NetworkInspect| {
-            inspect
-                .ipam
-                .as_ref()
-                .and_then(|i| i.config.as_ref())
+        let planned = |ipam: Option<&Ipam>| {
+            ipam.and_then(|i| i.config.as_ref())
                 .and_then(|c| c.iter().find(|c| c.ip_range.is_some()))
                 .and_then(|c| c.subnet.clone())
         };
-        if let Ok(inspect) = self.docker.inspect_network(&name, None).await {
-            if let Some(subnet) = planned(&inspect) {
-                return Ok(Some(subnet));
-            }
-            if inspect.containers.as_ref().is_some_and(|c| !c.is_empty()) {
-                return Ok(None);
-            }
-            // Left over without an address plan and unused: make it again, with one.
-            self.docker
-                .remove_network(&name)
-                .await
-                .map_err(|source| Error::Docker { action: action("remove"), source })?;
-        }
         let labels = HashMap::from([
             (LABEL_PROJECT.to_string(), spec.project.clone()),
             (LABEL_CLUSTER.to_string(), spec.name.clone()),
         ]);
-        let request = |ipam: Option<Ipam>| NetworkCreateRequest {
-            name: name.clone(),
+        let request = |name: &str, ipam: Option<Ipam>| NetworkCreateRequest {
+            name: name.to_string(),
             driver: Some("bridge".into()),
             labels: Some(labels.clone()),
             ipam,
             ..Default::default()
         };
-        // Let Docker pick a free subnet, then make it again with that subnet split in two.
-        self.docker
-            .create_network(request(None))
-            .await
-            .map_err(|source| Error::Docker { action: action("create"), source })?;
-        let inspect = self
-            .docker
-            .inspect_network(&name, None)
-            .await
-            .map_err(|source| Error::Docker { action: action("inspect"), source })?;
-        let auto = inspect.ipam.and_then(|i| i.config).and_then(|c| c.into_iter().find(|c| c.subnet.is_some()));
-        let Some((subnet, gateway)) = auto.and_then(|c| Some((c.subnet?, c.gateway))) else { return Ok(None) };
-        let Some((ip_range, _)) = address_plan(&subnet, 0) else { return Ok(None) };
-        self.docker.remove_network(&name).await.map_err(|source| Error::Docker { action: action("remove"), source })?;
-        let ipam = Ipam {
-            config: Some(vec![IpamConfig {
-                subnet: Some(subnet.clone()),
-                ip_range: Some(ip_range),
-                gateway,
-                ..Default::default()
-            }]),
-            ..Default::default()
-        };
-        self.docker
-            .create_network(request(Some(ipam)))
-            .await
-            .map_err(|source| Error::Docker { action: action("create"), source })?;
-        Ok(Some(subnet))
+        let mut last = None;
+        for _ in 0..NETWORK_ATTEMPTS {
+            if let Some(existing) = crate::docker::keep_one_network(&self.docker, &name).await? {
+                let id = existing.id.clone().unwrap_or_default();
+                if let Some(subnet) = planned(existing.ipam.as_ref()) {
+                    return Ok(Some(subnet));
+                }
+                let inspect = self
+                    .docker
+                    .inspect_network(&id, None)
+                    .await
+                    .map_err(|source| Error::Docker { action: action("inspect"), source })?;
+                if inspect.containers.as_ref().is_some_and(|c| !c.is_empty()) {
+                    return Ok(None);
+                }
+                // Left over without an address plan and unused: make it again, with one.
+                match self.docker.remove_network(&id).await {
+                    Ok(()) => {}
+                    Err(e) if crate::docker::is_not_found(&e) => {}
+                    Err(source) => return Err(Error::Docker { action: action("remove"), source }),
+                }
+            }
+            // Let Docker pick a free subnet for a probe network of a name no one else uses,
+            // then make the real one with that subnet split in two.
+            let probe = format!("{name}-probe-{}-{}", std::process::id(), kubeadm::new_token().replace('.', ""));
+            let created = self
+                .docker
+                .create_network(request(&probe, None))
+                .await
+                .map_err(|source| Error::Docker { action: action("create a probe for"), source })?;
+            let inspect = self.docker.inspect_network(&created.id, None).await;
+            let _ = self.docker.remove_network(&created.id).await;
+            let inspect = inspect.map_err(|source| Error::Docker { action: action("inspect a probe for"), source })?;
+            let auto = inspect.ipam.and_then(|i| i.config).and_then(|c| c.into_iter().find(|c| c.subnet.is_some()));
+            let plan = auto.and_then(|c| {
+                let (ip_range, _) = address_plan(c.subnet.as_deref()?, 0)?;
+                Some(Ipam {
+                    config: Some(vec![IpamConfig {
+                        subnet: c.subnet.clone(),
+                        ip_range: Some(ip_range),
+                        gateway: c.gateway,
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                })
+            });
+            let Some(ipam) = plan else {
+                crate::docker::create_network_unique(&self.docker, request(&name, None)).await?;
+                return Ok(None);
+            };
+            match crate::docker::create_network_unique(&self.docker, request(&name, Some(ipam))).await {
+                // The network kept may be a racer's, with its own subnet: read it back.
+                Ok(id) => {
+                    let kept = self
+                        .docker
+                        .inspect_network(&id, None)
+                        .await
+                        .map_err(|source| Error::Docker { action: action("inspect"), source })?;
+                    return Ok(planned(kept.ipam.as_ref()));
+                }
+                // A racer took the subnet between the probe and the create: look again.
+                Err(crate::docker::Error::Api { source, .. }) if overlaps(&source) => last = Some(source),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Docker {
+            action: action("create"),
+            source: last.unwrap_or(bollard::errors::Error::DockerResponseServerError {
+                status_code: 500,
+                message: "no free subnet".into(),
+            }),
+        })
+    }
+
+    /// Every network of the cluster: the one in use, duplicates from races, probes left by an
+    /// interrupted create.
+    async fn cluster_networks(&self, spec: &ClusterSpec) -> Result<Vec<bollard::models::Network>, Error> {
+        let labels = [(LABEL_PROJECT, spec.project.as_str()), (LABEL_CLUSTER, spec.name.as_str())];
+        let mut found = crate::docker::find_networks(&self.docker, &labels).await?;
+        // A network of the name made before the labels were set is the cluster's too.
+        for net in crate::docker::networks_named(&self.docker, &network_name(&spec.name)).await? {
+            if !found.iter().any(|f| f.id == net.id) {
+                found.push(net);
+            }
+        }
+        Ok(found)
     }
 
     async fn remove_container(&self, name: &str) -> Result<(), Error> {
-        let options = RemoveContainerOptions { force: true, v: true, ..Default::default() };
-        match self.docker.remove_container(name, Some(options)).await {
-            Ok(()) => Ok(()),
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
-            Err(source) => Err(Error::Docker { action: format!("remove container {name}"), source }),
-        }
+        Ok(crate::docker::remove_container(&self.docker, name).await?)
     }
 
     /// Create and start one node container (`role`: `server` or `agent`) on the cluster
@@ -451,9 +537,13 @@ impl DockerProvider {
         }
     }
 
-    async fn bootstrapped(&self, name: &str, role: &str) -> bool {
-        let file = if role == "server" { ADMIN_CONF } else { KUBELET_CONF };
-        node::exec_output(&self.docker, name, &["test", "-f", file], &[]).await.map(|o| o.status == 0).unwrap_or(false)
+    /// Whether the last create of this cluster finished (see [`BOOTSTRAPPED_MARKER`]).
+    async fn bootstrapped(&self, spec: &ClusterSpec) -> bool {
+        let server = node_name(&spec.name, "server", 0);
+        node::exec_output(&self.docker, &server, &["test", "-f", BOOTSTRAPPED_MARKER], &[])
+            .await
+            .map(|o| o.status == 0)
+            .unwrap_or(false)
     }
 
     /// Create every node and bootstrap the cluster. Returns how long each step took.
@@ -558,6 +648,8 @@ impl DockerProvider {
         lap(&mut timings, "nodes Ready");
         super::wait_deployment_available(&client, "kube-system", "coredns", super::NODES_READY_TIMEOUT).await?;
         lap(&mut timings, "cluster DNS available");
+        // Last: only a bootstrap that got this far counts as done on the next run.
+        node::write_file(&self.docker, &server, BOOTSTRAPPED_MARKER, &format!("{version}\n")).await?;
         Ok(timings)
     }
 
@@ -612,20 +704,25 @@ impl Provider for DockerProvider {
                 return Err(Error::Mismatch { name: spec.name.clone(), reason });
             }
             restart = super::Restart::of_stopped(existing.iter().map(|n| &n.0));
-            if restart.is_some() {
-                self.start(spec).await?;
+            let started = match &restart {
+                Some(_) => self.start(spec).await,
+                None => Ok(()),
+            };
+            if started.is_ok() && restart.is_some() {
                 timings.steps.push(("start stopped nodes".into(), begin.elapsed()));
             }
-            let mut complete = true;
-            for (info, _, _) in &existing {
-                complete &= self.bootstrapped(&info.name, &info.role).await;
-            }
-            if !complete {
-                // An interrupted create: nothing in it is worth keeping.
-                tracing::warn!(cluster = spec.name, "the cluster's bootstrap did not finish last time; recreating it");
-                self.delete(spec).await?;
-                timings = self.create(spec).await?;
-                created = true;
+            let complete = started.is_ok() && self.bootstrapped(spec).await;
+            match reuse(started.as_ref().map(drop).map_err(start_failure), complete) {
+                Reuse::Keep => {}
+                Reuse::Recreate(why) => {
+                    // Nothing in an unfinished create is worth keeping.
+                    tracing::warn!(cluster = spec.name, "{why}; recreating the cluster");
+                    restart = None;
+                    self.delete(spec).await?;
+                    timings = self.create(spec).await?;
+                    created = true;
+                }
+                Reuse::Fail => return Err(started.expect_err("only a failed start fails")),
             }
         }
         let access = self.access(spec).await?;
@@ -671,16 +768,20 @@ impl Provider for DockerProvider {
         for (info, _, _) in self.node_containers(spec).await? {
             self.remove_container(&info.name).await?;
         }
-        let network = network_name(&spec.name);
-        if let Ok(inspect) = self.docker.inspect_network(&network, None).await {
-            // Containers samestack did not create for this cluster (the registry) only leave it.
-            for (id, _) in inspect.containers.unwrap_or_default() {
-                let request = NetworkDisconnectRequest { container: id.clone(), force: Some(true) };
-                let _ = self.docker.disconnect_network(&network, request).await;
+        for network in self.cluster_networks(spec).await? {
+            let Some(id) = network.id.as_deref() else { continue };
+            let name = network.name.clone().unwrap_or_else(|| id.to_string());
+            if let Ok(inspect) = self.docker.inspect_network(id, None).await {
+                // Containers samestack did not create for this cluster (the registry) only leave it.
+                for (container, _) in inspect.containers.unwrap_or_default() {
+                    let request = NetworkDisconnectRequest { container, force: Some(true) };
+                    let _ = self.docker.disconnect_network(id, request).await;
+                }
             }
-            match self.docker.remove_network(&network).await {
-                Ok(()) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {}
-                Err(source) => return Err(Error::Docker { action: format!("remove network {network}"), source }),
+            match self.docker.remove_network(id).await {
+                Ok(()) => {}
+                Err(e) if crate::docker::is_not_found(&e) => {}
+                Err(source) => return Err(Error::Docker { action: format!("remove network {name}"), source }),
             }
         }
         Ok(())
@@ -748,6 +849,15 @@ mod tests {
         let endpoint = &body.networking_config.as_ref().unwrap().endpoints_config.as_ref().unwrap()["samestack-dev"];
         assert_eq!(endpoint.ipam_config.as_ref().unwrap().ipv4_address.as_deref(), Some("172.18.128.2"));
         assert!(host.tmpfs.as_ref().unwrap().contains_key("/run"));
+    }
+
+    #[test]
+    fn nodes_left_by_an_interrupted_run_are_kept_only_when_started_and_bootstrapped() {
+        let refused = "OCI runtime create failed: runc create failed: unable to start container process: unable to apply caps: operation not permitted: unknown";
+        assert!(matches!(reuse(Err(refused.into()), false), Reuse::Recreate(why) if why.contains("privileges")));
+        assert_eq!(reuse(Err("No such container: x".into()), false), Reuse::Fail);
+        assert!(matches!(reuse(Ok(()), false), Reuse::Recreate(why) if why.contains("did not finish")));
+        assert_eq!(reuse(Ok(()), true), Reuse::Keep);
     }
 
     #[test]

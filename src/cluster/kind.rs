@@ -6,9 +6,11 @@
 //! joins kind's `kind` network.
 //!
 //! kind always creates privileged node containers; engines that refuse privileged containers
-//! (like the CI machines here: "unable to apply caps") cannot run kind nodes. There, use the
-//! native `docker` provider. The tests of this module therefore check generated configs and
-//! command lines only.
+//! ("unable to apply caps", e.g. sandboxes without CAP_SYS_RESOURCE) cannot run kind nodes.
+//! There, use the native `docker` provider, which falls back to an explicit capability set.
+//! The unit tests here check generated configs and command lines; `tests/it/cluster_kind.rs`
+//! runs the provider on real kind clusters (in CI behind a test-environment runc shim that only
+//! the test machines get, see tests/cluster/README.md).
 
 use std::path::{Path, PathBuf};
 
@@ -187,7 +189,7 @@ impl Provider for KindProvider {
             let (_dir, config) = write_temp_config("kind.yaml", &cluster_config(spec))?;
             let scratch = Self::scratch_kubeconfig(spec);
             if let Some(parent) = scratch.parent() {
-                let _ = std::fs::create_dir_all(parent);
+                let _ = super::kubeconfig::create_private_dir(parent);
             }
             run_cli(&self.binary, &create_args(spec, &config, &scratch)).await?;
         }
@@ -221,7 +223,16 @@ impl Provider for KindProvider {
 
     async fn delete(&self, spec: &ClusterSpec) -> Result<(), Error> {
         let scratch = Self::scratch_kubeconfig(spec);
-        run_cli(&self.binary, &delete_args(spec, &scratch)).await?;
+        if let Err(first) = run_cli(&self.binary, &delete_args(spec, &scratch)).await {
+            // `kind delete` cannot kill a node whose pod cgroups were left frozen: remove the
+            // nodes ourselves (thawing them), then let kind clean up the rest.
+            tracing::warn!(cluster = spec.name, error = %first, "kind could not delete the cluster; removing its nodes directly");
+            let docker = node::connect().await?;
+            for c in node::containers_with_label(&docker, &format!("{KIND_CLUSTER_LABEL}={}", spec.name)).await? {
+                crate::docker::remove_container(&docker, &node::summary_name(&c)).await?;
+            }
+            run_cli(&self.binary, &delete_args(spec, &scratch)).await?;
+        }
         let _ = std::fs::remove_file(scratch);
         Ok(())
     }

@@ -20,10 +20,15 @@ pub fn owned_path(cluster: &str) -> PathBuf {
 }
 
 pub(crate) fn state_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir).join("samestack");
+    state_dir_for(std::env::var("XDG_STATE_HOME").ok().as_deref(), &home())
+}
+
+/// Pure: samestack's state directory, `$XDG_STATE_HOME/samestack` else `<home>/.local/state/samestack`.
+pub fn state_dir_for(xdg_state_home: Option<&str>, home: &Path) -> PathBuf {
+    match xdg_state_home.filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir).join("samestack"),
+        None => home.join(".local/state/samestack"),
     }
-    home().join(".local/state/samestack")
 }
 
 fn home() -> PathBuf {
@@ -41,11 +46,6 @@ pub fn user_path(explicit: Option<&Path>, kubeconfig_env: Option<&str>, home: &P
         return PathBuf::from(first);
     }
     home.join(".kube").join("config")
-}
-
-/// [`user_path`] with this process's environment.
-pub fn default_user_path(explicit: Option<&Path>) -> PathBuf {
-    user_path(explicit, std::env::var("KUBECONFIG").ok().as_deref(), &home())
 }
 
 fn parse(text: &str, what: &str) -> Result<Value, Error> {
@@ -157,12 +157,23 @@ pub fn unmerge(user: &str, name: &str) -> Result<Option<String>, Error> {
     render(&target, "the user kubeconfig").map(Some)
 }
 
+/// Creates `dir` and every missing parent with mode 0700, whatever the umask: kubeconfigs,
+/// the state directory and the development CA hold credentials. Directories that exist keep
+/// their mode (a user's `~/.kube` is theirs to set).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 /// Write `content` to `path` atomically with mode 0600, creating the directory (0700) if needed.
 pub fn write_atomic(path: &Path, content: &str) -> Result<(), Error> {
     use std::io::Write;
     let io = |action: &'static str| move |source| Error::KubeconfigIo { path: path.to_path_buf(), action, source };
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io("create its directory"))?;
+    create_private_dir(dir).map_err(io("create its directory"))?;
     let mut temp = tempfile::Builder::new()
         .prefix(".samestack-kubeconfig")
         .tempfile_in(dir)
@@ -212,11 +223,28 @@ pub fn install(cluster: &str, name: &str, yaml: &str, user: &Path) -> Result<Ins
     Ok(Installed { owned, user: user.to_path_buf(), context: name.to_string() })
 }
 
+/// How often [`uninstall`] tries to rewrite the user's kubeconfig.
+const UNINSTALL_ATTEMPTS: u32 = 3;
+
 /// Remove what [`install`] added: the context's entries in the user's kubeconfig and the
-/// samestack-owned file. Missing pieces are fine.
+/// samestack-owned file. Missing pieces are fine. The rewrite is tried again when it fails
+/// (another tool replacing the file at the same moment), re-reading the file each time.
 pub fn uninstall(cluster: &str, name: &str, user: &Path) -> Result<(), Error> {
-    if let Some(text) = unmerge(&read_or_empty(user)?, name)? {
-        write_atomic(user, &text)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let result = unmerge(&read_or_empty(user)?, name).and_then(|text| match text {
+            Some(text) => write_atomic(user, &text),
+            None => Ok(()),
+        });
+        match result {
+            Ok(()) => break,
+            Err(e) if attempt >= UNINSTALL_ATTEMPTS => return Err(e),
+            Err(e) => {
+                tracing::warn!(attempt, error = %e, "could not remove the context from the kubeconfig; trying again");
+                std::thread::sleep(std::time::Duration::from_millis(200 * u64::from(attempt)));
+            }
+        }
     }
     let owned = owned_path(cluster);
     match std::fs::remove_file(&owned) {
@@ -311,6 +339,27 @@ mod tests {
         assert_eq!(user_path(None, Some(":/a:/b"), home), PathBuf::from("/a"));
         assert_eq!(user_path(None, Some(""), home), PathBuf::from("/home/u/.kube/config"));
         assert_eq!(user_path(None, None, home), PathBuf::from("/home/u/.kube/config"));
+    }
+
+    #[test]
+    fn directories_made_for_kubeconfigs_are_private_whatever_the_umask() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new/kube/config");
+        write_atomic(&path, "apiVersion: v1\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&dir.path().join("new")), 0o700);
+            assert_eq!(mode(&dir.path().join("new/kube")), 0o700);
+            assert_eq!(mode(&path), 0o600);
+            // A directory that exists keeps the mode its owner gave it.
+            let mine = dir.path().join("mine");
+            std::fs::create_dir(&mine).unwrap();
+            std::fs::set_permissions(&mine, std::fs::Permissions::from_mode(0o750)).unwrap();
+            write_atomic(&mine.join("config"), "apiVersion: v1\n").unwrap();
+            assert_eq!(mode(&mine), 0o750);
+        }
     }
 
     #[test]

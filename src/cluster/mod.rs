@@ -25,12 +25,8 @@ pub mod kubeadm;
 pub mod kubeconfig;
 pub mod node;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
-
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, Patch, PatchParams};
 
 use crate::error::{Classify, ErrorKind};
 
@@ -39,14 +35,12 @@ pub use existing::ExistingProvider;
 pub use k3d::K3dProvider;
 pub use kind::KindProvider;
 
-/// Label carrying the project name on every Docker object samestack creates.
-pub const LABEL_PROJECT: &str = "dev.samestack.project";
 /// Label carrying the cluster name on node containers and the cluster network.
-pub const LABEL_CLUSTER: &str = "dev.samestack.cluster";
+pub use crate::labels::CLUSTER as LABEL_CLUSTER;
+/// Label carrying the project name on every Docker object samestack creates.
+pub use crate::labels::PROJECT as LABEL_PROJECT;
 /// Label carrying the role of a container (`node` for cluster nodes).
-pub const LABEL_ROLE: &str = "dev.samestack.role";
-/// Field manager used for server-side apply of what this module writes.
-pub const FIELD_MANAGER: &str = "samestack";
+pub use crate::labels::ROLE as LABEL_ROLE;
 /// Node image used by the native and kind providers when nothing overrides it.
 pub const DEFAULT_NODE_IMAGE: &str = "kindest/node:v1.34.0";
 /// Environment variable overriding the node image (offline and air-gapped use).
@@ -116,7 +110,8 @@ pub struct ClusterSpec {
     pub agents: u32,
     /// e.g. `1.34.0`; picks the default node image tag when `node_image` is unset.
     pub kubernetes_version: Option<String>,
-    /// Node image override; wins over `SAMESTACK_NODE_IMAGE` and the default.
+    /// Node image, as the settings resolved it (flag, `SAMESTACK_NODE_IMAGE`, the project
+    /// file); `None`: the default for `kubernetes_version`.
     pub node_image: Option<String>,
     pub ports: Vec<PortMapping>,
     pub registry: Option<RegistryEndpoint>,
@@ -143,14 +138,10 @@ impl ClusterSpec {
         context_name(&self.name)
     }
 
-    /// The kind-contract node image: spec override, then `SAMESTACK_NODE_IMAGE`, then
-    /// `kindest/node:v<kubernetes_version>`, then [`DEFAULT_NODE_IMAGE`].
+    /// The kind-contract node image: the spec's, then `kindest/node:v<kubernetes_version>`,
+    /// then [`DEFAULT_NODE_IMAGE`].
     pub fn node_image(&self) -> String {
-        resolve_node_image(
-            self.node_image.as_deref(),
-            std::env::var(NODE_IMAGE_ENV).ok().as_deref(),
-            self.kubernetes_version.as_deref(),
-        )
+        resolve_node_image(self.node_image.as_deref(), self.kubernetes_version.as_deref())
     }
 }
 
@@ -159,11 +150,10 @@ pub fn context_name(cluster: &str) -> String {
     format!("samestack-{cluster}")
 }
 
-/// Pure precedence rule behind [`ClusterSpec::node_image`].
-pub fn resolve_node_image(spec: Option<&str>, env: Option<&str>, version: Option<&str>) -> String {
+/// Pure rule behind [`ClusterSpec::node_image`].
+pub fn resolve_node_image(spec: Option<&str>, version: Option<&str>) -> String {
     let non_empty = |s: Option<&str>| s.map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
     non_empty(spec)
-        .or_else(|| non_empty(env))
         .or_else(|| non_empty(version).map(|v| format!("kindest/node:v{}", v.trim_start_matches('v'))))
         .unwrap_or_else(|| DEFAULT_NODE_IMAGE.to_string())
 }
@@ -231,14 +221,8 @@ pub struct ClusterStatus {
     pub api_server: Option<String>,
 }
 
-/// How to reach a cluster's API server from the host.
-#[derive(Debug, Clone)]
-pub enum Access {
-    /// A single-context kubeconfig (YAML) samestack owns, server address reachable from the host.
-    Kubeconfig { yaml: String, context: String },
-    /// A context in the user's own kubeconfig (the `existing` provider).
-    UserContext { path: Option<PathBuf>, context: Option<String> },
-}
+/// How to reach a cluster's API server from the host (defined with the client builder).
+pub use crate::kube::Access;
 
 /// A running cluster, as `ensure` leaves it.
 #[derive(Debug, Clone)]
@@ -278,34 +262,9 @@ impl Cluster {
     }
 }
 
-/// A kube client from an [`Access`].
+/// A kube client from an [`Access`], through the one builder ([`crate::kube::connect`]).
 pub async fn client_for(access: &Access) -> Result<kube::Client, Error> {
-    use kube::config::{Config, KubeConfigOptions, Kubeconfig};
-    let config = match access {
-        Access::Kubeconfig { yaml, context } => {
-            let kc = Kubeconfig::from_yaml(yaml).map_err(|source| Error::KubeconfigInvalid {
-                what: format!("kubeconfig of context {context}"),
-                message: source.to_string(),
-            })?;
-            let options = KubeConfigOptions { context: Some(context.clone()), ..Default::default() };
-            Config::from_custom_kubeconfig(kc, &options).await
-        }
-        Access::UserContext { path, context } => {
-            let options = KubeConfigOptions { context: context.clone(), ..Default::default() };
-            match path {
-                Some(path) => {
-                    let kc = Kubeconfig::read_from(path).map_err(|source| Error::KubeconfigInvalid {
-                        what: path.display().to_string(),
-                        message: source.to_string(),
-                    })?;
-                    Config::from_custom_kubeconfig(kc, &options).await
-                }
-                None => Config::from_kubeconfig(&options).await,
-            }
-        }
-    }
-    .map_err(|source| Error::KubeconfigInvalid { what: "kubeconfig".into(), message: source.to_string() })?;
-    kube::Client::try_from(config).map_err(|source| Error::Kube { action: "create a Kubernetes client".into(), source })
+    Ok(crate::kube::connect(access).await?.0)
 }
 
 /// What every provider does. Native async fns: dispatch over providers goes through
@@ -484,40 +443,13 @@ pub fn local_registry_hosting(registry: &RegistryEndpoint) -> String {
     )
 }
 
-/// Write the KEP-1755 ConfigMap `kube-public/local-registry-hosting` (server-side apply).
+/// Write the KEP-1755 ConfigMap `kube-public/local-registry-hosting` for `registry`.
 pub async fn write_local_registry_hosting(client: &kube::Client, registry: &RegistryEndpoint) -> Result<(), Error> {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-public");
-    let cm = ConfigMap {
-        metadata: kube::api::ObjectMeta {
-            name: Some("local-registry-hosting".into()),
-            namespace: Some("kube-public".into()),
-            labels: Some(BTreeMap::from([("app.kubernetes.io/managed-by".to_string(), "samestack".to_string())])),
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([("localRegistryHosting.v1".to_string(), local_registry_hosting(registry))])),
-        ..Default::default()
-    };
-    let mut value = serde_json::to_value(&cm).expect("a ConfigMap serializes");
-    value["apiVersion"] = "v1".into();
-    value["kind"] = "ConfigMap".into();
-    api.patch("local-registry-hosting", &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(value))
-        .await
-        .map_err(|source| Error::Kube {
-            action: "write ConfigMap kube-public/local-registry-hosting".into(),
-            source,
-        })?;
-    Ok(())
+    Ok(crate::kube::system::write_local_registry_hosting(client, &local_registry_hosting(registry)).await?)
 }
 
-/// Stopped nodes started again by `ensure`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Restart {
-    /// The moment from which statuses count: just before the start, less a second, because
-    /// the API's timestamps are whole seconds.
-    pub at: k8s_openapi::jiff::Timestamp,
-    /// Kubernetes node names (the node containers' names).
-    pub nodes: Vec<String>,
-}
+/// Stopped nodes started again by `ensure` (defined with the readiness rules that use it).
+pub use crate::kube::Restart;
 
 impl Restart {
     /// The restart about to happen for the nodes that are not running; `None` when all are.
@@ -546,84 +478,7 @@ async fn start_stopped(
 /// How long nodes may take to report Ready after a create or a start.
 pub const NODES_READY_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// Wait until the API server answers and `expected` nodes are Ready.
-pub async fn wait_nodes_ready(client: &kube::Client, expected: usize, timeout: Duration) -> Result<(), Error> {
-    wait_nodes_ready_since(client, expected, None, timeout).await
-}
-
-/// [`wait_nodes_ready`], counting only Ready conditions the kubelets reported after `since`:
-/// after nodes were restarted, the API server still shows their last status from before.
-pub async fn wait_nodes_ready_since(
-    client: &kube::Client,
-    expected: usize,
-    since: Option<k8s_openapi::jiff::Timestamp>,
-    timeout: Duration,
-) -> Result<(), Error> {
-    use k8s_openapi::api::core::v1::Node;
-    let api: Api<Node> = Api::all(client.clone());
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let last = match api.list(&Default::default()).await {
-            Ok(list) => {
-                let ready: Vec<_> = list
-                    .items
-                    .iter()
-                    .filter(|n| {
-                        n.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| {
-                            c.iter().any(|c| {
-                                c.type_ == "Ready"
-                                    && c.status == "True"
-                                    && since.is_none_or(|since| {
-                                        c.last_heartbeat_time.as_ref().is_some_and(|t| t.0 >= since)
-                                    })
-                            })
-                        })
-                    })
-                    .collect();
-                if ready.len() >= expected {
-                    return Ok(());
-                }
-                format!("{} of {} nodes Ready ({} registered)", ready.len(), expected, list.items.len())
-            }
-            Err(e) => format!("API server: {e}"),
-        };
-        if tokio::time::Instant::now() >= deadline {
-            return Err(Error::Timeout { what: "nodes to become Ready".into(), after: timeout, last });
-        }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-    }
-}
-
-/// Wait until a Deployment has all its replicas available (e.g. `kube-system/coredns`, so
-/// workloads resolve Service names as soon as `up` reports the cluster). Absent counts as done.
-pub async fn wait_deployment_available(
-    client: &kube::Client,
-    namespace: &str,
-    name: &str,
-    timeout: Duration,
-) -> Result<(), Error> {
-    use k8s_openapi::api::apps::v1::Deployment;
-    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let last = match api.get_opt(name).await {
-            Ok(None) => return Ok(()),
-            Ok(Some(d)) => {
-                let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-                let available = d.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0);
-                if available >= wanted {
-                    return Ok(());
-                }
-                format!("{available} of {wanted} replicas available")
-            }
-            Err(e) => format!("API server: {e}"),
-        };
-        if tokio::time::Instant::now() >= deadline {
-            return Err(Error::Timeout { what: format!("Deployment {namespace}/{name}"), after: timeout, last });
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
+pub use crate::kube::system::{wait_deployment_available, wait_nodes_ready, wait_nodes_ready_since};
 
 /// Run a provider CLI (kind, k3d) and return its stdout; failure carries the output's tail.
 pub(crate) async fn run_cli(binary: &std::path::Path, args: &[String]) -> Result<String, Error> {
@@ -706,6 +561,9 @@ pub enum Error {
         "kubeconfig context {context} not found in {path}; list them with `kubectl config get-contexts` and set the provider's context to one of them"
     )]
     ContextNotFound { context: String, path: String },
+    /// A Kubernetes client or wait failed (see [`crate::kube::Error`]).
+    #[error(transparent)]
+    Client(#[from] crate::kube::Error),
     /// A Kubernetes API call failed.
     #[error("Kubernetes: could not {action}")]
     Kube {
@@ -719,6 +577,7 @@ impl Classify for Error {
     fn kind(&self) -> ErrorKind {
         match self {
             Error::Mismatch { .. } | Error::Unsupported { .. } | Error::ContextNotFound { .. } => ErrorKind::User,
+            Error::Client(e) => e.kind(),
             _ => ErrorKind::Environment,
         }
     }
@@ -740,11 +599,11 @@ mod tests {
     }
 
     #[test]
-    fn node_image_precedence_is_spec_then_env_then_version_then_default() {
-        assert_eq!(resolve_node_image(Some("a:1"), Some("b:2"), Some("1.30.0")), "a:1");
-        assert_eq!(resolve_node_image(None, Some("b:2"), Some("1.30.0")), "b:2");
-        assert_eq!(resolve_node_image(Some(" "), Some(""), Some("v1.30.0")), "kindest/node:v1.30.0");
-        assert_eq!(resolve_node_image(None, None, None), DEFAULT_NODE_IMAGE);
+    fn node_image_is_the_spec_then_the_version_then_the_default() {
+        // Flag > SAMESTACK_NODE_IMAGE > cluster.node_image is settings' rule (settings::tests).
+        assert_eq!(resolve_node_image(Some("a:1"), Some("1.30.0")), "a:1");
+        assert_eq!(resolve_node_image(Some(" "), Some("v1.30.0")), "kindest/node:v1.30.0");
+        assert_eq!(resolve_node_image(None, None), DEFAULT_NODE_IMAGE);
     }
 
     #[test]

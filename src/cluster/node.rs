@@ -3,12 +3,9 @@
 //! their output captured, writing files into a node, and wiring the registry into a node's
 //! containerd (kind-style nodes: `hosts.toml` under `/etc/containerd/certs.d`).
 
-use std::collections::HashMap;
-
 use bollard::Docker;
 use bollard::exec::StartExecResults;
 use bollard::models::{ContainerSummary, EndpointSettings, ExecConfig, NetworkConnectRequest};
-use bollard::query_parameters::ListContainersOptions;
 use futures_util::StreamExt;
 
 use super::{Error, RegistryEndpoint};
@@ -27,12 +24,7 @@ pub async fn connect() -> Result<Docker, Error> {
 
 /// All containers (running or not) carrying every `key=value` label given.
 pub async fn containers_with_labels(docker: &Docker, labels: &[String]) -> Result<Vec<ContainerSummary>, Error> {
-    let filters = HashMap::from([("label".to_string(), labels.to_vec())]);
-    let options = ListContainersOptions { all: true, filters: Some(filters), ..Default::default() };
-    docker
-        .list_containers(Some(options))
-        .await
-        .map_err(|source| Error::Docker { action: format!("list containers labelled {}", labels.join(",")), source })
+    Ok(crate::docker::containers_labelled(docker, labels).await?)
 }
 
 /// All containers (running or not) carrying the `key=value` label.
@@ -42,7 +34,7 @@ pub async fn containers_with_label(docker: &Docker, label: &str) -> Result<Vec<C
 
 /// The name of a listed container, without Docker's leading slash.
 pub fn summary_name(summary: &ContainerSummary) -> String {
-    summary.names.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default()
+    crate::docker::container_name(summary)
 }
 
 /// True when a listed container is running.

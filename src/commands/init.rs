@@ -45,11 +45,7 @@ fn default_name(dir: &Path) -> String {
         .ok()
         .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "my-app".into());
-    let mut s: String = base.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-    while s.contains("--") {
-        s = s.replace("--", "-");
-    }
-    let s = s.trim_matches('-').chars().take(63).collect::<String>();
+    let s = config::suggest_label(&base);
     if config::is_dns_label(&s) { s } else { "my-app".into() }
 }
 
@@ -264,7 +260,7 @@ pub async fn run(session: &Session<'_>, args: InitArgs) -> anyhow::Result<ExitSt
     }
     let answers = if args.yes {
         from_flags(&args, &dir)?
-    } else if crate::ui::interactive() {
+    } else if session.interactive {
         ask(&args, &dir)?
     } else {
         return Err(Error::NoTerminal.into());
@@ -276,7 +272,7 @@ pub async fn run(session: &Session<'_>, args: InitArgs) -> anyhow::Result<ExitSt
 
     std::fs::create_dir_all(join("profiles")).with_context(|| format!("creating {}", join("profiles").display()))?;
     std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()))?;
-    std::fs::write(&profile_path, scaffold::dev_profile())
+    std::fs::write(&profile_path, scaffold::dev_profile(crate::profile::builtin_text("dev").unwrap_or_default()))
         .with_context(|| format!("writing {}", profile_path.display()))?;
     let gitignore = join(".gitignore");
     let existing = std::fs::read_to_string(&gitignore).ok();

@@ -1,6 +1,7 @@
 //! One module per command; each orchestrates the domain modules (and the shared pipeline in
 //! [`crate::pipeline`]) and holds no domain logic.
 
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use crate::cancel::{self, Cancel, Signal};
@@ -54,6 +55,8 @@ pub struct Session<'a> {
     pub printer: Printer,
     pub cancel: Cancel,
     pub env: Env,
+    /// stderr is a terminal and `CI` is unset: prompts may be shown.
+    pub interactive: bool,
 }
 
 /// Runs a parsed command line. The async runtime starts here, after parsing.
@@ -61,11 +64,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         let cancel = Cancel::on_signals(signals(&cli.command))?;
+        let env = Env::from_process();
+        let terminal = std::io::stderr().is_terminal();
+        let ci = env.raw("CI").is_some();
         let session = Session {
             global: &cli.global,
-            printer: Printer::detect(cli.global.quiet, json(&cli.command)),
+            printer: Printer::new(cli.global.quiet, json(&cli.command), terminal, ci),
             cancel,
-            env: Env::from_process(),
+            interactive: terminal && !ci,
+            env,
         };
         dispatch(&session, cli.command).await
     })

@@ -18,7 +18,7 @@ pub async fn run(session: &Session<'_>, args: ParityArgs) -> anyhow::Result<Exit
     // Same images and no secret values on both sides: only profile-driven differences remain.
     let opts = RenderOptions {
         images: BTreeMap::new(),
-        postgres_image: session.env.get("SAMESTACK_POSTGRES_IMAGE").map(String::from),
+        postgres_image: crate::settings::postgres_image(&project, None, &session.env),
         secrets: BTreeMap::new(),
         reveal: false,
     };

@@ -51,7 +51,9 @@ pub async fn run(session: &Session<'_>, args: RenderArgs) -> anyhow::Result<Exit
     let project = config::load(&session.global.file)?;
     let profile = profile::resolve(&project, &args.profile)?;
     let images = parse_images(&project, &args.image)?;
-    let opts = RenderOptions::from_env(&project, images, args.reveal)?;
+    let env = &session.env;
+    let postgres_image = crate::settings::postgres_image(&project, None, env);
+    let opts = RenderOptions::from_env(&project, images, args.reveal, postgres_image, &|key| env.var(key))?;
     let started = std::time::Instant::now();
     let set = render::render(&project, &profile, &opts)?;
     tracing::info!(

@@ -1,7 +1,5 @@
 //! `samestack status [--json]`: the cluster, the registry, and every workload's readiness and
-//! endpoints. Exit 1 when the cluster is not running or a workload is not ready.
-
-use std::collections::BTreeMap;
+//! endpoints. Exit 1 when the cluster or the registry is not running or a workload is not ready.
 
 use bollard::models::ContainerSummaryStateEnum;
 use serde_json::json;
@@ -15,12 +13,13 @@ use crate::config;
 use crate::docker::{self, LABEL_PROJECT, LABEL_ROLE};
 use crate::ingress;
 use crate::kube::{self, KubeClient, ProjectStatus, Readiness};
-use crate::settings;
+use crate::settings::{self, Overrides};
 
 pub async fn run(session: &Session<'_>, args: StatusArgs) -> anyhow::Result<ExitStatus> {
     let global = session.global;
-    let project = config::load(&global.file)?;
-    let stack = settings::resolve(&project, &BTreeMap::new(), args.kube.kubeconfig.clone());
+    let mut project = config::load(&global.file)?;
+    let overrides = Overrides { kubeconfig: args.kube.kubeconfig.clone(), ..Overrides::default() };
+    let stack = settings::resolve_stack(&mut project, &overrides, &session.env)?;
     let provider = cluster::select(&stack.cluster).await?;
     let cluster = provider.status(&stack.cluster).await?;
     let registry = match &stack.registry {
@@ -38,12 +37,16 @@ pub async fn run(session: &Session<'_>, args: StatusArgs) -> anyhow::Result<Exit
     };
     let workloads = if cluster.state == ClusterState::Running {
         let access = provider.access(&stack.cluster).await?;
-        let client = KubeClient::from_client(cluster::client_for(&access).await?, stack.cluster.context_name());
+        let client = KubeClient::for_access(&access).await?;
         Some(kube::project_status(&client, &stack.project).await?)
     } else {
         None
     };
-    let healthy = cluster.state == ClusterState::Running && workloads.as_ref().is_some_and(ProjectStatus::all_ready);
+    // A stopped registry is not healthy either: the next rollout or restart cannot pull.
+    let registry_runs = registry.as_ref().is_none_or(|r| r["running"].as_bool() == Some(true));
+    let healthy = cluster.state == ClusterState::Running
+        && registry_runs
+        && workloads.as_ref().is_some_and(ProjectStatus::all_ready);
 
     if args.json {
         let report = json!({
@@ -72,8 +75,12 @@ pub async fn run(session: &Session<'_>, args: StatusArgs) -> anyhow::Result<Exit
             } else {
                 "absent"
             };
+            let fix = match state {
+                "running" => "",
+                _ => "; `samestack up` starts it",
+            };
             println!(
-                "registry  {} at {} ({state})",
+                "registry  {} at {} ({state}){fix}",
                 r["name"].as_str().unwrap_or_default(),
                 r["address"].as_str().unwrap_or_default()
             );

@@ -257,7 +257,7 @@ pub struct ServiceConfig {
     /// Services this one talks to (`database` for the database): drives the NetworkPolicy allow-list.
     #[serde(default)]
     pub depends_on: Vec<String>,
-    /// HTTP endpoint for readiness and liveness probes (otherwise a TCP probe on the first port).
+    /// HTTP endpoints for the readiness and liveness probes (otherwise TCP probes on the first port).
     #[serde(default)]
     pub health: Option<HealthConfig>,
     /// Files copied into the running container by `samestack dev` instead of rebuilding.
@@ -309,12 +309,17 @@ fn default_port_name() -> String {
     "http".into()
 }
 
-/// HTTP health endpoint.
+/// HTTP health endpoints: readiness (`path`) and, optionally, liveness (`live`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthConfig {
-    /// HTTP path answering 2xx when healthy.
+    /// HTTP path answering 2xx when the service can take traffic, its dependencies included
+    /// (the readiness probe).
     pub path: String,
+    /// HTTP path answering 2xx while the process itself works, whatever its dependencies do
+    /// (the liveness and startup probes). Without it they connect to the port over TCP.
+    #[serde(default)]
+    pub live: Option<String>,
     /// Port serving it (defaults to the first port).
     #[serde(default)]
     #[schemars(range(min = 1))]
@@ -474,6 +479,17 @@ impl Classify for Error {
 }
 crate::classify!(Error);
 
+/// The postgres versions samestack has a pinned default image for.
+pub const POSTGRES_IMAGES: &[(&str, &str)] =
+    &[("15", "postgres:15.8"), ("16", "postgres:16.4"), ("17", "postgres:17.0")];
+
+/// Default postgres image for a major version when neither the config nor
+/// `SAMESTACK_POSTGRES_IMAGE` names one; `None` for a version samestack does not know (the
+/// loader then requires `database.image`, rather than guessing a tag that may not exist).
+pub fn default_postgres_image(version: &str) -> Option<&'static str> {
+    POSTGRES_IMAGES.iter().find(|(v, _)| *v == version).map(|(_, image)| *image)
+}
+
 /// Loads and validates the project file at `path`: the file itself, every path it names
 /// (inside the project directory, symlinks included), and every profile it lists (so a broken
 /// profile fails every command, not only the one that uses it).
@@ -613,7 +629,9 @@ pub fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
-fn suggest_label(s: &str) -> String {
+/// The name sanitiser: `s` made into a DNS-1123 label (lowercase, other characters become
+/// `-`, at most 63), `my-app` when nothing is left. Suggested in errors, and `init`'s default.
+pub fn suggest_label(s: &str) -> String {
     let mut out: String = s.to_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     while out.contains("--") {
         out = out.replace("--", "-");
@@ -790,8 +808,8 @@ pub fn validate(c: &Config, loc: &Locations) -> Vec<Problem> {
                 format!("`{}` is not a postgres version: expected e.g. \"15\"", db.version),
                 "write the major version, e.g. `version: \"15\"`".into(),
             );
-        } else if db.image.is_none() && crate::render::default_postgres_image(&db.version).is_none() {
-            let known: Vec<&str> = crate::render::POSTGRES_IMAGES.iter().map(|(v, _)| *v).collect();
+        } else if db.image.is_none() && default_postgres_image(&db.version).is_none() {
+            let known: Vec<&str> = POSTGRES_IMAGES.iter().map(|(v, _)| *v).collect();
             p(
                 "database.version",
                 format!(
@@ -966,6 +984,13 @@ pub fn validate(c: &Config, loc: &Locations) -> Vec<Problem> {
                         &format!("{path}.health.path"),
                         format!("health path `{}` must start with '/'", h.path),
                         format!("write `path: /{}`", h.path),
+                    );
+                }
+                if let Some(live) = h.live.as_ref().filter(|l| !l.starts_with('/')) {
+                    p(
+                        &format!("{path}.health.live"),
+                        format!("health path `{live}` must start with '/'"),
+                        format!("write `live: /{live}`"),
                     );
                 }
                 if h.port.is_none() && s.ports.is_empty() {

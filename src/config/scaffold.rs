@@ -63,17 +63,11 @@ pub fn project_file(a: &Answers) -> String {
     s
 }
 
-/// The project's own dev profile: the built-in one, to adjust.
-pub fn dev_profile() -> String {
+/// The project's own dev profile: `builtin` (the built-in dev profile's text), to adjust.
+pub fn dev_profile(builtin: &str) -> String {
     format!(
         "# This project's dev profile (overrides the built-in one). Only knobs listed in allowed_drift\n# may differ from prod; `samestack parity dev prod` checks it.\n{}",
-        crate::profile::builtin_text("dev")
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .collect::<Vec<_>>()
-            .join("\n")
-            + "\n"
+        builtin.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n") + "\n"
     )
 }
 
@@ -122,7 +116,7 @@ mod tests {
             let text = project_file(&a);
             crate::config::parse_str("samestack.yaml", text.as_bytes()).unwrap_or_else(|e| panic!("{e}\n{text}"));
         }
-        crate::profile::parse_file("dev", &dev_profile()).unwrap();
+        crate::profile::parse_file("dev", &dev_profile(crate::profile::builtin_text("dev").unwrap())).unwrap();
     }
 
     #[test]

@@ -6,14 +6,16 @@
 //! failing the whole `up` with a conflict — the same choice as `kubectl apply --server-side
 //! --force-conflicts` in a CD pipeline. Fields the templates do not set keep their other
 //! managers. One exception to "templates win": the replica count of a workload that a
-//! HorizontalPodAutoscaler in the same set scales. The templates give it for the first
-//! rollout (and for production, where the manifests are applied by other tools); after that
-//! the autoscaler owns it, and re-applying would scale the workload back on every `up`.
+//! HorizontalPodAutoscaler in the same set scales. The autoscaler owns it: a live workload
+//! keeps its live count, and a new one starts at the template's count or, when the template
+//! leaves it out (as the built-in templates do, so that production's `kubectl apply` never
+//! resets the scale), at the autoscaler's `minReplicas` — where the autoscaler would take it
+//! anyway, so the first rollout waits for the right number of pods.
 //!
 //! Change detection compares each object's content before and after its apply (see
 //! [`content`]), so a second `up` with the same manifests reports every object unchanged.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use ::kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
@@ -43,7 +45,7 @@ pub struct ApplyOptions {
     pub default_namespace: String,
     /// Nodes started again just before (a reboot): pods on them count as ready only once
     /// they turned Ready after the restart.
-    pub restart: Option<crate::cluster::Restart>,
+    pub restart: Option<super::readiness::Restart>,
 }
 
 impl Default for ApplyOptions {
@@ -193,54 +195,67 @@ pub async fn apply_waves_with(
     }
     let crd_kinds = kinds_defined_by_crds(&docs);
     let autoscaled = autoscaled_workloads(&docs, &options.default_namespace);
-    for doc in &docs {
-        let h = head(doc, 0)?;
-        let custom = crd_kinds.contains(&(group_of(h.api_version).to_string(), h.kind.to_string()));
-        if !custom && client.resolve(h.api_version, h.kind).await?.is_none() {
-            return Err(Error::UnknownKind {
-                api_version: h.api_version.into(),
-                kind: h.kind.into(),
-                name: h.name.into(),
-            });
+    let limit = options.wave_timeout + super::DIAGNOSIS_GRACE;
+    super::within(client, || "looking up the kinds of the manifests".into(), limit, async {
+        for doc in &docs {
+            let h = head(doc, 0)?;
+            let custom = crd_kinds.contains(&(group_of(h.api_version).to_string(), h.kind.to_string()));
+            if !custom && client.resolve(h.api_version, h.kind).await?.is_none() {
+                return Err(Error::UnknownKind {
+                    api_version: h.api_version.into(),
+                    kind: h.kind.into(),
+                    name: h.name.into(),
+                });
+            }
         }
-    }
+        Ok(())
+    })
+    .await?;
 
     let mut report = ApplyReport::default();
     let mut applied: BTreeSet<ObjectKey> = BTreeSet::new();
     for wave in plan_waves(&docs) {
-        let started = Instant::now();
-        let results: Vec<(ObjectKey, Change, ResourceType)> = stream::iter(wave.objects.iter())
-            .map(|doc| apply_one(client, doc, &options.default_namespace, &autoscaled))
-            .buffered(CONCURRENCY)
-            .try_collect()
-            .await?;
-        let apply_ms = started.elapsed().as_millis();
-        let ready_started = Instant::now();
-        if options.wait {
-            let targets: Vec<(ResourceType, ObjectKey)> =
-                results.iter().map(|(k, _, t)| (t.clone(), k.clone())).collect();
-            wait::wait_wave(client, wave.phase, &targets, options.wave_timeout, options.restart.as_ref()).await?;
-        }
-        if wave.phase == Phase::Foundation && !crd_kinds.is_empty() {
-            wait_until_served(client, &crd_kinds, options.wave_timeout).await?;
-        }
-        tracing::info!(wave = wave.phase.label(), objects = results.len(), "wave applied");
-        let objects = results
-            .into_iter()
-            .map(|(key, change, _)| {
-                applied.insert(key.clone());
-                ObjectChange { key, change }
-            })
-            .collect();
+        let what = || format!("applying wave \"{}\"", wave.phase.label());
         let wave_report =
-            WaveReport { phase: wave.phase, objects, apply_ms, ready_ms: ready_started.elapsed().as_millis() };
+            super::within(client, what, limit, apply_wave(client, &wave, options, &autoscaled, &crd_kinds)).await?;
+        applied.extend(wave_report.objects.iter().map(|o| o.key.clone()));
         on_wave(&wave_report);
         report.waves.push(wave_report);
     }
     if options.prune {
-        report.pruned = prune(client, project, &applied).await?;
+        report.pruned = super::within(client, || "pruning".into(), limit, prune(client, project, &applied)).await?;
     }
     Ok(report)
+}
+
+/// Applies one wave and waits until it is ready; readiness has what is left of the wave's
+/// timeout once the objects are applied.
+async fn apply_wave(
+    client: &KubeClient,
+    wave: &super::Wave,
+    options: &ApplyOptions,
+    autoscaled: &Autoscaled,
+    crd_kinds: &HashSet<(String, String)>,
+) -> Result<WaveReport> {
+    let started = Instant::now();
+    let results: Vec<(ObjectKey, Change, ResourceType)> = stream::iter(wave.objects.iter())
+        .map(|doc| apply_one(client, doc, &options.default_namespace, autoscaled))
+        .buffered(CONCURRENCY)
+        .try_collect()
+        .await?;
+    let apply_ms = started.elapsed().as_millis();
+    let ready_started = Instant::now();
+    let left = options.wave_timeout.saturating_sub(started.elapsed());
+    if options.wait {
+        let targets: Vec<(ResourceType, ObjectKey)> = results.iter().map(|(k, _, t)| (t.clone(), k.clone())).collect();
+        wait::wait_wave(client, wave.phase, &targets, left, options.restart.as_ref()).await?;
+    }
+    if wave.phase == Phase::Foundation && !crd_kinds.is_empty() {
+        wait_until_served(client, crd_kinds, left).await?;
+    }
+    tracing::info!(wave = wave.phase.label(), objects = results.len(), "wave applied");
+    let objects = results.into_iter().map(|(key, change, _)| ObjectChange { key, change }).collect();
+    Ok(WaveReport { phase: wave.phase, objects, apply_ms, ready_ms: ready_started.elapsed().as_millis() })
 }
 
 /// Refreshes discovery until the kinds of the new CRDs are served: the API server publishes
@@ -270,33 +285,44 @@ async fn wait_until_served(client: &KubeClient, kinds: &HashSet<(String, String)
 
 fn api_error(object: String, action: &'static str, source: ::kube::Error) -> Error {
     match &source {
-        ::kube::Error::Api(status) if matches!(status.code, 400 | 404 | 422) => {
-            Error::Rejected { object, message: status.message.clone(), source }
-        }
-        _ => Error::Api { action, object, source },
+        ::kube::Error::Api(status) if matches!(status.code, 400 | 404 | 422) => Error::Rejected {
+            object,
+            code: status.code,
+            message: crate::error::cap_message(&status.message, super::MAX_SERVER_MESSAGE),
+        },
+        _ => Error::Api { action, object, source: super::capped(source) },
     }
 }
 
-/// The workloads a HorizontalPodAutoscaler in `docs` scales: (kind, namespace, name).
-fn autoscaled_workloads(docs: &[Value], default_namespace: &str) -> HashSet<(String, String, String)> {
+/// A workload an autoscaler scales: (kind, namespace, name).
+type Autoscaled = HashMap<(String, String, String), Option<Value>>;
+
+/// The workloads a HorizontalPodAutoscaler in `docs` scales, each with the autoscaler's
+/// `minReplicas` (absent: Kubernetes' default of 1 applies).
+fn autoscaled_workloads(docs: &[Value], default_namespace: &str) -> Autoscaled {
     docs.iter()
         .filter(|d| str_at(d, "/kind") == Some("HorizontalPodAutoscaler"))
         .filter_map(|hpa| {
             let namespace = str_at(hpa, "/metadata/namespace").unwrap_or(default_namespace);
             let kind = str_at(hpa, "/spec/scaleTargetRef/kind")?;
             let name = str_at(hpa, "/spec/scaleTargetRef/name")?;
-            Some((kind.to_string(), namespace.to_string(), name.to_string()))
+            let min = hpa.pointer("/spec/minReplicas").filter(|m| m.is_u64()).cloned();
+            Some(((kind.to_string(), namespace.to_string(), name.to_string()), min))
         })
         .collect()
 }
 
-/// For a workload an autoscaler scales, applies the live replica count instead of the
-/// template's (see the module documentation). New workloads keep the template's.
-fn keep_live_replicas(doc: &mut Value, live: &DynamicObject) {
-    if let (Some(replicas), Some(spec)) =
-        (live.data.pointer("/spec/replicas"), doc.get_mut("spec").and_then(Value::as_object_mut))
-    {
-        spec.insert("replicas".into(), replicas.clone());
+/// The replica count to apply for a workload an autoscaler scales (see the module
+/// documentation): the live count when it exists, else the template's, else `min_replicas`.
+fn autoscaled_replicas(doc: &mut Value, live: Option<&DynamicObject>, min_replicas: Option<&Value>) {
+    let Some(spec) = doc.get_mut("spec").and_then(Value::as_object_mut) else { return };
+    let count = match live.and_then(|l| l.data.pointer("/spec/replicas")) {
+        Some(live) => Some(live),
+        None if spec.contains_key("replicas") => None,
+        None => min_replicas,
+    };
+    if let Some(count) = count {
+        spec.insert("replicas".into(), count.clone());
     }
 }
 
@@ -304,7 +330,7 @@ async fn apply_one(
     client: &KubeClient,
     doc: &Value,
     default_namespace: &str,
-    autoscaled: &HashSet<(String, String, String)>,
+    autoscaled: &Autoscaled,
 ) -> Result<(ObjectKey, Change, ResourceType)> {
     let h = head(doc, 0)?;
     let ty = client.resolve(h.api_version, h.kind).await?.ok_or_else(|| Error::UnknownKind {
@@ -325,10 +351,10 @@ async fn apply_one(
     }
     let api = client.api(&ty, namespace.as_deref());
     let before = api.get_opt(&key.name).await.map_err(|s| api_error(describe(&doc), "reading", s))?;
-    if let Some(live) = &before
-        && autoscaled.contains(&(key.kind.clone(), namespace.clone().unwrap_or_default(), key.name.clone()))
+    if let Some(min_replicas) =
+        autoscaled.get(&(key.kind.clone(), namespace.clone().unwrap_or_default(), key.name.clone()))
     {
-        keep_live_replicas(&mut doc, live);
+        autoscaled_replicas(&mut doc, before.as_ref(), min_replicas.as_ref());
     }
     let params = PatchParams::apply(MANAGER).force();
     let after = api
@@ -425,7 +451,13 @@ async fn prune(client: &KubeClient, project: &str, applied: &BTreeSet<ObjectKey>
         match api.delete(&doomed.key.name, &DeleteParams::background()).await {
             Ok(_) => {}
             Err(::kube::Error::Api(s)) if s.code == 404 => {}
-            Err(source) => return Err(Error::Api { action: "pruning", object: doomed.key.to_string(), source }),
+            Err(source) => {
+                return Err(Error::Api {
+                    action: "pruning",
+                    object: doomed.key.to_string(),
+                    source: super::capped(source),
+                });
+            }
         }
         tracing::info!(object = %doomed.key, "pruned");
         pruned.push(ObjectChange { key: doomed.key.clone(), change: Change::Pruned });
@@ -472,12 +504,13 @@ mod tests {
     }
 
     #[test]
-    fn an_autoscaled_workload_keeps_its_live_replica_count() {
+    fn an_autoscaled_workload_keeps_its_live_replica_count_and_starts_at_the_minimum() {
         let hpa = |ns: Option<&str>, name: &str| {
             let mut h = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": name},
                 "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}}});
             if let Some(ns) = ns {
                 h["metadata"]["namespace"] = json!(ns);
+                h["spec"]["minReplicas"] = json!(3);
             }
             h
         };
@@ -485,15 +518,30 @@ mod tests {
             [hpa(Some("shop"), "api"), hpa(None, "worker"), json!({"kind": "Deployment", "metadata": {"name": "web"}})];
         let scaled = autoscaled_workloads(&docs, "default");
         let key = |ns: &str, name: &str| ("Deployment".to_string(), ns.to_string(), name.to_string());
-        assert_eq!(scaled, [key("shop", "api"), key("default", "worker")].into());
+        assert_eq!(scaled, [(key("shop", "api"), Some(json!(3))), (key("default", "worker"), None)].into());
 
-        let mut doc = json!({"kind": "Deployment", "spec": {"replicas": 2, "paused": false}});
         let live: DynamicObject = serde_json::from_value(
             json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api"}, "spec": {"replicas": 5}}),
         )
         .unwrap();
-        keep_live_replicas(&mut doc, &live);
-        assert_eq!(doc["spec"], json!({"replicas": 5, "paused": false}));
+        let replicas = |spec: Value, live: Option<&DynamicObject>, min: Option<Value>| {
+            let mut doc = json!({"kind": "Deployment", "spec": spec});
+            autoscaled_replicas(&mut doc, live, min.as_ref());
+            doc["spec"].clone()
+        };
+        let three = Some(json!(3));
+        assert_eq!(
+            replicas(json!({"replicas": 2, "paused": false}), Some(&live), three.clone()),
+            json!({"replicas": 5, "paused": false})
+        );
+        assert_eq!(
+            replicas(json!({}), Some(&live), three.clone()),
+            json!({"replicas": 5}),
+            "live wins over the minimum"
+        );
+        assert_eq!(replicas(json!({}), None, three.clone()), json!({"replicas": 3}), "created at minReplicas");
+        assert_eq!(replicas(json!({"replicas": 2}), None, three), json!({"replicas": 2}), "or at the template's count");
+        assert_eq!(replicas(json!({}), None, None), json!({}), "Kubernetes' default when the HPA names no minimum");
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! The connection to one cluster: a kube-rs client built from a kubeconfig file and context,
-//! and a cached API discovery that maps apiVersion/kind to a resource and its scope.
+//! The connection to one cluster: the one builder of kube-rs clients ([`connect`]: from an
+//! [`Access`], with connect and read timeouts), and [`KubeClient`], a client with a cached API
+//! discovery that maps apiVersion/kind to a resource and its scope.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +15,58 @@ use tokio::sync::Mutex;
 
 use super::object::{group_of, version_of};
 use super::{Error, Result};
+
+/// A cluster that answers locally connects in milliseconds; a dead one should not hang a
+/// command for minutes.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// No single API response takes this long on a healthy cluster (lists, applies, logs tails).
+/// Long-lived streams (exec, port-forward) stay open: each write resets it, and kube pings
+/// every 60 s.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How to reach a cluster's API server from the host.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// A single-context kubeconfig (YAML) samestack owns, server address reachable from the host.
+    Kubeconfig { yaml: String, context: String },
+    /// A context in the user's own kubeconfig (the `existing` provider): `path` `None` =
+    /// kube's own lookup (`KUBECONFIG`, else `~/.kube/config`); `context` `None` = its current one.
+    UserContext { path: Option<PathBuf>, context: Option<String> },
+}
+
+/// The one way samestack builds a kube-rs client: from `access`, with [`CONNECT_TIMEOUT`] and
+/// [`READ_TIMEOUT`]. Returns the client and the API server's URL. Nothing is sent yet.
+pub async fn connect(access: &Access) -> Result<(Client, String)> {
+    let (mut config, shown) = match access {
+        Access::Kubeconfig { yaml, context } => {
+            let yaml_error = |source| Error::KubeconfigYaml { context: context.clone(), source };
+            let file = Kubeconfig::from_yaml(yaml).map_err(yaml_error)?;
+            let options = KubeConfigOptions { context: Some(context.clone()), ..Default::default() };
+            let config = Config::from_custom_kubeconfig(file, &options).await.map_err(yaml_error)?;
+            (config, PathBuf::from(format!("(samestack's kubeconfig of context {context})")))
+        }
+        Access::UserContext { path, context } => {
+            let shown = path.clone().unwrap_or_else(|| PathBuf::from("$KUBECONFIG or ~/.kube/config"));
+            let kubeconfig_error = |source| Error::Kubeconfig { path: shown.clone(), context: context.clone(), source };
+            let options = KubeConfigOptions { context: context.clone(), ..Default::default() };
+            let config = match path {
+                Some(path) => {
+                    let file = Kubeconfig::read_from(path).map_err(kubeconfig_error)?;
+                    Config::from_custom_kubeconfig(file, &options).await
+                }
+                None => Config::from_kubeconfig(&options).await,
+            }
+            .map_err(kubeconfig_error)?;
+            (config, shown)
+        }
+    };
+    config.connect_timeout = Some(CONNECT_TIMEOUT);
+    config.read_timeout = Some(READ_TIMEOUT);
+    config.reset_reader_on_write = true;
+    let server = config.cluster_url.to_string();
+    let client = Client::try_from(config).map_err(|source| Error::Client { path: shown, source })?;
+    Ok((client, server))
+}
 
 /// A connected cluster. Cheap to share by reference; the discovery is fetched once and
 /// refreshed after CRDs are applied.
@@ -40,16 +93,13 @@ impl KubeClient {
     /// Connects to the cluster of `context` (the file's current context when None) in the
     /// kubeconfig at `kubeconfig`. Nothing is sent to the server yet.
     pub async fn connect(kubeconfig: &Path, context: Option<&str>) -> Result<Self> {
-        let kubeconfig_error =
-            |source| Error::Kubeconfig { path: kubeconfig.to_path_buf(), context: context.map(str::to_string), source };
-        let file = Kubeconfig::read_from(kubeconfig).map_err(kubeconfig_error)?;
-        let options = KubeConfigOptions { context: context.map(str::to_string), ..Default::default() };
-        let mut config = Config::from_custom_kubeconfig(file, &options).await.map_err(kubeconfig_error)?;
-        // A local cluster answers in milliseconds; a dead one should not hang `up` for minutes.
-        config.connect_timeout = Some(Duration::from_secs(5));
-        let server = config.cluster_url.to_string();
-        let client =
-            Client::try_from(config).map_err(|source| Error::Client { path: kubeconfig.to_path_buf(), source })?;
+        let access = Access::UserContext { path: Some(kubeconfig.to_path_buf()), context: context.map(str::to_string) };
+        Self::for_access(&access).await
+    }
+
+    /// Connects through [`connect`]. Nothing is sent to the server yet.
+    pub async fn for_access(access: &Access) -> Result<Self> {
+        let (client, server) = connect(access).await?;
         Ok(Self::from_client(client, server))
     }
 

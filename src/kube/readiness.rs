@@ -33,11 +33,23 @@ fn condition_true(obj: &Value, type_: &str) -> bool {
     condition(obj, type_).and_then(|c| str_at(c, "/status")) == Some("True")
 }
 
+/// Stopped nodes started again (a reboot, `docker start`): statuses the API reported before
+/// `at` describe the cluster from before the restart. Made by the providers
+/// (`Restart::of_stopped` in [`crate::cluster`]); readiness and waits take it into account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restart {
+    /// The moment from which statuses count: just before the start, less a second, because
+    /// the API's timestamps are whole seconds.
+    pub at: k8s_openapi::jiff::Timestamp,
+    /// Kubernetes node names (the node containers' names).
+    pub nodes: Vec<String>,
+}
+
 /// After nodes were started again: a workload is ready only when each of its pods on those
 /// nodes has turned Ready since (Pods that finished or are going away do not count). Until
 /// the kubelets report, the API still shows the pods' readiness from before the restart, and
 /// the controllers' ready counts follow it.
-pub fn pods_ready_since(pods: &[Value], restart: &crate::cluster::Restart) -> Readiness {
+pub fn pods_ready_since(pods: &[Value], restart: &Restart) -> Readiness {
     for pod in pods {
         let on_restarted_node = str_at(pod, "/spec/nodeName").is_some_and(|n| restart.nodes.iter().any(|r| r == n));
         let finished = matches!(str_at(pod, "/status/phase"), Some("Succeeded" | "Failed"));
@@ -226,7 +238,7 @@ mod tests {
 
     #[test]
     fn after_a_restart_only_pods_ready_since_count_on_the_restarted_nodes() {
-        let restart = crate::cluster::Restart { at: "2026-11-22T08:00:00Z".parse().unwrap(), nodes: vec!["n1".into()] };
+        let restart = Restart { at: "2026-11-22T08:00:00Z".parse().unwrap(), nodes: vec!["n1".into()] };
         let pod = |name: &str, node: &str, phase: &str, ready_at: &str| {
             json!({"metadata": {"name": name}, "spec": {"nodeName": node}, "status": {"phase": phase,
                 "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": ready_at}]}})

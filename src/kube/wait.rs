@@ -14,10 +14,10 @@ use serde_json::Value;
 use super::client::{KubeClient, ResourceType};
 use super::diagnose::{Diagnosis, LOG_LINES, PodLog, diagnose, logs_wanted};
 use super::object::{ObjectKey, str_at};
+use super::readiness::Restart;
 use super::readiness::{Readiness, is_ready, pods_ready_since, pvc_ready, service_ready};
 use super::wave::Phase;
 use super::{Error, Result};
-use crate::cluster::Restart;
 
 /// Pods looked at per object in a diagnosis.
 const MAX_PODS: usize = 5;
@@ -111,14 +111,17 @@ async fn pods_of(client: &KubeClient, key: &ObjectKey, live: &Value) -> Result<V
 
 async fn get(client: &KubeClient, ty: &ResourceType, key: &ObjectKey) -> Result<Value> {
     let api = client.api(ty, key.namespace.as_deref());
-    let obj =
-        api.get(&key.name).await.map_err(|source| Error::Api { action: "reading", object: key.to_string(), source })?;
+    let obj = api.get(&key.name).await.map_err(|source| Error::Api {
+        action: "reading",
+        object: key.to_string(),
+        source: super::capped(source),
+    })?;
     Ok(serde_json::to_value(obj).unwrap_or(Value::Null))
 }
 
 fn list_error(what: &str, key: &ObjectKey) -> impl FnOnce(::kube::Error) -> Error {
     let object = format!("{what} for {key}");
-    move |source| Error::Api { action: "listing", object, source }
+    move |source| Error::Api { action: "listing", object, source: super::capped(source) }
 }
 
 async fn endpoint_slices(client: &KubeClient, key: &ObjectKey) -> Result<Vec<Value>> {

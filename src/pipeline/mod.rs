@@ -79,7 +79,7 @@ pub async fn converge(settings: &Settings, printer: &Printer) -> anyhow::Result<
 
     let step = steps.start("preflight");
     let engine = docker::connect().await?;
-    preflight::check_ports(&engine, &stack.project, &wanted_ports(stack)).await?;
+    preflight::check_ports(&engine, &stack.project, &stack.cluster.name, &wanted_ports(stack)).await?;
     build::require_local_images(&engine, &settings.preload).await?;
     steps.finish(step, "Docker answers; host ports free");
 
@@ -124,7 +124,7 @@ pub async fn converge(settings: &Settings, printer: &Printer) -> anyhow::Result<
         _ => BTreeMap::new(),
     };
 
-    let client = KubeClient::from_client(cluster.client().await?, context.clone());
+    let client = KubeClient::for_access(&cluster.access).await?;
     let mut ingress = None;
     if let Some(spec) = &stack.ingress {
         let step = steps.start("ingress");
@@ -140,7 +140,7 @@ pub async fn converge(settings: &Settings, printer: &Printer) -> anyhow::Result<
     let mut manifests = render_manifests(settings, images)?;
     render::replace_images(&mut manifests, &preloaded);
     let (ca, tls_secrets) = if serves_ingress(stack, &cluster) {
-        issue_tls_secrets(&client, &manifests, &stack.namespace).await?
+        issue_tls_secrets(&client, &manifests, &stack.namespace, &stack.state_dir.join("ca")).await?
     } else {
         (None, Vec::new())
     };
@@ -255,12 +255,22 @@ async fn build_images(
         ..BuildOptions::default()
     };
     let timeout = settings.build_timeout;
-    tokio::time::timeout(timeout, build::build_all(engine, specs, &options))
-        .await
-        .map_err(|_| {
-            anyhow::anyhow!("image builds did not finish within {}s\n  fix: raise --build-timeout", timeout.as_secs())
-        })?
-        .map_err(Into::into)
+    let timed_out =
+        || anyhow::anyhow!("image builds did not finish within {}s\n  fix: raise --build-timeout", timeout.as_secs());
+    let built =
+        tokio::time::timeout(timeout, build::build_all(engine, specs, &options)).await.map_err(|_| timed_out())?;
+    match (built, &settings.stack.registry) {
+        // The registry stopped since the registry step (a `docker stop`, an engine restart):
+        // start it again, once, and build on.
+        (Err(build::Error::RegistryUnreachable { .. }), Some(spec)) => {
+            let reg = registry::ensure(engine, spec).await?;
+            tracing::warn!(registry = reg.name, "the registry stopped answering; {} it", action_word(reg.action));
+            Ok(tokio::time::timeout(timeout, build::build_all(engine, specs, &options))
+                .await
+                .map_err(|_| timed_out())??)
+        }
+        (built, _) => built.map_err(Into::into),
+    }
 }
 
 fn apply_options(settings: &Settings, cluster: &Cluster, prune: bool) -> ApplyOptions {
@@ -308,12 +318,13 @@ async fn issue_tls_secrets(
     client: &KubeClient,
     manifests: &[Value],
     namespace: &str,
+    ca_dir: &std::path::Path,
 ) -> anyhow::Result<(Option<PathBuf>, Vec<Value>)> {
     let wanted = tls::wanted(manifests, namespace);
     if wanted.is_empty() {
         return Ok((None, Vec::new()));
     }
-    let ca = tls::LocalCa::load_or_create(&tls::LocalCa::default_dir())?;
+    let ca = tls::LocalCa::load_or_create(ca_dir)?;
     let mut issued = Vec::new();
     for w in &wanted {
         let secrets: Api<Secret> = Api::namespaced(client.raw().clone(), &w.namespace);
@@ -327,7 +338,8 @@ async fn issue_tls_secrets(
 
 /// Renders with real secret values (they go to the cluster, never to the terminal).
 fn render_manifests(settings: &Settings, images: BTreeMap<String, String>) -> anyhow::Result<Vec<Value>> {
-    let options = RenderOptions::from_env(&settings.project, images, true)?;
+    let env = |key: &str| settings.env.var(key);
+    let options = RenderOptions::from_env(&settings.project, images, true, settings.postgres_image.clone(), &env)?;
     Ok(render::render(&settings.project, &settings.profile, &options)?.values())
 }
 

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 /// The label the templates give every object of a service, with the service's name as value.
-pub const SERVICE_LABEL: &str = "app.kubernetes.io/name";
+pub use crate::labels::NAME as SERVICE_LABEL;
 
 /// Whether `manifest` is one of `service`'s objects (its Deployment, Service, Ingress, HPA...).
 pub fn belongs_to(manifest: &Value, service: &str) -> bool {

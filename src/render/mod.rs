@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::{self, DATABASE_NAME, Project};
 use crate::error::{Classify, ErrorKind};
+use crate::labels;
 use crate::profile::ProfileSettings;
 
 static BUILTIN: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/templates");
@@ -27,19 +28,15 @@ const PER_SECRET: &str = "secret.yaml";
 const DATABASE: &str = "database.yaml";
 const MIGRATIONS: &str = "migrations.yaml";
 
-/// Shown instead of secret values unless `--reveal`.
-pub const REDACTED: &str = "<redacted>";
+/// The annotation on a Secret rendered without its values (no `--reveal`); its value names
+/// the keys left out.
+pub const REDACTED_ANNOTATION: &str = "dev.samestack/redacted";
+/// The annotation on an object whose name samestack completes with a hash of its `spec`
+/// (the migrations Job: its pod template is immutable); the value is the name's stem.
+pub const NAME_BY_SPEC_ANNOTATION: &str = "dev.samestack/name-by-spec";
 
-/// The postgres versions samestack has a pinned default image for.
-pub const POSTGRES_IMAGES: &[(&str, &str)] =
-    &[("15", "postgres:15.8"), ("16", "postgres:16.4"), ("17", "postgres:17.0")];
-
-/// Default postgres image for a major version when neither the config nor
-/// `SAMESTACK_POSTGRES_IMAGE` names one; `None` for a version samestack does not know (the
-/// loader then requires `database.image`, rather than guessing a tag that may not exist).
-pub fn default_postgres_image(version: &str) -> Option<&'static str> {
-    POSTGRES_IMAGES.iter().find(|(v, _)| *v == version).map(|(_, image)| *image)
-}
+/// The postgres default images, defined with the `database` section the loader checks.
+pub use crate::config::{POSTGRES_IMAGES, default_postgres_image};
 
 /// The image `render` uses for a built service when no build produced one:
 /// `localhost:<registry port>/<project>/<service>:unbuilt` (deterministic, never `latest`).
@@ -53,7 +50,8 @@ pub struct RenderOptions {
     /// Service name → image reference (from a build). Missing entries fall back to the
     /// service's `image:` or [`default_image`].
     pub images: BTreeMap<String, String>,
-    /// Postgres image override (the command passes `SAMESTACK_POSTGRES_IMAGE`).
+    /// Postgres image, as the settings resolved it (flag, `SAMESTACK_POSTGRES_IMAGE`,
+    /// `database.image`); `None`: the default for `database.version`.
     pub postgres_image: Option<String>,
     /// Secret name → value (see [`config::resolve_secrets`]); missing values render redacted.
     pub secrets: BTreeMap<String, String>,
@@ -62,16 +60,17 @@ pub struct RenderOptions {
 }
 
 impl RenderOptions {
-    /// Options from the process environment, as `render` and `up` use them: secret values
-    /// from their environment variables or files (an error names the missing one),
-    /// `SAMESTACK_POSTGRES_IMAGE`, and the given service images.
+    /// Options as `render` and `up` use them: secret values from their environment variables
+    /// (looked up through `env`) or files (an error names the missing one), the resolved
+    /// postgres image, and the given service images.
     pub fn from_env(
         project: &Project,
         images: BTreeMap<String, String>,
         reveal: bool,
+        postgres_image: Option<String>,
+        env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<RenderOptions, config::Error> {
-        let secrets = config::resolve_secrets(project, &|k| std::env::var(k).ok())?;
-        let postgres_image = std::env::var("SAMESTACK_POSTGRES_IMAGE").ok().filter(|s| !s.is_empty());
+        let secrets = config::resolve_secrets(project, env)?;
         Ok(RenderOptions { images, postgres_image, secrets, reveal })
     }
 }
@@ -339,7 +338,8 @@ pub fn render(project: &Project, profile: &ProfileSettings, opts: &RenderOptions
             })?;
             let lines = document_lines(&text);
             let lines = if lines.len() == docs.len() { lines } else { vec![0; docs.len()] };
-            for (d, line) in docs.into_iter().zip(lines).filter(|(d, _)| !d.is_null()) {
+            for (mut d, line) in docs.into_iter().zip(lines).filter(|(d, _)| !d.is_null()) {
+                name_by_spec(&mut d);
                 let shown = text.lines().nth(line.saturating_sub(1)).filter(|_| line > 0).unwrap_or("").trim_end();
                 let at = if line > 0 {
                     format!(", rendered line {line}: `{}`", config::yaml::clip(shown))
@@ -482,6 +482,51 @@ fn template_error(t: &Template, e: &minijinja::Error) -> Error {
     }))
 }
 
+/// Names an object that carries [`NAME_BY_SPEC_ANNOTATION`] `<stem>-<hash of its spec>`, so
+/// that any change to what an immutable object (a Job's pod template) would run gives a new
+/// object instead of a rejected update. Idempotent: run it again after changing the spec
+/// (`up` does, after pointing images at the local registry). Other objects are left alone.
+pub fn name_by_spec(doc: &mut Value) {
+    let Some(stem) = doc.pointer("/metadata/annotations").and_then(|a| a.get(NAME_BY_SPEC_ANNOTATION)) else {
+        return;
+    };
+    let Some(stem) = stem.as_str().map(str::to_owned) else { return };
+    let mut spec = String::new();
+    canonical_json(doc.get("spec").unwrap_or(&Value::Null), &mut spec);
+    doc["metadata"]["name"] = Value::String(format!("{stem}-{}", sha8(&[&spec])));
+}
+
+/// JSON with object keys sorted, whatever order the map keeps them in: a stable hash input.
+fn canonical_json(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical_json(&map[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
 fn sha8(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
@@ -498,19 +543,19 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
     let cost = c.cost_center.clone().unwrap_or_else(|| c.name.clone());
     let labels = |name: &str| {
         json!({
-            "app.kubernetes.io/name": name,
-            "app.kubernetes.io/part-of": c.name,
-            "app.kubernetes.io/managed-by": "samestack",
-            "dev.samestack.project": c.name,
-            "dev.samestack.owner": owner,
-            "dev.samestack.cost-center": cost,
+            (labels::NAME): name,
+            (labels::PART_OF): c.name,
+            (labels::MANAGED_BY): labels::MANAGER,
+            (labels::PROJECT): c.name,
+            (labels::OWNER): owner,
+            (labels::COST_CENTER): cost,
         })
     };
-    let selector = |name: &str| json!({ "app.kubernetes.io/name": name, "app.kubernetes.io/part-of": c.name });
+    let selector = |name: &str| json!({ (labels::NAME): name, (labels::PART_OF): c.name });
     let res = profile.size.resources();
     let resources = json!({
-        "requests": { "cpu": res.requests_cpu, "memory": res.requests_memory },
-        "limits": { "cpu": res.limits_cpu, "memory": res.limits_memory },
+        "requests": { "cpu": res.requests_cpu, "memory": res.requests_memory, "ephemeral-storage": res.requests_ephemeral },
+        "limits": { "cpu": res.limits_cpu, "memory": res.limits_memory, "ephemeral-storage": res.limits_ephemeral },
     });
 
     // Who talks to whom: client → target edges, including the migrations Job and backups.
@@ -564,8 +609,8 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
         .map(|(name, s)| {
             let main_port = s.ports.first().map(|p| p.port);
             let probe = match &s.health {
-                Some(h) => json!({ "type": "http", "path": h.path, "port": h.port.or(main_port) }),
-                None => json!({ "type": "tcp", "path": null, "port": main_port }),
+                Some(h) => json!({ "type": "http", "path": h.path, "live_path": h.live, "port": h.port.or(main_port) }),
+                None => json!({ "type": "tcp", "path": null, "live_path": null, "port": main_port }),
             };
             let ingress = s.ingress.as_ref().map(|i| {
                 let host = match &profile.ingress_domain {
@@ -601,16 +646,18 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
         .secrets
         .keys()
         .map(|name| {
+            // Redacted: no value at all rather than a fake one, so the Secret stays valid for the
+            // API server and applying it never replaces a real value (see docs/reference.md).
             let value = match (opts.reveal, opts.secrets.get(name)) {
-                (true, Some(v)) => json!(base64(v.as_bytes())),
-                _ => json!(REDACTED),
+                (true, Some(v)) => Some(base64(v.as_bytes())),
+                _ => None,
             };
-            json!({ "name": name, "value_b64": value, "labels": labels(name) })
+            json!({ "name": name, "redacted": value.is_none(), "value_b64": value, "labels": labels(name) })
         })
         .collect();
 
     let database = c.database.as_ref().map(|d| {
-        let image = d.image.clone().or_else(|| opts.postgres_image.clone()).unwrap_or_else(|| {
+        let image = opts.postgres_image.clone().or_else(|| d.image.clone()).unwrap_or_else(|| {
             // The loader refuses a version without a default unless `database.image` is set.
             default_postgres_image(&d.version).unwrap_or(POSTGRES_IMAGES[0].1).to_owned()
         });
@@ -632,10 +679,10 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
     let migrations = c.migrations.as_ref().and_then(|m| {
         let s = c.services.get(&m.service)?;
         let image = image_of(&m.service);
-        let hash = sha8(&[&image, &m.command.join("\u{1f}")]);
         Some(json!({
             "name": "migrations",
-            "job_name": format!("migrations-{hash}"),
+            // The stem: `render` appends a hash of the rendered Job's spec (see name_by_spec).
+            "job_name": "migrations",
             "service": m.service,
             "image": image,
             "command": m.command,
@@ -655,6 +702,8 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
         "requests_memory": scale(res.requests_memory, pods),
         "limits_cpu": scale(res.limits_cpu, pods),
         "limits_memory": scale(res.limits_memory, pods),
+        "requests_ephemeral": scale(res.requests_ephemeral, pods),
+        "limits_ephemeral": scale(res.limits_ephemeral, pods),
     });
 
     json!({
@@ -771,7 +820,7 @@ fn validate(project: &Project, profile: &ProfileSettings, produced: &[(Resource,
             }
             (true, None) => {}
         }
-        for key in ["app.kubernetes.io/managed-by", "dev.samestack.project"] {
+        for key in [labels::MANAGED_BY, labels::PROJECT] {
             if r.value.pointer("/metadata/labels").and_then(|l| l.get(key)).and_then(Value::as_str).is_none() {
                 return Err(invalid(
                     r,
@@ -791,6 +840,33 @@ fn validate(project: &Project, profile: &ProfileSettings, produced: &[(Resource,
         }
         if profile.name == "prod" {
             check_parity(r, t)?;
+        }
+    }
+    if profile.name == "prod" {
+        check_autoscaled_replicas(produced)?;
+    }
+    Ok(())
+}
+
+/// A workload an autoscaler scales must leave `spec.replicas` out: every apply of the
+/// production manifests would otherwise reset the count the autoscaler chose.
+fn check_autoscaled_replicas(produced: &[(Resource, String)]) -> Result<(), Error> {
+    let scaled: BTreeSet<(Option<&str>, &str, &str)> = produced
+        .iter()
+        .filter(|(r, _)| r.kind() == "HorizontalPodAutoscaler")
+        .filter_map(|(r, _)| {
+            let target = r.value.pointer("/spec/scaleTargetRef")?;
+            Some((r.namespace(), target.get("kind")?.as_str()?, target.get("name")?.as_str()?))
+        })
+        .collect();
+    for (r, t) in produced {
+        if r.value.pointer("/spec/replicas").is_some() && scaled.contains(&(r.namespace(), r.kind(), r.name())) {
+            return Err(invalid(
+                r,
+                t,
+                "sets spec.replicas although a HorizontalPodAutoscaler scales it: applying the manifests would reset the autoscaler's count",
+                "remove `replicas` from the workload; the autoscaler's minReplicas gives the starting count",
+            ));
         }
     }
     Ok(())
@@ -851,9 +927,6 @@ fn check_parity(r: &Resource, t: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Writes one file per resource into `dir`, all or nothing: files go to a temporary
-/// directory next to it, which then replaces `dir`. An existing `dir` may only hold a
-/// previous render (`*.yaml` files); anything else is refused.
 /// Points every container whose image is a key of `images` at the mapped reference, wherever a
 /// pod template is (Deployment, StatefulSet, Job, CronJob...). Used by `up --preload`.
 pub fn replace_images(manifests: &mut [Value], images: &BTreeMap<String, String>) {
@@ -881,9 +954,14 @@ pub fn replace_images(manifests: &mut [Value], images: &BTreeMap<String, String>
     }
     if !images.is_empty() {
         manifests.iter_mut().for_each(|m| walk(m, images));
+        // A Job named by its spec gets the name of its new spec.
+        manifests.iter_mut().for_each(name_by_spec);
     }
 }
 
+/// Writes one file per resource into `dir`, all or nothing: files go to a temporary
+/// directory next to it, which then replaces `dir`. An existing `dir` may only hold a
+/// previous render (`*.yaml` files); anything else is refused.
 ///
 /// With `revealed` (real secret values in the Secrets), the Secret files are written 0600
 /// from their creation and the directory is 0700; otherwise the directory is 0755.
@@ -1021,7 +1099,59 @@ mod tests {
         assert_eq!(service(&ctx2, "api")["image"], "r/api:1");
         assert_eq!(ctx2["database"]["image"], "pg:local");
         assert_eq!(ctx2["migrations"]["image"], "r/api:1");
-        assert_ne!(ctx["migrations"]["job_name"], ctx2["migrations"]["job_name"], "a new image reruns migrations");
+    }
+
+    fn migrations_job(profile: &ProfileSettings, opts: &RenderOptions) -> Value {
+        let set = render(&project(), profile, opts).unwrap();
+        let jobs: Vec<&Resource> = set.resources.iter().filter(|r| r.kind() == "Job").collect();
+        assert_eq!(jobs.len(), 1);
+        jobs[0].value.clone()
+    }
+
+    #[test]
+    fn the_migrations_job_is_named_by_its_whole_spec() {
+        let base = profile(false, None);
+        let job = migrations_job(&base, &RenderOptions::default());
+        let name = job["metadata"]["name"].as_str().unwrap().to_owned();
+        assert!(name.starts_with("migrations-") && name.len() == "migrations-".len() + 8, "{name}");
+        assert_eq!(migrations_job(&base, &RenderOptions::default())["metadata"]["name"], name, "stable");
+
+        // Anything in the pod template gives a new name: a Job's template is immutable.
+        let image = RenderOptions { images: [("api".to_owned(), "r/api:2".to_owned())].into(), ..Default::default() };
+        let log_level = ProfileSettings { log_level: LogLevel::Info, ..base.clone() };
+        let size = ProfileSettings { size: SizeClass::Medium, ..base.clone() };
+        for (what, other) in [
+            ("image", migrations_job(&base, &image)),
+            ("LOG_LEVEL", migrations_job(&log_level, &RenderOptions::default())),
+            ("resources", migrations_job(&size, &RenderOptions::default())),
+        ] {
+            assert_ne!(other["metadata"]["name"], name, "a new {what} must give a new Job");
+        }
+        // Knobs the Job does not use keep its name.
+        let replicas = ProfileSettings { replicas: 5, ..base.clone() };
+        assert_eq!(migrations_job(&replicas, &RenderOptions::default())["metadata"]["name"], name);
+    }
+
+    #[test]
+    fn naming_by_spec_is_idempotent_and_follows_a_replaced_image() {
+        let mut job = migrations_job(&profile(false, None), &RenderOptions::default());
+        let name = job["metadata"]["name"].clone();
+        name_by_spec(&mut job);
+        assert_eq!(job["metadata"]["name"], name);
+        let mut set = vec![job];
+        let image = set[0].pointer("/spec/template/spec/containers/0/image").unwrap().as_str().unwrap().to_owned();
+        replace_images(&mut set, &BTreeMap::from([(image, "localhost:5001/api@sha256:2".to_string())]));
+        assert_ne!(set[0]["metadata"]["name"], name, "the pod template changed, so the name did");
+        let mut plain = json!({"kind": "ConfigMap", "metadata": {"name": "c"}, "spec": {"a": 1}});
+        name_by_spec(&mut plain);
+        assert_eq!(plain["metadata"]["name"], "c", "only annotated objects are renamed");
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level() {
+        let mut out = String::new();
+        canonical_json(&json!({"b": [{"y": 1, "x": "s"}], "a": null}), &mut out);
+        assert_eq!(out, r#"{"a":null,"b":[{"x":"s","y":1}]}"#);
     }
 
     #[test]
@@ -1039,9 +1169,17 @@ mod tests {
     fn secrets_redacted_unless_revealed() {
         let mut opts =
             RenderOptions { secrets: [("pw".to_owned(), "hunter2".to_owned())].into(), ..Default::default() };
-        assert_eq!(context(&project(), &profile(false, None), &opts)["secrets"][0]["value_b64"], REDACTED);
+        let secret = |opts: &RenderOptions| {
+            let set = render(&project(), &profile(false, None), opts).unwrap();
+            set.resources.iter().find(|r| r.kind() == "Secret").unwrap().value.clone()
+        };
+        let redacted = secret(&opts);
+        assert_eq!(redacted.get("data"), None, "no placeholder value that could replace a real one");
+        assert_eq!(redacted["metadata"]["annotations"][REDACTED_ANNOTATION], "value");
         opts.reveal = true;
-        assert_eq!(context(&project(), &profile(false, None), &opts)["secrets"][0]["value_b64"], "aHVudGVyMg==");
+        let revealed = secret(&opts);
+        assert_eq!(revealed["data"]["value"], "aHVudGVyMg==");
+        assert_eq!(revealed["metadata"].get("annotations"), None);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Cluster tier for `samestack::kube`: apply in waves, re-apply without changes, change one
-//! object, prune, readiness failures with their diagnosis, status queries.
+//! object, prune, readiness failures with their diagnosis, status queries; the example's prod
+//! render passes the API server's validation as it is.
 //!
 //! The tests need a Kubernetes API server, found in this order:
 //! 1. `SAMESTACK_TEST_KUBECONFIG` (optionally `SAMESTACK_TEST_CONTEXT`): a real cluster, e.g.
@@ -328,8 +329,12 @@ async fn cluster_kube_unknown_kind_is_a_user_error_before_anything_is_applied() 
 }
 
 #[tokio::test]
-async fn cluster_kube_invalid_manifest_is_rejected_as_a_user_error() {
-    let Some(cluster) = cluster_or_skip("cluster_kube_invalid_manifest_is_rejected_as_a_user_error") else { return };
+async fn cluster_kube_a_manifest_the_server_rejects_is_reported_once_and_not_as_a_user_error() {
+    let Some(cluster) =
+        cluster_or_skip("cluster_kube_a_manifest_the_server_rejects_is_reported_once_and_not_as_a_user_error")
+    else {
+        return;
+    };
     let client = connect(cluster).await;
     let ns = unique_name("invalid");
     let set = vec![
@@ -337,8 +342,11 @@ async fn cluster_kube_invalid_manifest_is_rejected_as_a_user_error() {
         json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "bad", "namespace": ns}, "spec": {"ports": [{"port": 70000}]}}),
     ];
     let err = apply_waves(&client, &ns, &set, &ApplyOptions::default()).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::User, "{err}");
-    assert!(err.to_string().contains(&format!("Service {ns}/bad: rejected by the API server")), "{err}");
+    // Bad input never gets this far (it fails rendering, exit 2): what the server refuses is
+    // what samestack made of valid input.
+    assert_eq!(err.kind(), ErrorKind::Environment, "{err}");
+    assert!(err.to_string().contains(&format!("Service {ns}/bad: rejected by the API server (HTTP 422)")), "{err}");
+    assert!(std::error::Error::source(&err).is_none(), "the server's answer is in the message, once");
     cleanup(&client, &ns, None).await;
 }
 
@@ -355,15 +363,17 @@ async fn cluster_kube_autoscaled_replicas_are_not_reset_by_a_reapply() {
     let client = connect(cluster).await;
     let ns = unique_name("hpa");
     let hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web", "namespace": ns},
-        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 1, "maxReplicas": 4}});
-    let with_hpa =
-        vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}), deployment(&ns), hpa];
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}, "minReplicas": 2, "maxReplicas": 4}});
+    // As the built-in templates render it: no replica count under an autoscaler.
+    let mut unscaled = deployment(&ns);
+    unscaled["spec"].as_object_mut().unwrap().remove("replicas");
+    let with_hpa = vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}), unscaled, hpa];
     // No waiting: the API-only server has no controllers to roll the Deployment out.
     let options = ApplyOptions { wait: false, ..Default::default() };
     apply_waves(&client, &ns, &with_hpa, &options).await.expect("first apply");
     let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.raw().clone(), &ns);
     let replicas = || async { deployments.get("web").await.unwrap().spec.unwrap().replicas };
-    assert_eq!(replicas().await, Some(1), "a new workload starts at the template's count");
+    assert_eq!(replicas().await, Some(2), "a new autoscaled workload starts at the autoscaler's minReplicas");
 
     // The autoscaler scales it up through the scale subresource, as the HPA controller does.
     deployments
@@ -375,7 +385,7 @@ async fn cluster_kube_autoscaled_replicas_are_not_reset_by_a_reapply() {
     assert_eq!(replicas().await, Some(3), "the autoscaler's count stays");
 
     // Without an autoscaler the templates own the count again.
-    let without: Vec<Value> = with_hpa[..2].to_vec();
+    let without = vec![with_hpa[0].clone(), deployment(&ns)];
     let last = apply_waves(&client, &ns, &without, &options).await.expect("apply without the HPA");
     assert_eq!(last.pruned.len(), 1, "{}", last.summary());
     assert_eq!(replicas().await, Some(1));
@@ -599,4 +609,58 @@ async fn cluster_kube_workloads_become_ready_and_a_failing_job_shows_its_logs() 
     assert!(text.contains("exited with code 3"), "{text}");
     assert!(text.contains("| relation users already exists"), "{text}");
     cleanup(&client, &ns, None).await;
+}
+
+/// What `render --profile prod` hands to production is valid for the API server as it is:
+/// every object of the example's prod render, secrets redacted, passes a server-side dry-run
+/// apply with strict field validation (unknown or duplicate fields fail) in a fresh namespace.
+#[tokio::test]
+async fn cluster_kube_prod_render_passes_a_server_side_dry_run() {
+    let Some(cluster) = cluster_or_skip("cluster_kube_prod_render_passes_a_server_side_dry_run") else { return };
+    let client = connect(cluster).await;
+    let out = crate::render::on_example().args(["render", "--profile", "prod"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut docs: Vec<Value> = serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    assert!(docs.iter().any(|d| d["kind"] == "Secret" && d.get("data").is_none()), "the Secret is redacted");
+    // The objects go into a namespace of this test's own; the Namespace itself is created for
+    // real, since nothing in a namespace that does not exist can even be dry-run.
+    let ns = unique_name("prodrender");
+    for d in &mut docs {
+        if d["kind"] == "Namespace" {
+            d["metadata"]["name"] = json!(ns);
+        } else {
+            d["metadata"]["namespace"] = json!(ns);
+        }
+    }
+    let namespace = docs.iter().position(|d| d["kind"] == "Namespace").expect("a Namespace");
+    let namespace = docs.remove(namespace);
+    let namespaces: Api<Namespace> = Api::all(client.raw().clone());
+    namespaces
+        .patch(&ns, &PatchParams::apply("samestack-test"), &Patch::Apply(&namespace))
+        .await
+        .expect("the rendered Namespace applies");
+    let params = PatchParams {
+        dry_run: true,
+        force: true,
+        field_manager: Some("samestack-test".into()),
+        field_validation: Some(kube::api::ValidationDirective::Strict),
+    };
+    let mut rejected = Vec::new();
+    for d in &docs {
+        let (group, version) = match d["apiVersion"].as_str().unwrap().split_once('/') {
+            Some((g, v)) => (g, v),
+            None => ("", d["apiVersion"].as_str().unwrap()),
+        };
+        let gvk = kube::api::GroupVersionKind::gvk(group, version, d["kind"].as_str().unwrap());
+        let (resource, _) =
+            kube::discovery::pinned_kind(client.raw(), &gvk).await.expect("the API server serves the kind");
+        let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.raw().clone(), &ns, &resource);
+        let name = d["metadata"]["name"].as_str().unwrap();
+        if let Err(e) = api.patch(name, &params, &Patch::Apply(d)).await {
+            rejected.push(format!("{} {name}: {e}", d["kind"]));
+        }
+    }
+    cleanup(&client, &ns, None).await;
+    assert!(rejected.is_empty(), "the API server rejects the prod render:\n{}", rejected.join("\n"));
+    assert!(docs.len() > 20, "{} objects", docs.len());
 }

@@ -281,8 +281,8 @@ async fn cluster_native_provider_joins_an_agent_and_adds_a_registry_to_the_runni
 }
 
 #[tokio::test]
-async fn cluster_native_provider_finishes_a_create_that_was_interrupted_before_kubeadm() {
-    let test = "cluster_native_provider_finishes_a_create_that_was_interrupted_before_kubeadm";
+async fn cluster_native_provider_remakes_a_node_an_interrupted_create_left_created_with_privileged_set() {
+    let test = "cluster_native_provider_remakes_a_node_an_interrupted_create_left_created_with_privileged_set";
     let Some(node_image) = cluster_or_skip(test) else { return };
     let project = support::unique_name("cli");
     let _cleanup = support::ProjectCleanup(project.clone());
@@ -291,14 +291,34 @@ async fn cluster_native_provider_finishes_a_create_that_was_interrupted_before_k
     spec.node_image = Some(node_image.clone());
     let provider = DockerProvider::connect().await.unwrap();
 
-    // What an `up` stopped by Ctrl-C right after creating the node leaves behind.
+    // What an `up` interrupted (SIGINT, SIGKILL) ~1.5 s into the cluster step leaves: the node
+    // container created with `privileged` and never started. On an engine that refuses
+    // privileged containers, starting it fails with "unable to apply caps". The shared engine
+    // may carry a runtime that lifts the refusal; the node asks for the engine's own `runc`,
+    // which refuses wherever the capability bounding set lacks CAP_SYS_RESOURCE (this CI).
     let subnet = provider.ensure_network(&spec).await.unwrap();
     let address = subnet.and_then(|s| samestack::cluster::docker::address_plan(&s, 0)).map(|p| p.1);
     let name = samestack::cluster::docker::node_name(&project, "server", 0);
-    provider.create_node(&spec, &node_image, &name, "server", address.as_deref()).await.unwrap();
+    let mut body = samestack::cluster::docker::node_container(
+        &spec,
+        &node_image,
+        &name,
+        "server",
+        address.as_deref(),
+        samestack::cluster::kubeadm::Privileges::Privileged,
+    );
+    body.host_config.as_mut().unwrap().runtime = Some("runc".into());
+    let options = bollard::query_parameters::CreateContainerOptions { name: Some(name.clone()), ..Default::default() };
+    let left = provider.client().create_container(Some(options), body).await.unwrap().id;
+    let probe = docker(&["run", "--rm", "--runtime", "runc", "--privileged", BUSYBOX_IMAGE, "true"]).0;
+    eprintln!("{test}: the engine's runc {} privileged containers", if probe { "starts" } else { "refuses" });
 
+    // Refused or not, `ensure` ends with a cluster: a node that never ran holds nothing, and a
+    // started one never finished its bootstrap.
     let cluster = provider.ensure(&spec).await.unwrap();
     assert!(cluster.created, "the half-made cluster is made again");
+    let now = docker_ok(&["inspect", "--format", "{{.Id}} {{.State.Running}}", &name]);
+    assert!(now.ends_with(" true") && !now.starts_with(&left), "the node was made again and runs: {now}");
     let nodes = Api::<Node>::all(cluster.client().await.unwrap()).list(&ListParams::default()).await.unwrap();
     assert_eq!(nodes.items.len(), 1);
 

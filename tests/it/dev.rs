@@ -20,7 +20,12 @@ use kube::api::{AttachParams, DeleteParams, ListParams};
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
-use crate::up::{Stack, cluster_or_skip, replace_once};
+use crate::docker_fixture::{POSTGRES, PYTHON_BASE, REGISTRY_IMAGE, TRAEFIK};
+use crate::support::{Stack, replace_once};
+
+fn cluster_or_skip(test: &str) -> Option<String> {
+    crate::support::cluster_or_skip(test, &[PYTHON_BASE, POSTGRES, REGISTRY_IMAGE, TRAEFIK])
+}
 
 /// Long enough for a cold `up` on a loaded 2-core machine.
 const START_TIMEOUT: Duration = Duration::from_secs(900);
@@ -353,5 +358,5 @@ async fn cluster_dev_syncs_rebuilds_forwards_and_stops_cleanly() {
     assert!(again.interrupt().success(), "{}", again.stderr());
     drop(again);
     let purge = stack.samestack(&["down", "--purge"]);
-    assert!(purge.status.success(), "{}", crate::up::output_text(&purge));
+    assert!(purge.status.success(), "{}", crate::support::output_text(&purge));
 }

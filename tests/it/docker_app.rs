@@ -135,4 +135,12 @@ async fn docker_example_app_runs_read_only_against_the_test_postgres() {
     fx::wait_for("api /healthz 503 without a database", Duration::from_secs(30), || {
         fx::http(api_port, "GET", "/healthz", None).ok().filter(|(s, _)| *s == 503)
     });
+    fx::wait_for("worker /healthz 503 without a database", Duration::from_secs(60), || {
+        fx::http(worker_port, "GET", "/healthz", None).ok().filter(|(s, _)| *s == 503)
+    });
+    // Liveness is the process alone: a database outage must not get the pods restarted.
+    for (what, port) in [("api", api_port), ("worker", worker_port)] {
+        let (status, body) = fx::http(port, "GET", "/livez", None).unwrap();
+        assert_eq!(status, 200, "{what} /livez without a database: {body}");
+    }
 }

@@ -16,22 +16,6 @@ fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Removes what the test created even when it fails.
-struct Cleanup(String);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let ids = docker(&["ps", "-aq", "--filter", &format!("label=dev.samestack.project={}", self.0)]);
-        for id in ids.lines() {
-            docker(&["rm", "-fv", id]);
-        }
-        let nets = docker(&["network", "ls", "-q", "--filter", &format!("label=dev.samestack.project={}", self.0)]);
-        for id in nets.lines() {
-            docker(&["network", "rm", id]);
-        }
-    }
-}
-
 #[tokio::test]
 async fn docker_node_container_gets_the_privileges_the_engine_allows_and_delete_leaves_nothing() {
     if support::docker_or_skip("docker_node_container_gets_the_privileges_the_engine_allows_and_delete_leaves_nothing")
@@ -47,21 +31,35 @@ async fn docker_node_container_gets_the_privileges_the_engine_allows_and_delete_
         return;
     }
     let project = support::unique_name("nodes");
-    let _cleanup = Cleanup(project.clone());
+    let _cleanup = support::ProjectCleanup(project.clone());
     let spec = ClusterSpec::new(project.clone(), project.clone());
     let provider = DockerProvider::connect().await.unwrap();
     let subnet = provider.ensure_network(&spec).await.unwrap().expect("the network has an address plan");
     assert_eq!(provider.ensure_network(&spec).await.unwrap().as_deref(), Some(subnet.as_str()), "reused as it is");
+    // Whatever the engine allows, a node runs. On this CI's engine the test-environment runc
+    // shim (.ci/ensure-docker) lets privileged containers start, so a first node is privileged;
+    // an image asking for the real runc's behaviour is refused privileges again, and the
+    // provider falls back to the explicit set, removing the failed privileged container.
+    let plain = support::plain_runc_image(BUSYBOX, &project);
+    let allowed = |image: &str| {
+        Command::new("docker").args(["run", "--rm", "--privileged", image, "true"]).output().unwrap().status.success()
+    };
+    let expect = |image: &str| if allowed(image) { Privileges::Privileged } else { Privileges::Explicit };
+    let (_, first_address) = samestack::cluster::docker::address_plan(&subnet, 1).unwrap();
+    let first = format!("samestack-{project}-server-1");
+    let privileges = provider.create_node(&spec, BUSYBOX, &first, "server", Some(&first_address)).await.unwrap();
+    assert_eq!(privileges, expect(BUSYBOX), "{BUSYBOX}");
+    docker(&["rm", "-fv", &first]);
+
     let (_, address) = samestack::cluster::docker::address_plan(&subnet, 0).unwrap();
     let name = format!("samestack-{project}-server-0");
-    let privileges = provider.create_node(&spec, BUSYBOX, &name, "server", Some(&address)).await.unwrap();
-
-    // Whatever the engine allows, the node runs; where privileged is refused (this CI), the
-    // explicit set is used and the failed privileged container is gone.
-    let privileged_allowed =
-        Command::new("docker").args(["run", "--rm", "--privileged", BUSYBOX, "true"]).status().unwrap().success();
-    let expected = if privileged_allowed { Privileges::Privileged } else { Privileges::Explicit };
-    assert_eq!(privileges, expected);
+    let privileges = provider.create_node(&spec, &plain, &name, "server", Some(&address)).await.unwrap();
+    let expected = expect(&plain);
+    assert_eq!(privileges, expected, "{plain}");
+    if docker(&["info", "--format", "{{.DefaultRuntime}}"]) == "samestack-test-runc" {
+        // ensure-docker installs the shim only where the sandbox refuses privileged containers.
+        assert_eq!(expected, Privileges::Explicit, "the fallback must run behind the shim's plain escape hatch");
+    }
     let status = provider.status(&spec).await.unwrap();
     assert_eq!(status.nodes.len(), 1, "exactly one container: {:?}", status.nodes);
     assert!(status.nodes[0].running, "{:?}", status.nodes);

@@ -2,6 +2,7 @@
 //! `docker` / `cluster` in their names so a filter selects a tier.
 
 mod cli;
+mod cluster_kind;
 mod cluster_kube;
 mod cluster_native;
 mod config;
@@ -14,8 +15,10 @@ mod docker_nodes;
 mod docker_registry;
 mod doctor;
 mod errors;
+mod faults;
 mod init;
 mod parity;
 mod render;
+mod signals;
 mod support;
 mod up;

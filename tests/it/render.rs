@@ -87,9 +87,157 @@ fn every_document_has_the_ownership_labels() {
 fn secrets_are_redacted_unless_revealed() {
     let redacted = render_example("prod");
     assert!(!redacted.contains(PASSWORD) && !redacted.contains("c25hcHNob3QtcGFzc3dvcmQ="));
-    assert!(redacted.contains("<redacted>"));
+    // A redacted Secret is still a valid object: no data rather than a placeholder that is not
+    // base64 (or one that would overwrite the real value), and marked as redacted.
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&redacted).unwrap();
+    let secret = docs.iter().find(|d| d["kind"] == "Secret").unwrap();
+    assert_eq!(secret.get("data"), None, "{secret:#}");
+    assert_eq!(secret["metadata"]["annotations"]["dev.samestack/redacted"], "value", "{secret:#}");
     let revealed = ok(on_example().args(["render", "--profile", "prod", "--reveal"]).output().unwrap());
     assert!(revealed.contains("c25hcHNob3QtcGFzc3dvcmQ="), "base64 of the password");
+    assert!(!revealed.contains("dev.samestack/redacted"));
+}
+
+fn documents(profile: &str) -> Vec<serde_json::Value> {
+    serde_saphyr::from_multiple(&render_example(profile)).unwrap()
+}
+
+fn find<'a>(docs: &'a [serde_json::Value], kind: &str, name: &str) -> &'a serde_json::Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+#[test]
+fn autoscaled_deployments_leave_the_replica_count_to_their_autoscaler() {
+    for profile in ["dev", "ci", "prod"] {
+        let docs = documents(profile);
+        for hpa in docs.iter().filter(|d| d["kind"] == "HorizontalPodAutoscaler") {
+            let target = hpa["spec"]["scaleTargetRef"]["name"].as_str().unwrap();
+            let deployment = find(&docs, "Deployment", target);
+            assert_eq!(deployment["spec"].get("replicas"), None, "{profile}: Deployment {target} sets replicas");
+        }
+    }
+}
+
+#[test]
+fn liveness_checks_the_process_and_readiness_the_dependencies() {
+    let docs = documents("prod");
+    for (name, port) in [("api", 8080), ("worker", 8081)] {
+        let c = &find(&docs, "Deployment", name)["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(c["readinessProbe"]["httpGet"], serde_json::json!({"path": "/healthz", "port": port}), "{name}");
+        for probe in ["livenessProbe", "startupProbe"] {
+            assert_eq!(c[probe]["httpGet"], serde_json::json!({"path": "/livez", "port": port}), "{name} {probe}");
+        }
+        assert!(c["livenessProbe"].get("initialDelaySeconds").is_none(), "the startup probe guards slow starts");
+    }
+    let db = &find(&docs, "StatefulSet", "database")["spec"]["template"]["spec"]["containers"][0];
+    assert!(db["startupProbe"]["exec"].is_object(), "{db:#}");
+}
+
+#[test]
+fn a_service_without_a_liveness_path_gets_tcp_liveness() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "name: shop\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: [{ port: 80 }]\n    health: { path: /ready }\n";
+    project_with(dir.path(), yaml, &[]);
+    let out = ok(samestack()
+        .current_dir(dir.path())
+        .env_remove("SAMESTACK_FILE")
+        .args(["render", "--profile", "prod"])
+        .output()
+        .unwrap());
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&out).unwrap();
+    let c = &find(&docs, "Deployment", "web")["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/ready");
+    assert_eq!(c["livenessProbe"]["tcpSocket"], serde_json::json!({"port": 80}), "never the readiness path");
+    assert_eq!(c["startupProbe"]["tcpSocket"], serde_json::json!({"port": 80}));
+}
+
+#[test]
+fn replicas_spread_over_nodes_and_zones_without_blocking_one_node_clusters() {
+    let docs = documents("prod");
+    for name in ["api", "worker"] {
+        let spec = &find(&docs, "Deployment", name)["spec"]["template"]["spec"];
+        let constraints = spec["topologySpreadConstraints"].as_array().unwrap();
+        let keys: Vec<&str> = constraints.iter().map(|c| c["topologyKey"].as_str().unwrap()).collect();
+        assert_eq!(keys, ["kubernetes.io/hostname", "topology.kubernetes.io/zone"], "{name}");
+        for c in constraints {
+            assert_eq!(c["whenUnsatisfiable"], "ScheduleAnyway", "{name}: preferred, never a hard rule");
+            assert_eq!(
+                c["labelSelector"]["matchLabels"],
+                find(&docs, "Deployment", name)["spec"]["selector"]["matchLabels"]
+            );
+        }
+    }
+}
+
+#[test]
+fn every_container_has_ephemeral_storage_requests_and_limits_and_backups_do_not_pile_up() {
+    let docs = documents("prod");
+    let mut containers = 0;
+    for d in &docs {
+        let spec = match d["kind"].as_str().unwrap() {
+            "CronJob" => &d["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+            "Deployment" | "StatefulSet" | "Job" => &d["spec"]["template"]["spec"],
+            _ => continue,
+        };
+        for c in spec["containers"].as_array().unwrap() {
+            containers += 1;
+            for side in ["requests", "limits"] {
+                assert!(c["resources"][side]["ephemeral-storage"].is_string(), "{} {}: {side}", d["kind"], c["name"]);
+            }
+        }
+    }
+    assert_eq!(containers, 5, "api, worker, database, migrations, backup");
+    let backup = &find(&docs, "CronJob", "database-backup")["spec"];
+    assert_eq!(backup["concurrencyPolicy"], "Forbid");
+    assert_eq!(backup["startingDeadlineSeconds"], 3600);
+    assert_eq!(
+        (backup["successfulJobsHistoryLimit"].as_u64(), backup["failedJobsHistoryLimit"].as_u64()),
+        (Some(3), Some(3))
+    );
+}
+
+#[test]
+fn the_migrations_job_name_follows_its_pod_template_across_profiles() {
+    let name = |profile: &str| {
+        let docs = documents(profile);
+        let jobs: Vec<&serde_json::Value> = docs.iter().filter(|d| d["kind"] == "Job").collect();
+        assert_eq!(jobs.len(), 1);
+        jobs[0]["metadata"]["name"].as_str().unwrap().to_owned()
+    };
+    // dev and prod differ in LOG_LEVEL and size, ci and prod only in size: each a new Job, since
+    // a Job's pod template cannot be changed in place (`up --profile ci` after dev).
+    let (dev, ci, prod) = (name("dev"), name("ci"), name("prod"));
+    assert!(dev != ci && ci != prod && dev != prod, "{dev} {ci} {prod}");
+    assert_eq!(name("prod"), prod, "deterministic");
+}
+
+#[test]
+fn prod_render_refuses_replicas_under_an_autoscaler() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = include_str!("../../templates/service.yaml").replace(
+        "spec:\n  revisionHistoryLimit: 5",
+        "spec:\n  replicas: {{ profile.replicas }}\n  revisionHistoryLimit: 5",
+    );
+    assert!(svc.contains("replicas: {{ profile.replicas }}"));
+    project_with(dir.path(), SMALL, &[("service.yaml", &svc)]);
+    let run = |profile: &str| {
+        samestack()
+            .current_dir(dir.path())
+            .env_remove("SAMESTACK_FILE")
+            .args(["render", "--profile", profile])
+            .output()
+            .unwrap()
+    };
+    let out = run("prod");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Deployment shop/web (from service.yaml (templates/service.yaml) for service `web`"), "{err}");
+    assert!(err.contains("sets spec.replicas although a HorizontalPodAutoscaler scales it"), "{err}");
+    assert!(err.contains("fix: remove `replicas`"), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(run("dev").status.success(), "only prod enforces production parity");
 }
 
 #[test]

@@ -3,177 +3,20 @@
 //! pulling its images from the local registry through the wired mirror; a second `up` changes
 //! nothing; a config change touches only its resource and a resource gone from the templates is
 //! pruned; the app answers on the host through the ingress controller, also after the
-//! containers were stopped (a reboot); Ctrl-C in any step converges on the next `up`; `down`
+//! containers were stopped (a reboot); another profile on the same cluster converges; Ctrl-C in any step converges on the next `up`; `down`
 //! leaves only the registry, `down --purge` nothing. Docker tier: a taken port and a lost engine fail clearly.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Command;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use samestack::registry;
 
-use crate::docker_fixture::{self, POSTGRES, PYTHON_BASE, REGISTRY_IMAGE, TRAEFIK, docker, free_port};
-use crate::support;
-
-/// One test project: a copy of the example with a unique name and free ports, an isolated HOME
-/// (so the user's kubeconfig is a temp file), and a guard that removes every labelled object.
-pub(crate) struct Stack {
-    pub(crate) dir: tempfile::TempDir,
-    pub(crate) name: String,
-    pub(crate) registry_port: u16,
-    /// Host port mapped onto the node's 80: the ingress controller's HTTP entrypoint.
-    pub(crate) ingress_port: u16,
-    /// Host port mapped onto the node's 443.
-    pub(crate) https_port: u16,
-    _cleanup: support::ProjectCleanup,
-}
-
-impl Stack {
-    pub(crate) fn new() -> Stack {
-        let dir = tempfile::tempdir().unwrap();
-        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/guestbook");
-        copy_dir(&example, dir.path());
-        let name = support::unique_name("upit");
-        let registry_port = free_port();
-        let yaml = std::fs::read_to_string(dir.path().join("samestack.yaml")).unwrap();
-        let yaml = replace_once(&yaml, "\nname: guestbook\n", &format!("\nname: {name}\n"));
-        let yaml = replace_once(&yaml, "host_port: 5001", &format!("host_port: {registry_port}"));
-        let ingress_port = free_port();
-        let yaml =
-            replace_once(&yaml, "{ host: 8080, container: 80 }", &format!("{{ host: {ingress_port}, container: 80 }}"));
-        let https_port = free_port();
-        let yaml =
-            replace_once(&yaml, "{ host: 8443, container: 443 }", &format!("{{ host: {https_port}, container: 443 }}"));
-        std::fs::write(dir.path().join("samestack.yaml"), yaml).unwrap();
-        std::fs::create_dir_all(dir.path().join(".secrets")).unwrap();
-        std::fs::write(dir.path().join(".secrets/db-password"), "it-only-password").unwrap();
-        std::fs::create_dir_all(dir.path().join("home")).unwrap();
-        Stack { dir, _cleanup: support::ProjectCleanup(name.clone()), name, registry_port, ingress_port, https_port }
-    }
-
-    pub(crate) fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_samestack"));
-        command
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("HOME", self.dir.path().join("home"))
-            .env_remove("KUBECONFIG")
-            .env_remove("XDG_STATE_HOME")
-            .env("SAMESTACK_NODE_IMAGE", support::node_image())
-            .env("SAMESTACK_REGISTRY_IMAGE", REGISTRY_IMAGE)
-            .env("SAMESTACK_POSTGRES_IMAGE", POSTGRES)
-            .env("SAMESTACK_INGRESS_IMAGE", TRAEFIK);
-        command
-    }
-
-    pub(crate) fn samestack(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("samestack runs")
-    }
-
-    fn up_output(&self) -> Output {
-        let args = self.up_args();
-        self.samestack(&args.iter().map(String::as_str).collect::<Vec<_>>())
-    }
-
-    /// Postgres and the ingress controller are not built by the project: offline, they are
-    /// preloaded from the local engine.
-    pub(crate) fn up_args(&self) -> Vec<String> {
-        let base = format!("BASE_IMAGE={PYTHON_BASE}");
-        let preload = format!("{POSTGRES},{TRAEFIK}");
-        ["up", "--build-arg", &base, "--preload", &preload, "--ready-timeout", "420"].map(String::from).to_vec()
-    }
-
-    /// `GET path` through the ingress controller on the host port, with the Ingress's host
-    /// name; the status line and the body.
-    fn get_through_ingress(&self, host: &str, path: &str) -> (String, String) {
-        use std::io::{Read, Write};
-        let mut conn =
-            std::net::TcpStream::connect(("127.0.0.1", self.ingress_port)).expect("the ingress port answers");
-        conn.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
-        write!(conn, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
-        let mut response = String::new();
-        conn.read_to_string(&mut response).expect("a response");
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        (head.lines().next().unwrap_or_default().to_string(), body.to_string())
-    }
-
-    /// `GET path` over HTTPS through the ingress controller, by curl, trusting only the
-    /// development CA in this stack's HOME; curl's exit code and the HTTP status.
-    fn get_https(&self, host: &str, path: &str) -> (Option<i32>, String) {
-        let ca = self.dir.path().join("home/.local/state/samestack/ca/ca.crt");
-        let port = self.https_port;
-        let out = Command::new("curl")
-            .args(["-sS", "--max-time", "30", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
-            .arg(&ca)
-            .args(["--resolve", &format!("{host}:{port}:127.0.0.1"), &format!("https://{host}:{port}{path}")])
-            .output()
-            .expect("curl runs (CI installs it)");
-        (out.status.code(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
-    }
-
-    /// `up` with the offline images; panics with the output unless it succeeds.
-    fn up(&self) -> String {
-        let out = self.up_output();
-        let text = output_text(&out);
-        assert!(out.status.success(), "samestack up failed:\n{text}");
-        text
-    }
-
-    pub(crate) fn kubeconfig(&self) -> PathBuf {
-        self.dir.path().join("home/.kube/config")
-    }
-
-    fn edit(&self, from: &str, to: &str) {
-        let path = self.dir.path().join("samestack.yaml");
-        let yaml = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(&path, replace_once(&yaml, from, to)).unwrap();
-    }
-
-    /// Containers, networks and volumes labelled with this project, as `kind name` lines.
-    pub(crate) fn labelled_objects(&self) -> Vec<String> {
-        let label = format!("label=dev.samestack.project={}", self.name);
-        let mut found = Vec::new();
-        for (kind, args) in [
-            ("container", vec!["ps", "-a", "--format", "{{.Names}}", "--filter", &label]),
-            ("network", vec!["network", "ls", "--format", "{{.Name}}", "--filter", &label]),
-            ("volume", vec!["volume", "ls", "--format", "{{.Name}}", "--filter", &label]),
-            ("image", vec!["images", "--format", "{{.Repository}}", "--filter", &label]),
-        ] {
-            found.extend(docker(&args).lines().filter(|l| !l.is_empty()).map(|l| format!("{kind} {l}")));
-        }
-        found
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            std::fs::create_dir_all(&target).unwrap();
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-pub(crate) fn replace_once(text: &str, from: &str, to: &str) -> String {
-    assert_eq!(text.matches(from).count(), 1, "expected exactly one `{from}` in the example's samestack.yaml");
-    text.replacen(from, to, 1)
-}
-
-pub(crate) fn output_text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-}
-
-/// The line of `up`'s output for a step.
-fn step_line<'a>(output: &'a str, step: &str) -> &'a str {
-    output.lines().find(|l| l.starts_with(step)).unwrap_or_else(|| panic!("no `{step}` line in:\n{output}"))
-}
+use crate::docker_fixture::{self, POSTGRES, PYTHON_BASE, REGISTRY_IMAGE, TRAEFIK, docker};
+use crate::support::{self, Stack, output_text, step_line};
 
 /// Docker, the node image and the example's test images; skips loudly outside CI, fails in CI.
-pub(crate) fn cluster_or_skip(test: &str) -> Option<String> {
+fn cluster_or_skip(test: &str) -> Option<String> {
     support::cluster_or_skip(test, &[PYTHON_BASE, POSTGRES, REGISTRY_IMAGE, TRAEFIK])
 }
 
@@ -283,6 +126,25 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     let secrets: kube::Api<k8s_openapi::api::core::v1::Secret> =
         kube::Api::namespaced(client.raw().clone(), &stack.name);
     assert!(secrets.get_opt("api-tls").await.unwrap().is_none(), "the Ingress's TLS Secret was not pruned");
+
+    // Another profile on the same cluster converges. The migrations Job's pod template differs
+    // (LOG_LEVEL) and a Job's template is immutable: it is a new Job, named by its spec, which
+    // runs again; the old one is pruned.
+    let ci = stack.up_with(&["--profile", "ci"]);
+    assert!(step_line(&ci, "apply").contains("all ready"), "{ci}");
+    assert!(step_line(&ci, "apply").contains("1 created"), "{ci}");
+    assert!(step_line(&ci, "apply").contains(" 1 pruned"), "{ci}");
+    let jobs: kube::Api<k8s_openapi::api::batch::v1::Job> = kube::Api::namespaced(client.raw().clone(), &stack.name);
+    let names: Vec<String> = jobs
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|j| j.metadata.deletion_timestamp.is_none())
+        .filter_map(|j| j.metadata.name)
+        .collect();
+    assert_eq!(names.len(), 1, "the Job of the dev profile was not pruned: {names:?}");
 
     // `down` keeps only the registry (the image cache); `down --purge` leaves nothing.
     let down = stack.samestack(&["down"]);

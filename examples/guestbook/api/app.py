@@ -1,4 +1,5 @@
-"""Guestbook API: GET /healthz, GET /messages, POST /messages (JSON {"author", "body"}).
+"""Guestbook API: GET /healthz (ready: the database answers), GET /livez (the process serves),
+GET /messages, POST /messages (JSON {"author", "body"}).
 Python standard library HTTP server plus psycopg2; listens on $PORT (8080)."""
 
 import json
@@ -37,6 +38,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {"greeting": GREETING})
         if self.path == "/healthz":
             return self.healthz()
+        if self.path == "/livez":
+            # Liveness: this process answers. Never the database: an outage must not restart pods.
+            return self.send_json(200, {"status": "alive"})
         if self.path.split("?")[0] == "/messages":
             return self.list_messages()
         self.send_json(404, {"error": "not found"})
@@ -108,7 +112,7 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def log_message(self, fmt, *args):
-        if self.path != "/healthz":
+        if self.path not in ("/healthz", "/livez"):
             sys.stdout.write("%s %s\n" % (self.address_string(), fmt % args))
 
 

@@ -1,5 +1,6 @@
 """Guestbook worker: marks new messages as processed, in batches, and serves its health on
-$HEALTH_PORT (8081) at /healthz (200 while the last round reached the database recently)."""
+$HEALTH_PORT (8081): /healthz (ready: 200 while the last round reached the database recently)
+and /livez (alive: 200 while the work loop runs, whatever the database does)."""
 
 import json
 import os
@@ -64,8 +65,15 @@ def work():
         conn.close()
 
 
+# The work loop runs on its own thread so that liveness can tell whether it still runs.
+worker = threading.Thread(target=work, name="work", daemon=True)
+
+
 class Health(BaseHTTPRequestHandler):
     def do_GET(self):
+        if self.path == "/livez":
+            alive = worker.is_alive()
+            return self.reply(200 if alive else 503, {"status": "alive" if alive else "work loop ended"})
         if self.path != "/healthz":
             return self.reply(404, {"error": "not found"})
         fresh = time.monotonic() - state["last_ok"] < max(10.0, 5 * INTERVAL)
@@ -97,7 +105,8 @@ def main():
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print(f"guestbook worker polling every {INTERVAL}s, health on :{port}", flush=True)
-    work()
+    worker.start()
+    worker.join()
     server.shutdown()
 
 
