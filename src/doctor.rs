@@ -152,8 +152,8 @@ pub struct Facts {
 }
 
 /// Recommended inotify limits (what kind documents for many pods and file watchers).
-pub const RECOMMENDED_WATCHES: u64 = 524_288;
-pub const RECOMMENDED_INSTANCES: u64 = 512;
+pub const RECOMMENDED_WATCHES: u64 = crate::sync::watch::RECOMMENDED_WATCHES;
+pub const RECOMMENDED_INSTANCES: u64 = crate::sync::watch::RECOMMENDED_INSTANCES;
 const GIB: u64 = 1024 * 1024 * 1024;
 
 fn gib(bytes: u64) -> String {

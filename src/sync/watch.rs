@@ -19,6 +19,11 @@ use super::{Error, read_proc_u64};
 use crate::build::ignore::IgnoreRules;
 use crate::config::Project;
 
+/// Recommended inotify limits (what kind documents for many pods and file watchers); `doctor`
+/// recommends the same.
+pub const RECOMMENDED_WATCHES: u64 = 524_288;
+pub const RECOMMENDED_INSTANCES: u64 = 512;
+
 const MAX_USER_WATCHES: &str = "/proc/sys/fs/inotify/max_user_watches";
 const MAX_USER_INSTANCES: &str = "/proc/sys/fs/inotify/max_user_instances";
 
@@ -303,7 +308,7 @@ fn start_error(e: notify::Error, dir: &Path) -> Error {
     match &e.kind {
         notify::ErrorKind::Io(io) if io.raw_os_error() == Some(24) => {
             let limit = read_proc_u64(MAX_USER_INSTANCES).unwrap_or(128);
-            Error::InstanceLimit { limit, suggested: crate::doctor::RECOMMENDED_INSTANCES.max(limit * 2) }
+            Error::InstanceLimit { limit, suggested: RECOMMENDED_INSTANCES.max(limit * 2) }
         }
         _ => Error::Watch { path: dir.to_path_buf(), source: e },
     }
@@ -327,7 +332,7 @@ fn watch_error(e: notify::Error, path: &Path, wanted: usize) -> Error {
 /// The limit to advise: the recommended one, or room for this project's watches on top of the
 /// current limit, whichever is larger, rounded up to a power of two.
 pub fn suggested_watches(limit: u64, wanted: u64) -> u64 {
-    crate::doctor::RECOMMENDED_WATCHES.max((limit + wanted * 2).next_power_of_two())
+    RECOMMENDED_WATCHES.max((limit + wanted * 2).next_power_of_two())
 }
 
 #[cfg(test)]
@@ -336,7 +341,7 @@ mod tests {
 
     #[test]
     fn the_advised_limit_leaves_room_for_the_project() {
-        assert_eq!(suggested_watches(8192, 100), crate::doctor::RECOMMENDED_WATCHES);
+        assert_eq!(suggested_watches(8192, 100), RECOMMENDED_WATCHES);
         assert_eq!(suggested_watches(524_288, 200_000), 1_048_576);
     }
 
