@@ -47,7 +47,7 @@ pub enum Command {
     /// Create the cluster and registry, build images, apply manifests and wait until ready (idempotent)
     Up(UpArgs),
     /// `up`, then watch: sync changed files into pods, or rebuild and roll one service
-    Dev(UpArgs),
+    Dev(DevArgs),
     /// Ephemeral cluster: `up`, run a command against it, always tear down
     Ci(CiArgs),
     /// Render the manifests for a profile (the same templates production uses)
@@ -86,6 +86,21 @@ pub struct UpArgs {
     pub ready_timeout: u64,
     #[command(flatten)]
     pub kube: KubeconfigArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    #[command(flatten)]
+    pub up: UpArgs,
+    /// Stream the logs of these services only (comma-separated; default: every service)
+    #[arg(long, value_name = "SERVICE,...", value_delimiter = ',', conflicts_with = "no_logs")]
+    pub logs: Vec<String>,
+    /// Do not stream the pods' logs
+    #[arg(long)]
+    pub no_logs: bool,
+    /// One JSON line per reload on stdout (and a summary line at the end); nothing on stderr
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

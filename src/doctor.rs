@@ -139,6 +139,10 @@ pub struct Facts {
     pub builds: Vec<BuildFact>,
     pub inotify_max_user_watches: Option<u64>,
     pub inotify_max_user_instances: Option<u64>,
+    /// Directories `samestack dev` would watch for this project (one inotify watch each).
+    pub dev_watches: Option<u64>,
+    /// inotify watches this user's processes hold now (from /proc/*/fdinfo), when readable.
+    pub watches_in_use: Option<u64>,
     /// 1 or 2; None when /sys/fs/cgroup is not readable.
     pub cgroup_version: Option<u8>,
     pub disks: Vec<DiskFact>,
@@ -148,8 +152,8 @@ pub struct Facts {
 }
 
 /// Recommended inotify limits (what kind documents for many pods and file watchers).
-pub const RECOMMENDED_WATCHES: u64 = 524_288;
-pub const RECOMMENDED_INSTANCES: u64 = 512;
+pub const RECOMMENDED_WATCHES: u64 = crate::sync::watch::RECOMMENDED_WATCHES;
+pub const RECOMMENDED_INSTANCES: u64 = crate::sync::watch::RECOMMENDED_INSTANCES;
 const GIB: u64 = 1024 * 1024 * 1024;
 
 fn gib(bytes: u64) -> String {
@@ -328,8 +332,29 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
         .iter()
         .map(|(n, v, _)| format!("{n} {}", v.map(|v| v.to_string()).unwrap_or_else(|| "unknown".into())))
         .collect();
-    if low.is_empty() {
-        checks.push(check("inotify", Severity::Ok, shown.join(", "), None));
+    let dev_need = match (facts.inotify_max_user_watches, facts.dev_watches) {
+        (Some(limit), Some(need)) => {
+            let used = facts.watches_in_use.unwrap_or(0);
+            // Warn with room to spare: a branch switch adds directories while dev runs.
+            (used + need + need / 4 > limit).then_some((limit, used, need))
+        }
+        _ => None,
+    };
+    if let Some((limit, used, need)) = dev_need {
+        let suggested = crate::sync::watch::suggested_watches(limit.max(used + need), need);
+        checks.push(check(
+            "inotify",
+            Severity::Warn,
+            format!(
+                "`samestack dev` would watch {need} directories of this project; {used} of max_user_watches {limit} are in use: it would hit the limit"
+            ),
+            Some(format!(
+                "`sudo sysctl fs.inotify.max_user_watches={suggested}`, and persist it in /etc/sysctl.d/99-samestack.conf"
+            )),
+        ));
+    } else if low.is_empty() {
+        let dev = facts.dev_watches.map(|n| format!("; dev watches {n} directories")).unwrap_or_default();
+        checks.push(check("inotify", Severity::Ok, format!("{}{dev}", shown.join(", ")), None));
     } else {
         let set: Vec<String> = low.iter().map(|(n, _, rec)| format!("fs.inotify.{n}={rec}")).collect();
         checks.push(check(
@@ -525,6 +550,26 @@ pub fn missing_capabilities(status: &str, cap_last_cap: u32) -> Option<Vec<Strin
 
 // ---- I/O ----------------------------------------------------------------------------------
 
+/// inotify watches held by the processes this user can inspect: one `inotify wd:` line per
+/// watch in each inotify descriptor's /proc/PID/fdinfo entry.
+fn watches_in_use() -> Option<u64> {
+    let mut total = 0;
+    for process in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(fds) = std::fs::read_dir(process.path().join("fd")) else { continue };
+        for fd in fds.flatten() {
+            let is_inotify = std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == "anon_inode:inotify");
+            if !is_inotify {
+                continue;
+            }
+            let info = process.path().join("fdinfo").join(fd.file_name());
+            if let Ok(text) = std::fs::read_to_string(info) {
+                total += text.lines().filter(|l| l.starts_with("inotify wd:")).count() as u64;
+            }
+        }
+    }
+    Some(total)
+}
+
 fn read_u64(path: &str) -> Option<u64> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
@@ -654,6 +699,16 @@ pub async fn gather(project_file: &Path) -> Facts {
 
     facts.inotify_max_user_watches = read_u64("/proc/sys/fs/inotify/max_user_watches");
     facts.inotify_max_user_instances = read_u64("/proc/sys/fs/inotify/max_user_instances");
+    if let Ok(project) = crate::config::load(project_file) {
+        facts.dev_watches = tokio::task::spawn_blocking(move || {
+            let rules = crate::sync::watch::rules_for(&project).ok()?;
+            crate::sync::watch::watched_dirs(&rules).ok().map(|d| d.len() as u64)
+        })
+        .await
+        .ok()
+        .flatten();
+        facts.watches_in_use = tokio::task::spawn_blocking(watches_in_use).await.ok().flatten();
+    }
     facts.cgroup_version = if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
         Some(2)
     } else if Path::new("/sys/fs/cgroup").is_dir() {
@@ -746,6 +801,8 @@ mod tests {
             builds: vec![],
             inotify_max_user_watches: Some(1_048_576),
             inotify_max_user_instances: Some(1024),
+            dev_watches: Some(40),
+            watches_in_use: Some(1000),
             cgroup_version: Some(2),
             disks: vec![DiskFact { what: "project".into(), path: "/work".into(), free_bytes: 50 * GIB }],
             missing_capabilities: Some(vec![]),
@@ -763,6 +820,20 @@ mod tests {
         assert!(checks.iter().all(|c| c.fix.is_none()));
         assert!(find(&checks, "kind")[0].detail.contains("optional"));
         assert!(!Report::new(healthy()).blocks_up);
+    }
+
+    #[test]
+    fn inotify_warns_before_dev_would_reach_the_watch_limit() {
+        let mut facts = healthy();
+        facts.dev_watches = Some(200_000);
+        facts.watches_in_use = Some(900_000);
+        let inotify = find(&evaluate(&facts), "inotify")[0].clone();
+        assert_eq!(inotify.severity, Severity::Warn);
+        assert!(inotify.detail.contains("would watch 200000 directories"), "{}", inotify.detail);
+        assert!(inotify.fix.unwrap().contains("fs.inotify.max_user_watches=2097152"));
+        // Within the limit, the count is shown.
+        let ok = find(&evaluate(&healthy()), "inotify")[0].clone();
+        assert!(ok.severity == Severity::Ok && ok.detail.contains("dev watches 40 directories"), "{ok:?}");
     }
 
     #[test]

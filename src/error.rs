@@ -81,20 +81,6 @@ impl Classify for Bug {
 }
 classify!(Bug);
 
-/// A command that exists in the CLI but whose implementation has not landed yet.
-#[derive(Debug, thiserror::Error)]
-#[error("`samestack {command}` is not available yet in this version")]
-pub struct NotAvailable {
-    pub command: &'static str,
-}
-
-impl Classify for NotAvailable {
-    fn kind(&self) -> ErrorKind {
-        ErrorKind::User
-    }
-}
-classify!(NotAvailable);
-
 /// A signal stopped the command. Every step of `up` is idempotent, so the next run finishes the
 /// job: what an interrupted step left (a node container never started, a bootstrap without its
 /// CNI) is finished or made again, not taken for done.

@@ -28,6 +28,7 @@ pub mod profile;
 pub mod registry;
 pub mod render;
 pub mod settings;
+pub mod sync;
 pub mod tls;
 pub mod ui;
 

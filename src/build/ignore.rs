@@ -13,6 +13,8 @@ pub struct IgnoreRules {
 struct Pattern {
     tokens: Vec<Token>,
     exception: bool,
+    /// The line as written (for messages that say which rule decided).
+    text: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +48,7 @@ impl IgnoreRules {
                     None => (false, line),
                 };
                 let cleaned = clean(raw);
-                (!cleaned.is_empty()).then(|| Pattern { tokens: tokenize(&cleaned), exception })
+                (!cleaned.is_empty()).then(|| Pattern { tokens: tokenize(&cleaned), exception, text: line.to_string() })
             })
             .collect();
         IgnoreRules { patterns }
@@ -65,14 +67,47 @@ impl IgnoreRules {
 
     /// True when `path` (relative to the context root, `/`-separated) is excluded.
     pub fn is_excluded(&self, path: &str) -> bool {
+        self.excluded_by(path).is_some()
+    }
+
+    /// The pattern (as written) that excludes `path`, or None when the path is included.
+    pub fn excluded_by(&self, path: &str) -> Option<&str> {
         let path = path.trim_start_matches("./").trim_matches('/');
-        let mut excluded = false;
+        let mut decided: Option<&Pattern> = None;
         for pattern in &self.patterns {
             if pattern.matches_or_parent(path) {
-                excluded = !pattern.exception;
+                decided = Some(pattern);
             }
         }
-        excluded
+        decided.filter(|p| !p.exception).map(|p| p.text.as_str())
+    }
+
+    /// Parses a `.gitignore` into the same rules. Git differs from Docker in one way that
+    /// matters here: a pattern without a `/` before its end matches at any depth, so it becomes
+    /// `**/pattern`; a leading `/` anchors it at the root, as in Docker. A trailing `/` (git's
+    /// "directories only") is kept as a match of the directory and everything below it, so a
+    /// plain file of that name is dropped too (rare, and only ever over-ignores).
+    pub fn parse_gitignore(text: &str) -> Self {
+        let mut rules = IgnoreRules::default();
+        for line in text.lines() {
+            // Git keeps trailing spaces escaped with a backslash; plain ones are dropped.
+            let line = line.trim_end();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (exception, raw) = match line.strip_prefix('!') {
+                Some(rest) => (true, rest),
+                None => (false, line.strip_prefix('\\').unwrap_or(line)),
+            };
+            let body = raw.trim_end_matches('/');
+            let anchored = body.contains('/');
+            let pattern = if anchored { body.to_string() } else { format!("**/{body}") };
+            let cleaned = clean(&pattern);
+            if !cleaned.is_empty() {
+                rules.patterns.push(Pattern { tokens: tokenize(&cleaned), exception, text: line.to_string() });
+            }
+        }
+        rules
     }
 }
 
@@ -277,6 +312,30 @@ mod tests {
         assert!(rules.is_excluded("secret.env"));
         assert!(!rules.is_excluded("# a comment"));
         assert!(IgnoreRules::parse("# only\n").is_empty());
+    }
+
+    #[test]
+    fn the_deciding_pattern_is_named() {
+        let rules = IgnoreRules::parse("*.md\n!README.md\n**/*.pyc\n");
+        assert_eq!(rules.excluded_by("CHANGES.md"), Some("*.md"));
+        assert_eq!(rules.excluded_by("README.md"), None);
+        assert_eq!(rules.excluded_by("a/b.pyc"), Some("**/*.pyc"));
+        assert_eq!(rules.excluded_by("app.py"), None);
+    }
+
+    #[test]
+    fn gitignore_patterns_without_a_slash_match_at_any_depth() {
+        let rules = IgnoreRules::parse_gitignore("# c\n*.log\nbuild/\n/root-only\ndocs/*.tmp\n!keep.log\n");
+        assert_eq!(rules.excluded_by("a.log"), Some("*.log"));
+        assert_eq!(rules.excluded_by("x/y/a.log"), Some("*.log"));
+        assert_eq!(rules.excluded_by("x/keep.log"), None);
+        assert_eq!(rules.excluded_by("build/out.o"), Some("build/"));
+        assert_eq!(rules.excluded_by("src/build/out.o"), Some("build/"));
+        assert_eq!(rules.excluded_by("root-only"), Some("/root-only"));
+        assert_eq!(rules.excluded_by("sub/root-only"), None);
+        assert_eq!(rules.excluded_by("docs/a.tmp"), Some("docs/*.tmp"));
+        assert_eq!(rules.excluded_by("x/docs/a.tmp"), None);
+        assert_eq!(rules.excluded_by("src/main.rs"), None);
     }
 
     #[test]

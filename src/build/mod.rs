@@ -10,7 +10,7 @@
 mod context;
 mod dockerfile;
 mod engine;
-mod ignore;
+pub mod ignore;
 mod log;
 mod names;
 mod progress;

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 
 use crate::cancel::{self, Cancel, Signal};
 use crate::cli::{Cli, Command, GlobalArgs};
-use crate::error::NotAvailable;
 use crate::settings::Env;
 use crate::ui::Printer;
 
 mod ci;
+mod dev;
 mod doctor;
 mod down;
 pub mod init;
@@ -94,6 +94,7 @@ fn json(command: &Command) -> bool {
         Command::Doctor(args) => args.json,
         Command::Status(args) => args.json,
         Command::Ci(args) => args.json,
+        Command::Dev(args) => args.json,
         _ => false,
     }
 }
@@ -102,18 +103,17 @@ async fn dispatch(session: &Session<'_>, command: Command) -> anyhow::Result<Exi
     let cancel = &session.cancel;
     // Commands without a teardown of their own stop where they stand on a signal: dropping
     // their future cancels whatever they were waiting on, and each step is idempotent.
-    let name = match command {
-        Command::Up(args) => return up::run(session, args).await,
-        Command::Render(args) => return cancel.or_interrupted(render::run(session, args)).await,
-        Command::Parity(args) => return cancel.or_interrupted(parity::run(session, args)).await,
-        Command::Init(args) => return cancel.or_interrupted(init::run(session, args)).await,
-        Command::Schema(args) => return cancel.or_interrupted(schema::run(session, args)).await,
-        Command::Doctor(args) => return cancel.or_interrupted(doctor::run(session, args)).await,
-        Command::Status(args) => return cancel.or_interrupted(status::run(session, args)).await,
-        Command::Down(args) => return cancel.or_interrupted(down::run(session, args)).await,
-        Command::Dev(_) => "dev",
+    match command {
+        Command::Up(args) => up::run(session, args).await,
+        Command::Render(args) => cancel.or_interrupted(render::run(session, args)).await,
+        Command::Parity(args) => cancel.or_interrupted(parity::run(session, args)).await,
+        Command::Init(args) => cancel.or_interrupted(init::run(session, args)).await,
+        Command::Schema(args) => cancel.or_interrupted(schema::run(session, args)).await,
+        Command::Doctor(args) => cancel.or_interrupted(doctor::run(session, args)).await,
+        Command::Status(args) => cancel.or_interrupted(status::run(session, args)).await,
+        Command::Down(args) => cancel.or_interrupted(down::run(session, args)).await,
+        Command::Dev(args) => dev::run(session, args).await,
         // `ci` tears its environment down on a signal, so it watches `cancel` itself.
-        Command::Ci(args) => return ci::run(session, args).await,
-    };
-    Err(NotAvailable { command: name }.into())
+        Command::Ci(args) => ci::run(session, args).await,
+    }
 }

@@ -25,7 +25,7 @@ pub async fn run(session: &Session<'_>, args: UpArgs) -> anyhow::Result<ExitStat
 }
 
 /// The settings `up` converges to: its flags over the environment over samestack.yaml.
-fn resolve(session: &Session<'_>, args: &UpArgs) -> anyhow::Result<Settings> {
+pub(super) fn resolve(session: &Session<'_>, args: &UpArgs) -> anyhow::Result<Settings> {
     let project = config::load(&session.global.file)?;
     let overrides = Overrides {
         profile: Some(args.profile.clone()),

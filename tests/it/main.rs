@@ -7,6 +7,7 @@ mod cluster_kind;
 mod cluster_kube;
 mod cluster_native;
 mod config;
+mod dev;
 mod docker_app;
 mod docker_build;
 mod docker_fixture;

@@ -5,6 +5,7 @@ Python standard library HTTP server plus psycopg2; listens on $PORT (8080)."""
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +15,8 @@ import psycopg2
 import db
 
 MAX_BODY = 16 * 1024
+# `GET /` answers with this; edit it under `samestack dev` to see a hot reload.
+GREETING = "hello from the guestbook api"
 
 
 def row_to_json(row):
@@ -31,6 +34,8 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "guestbook-api/1"
 
     def do_GET(self):
+        if self.path == "/":
+            return self.send_json(200, {"greeting": GREETING})
         if self.path == "/healthz":
             return self.healthz()
         if self.path == "/livez":
@@ -113,7 +118,14 @@ class Handler(BaseHTTPRequestHandler):
 
 def main():
     port = int(os.environ.get("PORT", "8080"))
-    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    inherited = os.environ.pop("GUESTBOOK_LISTEN_FD", None)
+    if inherited:
+        # Re-exec'd on SIGHUP: keep serving on the socket the previous image listened on, so
+        # connections queue in its backlog instead of being refused (probes stay green).
+        server = ThreadingHTTPServer(("0.0.0.0", port), Handler, bind_and_activate=False)
+        server.socket = socket.socket(fileno=int(inherited))
+    else:
+        server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
     server.daemon_threads = True
 
     def stop(signum, _frame):
@@ -121,8 +133,19 @@ def main():
         print(f"signal {signum}: shutting down", flush=True)
         threading.Thread(target=server.shutdown, daemon=True).start()
 
+    def reload(signum, _frame):
+        # `samestack dev` synced new code and sent SIGHUP (`on_change` in samestack.yaml): the
+        # process replaces itself with a fresh interpreter on the new files, keeping PID 1 (the
+        # pod is not restarted) and handing over the listening socket.
+        print(f"signal {signum}: reloading", flush=True)
+        fd = server.socket.fileno()
+        os.set_inheritable(fd, True)
+        os.environ["GUESTBOOK_LISTEN_FD"] = str(fd)
+        os.execv(sys.executable, [sys.executable] + sys.argv)
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reload)
     print(f"guestbook api listening on :{port}", flush=True)
     server.serve_forever()
     server.server_close()

@@ -1,0 +1,326 @@
+//! `samestack dev`: converge the stack as `up` does, then watch until Ctrl-C. Each settled
+//! batch of file changes is planned per service ([`crate::sync::plan`]): a sync copies the
+//! files into the running pods and runs `on_change`; anything else rebuilds, pushes and rolls
+//! that one service. Every reload prints its save→running latency; port-forwards and log
+//! streams run alongside. Ctrl-C ends the watcher, the forwards, the log streams and any exec
+//! in flight; the cluster stays up (it is `up`'s), and the next `dev` reuses all of it.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use tokio::task::JoinSet;
+
+use crate::cli::DevArgs;
+use crate::commands::{ExitStatus, Session};
+use crate::pipeline::{self, Stack};
+use crate::settings::Settings;
+use crate::sync::copy::{self, Failure, Target};
+use crate::sync::debounce::Debouncer;
+use crate::sync::latency::{Kind, Latencies, Reload};
+use crate::sync::plan::{self, Action, Copy};
+use crate::sync::watch::{self, Watcher};
+use crate::sync::{forward, logs};
+use crate::ui::{Output, Printer};
+
+pub async fn run(session: &Session<'_>, args: DevArgs) -> anyhow::Result<ExitStatus> {
+    let settings = super::up::resolve(session, &args.up)?;
+    let printer = session.printer;
+    let cancel = &session.cancel;
+    let unknown: Vec<&String> =
+        args.logs.iter().filter(|s| !settings.project.config.services.contains_key(*s)).collect();
+    if !unknown.is_empty() {
+        let known: Vec<&String> = settings.project.config.services.keys().collect();
+        return Err(crate::settings::FlagError {
+            flag: "--logs".into(),
+            problem: format!("unknown service(s) {unknown:?} (services: {known:?})"),
+            fix: "name services of samestack.yaml, comma-separated".into(),
+        }
+        .into());
+    }
+    let mut stack = cancel.or_interrupted(pipeline::converge(&settings, &printer)).await?;
+
+    let started = Instant::now();
+    let rules = watch::rules_for(&settings.project)?;
+    let mut watcher = cancel.or_interrupted(async { Ok(Watcher::start(rules).await?) }).await?;
+    let mut background = JoinSet::new();
+    let forwards = cancel.or_interrupted(start_forwards(&settings, &stack, &mut background)).await?;
+    for f in &forwards {
+        let moved = if f.moved() { format!(" (127.0.0.1:{} is taken)", f.port) } else { String::new() };
+        printer.line(format!("forward    {}:{} → 127.0.0.1:{}{moved}", f.service, f.port, f.local));
+        json_line(
+            &printer,
+            serde_json::json!({ "forward": { "service": f.service, "port": f.port, "local": f.local } }),
+        )?;
+    }
+    if !args.no_logs {
+        let services = if args.logs.is_empty() {
+            settings.project.config.services.keys().cloned().collect()
+        } else {
+            args.logs.clone()
+        };
+        let log_settings = logs::LogSettings {
+            namespace: settings.stack.namespace.clone(),
+            selector: format!("app.kubernetes.io/part-of={}", settings.stack.project),
+            services,
+            colour: printer.output() == Output::Progress,
+        };
+        background.spawn(logs::stream(stack.client.raw().clone(), log_settings));
+    }
+    printer.line(format!(
+        "watching   {} directories of {} build context(s) in {}; Ctrl-C to stop",
+        watcher.watched(),
+        watcher.rules().services.len(),
+        crate::ui::format_duration(started.elapsed())
+    ));
+    let watching = serde_json::json!({ "directories": watcher.watched(), "seconds": started.elapsed().as_secs_f64() });
+    json_line(&printer, serde_json::json!({ "watching": watching }))?;
+
+    let mut dev = Dev { settings: &settings, printer, latencies: Latencies::default(), no_tar: BTreeSet::new() };
+    let mut debouncer = Debouncer::default();
+    let outcome = loop {
+        let deadline = debouncer.deadline().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            () = cancel.cancelled() => break Ok(()),
+            event = watcher.next() => match event {
+                None => break Ok(()),
+                Some(first) => {
+                    // Everything that queued up (during a reload) joins the batch before it is judged.
+                    for event in std::iter::once(first).chain(std::iter::from_fn(|| watcher.try_next())) {
+                        match event {
+                            Ok((at, paths)) => paths.into_iter().for_each(|p| debouncer.push(p, at)),
+                            // A new directory beyond the watch limit: said, and the loop goes on.
+                            Err(e) => printer.line(format!("error: {e}")),
+                        }
+                    }
+                }
+            },
+            () = sleep_until(deadline), if deadline.is_some() => {
+                let Some(batch) = debouncer.take_ready(Instant::now()) else { continue };
+                tokio::select! {
+                    () = cancel.cancelled() => break Ok(()),
+                    result = dev.reload(&mut stack, &mut watcher, batch) => if let Err(e) = result { break Err(e) },
+                }
+            }
+        }
+    };
+    // Ends every forward, open connection and log stream; dropping the watcher removes its watches.
+    background.shutdown().await;
+    drop(watcher);
+    match printer.output() {
+        Output::Json => {
+            printer.stdout(&(serde_json::json!({ "summary": dev.latencies.summary() }).to_string() + "\n"))?
+        }
+        _ => printer.line(dev.latencies.summary()),
+    }
+    outcome?;
+    Ok(ExitStatus::Success)
+}
+
+/// With `--json`: one line on stdout (forwards, watching, each reload, the summary).
+fn json_line(printer: &Printer, value: impl serde::Serialize) -> anyhow::Result<()> {
+    if printer.output() == Output::Json {
+        printer.stdout(&(serde_json::to_string(&value)? + "\n"))?;
+    }
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Binds a local port for every service port and spawns its forward.
+async fn start_forwards(
+    settings: &Settings,
+    stack: &Stack,
+    background: &mut JoinSet<()>,
+) -> anyhow::Result<Vec<forward::Forward>> {
+    let mut forwards = Vec::new();
+    let mut taken: Vec<u16> = Vec::new();
+    for (service, config) in &settings.project.config.services {
+        for port in &config.ports {
+            let (listener, local) = forward::bind(service, port.port, &taken).await?;
+            taken.push(local);
+            forwards.push(forward::Forward { service: service.clone(), port: port.port, local });
+            background.spawn(forward::serve(
+                listener,
+                stack.client.raw().clone(),
+                settings.stack.namespace.clone(),
+                pod_selector(settings, service),
+                port.port,
+            ));
+        }
+    }
+    Ok(forwards)
+}
+
+fn pod_selector(settings: &Settings, service: &str) -> String {
+    format!("app.kubernetes.io/name={service},app.kubernetes.io/part-of={}", settings.stack.project)
+}
+
+/// The loop's state between reloads.
+struct Dev<'a> {
+    settings: &'a Settings,
+    printer: Printer,
+    latencies: Latencies,
+    /// Services whose image cannot receive files (no `sh` or `tar`): they rebuild instead.
+    no_tar: BTreeSet<String>,
+}
+
+impl Dev<'_> {
+    /// Plans a settled batch and runs each service's action. Only a failure of the loop's own
+    /// machinery is an error; a failed reload is reported and the loop goes on.
+    async fn reload(
+        &mut self,
+        stack: &mut Stack,
+        watcher: &mut Watcher,
+        batch: crate::sync::debounce::Batch,
+    ) -> anyhow::Result<()> {
+        let project_file = watcher
+            .rules()
+            .project_dir
+            .join(self.settings.project.file.file_name().unwrap_or_else(|| std::ffi::OsStr::new("samestack.yaml")));
+        if batch.paths.contains(&project_file) {
+            self.printer.line(format!(
+                "note: {} changed; restart `samestack dev` to apply it (sync and rebuilds use the settings it started with)",
+                project_file.display()
+            ));
+        }
+        let rules_changed =
+            batch.paths.iter().any(|p| p.file_name().is_some_and(|n| n == ".gitignore" || n == ".dockerignore"));
+        if rules_changed {
+            watcher.set_rules(watch::rules_for(&self.settings.project)?);
+        }
+        let changed = watch::settle(batch.paths.iter().cloned());
+        let plan = plan::plan(watcher.rules(), &changed);
+        for dropped in &plan.dropped {
+            tracing::info!(path = %dropped.path.display(), rule = %dropped.rule, "ignored");
+        }
+        tracing::debug!(events = batch.events, paths = batch.paths.len(), actions = plan.actions.len(), "batch");
+        for (service, action) in plan.actions {
+            let reload = match action {
+                Action::Sync { files, deletions } if !self.no_tar.contains(&service) => {
+                    match self.sync(stack, &service, &files, &deletions, batch.first_event).await {
+                        Some(reload) => reload,
+                        None => {
+                            self.rebuild(stack, &service, "the image cannot receive files", batch.first_event).await
+                        }
+                    }
+                }
+                Action::Sync { .. } => {
+                    self.rebuild(stack, &service, "the image cannot receive files", batch.first_event).await
+                }
+                Action::Rebuild { reason } => self.rebuild(stack, &service, &reason, batch.first_event).await,
+            };
+            self.latencies.record(&reload);
+            self.printer.line(reload.human());
+            json_line(&self.printer, &reload)?;
+        }
+        Ok(())
+    }
+
+    /// Copies into every ready pod and runs `on_change`. None when the image cannot receive
+    /// files (said once; the service rebuilds from then on).
+    async fn sync(
+        &mut self,
+        stack: &Stack,
+        service: &str,
+        files: &[Copy],
+        deletions: &[String],
+        first_event: Instant,
+    ) -> Option<Reload> {
+        let client = stack.client.raw();
+        let target = Target {
+            service: service.to_string(),
+            namespace: self.settings.stack.namespace.clone(),
+            selector: pod_selector(self.settings, service),
+            container: service.to_string(),
+            on_change: self.settings.project.config.services.get(service).and_then(|s| s.on_change.clone()),
+        };
+        let reload = |ok: bool, pods: usize, detail: String| Reload {
+            service: service.to_string(),
+            kind: Kind::Sync,
+            ok,
+            seconds: first_event.elapsed().as_secs_f64(),
+            files: files.len(),
+            deletions: deletions.len(),
+            pods,
+            detail,
+            build_seconds: None,
+        };
+        let pods = match copy::ready_pods(client, &target.namespace, &target.selector).await {
+            Ok(pods) if !pods.is_empty() => pods,
+            Ok(_) => return Some(reload(false, 0, "no ready pod to sync into".into())),
+            Err(e) => return Some(reload(false, 0, format!("listing pods: {e}"))),
+        };
+        let owned = files.to_vec();
+        let archive = match tokio::task::spawn_blocking(move || copy::tar_of(&owned)).await {
+            Ok(Ok(archive)) => archive,
+            Ok(Err(e)) => return Some(reload(false, 0, format!("reading the changed files: {e}"))),
+            Err(e) => return Some(reload(false, 0, format!("reading the changed files: {e}"))),
+        };
+        let results = copy::sync_pods(client, &target, &pods, &archive, deletions).await;
+        let mut failures = Vec::new();
+        for result in &results {
+            match &result.result {
+                Ok(()) => {}
+                Err(Failure::NoTar { detail }) => {
+                    self.no_tar.insert(service.to_string());
+                    self.printer.line(format!(
+                        "{service}: pod {} cannot receive files ({detail}); this service rebuilds on every change from now on",
+                        result.pod
+                    ));
+                    return None;
+                }
+                Err(failure) => failures.push(format!("{}: {failure}", result.pod)),
+            }
+        }
+        // Running means ready: the pods that received the files still pass their probes.
+        let ready = copy::ready_pods(client, &target.namespace, &target.selector).await.unwrap_or_default();
+        let synced: BTreeSet<&str> = results.iter().map(|r| r.pod.as_str()).collect();
+        let still_ready =
+            ready.iter().filter(|p| p.metadata.name.as_deref().is_some_and(|n| synced.contains(n))).count();
+        if failures.is_empty() {
+            Some(reload(true, still_ready, String::new()))
+        } else {
+            Some(reload(false, results.len(), failures.join("\n")))
+        }
+    }
+
+    /// Builds (skipped when the digest is unchanged), pushes, re-renders with the new image,
+    /// applies only this service's objects and waits for its rollout.
+    async fn rebuild(&mut self, stack: &mut Stack, service: &str, reason: &str, first_event: Instant) -> Reload {
+        let settings = self.settings;
+        let mut build_seconds = None;
+        let outcome: anyhow::Result<usize> = async {
+            let built = stack.rebuild(settings, &self.printer, service).await?;
+            build_seconds = Some((built.scan_time + built.build_time + built.push_time).as_secs_f64());
+            let manifests = stack.render(settings)?;
+            stack.apply_service(settings, &manifests, service).await?;
+            let pods =
+                copy::ready_pods(stack.client.raw(), &settings.stack.namespace, &pod_selector(settings, service))
+                    .await
+                    .map(|p| p.len())
+                    .unwrap_or_default();
+            Ok(pods)
+        }
+        .await;
+        let (ok, pods, detail) = match outcome {
+            Ok(pods) => (true, pods, reason.to_string()),
+            Err(e) => (false, 0, format!("{reason}: {e:#}")),
+        };
+        Reload {
+            service: service.to_string(),
+            kind: Kind::Rebuild,
+            ok,
+            seconds: first_event.elapsed().as_secs_f64(),
+            files: 0,
+            deletions: 0,
+            pods,
+            detail,
+            build_seconds,
+        }
+    }
+}
