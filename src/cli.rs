@@ -71,6 +71,15 @@ pub struct UpArgs {
     /// Profile to deploy
     #[arg(short, long, default_value = "dev")]
     pub profile: String,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    #[command(flatten)]
+    pub kube: KubeconfigArgs,
+}
+
+/// The flags of the pipeline `up`, `dev` and `ci` share: builds, preloads, timeouts.
+#[derive(Debug, Args)]
+pub struct PipelineArgs {
     /// Build argument for every service's image, e.g. BASE_IMAGE=python:3.12-slim (repeatable; wins over samestack.yaml)
     #[arg(long = "build-arg", value_name = "KEY=VALUE")]
     pub build_args: Vec<String>,
@@ -84,8 +93,6 @@ pub struct UpArgs {
     /// Seconds each apply wave may take to become ready
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub ready_timeout: u64,
-    #[command(flatten)]
-    pub kube: KubeconfigArgs,
 }
 
 #[derive(Debug, Args)]
@@ -129,18 +136,8 @@ pub struct CiArgs {
     /// Print a summary as JSON on stdout: every step's timing, the outcome, the artifacts path
     #[arg(long)]
     pub json: bool,
-    /// Build argument for every service's image, as for `up` (repeatable)
-    #[arg(long = "build-arg", value_name = "KEY=VALUE")]
-    pub build_args: Vec<String>,
-    /// Copy an image from the local Docker engine into the registry, as for `up` (repeatable)
-    #[arg(long, value_name = "IMAGE", env = "SAMESTACK_PRELOAD", value_delimiter = ',')]
-    pub preload: Vec<String>,
-    /// Seconds all image builds and pushes may take together
-    #[arg(long, default_value_t = 1200, value_name = "SECONDS")]
-    pub build_timeout: u64,
-    /// Seconds each apply wave may take to become ready
-    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-    pub ready_timeout: u64,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
     /// The command to run against the environment, after `--`
     #[arg(last = true, required_unless_present = "remove", value_name = "CMD")]
     pub command: Vec<String>,

@@ -161,14 +161,9 @@ impl Plan {
         let dir = ephemeral::run_dir(&kubeconfig::state_dir(), &name);
         let kubeconfig = dir.join("kubeconfig");
         let overrides = Overrides {
-            profile: Some(args.profile.clone()),
-            build_args: settings::parse_build_args(&args.build_args)?,
-            preload: Some(args.preload.clone()),
-            build_timeout: Some(Duration::from_secs(args.build_timeout)),
-            ready_timeout: Some(Duration::from_secs(args.ready_timeout)),
             // The run's own file: the user's kubeconfig is never touched.
             kubeconfig: Some(kubeconfig.clone()),
-            ..Overrides::default()
+            ..super::pipeline_overrides(&args.profile, &args.pipeline)?
         };
         let services =
             project.config.services.iter().filter(|(_, s)| !s.ports.is_empty()).map(|(n, _)| n.clone()).collect();

@@ -5,8 +5,8 @@ use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use crate::cancel::{self, Cancel, Signal};
-use crate::cli::{Cli, Command, GlobalArgs};
-use crate::settings::Env;
+use crate::cli::{Cli, Command, GlobalArgs, PipelineArgs};
+use crate::settings::{self, Env, Overrides};
 use crate::ui::Printer;
 
 mod ci;
@@ -116,4 +116,16 @@ async fn dispatch(session: &Session<'_>, command: Command) -> anyhow::Result<Exi
         // `ci` tears its environment down on a signal, so it watches `cancel` itself.
         Command::Ci(args) => ci::run(session, args).await,
     }
+}
+
+/// The overrides the pipeline flags `up`, `dev` and `ci` share make, for `profile`.
+fn pipeline_overrides(profile: &str, args: &PipelineArgs) -> anyhow::Result<Overrides> {
+    Ok(Overrides {
+        profile: Some(profile.to_string()),
+        build_args: settings::parse_build_args(&args.build_args)?,
+        preload: Some(args.preload.clone()),
+        build_timeout: Some(std::time::Duration::from_secs(args.build_timeout)),
+        ready_timeout: Some(std::time::Duration::from_secs(args.ready_timeout)),
+        ..Overrides::default()
+    })
 }

@@ -2,8 +2,6 @@
 //! preflight, registry, cluster, images, render, apply in waves, readiness), report. A signal
 //! stops it at once: every step is idempotent, so the next `up` converges.
 
-use std::time::Duration;
-
 use anyhow::Context as _;
 
 use crate::cli::UpArgs;
@@ -28,13 +26,8 @@ pub async fn run(session: &Session<'_>, args: UpArgs) -> anyhow::Result<ExitStat
 pub(super) fn resolve(session: &Session<'_>, args: &UpArgs) -> anyhow::Result<Settings> {
     let project = config::load(&session.global.file)?;
     let overrides = Overrides {
-        profile: Some(args.profile.clone()),
-        build_args: settings::parse_build_args(&args.build_args)?,
-        preload: Some(args.preload.clone()),
-        build_timeout: Some(Duration::from_secs(args.build_timeout)),
-        ready_timeout: Some(Duration::from_secs(args.ready_timeout)),
         kubeconfig: args.kube.kubeconfig.clone(),
-        ..Overrides::default()
+        ..super::pipeline_overrides(&args.profile, &args.pipeline)?
     };
     Ok(settings::resolve_up(project, &overrides, &session.env)?)
 }

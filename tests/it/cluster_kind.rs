@@ -16,7 +16,6 @@ use std::process::Command;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use samestack::cluster::kind::KIND_CLUSTER_LABEL;
-use samestack::registry;
 
 use crate::docker_fixture::{POSTGRES, PYTHON_BASE, REGISTRY_IMAGE, TRAEFIK, docker};
 use crate::support::{self, Stack, output_text, step_line};
@@ -99,24 +98,7 @@ fn assert_down_removes_everything(stack: &Stack) {
     assert!(down.status.success(), "{}", output_text(&down));
     assert!(!kind_clusters().contains(&stack.name), "kind still lists {}: {:?}", stack.name, kind_clusters());
     assert_eq!(kind_nodes(&stack.name), Vec::<String>::new(), "kind node containers left");
-    let registry_name = samestack::settings::registry_container_name(&stack.name);
-    let mut left = stack.labelled_objects();
-    left.sort();
-    let built = |service: &str| format!("image localhost:{}/{}/{service}", stack.registry_port, stack.name);
-    assert_eq!(
-        left,
-        [
-            format!("container {registry_name}"),
-            built("api"),
-            built("worker"),
-            format!("volume {}", registry::volume_name(&registry_name))
-        ]
-    );
-    let kubeconfig = std::fs::read_to_string(stack.kubeconfig()).unwrap();
-    assert!(!kubeconfig.contains(&stack.name), "down left the context in the kubeconfig:\n{kubeconfig}");
-    let purge = stack.samestack(&["down", "--purge"]);
-    assert!(purge.status.success(), "{}", output_text(&purge));
-    assert_eq!(stack.labelled_objects(), Vec::<String>::new());
+    stack.assert_down_kept_only_the_registry_and_purge_removes_it();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -225,6 +225,30 @@ impl Stack {
         std::fs::write(&path, replace_once(&yaml, from, to)).unwrap();
     }
 
+    /// After a `down`: only the registry (the image cache: its container, its volume and the
+    /// images built into it) is left and the kubeconfig no longer names the project; then
+    /// `down --purge` leaves nothing labelled.
+    pub fn assert_down_kept_only_the_registry_and_purge_removes_it(&self) {
+        let registry_name = samestack::settings::registry_container_name(&self.name);
+        let mut left = self.labelled_objects();
+        left.sort();
+        let built = |service: &str| format!("image localhost:{}/{}/{service}", self.registry_port, self.name);
+        assert_eq!(
+            left,
+            [
+                format!("container {registry_name}"),
+                built("api"),
+                built("worker"),
+                format!("volume {}", samestack::registry::volume_name(&registry_name))
+            ]
+        );
+        let kubeconfig = std::fs::read_to_string(self.kubeconfig()).unwrap();
+        assert!(!kubeconfig.contains(&self.name), "down left the context in the kubeconfig:\n{kubeconfig}");
+        let purge = self.samestack(&["down", "--purge"]);
+        assert!(purge.status.success(), "{}", output_text(&purge));
+        assert_eq!(self.labelled_objects(), Vec::<String>::new());
+    }
+
     /// Containers, networks and volumes labelled with this project, as `kind name` lines.
     pub fn labelled_objects(&self) -> Vec<String> {
         let label = format!("label=dev.samestack.project={}", self.name);

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use samestack::registry;
 
 use crate::docker_fixture::{self, POSTGRES, PYTHON_BASE, REGISTRY_IMAGE, TRAEFIK, docker};
 use crate::support::{self, Stack, output_text, step_line};
@@ -149,24 +148,7 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     // `down` keeps only the registry (the image cache); `down --purge` leaves nothing.
     let down = stack.samestack(&["down"]);
     assert!(down.status.success(), "{}", output_text(&down));
-    let registry_name = samestack::settings::registry_container_name(&stack.name);
-    let mut left = stack.labelled_objects();
-    left.sort();
-    let built = |service: &str| format!("image localhost:{}/{}/{service}", stack.registry_port, stack.name);
-    assert_eq!(
-        left,
-        [
-            format!("container {registry_name}"),
-            built("api"),
-            built("worker"),
-            format!("volume {}", registry::volume_name(&registry_name))
-        ]
-    );
-    let kubeconfig = std::fs::read_to_string(stack.kubeconfig()).unwrap();
-    assert!(!kubeconfig.contains(&stack.name), "down left the context in the kubeconfig:\n{kubeconfig}");
-    let purge = stack.samestack(&["down", "--purge"]);
-    assert!(purge.status.success(), "{}", output_text(&purge));
-    assert_eq!(stack.labelled_objects(), Vec::<String>::new());
+    stack.assert_down_kept_only_the_registry_and_purge_removes_it();
     let registry_tags = format!("localhost:{}/", stack.registry_port);
     let tags = docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert!(!tags.contains(&registry_tags), "down --purge left tags into the registry:\n{tags}");
