@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use crate::docker_fixture::{POSTGRES, PYTHON_BASE, REGISTRY_IMAGE, TRAEFIK, docker};
+use crate::docker_fixture::{POSTGRES, PYTHON_BASE, REGISTRY_IMAGE, TRAEFIK};
 use crate::support;
 use crate::support::{copy_dir, output_text};
 
@@ -71,16 +71,7 @@ impl CiProject {
     /// and samestack's files for it (the run's directory, the cluster's kubeconfig, and the
     /// user kubeconfig, which ci never writes).
     fn leftovers(&self) -> Vec<String> {
-        let label = format!("label=dev.samestack.project={}", self.name);
-        let mut found = Vec::new();
-        for (kind, args) in [
-            ("container", vec!["ps", "-a", "--format", "{{.Names}}", "--filter", &label]),
-            ("network", vec!["network", "ls", "--format", "{{.Name}}", "--filter", &label]),
-            ("volume", vec!["volume", "ls", "--format", "{{.Name}}", "--filter", &label]),
-            ("image", vec!["images", "--format", "{{.Repository}}", "--filter", &label]),
-        ] {
-            found.extend(docker(&args).lines().filter(|l| !l.is_empty()).map(|l| format!("{kind} {l}")));
-        }
+        let mut found = support::labelled_objects(&self.name);
         let state = self.home().join(".local/state/samestack");
         for path in [state.join("ci").join(&self.name), state.join(&self.name), self.home().join(".kube/config")] {
             if path.exists() {

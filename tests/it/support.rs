@@ -251,18 +251,23 @@ impl Stack {
 
     /// Containers, networks and volumes labelled with this project, as `kind name` lines.
     pub fn labelled_objects(&self) -> Vec<String> {
-        let label = format!("label=dev.samestack.project={}", self.name);
-        let mut found = Vec::new();
-        for (kind, args) in [
-            ("container", vec!["ps", "-a", "--format", "{{.Names}}", "--filter", &label]),
-            ("network", vec!["network", "ls", "--format", "{{.Name}}", "--filter", &label]),
-            ("volume", vec!["volume", "ls", "--format", "{{.Name}}", "--filter", &label]),
-            ("image", vec!["images", "--format", "{{.Repository}}", "--filter", &label]),
-        ] {
-            found.extend(docker(&args).lines().filter(|l| !l.is_empty()).map(|l| format!("{kind} {l}")));
-        }
-        found
+        labelled_objects(&self.name)
     }
+}
+
+/// Containers, networks, volumes and images labelled with `project`, as `kind name` lines.
+pub fn labelled_objects(project: &str) -> Vec<String> {
+    let label = format!("label=dev.samestack.project={project}");
+    let mut found = Vec::new();
+    for (kind, args) in [
+        ("container", vec!["ps", "-a", "--format", "{{.Names}}", "--filter", &label]),
+        ("network", vec!["network", "ls", "--format", "{{.Name}}", "--filter", &label]),
+        ("volume", vec!["volume", "ls", "--format", "{{.Name}}", "--filter", &label]),
+        ("image", vec!["images", "--format", "{{.Repository}}", "--filter", &label]),
+    ] {
+        found.extend(docker(&args).lines().filter(|l| !l.is_empty()).map(|l| format!("{kind} {l}")));
+    }
+    found
 }
 
 pub fn copy_dir(from: &Path, to: &Path) {
