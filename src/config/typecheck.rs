@@ -29,6 +29,11 @@ fn join(path: &str, key: &str) -> String {
     if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") }
 }
 
+/// A schema constant or enum value as written in YAML: strings bare, anything else as JSON.
+fn as_text(x: &Value) -> String {
+    x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string())
+}
+
 fn shown(v: &Value) -> String {
     match v {
         Value::String(s) => format!("`{s}`"),
@@ -95,6 +100,16 @@ impl<'a> Walker<'a> {
         self.out.push(Problem { at, message, fix });
     }
 
+    /// `v` is none of the values the schema allows; `list` names them.
+    fn not_one_of(&mut self, path: &str, v: &Value, list: &str) {
+        self.problem(
+            path,
+            true,
+            format!("unknown value {}, expected one of: {list}", shown(v)),
+            format!("use one of: {list}"),
+        );
+    }
+
     /// How many problems `v` has against `schema`, without recording them.
     fn count(&self, v: &Value, schema: &'a Value, path: &str) -> usize {
         let mut scratch = Vec::new();
@@ -119,13 +134,7 @@ impl<'a> Walker<'a> {
                 .filter_map(Value::as_str)
                 .collect();
             if !consts.is_empty() {
-                let list = consts.join(", ");
-                self.problem(
-                    path,
-                    true,
-                    format!("unknown value {}, expected one of: {list}", shown(v)),
-                    format!("use one of: {list}"),
-                );
+                self.not_one_of(path, v, &consts.join(", "));
                 return;
             }
             // Report against the alternative that is not `null` (an optional value).
@@ -136,7 +145,6 @@ impl<'a> Walker<'a> {
             return;
         }
         if let Some(c) = schema.get("const") {
-            let as_text = |x: &Value| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string());
             if as_text(c) != as_text(v) {
                 self.problem(
                     path,
@@ -148,16 +156,9 @@ impl<'a> Walker<'a> {
             return;
         }
         if let Some(values) = schema.get("enum").and_then(Value::as_array) {
-            let as_text = |x: &Value| x.as_str().map(str::to_owned).unwrap_or_else(|| x.to_string());
             if !values.iter().any(|e| as_text(e) == as_text(v)) {
                 let list: Vec<String> = values.iter().map(as_text).collect();
-                let list = list.join(", ");
-                self.problem(
-                    path,
-                    true,
-                    format!("unknown value {}, expected one of: {list}", shown(v)),
-                    format!("use one of: {list}"),
-                );
+                self.not_one_of(path, v, &list.join(", "));
             }
             return;
         }
