@@ -26,7 +26,8 @@ pub async fn run(session: &Session<'_>, args: ParityArgs) -> anyhow::Result<Exit
     let set_b = render::render(&project, &b, &opts)?;
     let mut allowed = a.allowed_drift.clone();
     allowed.extend(b.allowed_drift.iter().cloned());
-    let report = parity::classify(&a.name, &b.name, parity::diff(&set_a, &set_b), &allowed);
+    let mut report = parity::classify(&a.name, &b.name, parity::diff(&set_a, &set_b), &allowed);
+    render::sources::allow_declared_drift(&mut report, &set_a, &set_b, &project.config);
     let text = if args.json {
         serde_json::to_string_pretty(&report).context("serializing the report")? + "\n"
     } else {

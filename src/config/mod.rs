@@ -73,6 +73,11 @@ pub struct Config {
     /// Schema migrations, run as a Job with a service's image before the workloads start.
     #[serde(default)]
     pub migrations: Option<MigrationsConfig>,
+    /// Manifests the project brings besides the built-in templates: Helm charts, kustomize
+    /// directories and plain YAML, rendered per profile and applied with the rest (see
+    /// docs/reference.md, "Your own manifests").
+    #[serde(default)]
+    pub manifests: Vec<ManifestSource>,
     /// The profiles this project uses (built-in: dev, ci, prod; more in ./profiles/NAME.yaml).
     #[serde(default = "default_profiles")]
     #[schemars(inner(regex(pattern = DNS_LABEL)), extend("uniqueItems" = true, "contains" = { "const": "prod" }))]
@@ -242,6 +247,12 @@ pub struct ServiceConfig {
     /// A prebuilt image with a pinned tag or digest (exclusive with `build`).
     #[serde(default)]
     pub image: Option<String>,
+    /// The image repository your own manifests (`manifests:`) name for this service, such as
+    /// `ghcr.io/acme/api`, without a tag (only with `build`). Containers running it get the
+    /// freshly built image instead. Without it, a repository whose last part is the service
+    /// name matches (`image: guestbook/api` for service `api`).
+    #[serde(default)]
+    pub image_name: Option<String>,
     /// Container ports; the first one is the Service's main port.
     #[serde(default)]
     pub ports: Vec<ServicePort>,
@@ -430,6 +441,127 @@ pub struct MigrationsConfig {
     pub command: Vec<String>,
 }
 
+/// One source of manifests: exactly one of `helm`, `kustomize` or `yaml`. What it renders
+/// for prod is the base; another profile may add to it only through `profiles.NAME`, and the
+/// differences that makes are what `samestack parity NAME prod` compares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestSource {
+    /// A local Helm chart, rendered with `helm template`.
+    #[serde(default)]
+    pub helm: Option<HelmSource>,
+    /// A kustomize directory, rendered with `kustomize build`.
+    #[serde(default)]
+    pub kustomize: Option<KustomizeSource>,
+    /// A YAML file, or a directory of `*.yaml`/`*.yml` files (not recursive).
+    #[serde(default)]
+    pub yaml: Option<YamlSource>,
+    /// Per-profile additions, by profile name (not `prod`: prod is the base): Helm values files
+    /// layered after the base ones, a kustomize overlay built instead of the base, and the
+    /// differences from prod this source's objects may have.
+    #[serde(default)]
+    #[schemars(extend("propertyNames" = { "pattern": DNS_LABEL, "not": { "const": "prod" } }))]
+    pub profiles: BTreeMap<String, SourceProfile>,
+    /// When the source is applied: after the built-in templates' waves (default), or in the
+    /// same waves as them.
+    #[serde(default)]
+    pub order: SourceOrder,
+}
+
+/// When a manifest source is applied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceOrder {
+    /// In waves of its own, after every wave of the built-in templates (their database,
+    /// migrations and workloads are ready first).
+    #[default]
+    AfterTemplates,
+    /// Mixed into the built-in templates' waves, by kind.
+    WithTemplates,
+}
+
+/// A local Helm chart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HelmSource {
+    /// The chart directory (with `Chart.yaml`), relative to the project directory.
+    pub chart: String,
+    /// Values files for every profile, in order (later ones win), relative to the project.
+    #[serde(default)]
+    pub values: Vec<String>,
+    /// The release name (a DNS-1123 label); defaults to the chart directory's name.
+    #[serde(default)]
+    #[schemars(regex(pattern = DNS_LABEL), length(max = 53))]
+    pub release: Option<String>,
+}
+
+/// A kustomize directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KustomizeSource {
+    /// The directory with the `kustomization.yaml` prod builds, relative to the project.
+    pub path: String,
+}
+
+/// Plain YAML manifests.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct YamlSource {
+    /// A file, or a directory whose `*.yaml` and `*.yml` files are read in name order.
+    pub path: String,
+}
+
+/// What one profile adds to a manifest source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceProfile {
+    /// Helm only: values files layered after the source's `values`.
+    #[serde(default)]
+    pub values: Vec<String>,
+    /// kustomize only: the overlay directory built instead of `path` (it names the base).
+    #[serde(default)]
+    pub overlay: Option<String>,
+    /// Differences from prod this source's objects may have under this profile:
+    /// `Kind:field.path` patterns, as in a profile's `allowed_drift`, for this source only.
+    #[serde(default)]
+    pub allowed_drift: Vec<String>,
+}
+
+impl ManifestSource {
+    /// The kind of source, for messages: `helm`, `kustomize` or `yaml`.
+    pub fn kind(&self) -> &'static str {
+        match (&self.helm, &self.kustomize) {
+            (Some(_), _) => "helm",
+            (None, Some(_)) => "kustomize",
+            _ => "yaml",
+        }
+    }
+
+    /// The source's name on its objects (annotation `dev.samestack/source`) and in messages:
+    /// `helm/RELEASE`, `kustomize/PATH`, `yaml/PATH`.
+    pub fn id(&self) -> String {
+        match (&self.helm, &self.kustomize, &self.yaml) {
+            (Some(h), _, _) => format!("helm/{}", h.release_name()),
+            (None, Some(k), _) => format!("kustomize/{}", k.path.trim_start_matches("./").trim_end_matches('/')),
+            (None, None, Some(y)) => format!("yaml/{}", y.path.trim_start_matches("./").trim_end_matches('/')),
+            (None, None, None) => "empty".into(),
+        }
+    }
+}
+
+impl HelmSource {
+    /// `release`, or the chart directory's name.
+    pub fn release_name(&self) -> String {
+        self.release.clone().unwrap_or_else(|| {
+            let last = Path::new(self.chart.trim_end_matches('/'))
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            suggest_label(&last)
+        })
+    }
+}
+
 /// A loaded, validated project: the config, where it lives, and where each key sits.
 #[derive(Debug, Clone)]
 pub struct Project {
@@ -506,6 +638,8 @@ pub fn load(path: &Path) -> Result<Project, Error> {
     let (config, locations) = parse_str(&shown, &bytes)?;
     let project = Project { file: path.to_path_buf(), dir, config, locations };
     let mut problems = check_paths(&project);
+    problems.extend(check_manifest_files(&project));
+    problems.sort_by_key(|pr| (pr.at.line, pr.at.column));
     problems.extend(crate::profile::check_listed(&project));
     if !problems.is_empty() {
         return Err(Error::Invalid(Problems(problems)));
@@ -520,6 +654,8 @@ pub enum PathUse {
     Dockerfile,
     SecretFile,
     SyncSource,
+    /// A Helm chart, values file, kustomize directory or YAML path under `manifests:`.
+    ManifestPath,
 }
 
 impl PathUse {
@@ -529,6 +665,7 @@ impl PathUse {
             PathUse::Dockerfile => "Dockerfile",
             PathUse::SecretFile => "secret file",
             PathUse::SyncSource => "sync source",
+            PathUse::ManifestPath => "manifest path",
         }
     }
 
@@ -597,8 +734,127 @@ pub fn check_paths(project: &Project) -> Vec<Problem> {
             check(format!("secrets.{name}.file"), PathUse::SecretFile, f.clone(), (f.clone(), String::new()));
         }
     }
+    for (key, rel) in manifest_paths(&project.config) {
+        check(key, PathUse::ManifestPath, rel.clone(), (rel, String::new()));
+    }
     out.sort_by_key(|pr| (pr.at.line, pr.at.column));
     out.dedup();
+    out
+}
+
+/// Every path `manifests:` names, with its key path: charts, values files, kustomize
+/// directories and overlays, YAML files and directories.
+pub fn manifest_paths(c: &Config) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for (i, m) in c.manifests.iter().enumerate() {
+        let at = format!("manifests[{i}]");
+        if let Some(h) = &m.helm {
+            out.push((format!("{at}.helm.chart"), h.chart.clone()));
+            for (j, v) in h.values.iter().enumerate() {
+                out.push((format!("{at}.helm.values[{j}]"), v.clone()));
+            }
+        }
+        if let Some(k) = &m.kustomize {
+            out.push((format!("{at}.kustomize.path"), k.path.clone()));
+        }
+        if let Some(y) = &m.yaml {
+            out.push((format!("{at}.yaml.path"), y.path.clone()));
+        }
+        for (name, p) in &m.profiles {
+            for (j, v) in p.values.iter().enumerate() {
+                out.push((format!("{at}.profiles.{name}.values[{j}]"), v.clone()));
+            }
+            if let Some(o) = &p.overlay {
+                out.push((format!("{at}.profiles.{name}.overlay"), o.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// Checks that what `manifests:` names exists and is what it should be (a chart directory
+/// with Chart.yaml, a kustomization directory, a values file...). Run after the containment
+/// check, on the paths that passed it.
+pub fn check_manifest_files(project: &Project) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut want = |key: String, rel: &str, what: &str, marker: Option<&[&str]>, fix: &str| {
+        let Ok(path) = paths::resolve_inside(&project.dir, rel) else { return };
+        let shown = project.path(rel).display().to_string();
+        let problem = match marker {
+            _ if !path.exists() => Some(format!("{what} {shown} does not exist")),
+            Some(_) if !path.is_dir() => Some(format!("{what} {shown} is not a directory")),
+            Some(names) if !names.iter().any(|n| path.join(n).is_file()) => {
+                Some(format!("{what} {shown} has no {}", names.join(" or ")))
+            }
+            None if !path.is_file() => Some(format!("{what} {shown} is not a file")),
+            _ => None,
+        };
+        if let Some(message) = problem {
+            out.push(project.locations.problem(&key, message, fix.to_string()));
+        }
+    };
+    const KUSTOMIZATION: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
+    let mut missing_yaml = Vec::new();
+    for (i, m) in project.config.manifests.iter().enumerate() {
+        let at = format!("manifests[{i}]");
+        if let Some(h) = &m.helm {
+            want(
+                format!("{at}.helm.chart"),
+                &h.chart,
+                "Helm chart",
+                Some(&["Chart.yaml"]),
+                "name a chart directory (it holds Chart.yaml), relative to the project directory",
+            );
+            for (j, v) in h.values.iter().enumerate() {
+                want(
+                    format!("{at}.helm.values[{j}]"),
+                    v,
+                    "values file",
+                    None,
+                    "name an existing values file, relative to the project directory",
+                );
+            }
+        }
+        if let Some(k) = &m.kustomize {
+            want(
+                format!("{at}.kustomize.path"),
+                &k.path,
+                "kustomize directory",
+                Some(KUSTOMIZATION),
+                "name a directory holding kustomization.yaml, relative to the project directory",
+            );
+        }
+        if let Some(y) = &m.yaml
+            && paths::resolve_inside(&project.dir, &y.path).is_ok_and(|p| !p.exists())
+        {
+            missing_yaml.push(project.locations.problem(
+                &format!("{at}.yaml.path"),
+                format!("YAML path {} does not exist", project.path(&y.path).display()),
+                "name a YAML file or a directory of them, relative to the project directory",
+            ));
+        }
+        for (name, p) in &m.profiles {
+            for (j, v) in p.values.iter().enumerate() {
+                want(
+                    format!("{at}.profiles.{name}.values[{j}]"),
+                    v,
+                    "values file",
+                    None,
+                    "name an existing values file, relative to the project directory",
+                );
+            }
+            if let Some(o) = &p.overlay {
+                want(
+                    format!("{at}.profiles.{name}.overlay"),
+                    o,
+                    "kustomize overlay",
+                    Some(KUSTOMIZATION),
+                    "name an overlay directory holding kustomization.yaml, relative to the project directory",
+                );
+            }
+        }
+    }
+    out.extend(missing_yaml);
     out
 }
 
@@ -926,6 +1182,27 @@ pub fn validate(c: &Config, loc: &Locations) -> Vec<Problem> {
             ),
             _ => {}
         }
+        if let Some(n) = &s.image_name {
+            if s.build.is_none() {
+                p(
+                    &format!("{path}.image_name"),
+                    format!(
+                        "service `{name}` has `image_name` but no `build`: only built images replace the ones your manifests name"
+                    ),
+                    "remove `image_name`, or build the service from a local context".into(),
+                );
+            }
+            let last = n.rsplit('/').next().unwrap_or(n);
+            if n.is_empty() || n.contains('@') || last.contains(':') || n.chars().any(char::is_whitespace) {
+                p(
+                    &format!("{path}.image_name"),
+                    format!(
+                        "`{n}` is not an image repository: expected a name without tag or digest, e.g. `ghcr.io/acme/{name}`"
+                    ),
+                    "remove the tag or digest".into(),
+                );
+            }
+        }
         if let Some(b) = &s.build {
             if b.context.is_empty() {
                 p(
@@ -1150,6 +1427,79 @@ pub fn validate(c: &Config, loc: &Locations) -> Vec<Problem> {
                 "empty migrations command".into(),
                 "write e.g. `command: [python3, /app/migrate.py]`".into(),
             );
+        }
+    }
+
+    // manifests
+    let mut ids: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, m) in c.manifests.iter().enumerate() {
+        let at = format!("manifests[{i}]");
+        let kinds = [m.helm.is_some(), m.kustomize.is_some(), m.yaml.is_some()].iter().filter(|x| **x).count();
+        if kinds != 1 {
+            p(
+                &at,
+                format!("manifest source {i} has {kinds} of `helm`, `kustomize` and `yaml`: expected exactly one"),
+                "write one source per list entry, e.g. `- helm: { chart: deploy/chart }`".into(),
+            );
+            continue;
+        }
+        if let Some(h) = &m.helm {
+            let release = h.release_name();
+            if !is_dns_label(&release) || release.len() > 53 {
+                p(
+                    &format!("{at}.helm{}", if h.release.is_some() { ".release" } else { ".chart" }),
+                    format!(
+                        "`{release}` is not a valid Helm release name: expected a DNS-1123 label of at most 53 characters"
+                    ),
+                    format!("set e.g. `release: {}`", suggest_label(&release)),
+                );
+            }
+        }
+        if let Some(prev) = ids.insert(m.id(), i) {
+            p(
+                &at,
+                format!("manifest source `{}` is listed twice (also manifests[{prev}])", m.id()),
+                "remove the duplicate, or give the second Helm release another `release` name".into(),
+            );
+        }
+        for (name, sp) in &m.profiles {
+            let pp = format!("{at}.profiles.{name}");
+            if name == "prod" {
+                p(
+                    &pp,
+                    "a manifest source has no `prod` additions: what it renders for prod is its base".into(),
+                    "move prod's values into the source's own `values` (or its kustomize `path`), and give other profiles their differences".into(),
+                );
+            } else if !c.profiles.contains(name) {
+                p(
+                    &pp,
+                    format!("profile `{name}` is not in the project's `profiles` list ({})", c.profiles.join(", ")),
+                    format!("add `{name}` to `profiles`, or fix the name"),
+                );
+            }
+            if !sp.values.is_empty() && m.helm.is_none() {
+                p(
+                    &format!("{pp}.values"),
+                    format!("`values` applies to Helm sources only, but this is a {} source", m.kind()),
+                    "remove `values`".into(),
+                );
+            }
+            if sp.overlay.is_some() && m.kustomize.is_none() {
+                p(
+                    &format!("{pp}.overlay"),
+                    format!("`overlay` applies to kustomize sources only, but this is a {} source", m.kind()),
+                    "remove `overlay`".into(),
+                );
+            }
+            for (j, entry) in sp.allowed_drift.iter().enumerate() {
+                if let Err(why) = crate::drift::Pattern::check(entry) {
+                    p(
+                        &format!("{pp}.allowed_drift[{j}]"),
+                        format!("malformed pattern `{entry}` in allowed_drift: {why}"),
+                        "write a `Kind:field.path` pattern such as `Deployment:spec.replicas`".into(),
+                    );
+                }
+            }
         }
     }
 

@@ -66,10 +66,22 @@ pub fn annotated_phase(manifest: &Value) -> Result<Option<Phase>, String> {
     }
 }
 
+/// The annotation that puts a manifest in the second stage: waves of their own after every
+/// wave of the first (the project's own manifest sources, after the built-in templates').
+pub const STAGE_ANNOTATION: &str = "dev.samestack/stage";
+
+/// Whether a manifest belongs to the second stage (see [`STAGE_ANNOTATION`]).
+pub fn in_second_stage(manifest: &Value) -> bool {
+    manifest.pointer("/metadata/annotations").and_then(|a| a.get(STAGE_ANNOTATION)).and_then(Value::as_str)
+        == Some("sources")
+}
+
 /// The manifests applied together, then waited on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Wave {
     pub phase: Phase,
+    /// A wave of the second stage (see [`STAGE_ANNOTATION`]).
+    pub second_stage: bool,
     pub objects: Vec<Value>,
 }
 
@@ -95,25 +107,28 @@ pub fn phase_of(group: &str, kind: &str) -> Phase {
 }
 
 /// Splits a manifest set into waves, in phase order, keeping the input order within a wave
-/// (except that Namespaces precede CRDs). Empty waves are left out. Manifests without
+/// (except that Namespaces precede CRDs); the second stage's manifests (see
+/// [`STAGE_ANNOTATION`]) follow in waves of their own, in the same order. Empty waves are left out. Manifests without
 /// apiVersion/kind land in [`Phase::Other`]; validation reports them before anything is applied.
 pub fn plan_waves(manifests: &[Value]) -> Vec<Wave> {
-    let mut tagged: Vec<(Phase, bool, usize, &Value)> = manifests
+    let mut tagged: Vec<(bool, Phase, bool, usize, &Value)> = manifests
         .iter()
         .enumerate()
         .map(|(i, m)| {
             let group = group_of(str_at(m, "/apiVersion").unwrap_or(""));
             let kind = str_at(m, "/kind").unwrap_or("");
             let phase = annotated_phase(m).ok().flatten().unwrap_or_else(|| phase_of(group, kind));
-            (phase, kind != "Namespace", i, m)
+            (in_second_stage(m), phase, kind != "Namespace", i, m)
         })
         .collect();
-    tagged.sort_by_key(|(phase, not_ns, i, _)| (*phase, *not_ns, *i));
+    tagged.sort_by_key(|(second, phase, not_ns, i, _)| (*second, *phase, *not_ns, *i));
     let mut waves: Vec<Wave> = Vec::new();
-    for (phase, _, _, manifest) in tagged {
+    for (second_stage, phase, _, _, manifest) in tagged {
         match waves.last_mut() {
-            Some(wave) if wave.phase == phase => wave.objects.push(manifest.clone()),
-            _ => waves.push(Wave { phase, objects: vec![manifest.clone()] }),
+            Some(wave) if wave.phase == phase && wave.second_stage == second_stage => {
+                wave.objects.push(manifest.clone())
+            }
+            _ => waves.push(Wave { phase, second_stage, objects: vec![manifest.clone()] }),
         }
     }
     waves
@@ -174,6 +189,28 @@ mod tests {
         assert_eq!(phases, [Phase::Config, Phase::Database, Phase::Jobs, Phase::Workloads]);
         assert_eq!(names(&waves[1]), ["database"]);
         assert_eq!(names(&waves[2]), ["migrations-1a2b"]);
+    }
+
+    #[test]
+    fn the_second_stage_follows_every_wave_of_the_first() {
+        let late = |kind: &str, api: &str, name: &str| {
+            let mut o = m(api, kind, name);
+            o["metadata"]["annotations"] = json!({STAGE_ANNOTATION: "sources"});
+            o
+        };
+        let set = vec![
+            late("Deployment", "apps/v1", "chart-api"),
+            late("ConfigMap", "v1", "chart-cfg"),
+            m("apps/v1", "Deployment", "api"),
+            m("v1", "Secret", "db"),
+        ];
+        let waves = plan_waves(&set);
+        let got: Vec<(bool, Phase)> = waves.iter().map(|w| (w.second_stage, w.phase)).collect();
+        assert_eq!(
+            got,
+            [(false, Phase::Config), (false, Phase::Workloads), (true, Phase::Config), (true, Phase::Workloads)]
+        );
+        assert_eq!(names(&waves[3]), ["chart-api"]);
     }
 
     #[test]

@@ -5,9 +5,16 @@ use serde_json::Value;
 /// The label the templates give every object of a service, with the service's name as value.
 pub use crate::labels::NAME as SERVICE_LABEL;
 
-/// Whether `manifest` is one of `service`'s objects (its Deployment, Service, Ingress, HPA...).
+/// Whether `manifest` is one of `service`'s objects (its Deployment, Service, Ingress, HPA...):
+/// labelled with the service's name, or, for a workload of the project's own manifests that
+/// runs the service's built image, annotated with it (see
+/// [`crate::render::sources::SERVICE_ANNOTATION`]).
 pub fn belongs_to(manifest: &Value, service: &str) -> bool {
-    manifest.pointer("/metadata/labels").and_then(|l| l.get(SERVICE_LABEL)).and_then(Value::as_str) == Some(service)
+    let meta = |key: &str, name: &str| {
+        manifest.pointer(&format!("/metadata/{key}")).and_then(|l| l.get(name)).and_then(Value::as_str)
+    };
+    meta("labels", SERVICE_LABEL) == Some(service)
+        || meta("annotations", crate::render::sources::SERVICE_ANNOTATION) == Some(service)
 }
 
 /// `service`'s objects out of a rendered set, in their order.
@@ -30,8 +37,10 @@ mod tests {
             object("Deployment", json!({"app.kubernetes.io/name": "api-worker"})),
             object("Namespace", json!({})),
             json!({"kind": "ConfigMap", "metadata": {"name": "api"}}),
+            json!({"kind": "StatefulSet", "metadata": {"name": "chart", "labels": {"app.kubernetes.io/name": "chart"},
+                "annotations": {"dev.samestack/service": "api"}}}),
         ];
         let kinds: Vec<_> = objects_of(&set, "api").iter().map(|o| o["kind"].clone()).collect();
-        assert_eq!(kinds, ["Deployment", "Service"]);
+        assert_eq!(kinds, ["Deployment", "Service", "StatefulSet"]);
     }
 }

@@ -4,6 +4,7 @@
 //! templates there are rendered once with the project context.
 
 pub mod parity;
+pub mod sources;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -215,6 +216,10 @@ pub enum Error {
     /// Writing the output directory failed.
     #[error("{path}: {message}\n  fix: {fix}")]
     OutputDir { path: String, message: String, fix: String },
+    /// A manifest source (`manifests:`) failed: its tool is missing or refused it, or one of
+    /// its objects fails a check.
+    #[error(transparent)]
+    Source(#[from] sources::Error),
     /// Writing the output directory failed on the file system.
     #[error("cannot write {path}")]
     Write {
@@ -240,6 +245,7 @@ impl Classify for Error {
     fn kind(&self) -> ErrorKind {
         match self {
             Error::Read { .. } | Error::Write { .. } => ErrorKind::Environment,
+            Error::Source(e) => e.kind(),
             _ => ErrorKind::User,
         }
     }
@@ -351,6 +357,20 @@ pub fn render(project: &Project, profile: &ProfileSettings, opts: &RenderOptions
         }
     }
     validate(project, profile, &produced)?;
+    // The project's own manifests join the set after the templates' checks (they carry their
+    // own); an object both produce is an error either way.
+    let mut seen: BTreeMap<ResourceId, String> = produced.iter().map(|(r, t)| (r.id(), t.clone())).collect();
+    for (r, t) in sources::render_all(project, profile, opts)? {
+        if let Some(prev) = seen.insert(r.id(), t.clone()) {
+            return Err(invalid(
+                &r,
+                &t,
+                format!("rendered twice (also by {prev})"),
+                "give each object a unique kind/namespace/name, or leave it out of one of the sources",
+            ));
+        }
+        produced.push((r, t));
+    }
     let mut resources: Vec<Resource> = produced.into_iter().map(|(r, _)| r).collect();
     resources.sort_by_key(|r| (r.rank(), r.id()));
     Ok(RenderedSet { resources })

@@ -10,9 +10,22 @@ fn schema_is_json_schema_of_the_project_file() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["title"], "samestack.yaml");
     assert_eq!(v["additionalProperties"], false, "unknown keys are rejected by editors too");
-    for key in ["name", "cluster", "registry", "services", "secrets", "database", "migrations", "profiles"] {
+    for key in ["name", "cluster", "registry", "services", "secrets", "database", "migrations", "manifests", "profiles"]
+    {
         assert!(v["properties"][key].is_object(), "{key} missing from schema");
     }
+    let defs = &v["$defs"];
+    for (def, key) in [
+        ("ManifestSource", "helm"),
+        ("ManifestSource", "kustomize"),
+        ("ManifestSource", "yaml"),
+        ("HelmSource", "values"),
+        ("SourceProfile", "overlay"),
+        ("ServiceConfig", "image_name"),
+    ] {
+        assert!(defs[def]["properties"][key].is_object(), "{def}.{key} missing from schema");
+    }
+    assert_eq!(defs["ManifestSource"]["additionalProperties"], false);
     let text = String::from_utf8(out.stdout).unwrap();
     for provider in ["auto", "docker", "kind", "k3d", "existing"] {
         assert!(text.contains(&format!("\"{provider}\"")), "{provider}");

@@ -19,6 +19,7 @@ mod errors;
 mod faults;
 mod init;
 mod lock;
+mod manifests;
 mod parity;
 mod render;
 mod signals;

@@ -1,0 +1,328 @@
+//! `manifests:`, the project's own Helm chart, kustomize directory and plain YAML, rendered
+//! by the real `helm` and `kustomize` (CI builds them, .ci/ensure-go-tools): snapshots of what
+//! each source gives per profile, images pointed at the built services, labels and namespace
+//! added, a broken chart / kustomization / YAML file failing with the tool's file and line
+//! before anything is created, a missing tool naming itself, parity drift inside the chart's
+//! values. The cluster tier (`cluster_manifests_*`) applies all three to a real cluster.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::support::{self, copy_dir, output_text, replace_once};
+
+/// The three sources of tests/fixtures/manifests, as the fixtures' README describes them.
+pub const SOURCES: &str = "
+manifests:
+  - helm:
+      chart: deploy/chart
+      release: chart
+      values: [deploy/values/prod.yaml]
+    profiles:
+      dev: { values: [deploy/values/dev.yaml] }
+  - kustomize:
+      path: deploy/kustomize/base
+    profiles:
+      dev:
+        overlay: deploy/kustomize/overlays/dev
+        allowed_drift: [\"Deployment:spec.template.spec.containers.*.env.*.value\"]
+  - yaml:
+      path: deploy/yaml
+";
+
+/// `services.worker` of the example, with the repository the kustomize base names.
+pub const WORKER: &str = "  worker:\n    build:\n      context: ./worker\n";
+pub const WORKER_MAPPED: &str =
+    "  worker:\n    build:\n      context: ./worker\n    image_name: ghcr.io/acme/guestbook-worker\n";
+
+/// True when helm and kustomize are on PATH; outside CI their absence skips loudly, in CI it
+/// fails (.ci/run puts them there).
+pub fn tools_or_skip(test: &str) -> bool {
+    let missing: Vec<&str> = ["helm", "kustomize"].into_iter().filter(|t| which::which(t).is_err()).collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if support::in_ci() {
+        panic!(
+            "{test}: {} not on PATH, and CI=true requires these tests to run (.ci/ensure-go-tools builds them)",
+            missing.join(" and ")
+        );
+    }
+    eprintln!("SKIP {test}: {} not on PATH (PATH=\"$(.ci/ensure-go-tools | tail -n 1):$PATH\")", missing.join(" and "));
+    false
+}
+
+/// Copies the fixtures into `dir/deploy`.
+pub fn copy_fixtures(dir: &Path) {
+    copy_dir(&fixtures_dir(), &dir.join("deploy"));
+}
+
+/// The example with the fixtures' sources, in a temp dir.
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/guestbook"), dir.path());
+    copy_fixtures(dir.path());
+    let file = dir.path().join("samestack.yaml");
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, replace_once(&yaml, WORKER, WORKER_MAPPED) + SOURCES).unwrap();
+    dir
+}
+
+fn samestack_in(dir: &Path, args: &[&str]) -> Output {
+    run(samestack_command(dir), args)
+}
+
+fn samestack_command(dir: &Path) -> Command {
+    let mut c = support::samestack();
+    c.current_dir(dir)
+        .env("HOME", dir)
+        .env("GUESTBOOK_DB_PASSWORD", "a-test-password")
+        .env_remove("SAMESTACK_POSTGRES_IMAGE")
+        .env_remove("SAMESTACK_FILE")
+        .env_remove("KUBECONFIG");
+    c
+}
+
+fn run(mut c: Command, args: &[&str]) -> Output {
+    c.args(args).output().expect("samestack runs")
+}
+
+/// The documents of a render that came from a manifest source.
+fn source_documents(yaml: &str) -> String {
+    yaml.split("---\n").filter(|d| d.contains("dev.samestack/source:")).map(|d| format!("---\n{d}")).collect()
+}
+
+fn render(dir: &Path, profile: &str) -> String {
+    let out = samestack_in(dir, &["render", "--profile", profile]);
+    assert!(out.status.success(), "render --profile {profile}:\n{}", output_text(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn snapshot_manifest_sources_per_profile() {
+    if !tools_or_skip("snapshot_manifest_sources_per_profile") {
+        return;
+    }
+    let dir = project();
+    for profile in ["dev", "ci", "prod"] {
+        insta::assert_snapshot!(format!("manifest_sources_{profile}"), source_documents(&render(dir.path(), profile)));
+    }
+}
+
+#[test]
+fn sources_get_built_images_labels_and_the_namespace() {
+    if !tools_or_skip("sources_get_built_images_labels_and_the_namespace") {
+        return;
+    }
+    let dir = project();
+    let out = samestack_in(
+        dir.path(),
+        &["render", "--profile", "prod", "--image", "api=localhost:5001/guestbook/api@sha256:0123abcd"],
+    );
+    assert!(out.status.success(), "{}", output_text(&out));
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap();
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{kind} {name}"))
+    };
+    let chart = find("Deployment", "chart");
+    assert_eq!(
+        chart["spec"]["template"]["spec"]["containers"][0]["image"],
+        "localhost:5001/guestbook/api@sha256:0123abcd"
+    );
+    assert_eq!(chart["metadata"]["annotations"]["dev.samestack/service"], "api");
+    // The chart's own name label stays (its selector could use it); the service's is on what `dev` picks.
+    assert_eq!(chart["metadata"]["labels"]["app.kubernetes.io/name"], "guestbook-api");
+    let worker = find("Deployment", "kz-worker");
+    assert_eq!(
+        worker["spec"]["template"]["spec"]["containers"][0]["image"], "localhost:5001/guestbook/worker:unbuilt",
+        "mapped by services.worker.image_name; unbuilt without --image"
+    );
+    assert_eq!(
+        worker["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"], "worker",
+        "added where absent"
+    );
+    for (kind, name) in [
+        ("ConfigMap", "chart-settings"),
+        ("Service", "kz-worker"),
+        ("ConfigMap", "plain-notes"),
+        ("Service", "plain-api"),
+    ] {
+        let o = find(kind, name);
+        assert_eq!(o["metadata"]["namespace"], "guestbook", "{kind} {name}: namespace defaulted");
+        let labels = &o["metadata"]["labels"];
+        assert_eq!(labels["app.kubernetes.io/managed-by"], "samestack", "{kind} {name}");
+        assert_eq!(labels["dev.samestack.project"], "guestbook", "{kind} {name}");
+        assert_eq!(labels["dev.samestack.owner"], "platform-team", "{kind} {name}");
+        assert_eq!(labels["dev.samestack.cost-center"], "examples", "{kind} {name}");
+    }
+    assert_eq!(
+        find("Service", "chart")["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "samestack",
+        "Helm's own managed-by is replaced"
+    );
+}
+
+/// A broken source fails `render` and `up` with exit 2 and the tool's file and line, before
+/// any step of `up` runs (no Docker call, nothing created).
+fn assert_refused(dir: &Path, says: &[&str]) {
+    for args in [&["render", "--profile", "dev"][..], &["up", "--profile", "dev"][..]] {
+        let out = samestack_in(dir, args);
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}:\n{text}");
+        for s in says {
+            assert!(text.contains(s), "{args:?}: no `{s}` in:\n{text}");
+        }
+        assert!(!text.contains("preflight"), "{args:?}: a step ran:\n{text}");
+    }
+}
+
+#[test]
+fn a_helm_template_error_is_exit_2_with_the_template_line() {
+    if !tools_or_skip("a_helm_template_error_is_exit_2_with_the_template_line") {
+        return;
+    }
+    let dir = project();
+    let cm = dir.path().join("deploy/chart/templates/configmap.yaml");
+    let text = std::fs::read_to_string(&cm).unwrap();
+    std::fs::write(&cm, text.replace("{{ .Values.greeting | quote }}", "{{ .Values.greeting | nosuchfunction }}"))
+        .unwrap();
+    assert_refused(
+        dir.path(),
+        &[
+            "samestack.yaml:",
+            "`helm template chart",
+            "guestbook-api/templates/configmap.yaml:8",
+            "nosuchfunction",
+            "fix:",
+        ],
+    );
+}
+
+#[test]
+fn a_kustomize_error_is_exit_2_naming_the_file() {
+    if !tools_or_skip("a_kustomize_error_is_exit_2_naming_the_file") {
+        return;
+    }
+    let dir = project();
+    std::fs::remove_file(dir.path().join("deploy/kustomize/overlays/dev/poll-slower.yaml")).unwrap();
+    assert_refused(dir.path(), &["`kustomize build", "poll-slower.yaml", "kustomize/deploy/kustomize/base"]);
+}
+
+#[test]
+fn a_yaml_syntax_error_is_exit_2_with_file_line_and_column() {
+    let dir = project();
+    std::fs::write(
+        dir.path().join("deploy/yaml/broken.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n   data: [\n",
+    )
+    .unwrap();
+    if !tools_or_skip("a_yaml_syntax_error_is_exit_2_with_file_line_and_column") {
+        return;
+    }
+    assert_refused(dir.path(), &["deploy/yaml/broken.yaml:5:", "not valid YAML", "yaml/deploy/yaml"]);
+}
+
+#[test]
+fn an_object_in_another_namespace_is_refused() {
+    if !tools_or_skip("an_object_in_another_namespace_is_refused") {
+        return;
+    }
+    let dir = project();
+    std::fs::write(
+        dir.path().join("deploy/yaml/elsewhere.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: kube-system\n",
+    )
+    .unwrap();
+    assert_refused(dir.path(), &["ConfigMap x", "deploy/yaml/elsewhere.yaml:1", "namespace is `kube-system`"]);
+}
+
+#[test]
+fn a_missing_tool_is_exit_1_naming_it_before_anything_runs() {
+    let dir = project();
+    let empty = tempfile::tempdir().unwrap();
+    for args in [&["render"][..], &["up"][..]] {
+        let mut c = samestack_command(dir.path());
+        c.env("PATH", empty.path());
+        let out = run(c, args);
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}:\n{text}");
+        assert!(text.contains("needs `helm`, which is not on PATH"), "{text}");
+        assert!(text.contains("fix: install helm (Helm 3"), "{text}");
+        assert!(text.contains("samestack.yaml:"), "located: {text}");
+        assert!(!text.contains("preflight"), "{args:?}: a step ran:\n{text}");
+    }
+}
+
+#[test]
+fn parity_drift_in_the_charts_values_is_exit_1_with_the_field_path() {
+    if !tools_or_skip("parity_drift_in_the_charts_values_is_exit_1_with_the_field_path") {
+        return;
+    }
+    let dir = project();
+    let out = samestack_in(dir.path(), &["parity", "dev", "prod"]);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(
+            "ConfigMap guestbook/chart-settings\n  DRIFT   data.GREETING: hello from a laptop -> hello from production"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("1 undeclared drift"), "only the values' difference: {text}");
+    // The kustomize overlay's difference is declared by its source.
+    assert!(
+        text.contains("env[POLL_INTERVAL_SECONDS].value: 5 -> 1  [manifests[1].profiles.dev.allowed_drift: Deployment:spec.template.spec.containers.*.env.*.value]"),
+        "{text}"
+    );
+    // Declared where the values file is added, the difference is allowed.
+    let file = dir.path().join("samestack.yaml");
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        replace_once(
+            &yaml,
+            "dev: { values: [deploy/values/dev.yaml] }",
+            "dev: { values: [deploy/values/dev.yaml], allowed_drift: [\"ConfigMap:data.GREETING\"] }",
+        ),
+    )
+    .unwrap();
+    let out = samestack_in(dir.path(), &["parity", "dev", "prod"]);
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+}
+
+#[test]
+fn manifest_sources_are_checked_with_locations() {
+    let dir = project();
+    let file = dir.path().join("samestack.yaml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    let refused = |yaml: String| {
+        std::fs::write(&file, yaml).unwrap();
+        let out = samestack_in(dir.path(), &["render"]);
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        text
+    };
+    let text = refused(replace_once(
+        &original,
+        "dev: { values: [deploy/values/dev.yaml] }",
+        "prod: { values: [deploy/values/dev.yaml] }",
+    ));
+    assert!(text.contains(": a manifest source has no `prod` additions"), "{text}");
+    let text = refused(replace_once(
+        &original,
+        "      path: deploy/yaml\n",
+        "      path: deploy/yaml\n    helm: { chart: deploy/chart }\n",
+    ));
+    assert!(text.contains("manifest source 2 has 2 of `helm`, `kustomize` and `yaml`: expected exactly one"), "{text}");
+    let yaml = replace_once(&original, "chart: deploy/chart", "chart: ../../etc");
+    let text = refused(replace_once(&yaml, "path: deploy/yaml", "path: deploy/nothing-here"));
+    let re = regex::Regex::new(r"samestack\.yaml:\d+:\d+: manifest path `\.\./\.\./etc` resolves to /etc").unwrap();
+    assert!(re.is_match(&text), "file:line:column: {text}");
+    assert!(text.contains("deploy/nothing-here does not exist"), "{text}");
+}
+
+/// tests/fixtures/manifests.
+pub fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests")
+}
