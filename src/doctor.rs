@@ -137,6 +137,9 @@ pub struct Facts {
     pub project_file: Option<PathBuf>,
     /// Each built service's context and Dockerfile, and whether they exist.
     pub builds: Vec<BuildFact>,
+    /// The CLIs the project's `manifests:` sources run (helm, kustomize), probed only when
+    /// the project has such a source.
+    pub manifest_tools: Vec<ToolFact>,
     pub inotify_max_user_watches: Option<u64>,
     pub inotify_max_user_instances: Option<u64>,
     /// Directories `samestack dev` would watch for this project (one inotify watch each).
@@ -241,6 +244,31 @@ pub fn evaluate(facts: &Facts) -> Vec<Check> {
                 };
                 checks.push(check(id, Severity::Ok, format!("not installed ({why})"), None));
             }
+        }
+    }
+
+    for tool in &facts.manifest_tools {
+        let (id, install) = match tool.name.as_str() {
+            "helm" => ("helm", crate::render::sources::Tool::Helm.install()),
+            _ => ("kustomize", crate::render::sources::Tool::Kustomize.install()),
+        };
+        match &tool.path {
+            Some(path) => checks.push(check(
+                id,
+                Severity::Ok,
+                format!(
+                    "{} ({}), for the project's manifests",
+                    tool.version.as_deref().unwrap_or("version unknown"),
+                    path.display()
+                ),
+                None,
+            )),
+            None => checks.push(check(
+                id,
+                Severity::Blocker,
+                format!("samestack.yaml's `manifests:` need `{}`, which is not on PATH", tool.name),
+                Some(format!("install {} ({install})", tool.name)),
+            )),
         }
     }
 
@@ -666,6 +694,21 @@ pub async fn gather(project_file: &Path) -> Facts {
         Ok(loaded) => {
             facts.project_file = Some(project_file.to_path_buf());
             facts.builds = builds_of(&loaded);
+            for tool in crate::render::sources::required_tools(&loaded.config) {
+                let args: &[&str] = match tool {
+                    crate::render::sources::Tool::Helm => &["version", "--short"],
+                    crate::render::sources::Tool::Kustomize => &["version"],
+                };
+                let mut fact = probe_tool(tool.name(), args).await;
+                if fact.path.is_none() && tool == crate::render::sources::Tool::Kustomize {
+                    // `kubectl kustomize` stands in (see render::sources::locate).
+                    if let Some((path, _)) = crate::render::sources::locate(tool) {
+                        fact =
+                            ToolFact { name: fact.name, path: Some(path), version: Some("kubectl kustomize".into()) };
+                    }
+                }
+                facts.manifest_tools.push(fact);
+            }
             let ProjectPorts { ports, provider, project } = ports_of(&loaded.config);
             {
                 facts.provider = provider;
@@ -799,6 +842,7 @@ mod tests {
             project_file_error: None,
             project_file: None,
             builds: vec![],
+            manifest_tools: vec![],
             inotify_max_user_watches: Some(1_048_576),
             inotify_max_user_instances: Some(1024),
             dev_watches: Some(40),
@@ -820,6 +864,24 @@ mod tests {
         assert!(checks.iter().all(|c| c.fix.is_none()));
         assert!(find(&checks, "kind")[0].detail.contains("optional"));
         assert!(!Report::new(healthy()).blocks_up);
+    }
+
+    #[test]
+    fn the_tools_the_projects_manifests_need_are_listed_and_a_missing_one_blocks() {
+        let mut facts = healthy();
+        assert!(find(&evaluate(&facts), "helm").is_empty(), "not listed without a source that needs it");
+        facts.manifest_tools = vec![
+            ToolFact { name: "helm".into(), path: Some("/usr/bin/helm".into()), version: Some("v3.19.5".into()) },
+            ToolFact { name: "kustomize".into(), path: None, version: None },
+        ];
+        let checks = evaluate(&facts);
+        let helm = find(&checks, "helm")[0];
+        assert!(helm.severity == Severity::Ok && helm.detail.contains("v3.19.5 (/usr/bin/helm)"), "{helm:?}");
+        let kustomize = find(&checks, "kustomize")[0];
+        assert_eq!(kustomize.severity, Severity::Blocker);
+        assert!(kustomize.detail.contains("need `kustomize`, which is not on PATH"), "{kustomize:?}");
+        assert!(kustomize.fix.as_ref().unwrap().contains("sigs.k8s.io/kustomize/kustomize/v5"), "{kustomize:?}");
+        assert!(Report::new(facts).blocks_up);
     }
 
     #[test]

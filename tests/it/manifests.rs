@@ -326,3 +326,74 @@ fn manifest_sources_are_checked_with_locations() {
 pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/manifests")
 }
+
+/// Cluster tier, one cluster for every step: `up` of the example with a Helm chart, a
+/// kustomize directory and a YAML directory brings all of them to ready, running the built
+/// images; a changed values file changes exactly the object it feeds; a removed source is
+/// pruned, and only its objects.
+#[tokio::test(flavor = "multi_thread")]
+async fn cluster_manifests_up_applies_helm_kustomize_and_yaml_changes_and_prunes_only_theirs() {
+    use crate::docker_fixture::{POSTGRES, PYTHON_BASE, REGISTRY_IMAGE, TRAEFIK};
+    use crate::support::step_line;
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{ConfigMap, Service};
+
+    let test = "cluster_manifests_up_applies_helm_kustomize_and_yaml_changes_and_prunes_only_theirs";
+    if support::cluster_or_skip(test, &[PYTHON_BASE, POSTGRES, REGISTRY_IMAGE, TRAEFIK]).is_none()
+        || !tools_or_skip(test)
+    {
+        return;
+    }
+    let stack = support::Stack::with_edits("mfit", &[(WORKER, WORKER_MAPPED)]);
+    copy_fixtures(stack.dir.path());
+    let file = stack.dir.path().join("samestack.yaml");
+    std::fs::write(&file, std::fs::read_to_string(&file).unwrap() + SOURCES).unwrap();
+
+    let first = stack.up();
+    assert!(step_line(&first, "apply").contains("all ready"), "{first}");
+    let client = samestack::kube::KubeClient::connect(&stack.kubeconfig(), Some(&format!("samestack-{}", stack.name)))
+        .await
+        .expect("the user's kubeconfig has the context");
+    let deployments: kube::Api<Deployment> = kube::Api::namespaced(client.raw().clone(), &stack.name);
+    for (name, service) in [("chart", "api"), ("kz-worker", "worker")] {
+        let d = deployments.get(name).await.unwrap_or_else(|e| panic!("Deployment {name}: {e}"));
+        let ready = d.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0);
+        assert_eq!(ready, 1, "Deployment {name} is not ready: {:?}", d.status);
+        let image = d.spec.unwrap().template.spec.unwrap().containers[0].image.clone().unwrap();
+        let built = format!("localhost:{}/{}/{service}@sha256:", stack.registry_port, stack.name);
+        assert!(image.starts_with(&built), "{name} runs {image}, not the built {built}...");
+    }
+    let configmaps: kube::Api<ConfigMap> = kube::Api::namespaced(client.raw().clone(), &stack.name);
+    let services: kube::Api<Service> = kube::Api::namespaced(client.raw().clone(), &stack.name);
+    let greeting = |cm: ConfigMap| cm.data.unwrap_or_default().get("GREETING").cloned().unwrap_or_default();
+    assert_eq!(greeting(configmaps.get("chart-settings").await.unwrap()), "hello from a laptop", "dev's values file");
+    for name in ["chart", "kz-worker", "plain-api"] {
+        assert!(services.get_opt(name).await.unwrap().is_some(), "Service {name} missing");
+    }
+    assert!(configmaps.get_opt("plain-notes").await.unwrap().is_some(), "the YAML source's ConfigMap is missing");
+
+    // A values file changes: exactly the ConfigMap it feeds.
+    let values = stack.dir.path().join("deploy/values/dev.yaml");
+    std::fs::write(&values, "greeting: hello again\n").unwrap();
+    let second = stack.up();
+    assert!(step_line(&second, "apply").contains("0 created, 1 changed"), "{second}");
+    assert!(step_line(&second, "apply").contains(" 0 pruned"), "{second}");
+    assert_eq!(greeting(configmaps.get("chart-settings").await.unwrap()), "hello again");
+
+    // The YAML source goes: its ConfigMap and Service are pruned, nothing else.
+    stack.edit("  - yaml:\n      path: deploy/yaml\n", "");
+    let third = stack.up();
+    assert!(step_line(&third, "apply").contains("0 created, 0 changed"), "{third}");
+    assert!(step_line(&third, "apply").contains(" 2 pruned"), "{third}");
+    assert!(configmaps.get_opt("plain-notes").await.unwrap().is_none(), "plain-notes was not pruned");
+    assert!(services.get_opt("plain-api").await.unwrap().is_none(), "plain-api was not pruned");
+    for name in ["chart", "kz-worker", "api", "worker"] {
+        assert!(
+            deployments.get_opt(name).await.unwrap().is_some(),
+            "Deployment {name} was pruned with the YAML source"
+        );
+    }
+
+    let down = stack.samestack(&["down", "--purge"]);
+    assert!(down.status.success(), "{}", output_text(&down));
+}
