@@ -31,8 +31,27 @@ pub async fn run(session: &Session<'_>, args: ParityArgs) -> anyhow::Result<Exit
     let text = if args.json {
         serde_json::to_string_pretty(&report).context("serializing the report")? + "\n"
     } else {
-        parity::format_report(&report)
+        parity::format_report(&report) + &values_note(&project, &a.name, &b.name)
     };
     session.printer.stdout(&text).context("writing to stdout")?;
     Ok(if report.has_drift() { ExitStatus::Failure } else { ExitStatus::Success })
+}
+
+/// Where the Helm values of the two profiles differ (the cause of a chart's differences, by
+/// values path); empty without Helm sources or differences.
+fn values_note(project: &config::Project, a: &str, b: &str) -> String {
+    let diffs = render::sources::values_differences(project, a, b);
+    if diffs.is_empty() {
+        return String::new();
+    }
+    let show = |v: &Option<serde_json::Value>| match v {
+        None => "(absent)".to_string(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+    };
+    let mut out = format!("\nHelm values that differ between {a} and {b}:\n");
+    for (source, path, va, vb) in diffs {
+        out.push_str(&format!("  {source} {path}: {} -> {}\n", show(&va), show(&vb)));
+    }
+    out
 }

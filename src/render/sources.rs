@@ -619,9 +619,179 @@ pub fn allow_declared_drift(
     report.drift = report.differences.len() - report.allowed;
 }
 
+/// Where the Helm values of two profiles differ, per Helm source: `(source id, values path,
+/// value under A, value under B)`, the paths dotted (`image.tag`, `env[0]`). The values are
+/// merged as Helm merges `--values` files (maps deeply, everything else replaced; the chart's
+/// own values.yaml is the same on both sides and left out). Read errors count as no
+/// difference: rendering has already reported them.
+pub fn values_differences(project: &Project, a: &str, b: &str) -> Vec<(String, String, Option<Value>, Option<Value>)> {
+    fn merge(into: &mut Value, from: Value) {
+        match (into, from) {
+            (Value::Object(i), Value::Object(f)) => {
+                for (k, v) in f {
+                    match i.get_mut(&k) {
+                        Some(slot) if slot.is_object() && v.is_object() => merge(slot, v),
+                        _ => {
+                            i.insert(k, v);
+                        }
+                    }
+                }
+            }
+            (slot, f) => *slot = f,
+        }
+    }
+    fn leaves(path: String, v: &Value, out: &mut BTreeMap<String, Value>) {
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                for (k, child) in m {
+                    leaves(if path.is_empty() { k.clone() } else { format!("{path}.{k}") }, child, out);
+                }
+            }
+            Value::Array(items) if !items.is_empty() => {
+                for (i, child) in items.iter().enumerate() {
+                    leaves(format!("{path}[{i}]"), child, out);
+                }
+            }
+            other => {
+                out.insert(path, other.clone());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for m in &project.config.manifests {
+        let Some(h) = &m.helm else { continue };
+        let merged = |profile: &str| -> BTreeMap<String, Value> {
+            let extra = m.profiles.get(profile).map(|p| p.values.as_slice()).unwrap_or_default();
+            let mut all = Value::Object(Map::new());
+            for file in h.values.iter().chain(extra) {
+                let text = resolve(project, file).ok().and_then(|p| std::fs::read_to_string(p).ok());
+                if let Some(v) = text.and_then(|t| serde_saphyr::from_str::<Value>(&t).ok()).filter(Value::is_object) {
+                    merge(&mut all, v);
+                }
+            }
+            let mut flat = BTreeMap::new();
+            leaves(String::new(), &all, &mut flat);
+            flat
+        };
+        let (va, vb) = (merged(a), merged(b));
+        let keys: BTreeSet<&String> = va.keys().chain(vb.keys()).collect();
+        for k in keys {
+            if va.get(k) != vb.get(k) {
+                out.push((m.id(), k.clone(), va.get(k).cloned(), vb.get(k).cloned()));
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn project(extra: &str) -> Project {
+        let text = format!(
+            "name: shop\nowner: team\nservices:\n  api:\n    build: {{ context: api }}\n    ports: [{{ port: 80 }}]\n{extra}"
+        );
+        let (config, locations) = config::parse_str("samestack.yaml", text.as_bytes()).unwrap();
+        Project { file: "samestack.yaml".into(), dir: ".".into(), config, locations }
+    }
+
+    fn adopted(p: &Project, v: Value, kinds: &BTreeSet<String>) -> Result<Value, Error> {
+        let m = ManifestSource {
+            helm: None,
+            kustomize: None,
+            yaml: Some(config::YamlSource { path: "deploy".into() }),
+            profiles: BTreeMap::new(),
+            order: SourceOrder::AfterTemplates,
+        };
+        adopt(p, &m, v, "deploy/x.yaml:1".into(), &RenderOptions::default(), kinds).map(|(r, _)| r.value)
+    }
+
+    #[test]
+    fn adoption_sets_namespace_labels_and_images_and_leaves_selectors_alone() {
+        let p = project("");
+        let kinds = cluster_scoped_kinds(std::iter::empty());
+        let deployment = serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "labels": {"app.kubernetes.io/managed-by": "Helm"}},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": "acme/api:1.0"}, {"name": "side", "image": "envoy:1.30"}]}}}
+        });
+        let v = adopted(&p, deployment, &kinds).unwrap();
+        assert_eq!(v["metadata"]["namespace"], "shop");
+        assert_eq!(v["metadata"]["labels"]["app.kubernetes.io/managed-by"], "samestack");
+        assert_eq!(v["metadata"]["labels"]["dev.samestack.owner"], "team");
+        assert_eq!(v["metadata"]["annotations"][SOURCE_ANNOTATION], "yaml/deploy");
+        assert_eq!(v["metadata"]["annotations"][STAGE_ANNOTATION], STAGE_SOURCES);
+        assert_eq!(v["metadata"]["annotations"][SERVICE_ANNOTATION], "api");
+        assert_eq!(v["spec"]["selector"], serde_json::json!({"matchLabels": {"app": "web"}}), "selector untouched");
+        let pod = &v["spec"]["template"];
+        assert_eq!(pod["spec"]["containers"][0]["image"], "localhost:5001/shop/api:unbuilt");
+        assert_eq!(pod["spec"]["containers"][1]["image"], "envoy:1.30", "not a built service");
+        assert_eq!(pod["metadata"]["labels"]["app"], "web");
+        assert_eq!(pod["metadata"]["labels"]["app.kubernetes.io/name"], "api", "added where absent");
+    }
+
+    #[test]
+    fn cluster_scoped_objects_keep_no_namespace_and_other_namespaces_are_refused() {
+        let p = project("");
+        let crd = serde_json::json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {"scope": "Cluster", "names": {"kind": "Widget"}}});
+        let kinds = cluster_scoped_kinds(std::iter::once(&crd));
+        let widget = serde_json::json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}});
+        assert!(adopted(&p, widget, &kinds).unwrap()["metadata"].get("namespace").is_none());
+        assert!(adopted(&p, crd, &kinds).unwrap()["metadata"].get("namespace").is_none());
+        let elsewhere = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "kube-system"}});
+        let err = adopted(&p, elsewhere, &kinds).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "ConfigMap c (from manifest source `yaml/deploy`, deploy/x.yaml:1): namespace is `kube-system`"
+            ),
+            "{err}"
+        );
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {"name": "l"}, "items": []});
+        assert!(adopted(&p, list, &kinds).unwrap_err().to_string().contains("is not applied item by item"));
+        let nameless = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}});
+        assert!(adopted(&p, nameless, &kinds).unwrap_err().to_string().contains("is not a valid Kubernetes name"));
+    }
+
+    #[test]
+    fn helm_values_differences_are_listed_by_values_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("chart")).unwrap();
+        std::fs::write(dir.path().join("prod.yaml"), "image: { repository: a, tag: \"1\" }\nreplicas: 2\nlist: [x]\n")
+            .unwrap();
+        std::fs::write(dir.path().join("dev.yaml"), "image: { tag: \"2\" }\nlist: [w, z]\n").unwrap();
+        let mut p = project(
+            "manifests:\n  - helm: { chart: chart, values: [prod.yaml] }\n    profiles: { dev: { values: [dev.yaml] } }\n",
+        );
+        p.dir = dir.path().into();
+        let got: Vec<String> = values_differences(&p, "dev", "prod")
+            .into_iter()
+            .map(|(id, path, a, b)| format!("{id} {path}: {a:?} -> {b:?}"))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "helm/chart image.tag: Some(String(\"2\")) -> Some(String(\"1\"))",
+                "helm/chart list[0]: Some(String(\"w\")) -> Some(String(\"x\"))",
+                "helm/chart list[1]: Some(String(\"z\")) -> None",
+            ],
+            "image.repository is kept by the deep merge, replicas the same"
+        );
+        assert!(values_differences(&p, "prod", "prod").is_empty());
+    }
+
+    #[test]
+    fn the_tools_a_project_needs() {
+        let p = project(
+            "manifests:\n  - yaml: { path: a }\n  - kustomize: { path: b }\n  - helm: { chart: c }\n  - helm: { chart: d }\n",
+        );
+        assert_eq!(required_tools(&p.config), [Tool::Helm, Tool::Kustomize]);
+        assert!(required_tools(&project("").config).is_empty());
+    }
 
     #[test]
     fn repositories_and_registry_hosts() {

@@ -270,6 +270,10 @@ fn parity_drift_in_the_charts_values_is_exit_1_with_the_field_path() {
         "{text}"
     );
     assert!(text.contains("1 undeclared drift"), "only the values' difference: {text}");
+    assert!(
+        text.contains("Helm values that differ between dev and prod:\n  helm/chart greeting: hello from a laptop -> hello from production\n"),
+        "the values path behind it: {text}"
+    );
     // The kustomize overlay's difference is declared by its source.
     assert!(
         text.contains("env[POLL_INTERVAL_SECONDS].value: 5 -> 1  [manifests[1].profiles.dev.allowed_drift: Deployment:spec.template.spec.containers.*.env.*.value]"),
