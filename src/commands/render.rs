@@ -98,7 +98,9 @@ pub fn lint_prod(
     let report = lint::lint(&profile.name, set, &profile.lint_waivers, args.strict);
     if args.json {
         ui::stderr_line(serde_json::to_string_pretty(&report).context("serializing the lint report")?);
-    } else if !report.findings.is_empty() && (args.strict || !session.global.quiet) {
+    } else if (!report.findings.is_empty() || !report.unused_waivers.is_empty())
+        && (args.strict || !session.global.quiet)
+    {
         ui::stderr_line(lint::format_report(&report).trim_end());
     }
     Ok(Some(report))

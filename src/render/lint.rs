@@ -45,6 +45,8 @@ pub struct LintReport {
     pub open: usize,
     pub waived: usize,
     pub findings: Vec<Finding>,
+    /// Waivers no finding matched: stale (the object was fixed or renamed), to be removed.
+    pub unused_waivers: Vec<Waiver>,
 }
 
 impl LintReport {
@@ -70,12 +72,14 @@ pub fn lint(profile: &str, set: &RenderedSet, waivers: &[Waiver], strict: bool) 
         f.waived = waivers.iter().find(|w| covers(w, f)).map(|w| w.reason.clone());
     }
     let waived = findings.iter().filter(|f| f.waived.is_some()).count();
+    let unused_waivers = waivers.iter().filter(|w| !findings.iter().any(|f| covers(w, f))).cloned().collect();
     LintReport {
         profile: profile.to_owned(),
         level: if strict { "error" } else { "warning" },
         open: findings.len() - waived,
         waived,
         findings,
+        unused_waivers,
     }
 }
 
@@ -474,6 +478,13 @@ pub fn format_report(r: &LintReport) -> String {
             );
         }
     }
+    if !r.unused_waivers.is_empty() {
+        let _ = writeln!(out, "\nlint_waivers that match no finding (remove them from profiles/{}.yaml):", r.profile);
+        for w in &r.unused_waivers {
+            let container = w.container.as_deref().map(|c| format!(" container `{c}`")).unwrap_or_default();
+            let _ = writeln!(out, "  {} {}{container}", w.check.name(), w.object);
+        }
+    }
     if r.has_open() {
         let how = if level == "error" {
             "--strict: these findings fail the command"
@@ -750,7 +761,9 @@ spec:
         assert!(text.contains("error[pinned_image]"), "{text}");
         assert!(text.contains("waived[probes] Deployment/web container `web`: legacy"), "{text}");
         let other = Waiver { object: "Deployment/api".into(), ..waiver.clone() };
-        assert_eq!(lint("prod", &set(&weak), &[other], false).waived, 0);
+        let r = lint("prod", &set(&weak), std::slice::from_ref(&other), false);
+        assert_eq!((r.waived, &r.unused_waivers), (0, &vec![other]));
+        assert!(format_report(&r).contains("lint_waivers that match no finding (remove them from profiles/prod.yaml):\n  probes Deployment/api container `web`"), "{}", format_report(&r));
         assert_eq!(waiver.problem(crate::config::is_dns_subdomain), None);
         assert!(
             Waiver { object: "web".into(), ..waiver.clone() }
@@ -764,5 +777,19 @@ spec:
                 .unwrap()
                 .contains("no reason")
         );
+    }
+
+    #[test]
+    fn every_check_is_documented_with_its_fix() {
+        let reference = include_str!("../../docs/reference.md");
+        let mut names: Vec<&str> = Check::ALL.iter().map(|c| c.name()).collect();
+        for name in &names {
+            assert!(reference.contains(&format!("| `{name}` |")), "docs/reference.md has no row for {name}");
+            let json = serde_json::to_value(Check::ALL.iter().find(|c| c.name() == *name).unwrap()).unwrap();
+            assert_eq!(json, *name, "the JSON and waiver name is the documented one");
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), Check::ALL.len());
     }
 }
