@@ -727,6 +727,7 @@ spec:
             ("Deployment", template),
             ("StatefulSet", template),
             ("DaemonSet", template),
+            ("ReplicaSet", template),
             ("Job", template),
             ("CronJob", cron),
             ("Pod", pod),
