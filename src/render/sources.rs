@@ -26,7 +26,9 @@ pub use crate::kube::wave::STAGE_ANNOTATION;
 /// The value of [`STAGE_ANNOTATION`] for a source applied after the templates.
 pub const STAGE_SOURCES: &str = "sources";
 /// The annotation on a workload whose containers run a service's built image: the service.
-/// `dev` picks the objects of a service by it as well as by the `app.kubernetes.io/name` label.
+/// `dev` picks the objects of a service by it as well as by the `app.kubernetes.io/name` label
+/// (which is not added: the built-in Service, PodDisruptionBudget and NetworkPolicy of the
+/// service select pods by it).
 pub const SERVICE_ANNOTATION: &str = "dev.samestack/service";
 
 /// Kinds that live outside any namespace (besides the kinds of cluster-scoped CRDs in the set).
@@ -563,20 +565,14 @@ fn adopt(
         l.insert(labels::PROJECT.into(), ns.clone().into());
         l.insert(labels::OWNER.into(), owner.clone().into());
         l.insert(labels::COST_CENTER.into(), cost.clone().into());
-        // Added only where absent: the workload's selector may already use these labels.
-        if let Some(svc) = services.iter().next() {
-            l.entry(labels::NAME).or_insert_with(|| svc.clone().into());
-            l.entry(labels::PART_OF).or_insert_with(|| ns.clone().into());
-        }
+        // Not the service's `app.kubernetes.io/name`: the built-in Service, PodDisruptionBudget
+        // and NetworkPolicy of the service select by it, and would take these pods in.
         meta.insert("labels".into(), Value::Object(l));
     }
     if let Some(svc) = services.iter().next() {
         let meta = value["metadata"].as_object_mut().expect("metadata is a mapping");
         if let Some(Value::Object(a)) = meta.get_mut("annotations") {
             a.insert(SERVICE_ANNOTATION.into(), svc.clone().into());
-        }
-        if let Some(Value::Object(l)) = meta.get_mut("labels") {
-            l.entry(labels::NAME).or_insert_with(|| svc.clone().into());
         }
     }
     Ok((Resource { value }, format!("manifest source `{source_id}`, {origin}")))
@@ -730,7 +726,7 @@ mod tests {
         assert_eq!(pod["spec"]["containers"][0]["image"], "localhost:5001/shop/api:unbuilt");
         assert_eq!(pod["spec"]["containers"][1]["image"], "envoy:1.30", "not a built service");
         assert_eq!(pod["metadata"]["labels"]["app"], "web");
-        assert_eq!(pod["metadata"]["labels"]["app.kubernetes.io/name"], "api", "added where absent");
+        assert!(pod["metadata"]["labels"].get("app.kubernetes.io/name").is_none(), "the built-in selectors stay out");
     }
 
     #[test]

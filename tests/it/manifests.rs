@@ -131,17 +131,18 @@ fn sources_get_built_images_labels_and_the_namespace() {
         "localhost:5001/guestbook/api@sha256:0123abcd"
     );
     assert_eq!(chart["metadata"]["annotations"]["dev.samestack/service"], "api");
-    // The chart's own name label stays (its selector could use it); the service's is on what `dev` picks.
+    // The chart's own name label stays; `dev` picks the workload by its annotation.
     assert_eq!(chart["metadata"]["labels"]["app.kubernetes.io/name"], "guestbook-api");
     let worker = find("Deployment", "kz-worker");
     assert_eq!(
         worker["spec"]["template"]["spec"]["containers"][0]["image"], "localhost:5001/guestbook/worker:unbuilt",
         "mapped by services.worker.image_name; unbuilt without --image"
     );
-    assert_eq!(
-        worker["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"], "worker",
-        "added where absent"
+    assert!(
+        worker["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/name").is_none(),
+        "not the service's label: the built-in worker Service, PDB and NetworkPolicy would select these pods"
     );
+    assert_eq!(worker["metadata"]["annotations"]["dev.samestack/service"], "worker");
     for (kind, name) in [
         ("ConfigMap", "chart-settings"),
         ("Service", "kz-worker"),
@@ -400,4 +401,35 @@ async fn cluster_manifests_up_applies_helm_kustomize_and_yaml_changes_and_prunes
 
     let down = stack.samestack(&["down", "--purge"]);
     assert!(down.status.success(), "{}", output_text(&down));
+}
+
+/// The production-parity lint covers the sources' objects: a deliberately weak chart gets its
+/// findings as warnings under `render --profile prod`, and as errors (exit 1) with `--strict`;
+/// the fixtures' own chart and kustomize base get none.
+#[test]
+fn the_lint_reports_on_a_weak_chart_warnings_by_default_errors_with_strict() {
+    if !tools_or_skip("the_lint_reports_on_a_weak_chart_warnings_by_default_errors_with_strict") {
+        return;
+    }
+    let dir = project();
+    let out = samestack_in(dir.path(), &["render", "--profile", "prod"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for name in ["chart", "kz-worker"] {
+        assert!(!err.contains(&format!("Deployment guestbook/{name}\n")), "the fixture {name} has findings: {err}");
+    }
+    let file = dir.path().join("samestack.yaml");
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, yaml + "  - helm: { chart: deploy/weak-chart, release: weak }\n").unwrap();
+    let out = samestack_in(dir.path(), &["render", "--profile", "prod"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "warnings leave the exit status alone: {err}");
+    assert!(err.contains("Deployment guestbook/weak\n"), "{err}");
+    for check in ["probes", "resources", "read_only_root", "pinned_image", "disruption_budget"] {
+        assert!(err.contains(&format!("warning[{check}]")), "no {check} warning: {err}");
+    }
+    let out = samestack_in(dir.path(), &["render", "--profile", "prod", "--strict"]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("error[pinned_image]") && out.stdout.is_empty(), "{err}");
 }
