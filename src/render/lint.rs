@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::{RenderedSet, Resource};
+use crate::config::image_is_pinned;
 use crate::drift::{Seg, path_string};
 use crate::profile::SizeClass;
 pub use crate::waiver::{Check, Waiver};
@@ -178,18 +179,6 @@ fn container_name(c: &Value) -> &str {
 /// A container's `securityContext.<key>`, if set.
 fn sc<'a>(c: &'a Value, key: &str) -> Option<&'a Value> {
     c.get("securityContext").and_then(|s| s.get(key))
-}
-
-/// Pinned: a digest (`@sha256:` and 64 hex digits), or a tag (after the last `/`, after `:`)
-/// that is present and not `latest`.
-pub fn image_is_pinned(image: &str) -> bool {
-    if let Some((_, digest)) = image.split_once('@') {
-        return digest
-            .strip_prefix("sha256:")
-            .is_some_and(|hex| hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()));
-    }
-    let last = image.rsplit('/').next().unwrap_or(image);
-    last.split_once(':').is_some_and(|(_, tag)| !tag.is_empty() && tag != "latest")
 }
 
 /// The first port a container declares, for the probe the fix suggests.
