@@ -116,7 +116,13 @@ fn sources_get_built_images_labels_and_the_namespace() {
     let dir = project();
     let out = samestack_in(
         dir.path(),
-        &["render", "--profile", "prod", "--image", "api=localhost:5001/guestbook/api@sha256:0123abcd"],
+        &[
+            "render",
+            "--profile",
+            "prod",
+            "--image",
+            "api=localhost:5001/guestbook/api@sha256:abababababababababababababababababababababababababababababababab",
+        ],
     );
     assert!(out.status.success(), "{}", output_text(&out));
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap();
@@ -128,7 +134,7 @@ fn sources_get_built_images_labels_and_the_namespace() {
     let chart = find("Deployment", "chart");
     assert_eq!(
         chart["spec"]["template"]["spec"]["containers"][0]["image"],
-        "localhost:5001/guestbook/api@sha256:0123abcd"
+        "localhost:5001/guestbook/api@sha256:abababababababababababababababababababababababababababababababab"
     );
     assert_eq!(chart["metadata"]["annotations"]["dev.samestack/service"], "api");
     // The chart's own name label stays; `dev` picks the workload by its annotation.
