@@ -156,15 +156,17 @@ impl Plan {
             }
             None => ephemeral::env_name(&original.config.name, &ephemeral::run_id()),
         };
-        let project =
-            ephemeral::isolate(&original, &name, ephemeral::free_port).context("picking free host ports for ci")?;
         let dir = ephemeral::run_dir(&kubeconfig::state_dir(), &name);
         let kubeconfig = dir.join("kubeconfig");
-        let overrides = Overrides {
+        let mut project = original;
+        let mut overrides = Overrides {
             // The run's own file: the user's kubeconfig is never touched.
             kubeconfig: Some(kubeconfig.clone()),
             ..super::pipeline_overrides(&args.profile, &args.pipeline)?
         };
+        // Every host port free, picked the one way `up` picks them for a port of 0.
+        overrides.isolate(&mut project, &name);
+        overrides.pick_free_ports().context("picking free host ports for ci")?;
         let services =
             project.config.services.iter().filter(|(_, s)| !s.ports.is_empty()).map(|(n, _)| n.clone()).collect();
         let settings = settings::resolve_up(project, &overrides, &session.env)?;
