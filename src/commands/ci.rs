@@ -72,8 +72,10 @@ pub async fn run(session: &Session<'_>, args: CiArgs) -> anyhow::Result<ExitStat
         Ended::Failed(_) => steps.running().map(|(name, took)| (name.to_string(), took)),
         _ => None,
     };
+    // A signal that stopped CMD counts: what the job saw until it was cancelled is worth
+    // keeping (a second signal still ends samestack at once). One before CMD ran does not.
     let failed = match &result {
-        Ended::Command(outcome) => !outcome.success() && !matches!(outcome, Outcome::Interrupted { .. }),
+        Ended::Command(outcome) => !outcome.success(),
         Ended::Failed(_) => true,
         Ended::Interrupted(_) => false,
     };
@@ -86,6 +88,11 @@ pub async fn run(session: &Session<'_>, args: CiArgs) -> anyhow::Result<ExitStat
     let teardown = if args.keep {
         None
     } else {
+        // What a second signal during teardown leaves, and how to finish the job.
+        cancel.on_abandon(format!(
+            "ci: teardown of {} stopped; what is left carries the label dev.samestack.project={}\n  remove it with: samestack ci --name {} --remove",
+            plan.name, plan.name, plan.name
+        ));
         let step_started = Instant::now();
         let outcome = teardown(&plan).await;
         let detail = match &outcome {
@@ -306,9 +313,17 @@ async fn collect_artifacts(
         steps: &step_log,
         failure: &failure,
     };
+    // A signal that arrives now stops the collection; one that stopped CMD already does not.
+    let signalled_before = cancel.is_cancelled();
+    let stopped = async {
+        match signalled_before {
+            true => std::future::pending().await,
+            false => cancel.cancelled().await,
+        }
+    };
     let collected = tokio::select! {
         collected = tokio::time::timeout(ARTIFACTS_TIMEOUT, artifacts::collect(&args.artifacts, &inputs)) => collected,
-        () = cancel.cancelled() => {
+        () = stopped => {
             steps.finish(step, "stopped by a signal");
             return None;
         }
