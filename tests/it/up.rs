@@ -1,7 +1,8 @@
 //! `samestack up`, `status` and `down` as a user runs them. Cluster tier: `up` brings the
 //! guestbook example (API, worker, postgres, migrations) to ready on the offline node image,
 //! pulling its images from the local registry through the wired mirror; a second `up` changes
-//! nothing, also two of them at once (the second waits for the first); a config change touches only its resource and a resource gone from the templates is
+//! nothing, also two of them at once (the second waits for the first) and after a `ci` of the
+//! same project ran beside it; a config change touches only its resource and a resource gone from the templates is
 //! pruned; the app answers on the host through the ingress controller, also after the
 //! containers were stopped (a reboot); another profile on the same cluster converges; Ctrl-C in any step converges on the next `up`; `down`
 //! leaves only the registry, `down --purge` nothing. Docker tier: a taken port and a lost engine fail clearly.
@@ -80,6 +81,25 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
         image.starts_with(&format!("localhost:{}/samestack-test/postgres@sha256:", stack.registry_port)),
         "{image}"
     );
+
+    // `ci` of the same project while the developer's stack runs: a cluster, registry, ports and
+    // kubeconfig of its own, so both are unharmed. ci passes against its own API and leaves
+    // nothing; the developer's stack still answers, and the `up`s below find nothing changed.
+    let ci_name = support::unique_name("upci");
+    let _ci_cleanup = support::ProjectCleanup(ci_name.clone());
+    let (base, preload) = (format!("BASE_IMAGE={PYTHON_BASE}"), format!("{POSTGRES},{TRAEFIK}"));
+    let check = r#"test "$(curl -sS -o /dev/null -w '%{http_code}' "$SAMESTACK_API_URL/healthz")" = 200"#;
+    let ci = stack
+        .command(&["ci", "--name", &ci_name, "--build-arg", &base, "--preload", &preload, "--ready-timeout", "420"])
+        .args(["--", "sh", "-c", check])
+        .stdin(Stdio::null())
+        .output()
+        .expect("samestack runs");
+    let text = output_text(&ci);
+    assert!(ci.status.success(), "ci beside the developer's up failed:\n{text}");
+    assert_eq!(support::labelled_objects(&ci_name), Vec::<String>::new(), "ci left something:\n{text}");
+    let (status_line, body) = stack.get_through_ingress("guestbook.localhost", "/healthz");
+    assert!(status_line.contains(" 200 "), "the developer's stack after ci: {status_line}\n{body}");
 
     // Two more `up`s at once, the second started while the first is under way: it waits for
     // the first with a message instead of racing it, then finds nothing to do either. Nothing
