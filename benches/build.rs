@@ -73,6 +73,7 @@ async fn fresh_registry(client: &Client, image: &str, label: &str) -> Registry {
         host_port: free_port(),
         image: Some(image.to_string()),
         project: "samestack-bench".into(),
+        cache: None,
     };
     registry::remove(client, &spec.name, true).await.unwrap();
     registry::ensure(client, &spec).await.expect("bench registry starts")

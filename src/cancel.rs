@@ -6,8 +6,8 @@
 //! same exit status, so a hanging teardown never traps the user.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub use tokio_util::sync::CancellationToken;
 
@@ -53,6 +53,8 @@ pub struct Cancel {
     token: CancellationToken,
     /// The number of the first signal received; 0 while none.
     signal: Arc<AtomicI32>,
+    /// Printed when a second signal ends the process (see [`Cancel::on_abandon`]).
+    abandon_note: Arc<Mutex<Option<String>>>,
 }
 
 impl Cancel {
@@ -72,6 +74,9 @@ impl Cancel {
                 while stream.recv().await.is_some() {
                     if cancel.is_cancelled() {
                         eprintln!("error: {} again: stopping at once", name(signal));
+                        if let Some(note) = cancel.abandon_note.lock().ok().and_then(|n| n.clone()) {
+                            eprintln!("{note}");
+                        }
                         std::process::exit(128 + signal.number());
                     }
                     tracing::info!(signal = name(signal), "cancelling");
@@ -86,6 +91,15 @@ impl Cancel {
     pub fn cancel(&self, signal: Signal) {
         let _ = self.signal.compare_exchange(0, signal.number(), Ordering::SeqCst, Ordering::SeqCst);
         self.token.cancel();
+    }
+
+    /// What a second signal leaves undone, and how to finish it (e.g. `ci`'s teardown: what
+    /// is left and the command that removes it): printed before the process exits. The last
+    /// note set counts.
+    pub fn on_abandon(&self, note: String) {
+        if let Ok(mut slot) = self.abandon_note.lock() {
+            *slot = Some(note);
+        }
     }
 
     pub fn is_cancelled(&self) -> bool {

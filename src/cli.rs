@@ -93,6 +93,11 @@ pub struct PipelineArgs {
     /// Seconds each apply wave may take to become ready
     #[arg(long, default_value_t = 300, value_name = "SECONDS")]
     pub ready_timeout: u64,
+    /// Keep the local registry's data in this host directory instead of a Docker volume, so a
+    /// CI runner can cache it between jobs (created 0700 when missing; kept by teardown and
+    /// `down --purge`)
+    #[arg(long, value_name = "DIR", env = "SAMESTACK_REGISTRY_CACHE")]
+    pub registry_cache: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

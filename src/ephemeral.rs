@@ -1,17 +1,15 @@
 //! The environment of one `samestack ci` run, planned before anything exists: its name (the
 //! project's name plus a run id, or `--name`), which becomes the cluster, registry, namespace and
-//! label value; free host ports for the registry and every cluster port mapping; and the
-//! environment the command under test gets, also written as a dotenv file.
+//! label value (the settings follow it through [`crate::settings::Overrides::isolate`], which
+//! also picks its free host ports); and the environment the command under test gets, also
+//! written as a dotenv file.
 //!
-//! Pure except for [`run_id`] (clock and pid) and [`free_port`] (asks the kernel): the planning
-//! is unit-tested without Docker.
+//! Pure except for [`run_id`] (clock and pid): the planning is unit-tested without Docker.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
-
-use crate::config::Project;
 
 /// Longest environment name: room for the node containers' suffixes (`-control-plane`,
 /// `-worker2`) and the registry's `samestack-<name>-registry` within Docker's and
@@ -47,39 +45,6 @@ pub fn check_name(name: &str) -> Result<(), String> {
         return Err(format!("is {} characters long; at most {MAX_NAME}", name.len()));
     }
     Ok(())
-}
-
-/// A free TCP port on 127.0.0.1, as the kernel hands them out. Nothing holds it afterwards,
-/// but the kernel rotates through the ephemeral range, so two runs starting together get
-/// different ports; preflight still checks each one before anything is created.
-pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
-}
-
-/// Pure: `project` turned into the project file of a run: named `name` (which the cluster,
-/// registry, namespace and labels follow), with an explicit cluster name replaced too, and
-/// every host port taken from `port` in turn (registry first, then `cluster.ports` in order).
-/// Owner and cost-center labels keep the real project's name.
-pub fn isolate(
-    project: &Project,
-    name: &str,
-    mut port: impl FnMut() -> std::io::Result<u16>,
-) -> std::io::Result<Project> {
-    let mut isolated = project.clone();
-    let cfg = &mut isolated.config;
-    cfg.owner.get_or_insert_with(|| project.config.name.clone());
-    cfg.cost_center.get_or_insert_with(|| project.config.name.clone());
-    cfg.name = name.to_string();
-    if cfg.cluster.name.is_some() {
-        cfg.cluster.name = Some(name.to_string());
-    }
-    if cfg.registry.enabled {
-        cfg.registry.host_port = port()?;
-    }
-    for mapping in &mut cfg.cluster.ports {
-        mapping.host = port()?;
-    }
-    Ok(isolated)
 }
 
 /// Where a run keeps its private files (kubeconfig, dotenv): `<state dir>/ci/<name>`.
@@ -152,13 +117,6 @@ pub fn dotenv(vars: &BTreeMap<String, String>) -> String {
 mod tests {
     use super::*;
 
-    fn project(yaml: &str) -> Project {
-        let (config, locations) = crate::config::parse_str("samestack.yaml", yaml.as_bytes()).unwrap();
-        Project { file: "proj/samestack.yaml".into(), dir: "proj".into(), config, locations }
-    }
-
-    const YAML: &str = "name: shop\ncluster:\n  ports: [{host: 8080, container: 80}, {host: 8443, container: 443}]\nregistry:\n  host_port: 5005\nservices:\n  api:\n    image: nginx:1.27\n    ports: [{ port: 80 }]\n";
-
     #[test]
     fn run_names_are_the_project_plus_a_run_id_within_the_length_limit() {
         assert_eq!(env_name("shop", "a1b2c3"), "shop-ci-a1b2c3");
@@ -178,48 +136,6 @@ mod tests {
         for bad in ["", "Shop", "-shop", "shop-", "shop_pr", "42shop", &"a".repeat(MAX_NAME + 1)] {
             assert!(check_name(bad).is_err(), "{bad:?} accepted");
         }
-    }
-
-    #[test]
-    fn an_isolated_project_has_the_run_name_and_fresh_ports_and_keeps_its_owner() {
-        let p = project(YAML);
-        let mut ports = [40001, 40002, 40003].into_iter();
-        let isolated = isolate(&p, "shop-ci-a1b2c3", || Ok(ports.next().unwrap())).unwrap();
-        let c = &isolated.config;
-        assert_eq!(c.name, "shop-ci-a1b2c3");
-        assert_eq!(c.registry.host_port, 40001);
-        assert_eq!(
-            c.cluster.ports.iter().map(|m| (m.host, m.container)).collect::<Vec<_>>(),
-            [(40002, 80), (40003, 443)]
-        );
-        assert_eq!(c.owner.as_deref(), Some("shop"));
-        assert_eq!(c.cost_center.as_deref(), Some("shop"));
-        // Everything downstream follows the name: cluster, registry container, namespace.
-        let s = crate::settings::resolve(&isolated, &BTreeMap::new(), Some("/run/kubeconfig".into()));
-        assert_eq!(s.cluster.name, "shop-ci-a1b2c3");
-        assert_eq!(s.namespace, "shop-ci-a1b2c3");
-        assert_eq!(s.registry.unwrap().name, "samestack-shop-ci-a1b2c3-registry");
-        assert_eq!(s.kubeconfig, PathBuf::from("/run/kubeconfig"));
-    }
-
-    #[test]
-    fn an_explicit_cluster_name_follows_the_run_and_a_disabled_registry_takes_no_port() {
-        let yaml =
-            YAML.replace("cluster:\n", "cluster:\n  name: shared\n").replace("  host_port: 5005", "  enabled: false");
-        let mut taken = 0;
-        let isolated = isolate(&project(&yaml), "shop-ci-1", || {
-            taken += 1;
-            Ok(41000 + taken)
-        })
-        .unwrap();
-        assert_eq!(isolated.config.cluster.name.as_deref(), Some("shop-ci-1"));
-        assert_eq!(taken, 2, "only the two cluster port mappings");
-    }
-
-    #[test]
-    fn free_ports_are_bindable() {
-        let port = free_port().unwrap();
-        assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! needs (`/v2/` health, manifest lookups), over a minimal HTTP/1.1 client for 127.0.0.1.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, RestartPolicy, RestartPolicyNameEnum};
@@ -36,6 +37,11 @@ pub struct RegistrySpec {
     pub image: Option<String>,
     /// Project that owns the container (label `dev.samestack.project`).
     pub project: String,
+    /// A host directory for the registry's data instead of the named volume (`--registry-cache`):
+    /// CI runners cache directories between jobs, not volumes. Kept by `down --purge` and `ci`'s
+    /// teardown; the registry then runs as the invoking user, so what it writes is theirs.
+    /// Checked by [`check_cache_dir`] when the settings are resolved.
+    pub cache: Option<PathBuf>,
 }
 
 impl RegistrySpec {
@@ -47,6 +53,14 @@ impl RegistrySpec {
     /// The named volume holding the registry's data.
     pub fn volume(&self) -> String {
         volume_name(&self.name)
+    }
+
+    /// What is mounted at the registry's data directory: the cache directory, else the volume.
+    fn data_source(&self) -> String {
+        match &self.cache {
+            Some(dir) => dir.display().to_string(),
+            None => self.volume(),
+        }
     }
 }
 
@@ -111,6 +125,18 @@ pub enum Error {
     /// cleaning up after an interrupted run); [`ensure`] looks again.
     #[error("registry container `{name}` disappeared while being started; run the command again")]
     Vanished { name: String },
+    /// The registry cache directory cannot be used as given.
+    #[error(
+        "--registry-cache {}: {problem}\n  fix: {fix}", path.display()
+    )]
+    BadCache { path: PathBuf, problem: String, fix: String },
+    /// The registry cache directory could not be created.
+    #[error("creating the registry cache directory {}: {source}", path.display())]
+    CacheUnwritable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// Started, but `/v2/` never answered.
     #[error(
         "registry `{name}` did not become healthy on 127.0.0.1:{port} within {secs}s (last: {last}); its log ends with:\n{log_tail}"
@@ -123,11 +149,12 @@ impl crate::error::Classify for Error {
         use crate::error::ErrorKind;
         match self {
             Error::Docker(e) => e.kind(),
-            Error::NameTaken { .. } => ErrorKind::User,
+            Error::NameTaken { .. } | Error::BadCache { .. } => ErrorKind::User,
             Error::PortTaken { .. }
             | Error::ImageUnavailable { .. }
             | Error::Unhealthy { .. }
-            | Error::Vanished { .. } => ErrorKind::Environment,
+            | Error::Vanished { .. }
+            | Error::CacheUnwritable { .. } => ErrorKind::Environment,
         }
     }
 }
@@ -173,7 +200,8 @@ async fn ensure_once(client: &Client, spec: &RegistrySpec) -> Result<Registry, E
             let labels = found.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
             check_owner(&spec.name, &spec.project, &labels)?;
             let same = found.config.as_ref().and_then(|c| c.image.as_deref()) == Some(image.as_str())
-                && published_port(&found) == Some(spec.host_port);
+                && published_port(&found) == Some(spec.host_port)
+                && mounted_data(&found).as_deref() == Some(spec.data_source().as_str());
             let running = found.state.as_ref().and_then(|s| s.running).unwrap_or(false);
             match (same, running) {
                 (true, true) => Action::Reused,
@@ -185,7 +213,7 @@ async fn ensure_once(client: &Client, spec: &RegistrySpec) -> Result<Registry, E
                 (false, _) => {
                     // The new image first: when it cannot be had, the old registry keeps running.
                     ensure_image(client, &image).await?;
-                    tracing::info!(name = %spec.name, "registry settings changed: recreating it (data volume kept)");
+                    tracing::info!(name = %spec.name, "registry settings changed: recreating it (its data is kept)");
                     remove_container(client, &spec.name).await?;
                     create(client, spec, &image).await?;
                     Action::Created
@@ -252,18 +280,36 @@ fn published_port(found: &bollard::models::ContainerInspectResponse) -> Option<u
     list.iter().find_map(|b| b.host_port.as_deref()?.parse().ok())
 }
 
+/// The source of what is mounted at the registry's data directory (a volume name or a host path).
+fn mounted_data(found: &bollard::models::ContainerInspectResponse) -> Option<String> {
+    let binds = found.host_config.as_ref()?.binds.as_ref()?;
+    binds.iter().find_map(|b| b.strip_suffix(&format!(":{DATA_DIR}")).map(String::from))
+}
+
 async fn create(client: &Client, spec: &RegistrySpec, image: &str) -> Result<(), Error> {
     ensure_image(client, image).await?;
     free_port_or_holder(client, spec.host_port).await?;
     let labels = docker::owner_labels(&spec.project, ROLE);
-    docker::ensure_volume(client, &spec.volume(), labels.clone()).await?;
+    // A cache directory is the invoking user's, and so is what the registry writes into it (the
+    // runner's cache step must read it back); a volume is the engine's, and the image's user
+    // writes it.
+    let user = match &spec.cache {
+        Some(dir) => {
+            create_cache_dir(dir)?;
+            Some(format!("{}:{}", rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw()))
+        }
+        None => {
+            docker::ensure_volume(client, &spec.volume(), labels.clone()).await?;
+            None
+        }
+    };
     let port_key = format!("{CONTAINER_PORT}/tcp");
     let host_config = HostConfig {
         port_bindings: Some(HashMap::from([(
             port_key.clone(),
             Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(spec.host_port.to_string()) }]),
         )])),
-        binds: Some(vec![format!("{}:{DATA_DIR}", spec.volume())]),
+        binds: Some(vec![format!("{}:{DATA_DIR}", spec.data_source())]),
         restart_policy: Some(RestartPolicy {
             name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
             maximum_retry_count: None,
@@ -272,6 +318,7 @@ async fn create(client: &Client, spec: &RegistrySpec, image: &str) -> Result<(),
     };
     let body = ContainerCreateBody {
         image: Some(image.to_string()),
+        user,
         labels: Some(labels),
         exposed_ports: Some(vec![port_key]),
         // Lets `up --purge`-style cleanups delete pushed images; matches common local setups.
@@ -331,6 +378,59 @@ async fn ensure_image(client: &Client, image: &str) -> Result<(), Error> {
         Err(e) if docker::is_connection_lost(&e) => Err(docker::Error::api("pull", e).into()),
         Err(e) => Err(Error::ImageUnavailable { image: image.to_string(), cause: docker::describe(&e) }),
     }
+}
+
+/// Checks a `--registry-cache` directory before anything is created, and returns it absolute
+/// (the engine mounts host paths, not relative ones). It may be missing (the registry step
+/// creates it, `0700`); an existing one must be a directory this user owns (the runner's cache
+/// step reads it back as this user) that others cannot write (they could plant images the
+/// cluster then runs).
+pub fn check_cache_dir(path: &Path) -> Result<PathBuf, Error> {
+    use std::os::unix::fs::MetadataExt as _;
+    let bad = |problem: String, fix: String| Error::BadCache { path: path.to_path_buf(), problem, fix };
+    let absolute = std::path::absolute(path)
+        .map_err(|e| bad(format!("cannot be made absolute: {e}"), "give an absolute path".into()))?;
+    if absolute.to_str().is_none_or(|p| p.contains(':') || p.contains(',')) {
+        return Err(bad(
+            "the path has a ':' or ',' or is not UTF-8, which the engine's mount syntax cannot carry".into(),
+            "choose a directory without them".into(),
+        ));
+    }
+    let meta = match std::fs::metadata(&absolute) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(absolute),
+        Err(e) => return Err(bad(format!("cannot be read: {e}"), "choose a directory you can read".into())),
+    };
+    if !meta.is_dir() {
+        return Err(bad(
+            "exists and is not a directory".into(),
+            "name a directory (it is created when missing)".into(),
+        ));
+    }
+    let uid = rustix::process::getuid().as_raw();
+    if meta.uid() != uid {
+        return Err(bad(
+            format!("is owned by uid {}, not by you (uid {uid})", meta.uid()),
+            format!("`chown -R {uid} {}`, or choose a directory of your own", absolute.display()),
+        ));
+    }
+    if meta.mode() & 0o002 != 0 {
+        return Err(bad(
+            format!("is writable by every user (mode {:o})", meta.mode() & 0o7777),
+            format!("`chmod o-w {}`", absolute.display()),
+        ));
+    }
+    Ok(absolute)
+}
+
+/// Creates a missing cache directory readable by this user only (an existing one is left as is).
+fn create_cache_dir(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| Error::CacheUnwritable { path: dir.to_path_buf(), source })
 }
 
 /// Ok when 127.0.0.1:`port` can be bound; otherwise [`Error::PortTaken`] naming the holder.
@@ -455,5 +555,31 @@ mod tests {
         assert_eq!(resp.status, 200);
         assert_eq!(resp.header("docker-content-digest"), Some("sha256:abc"));
         assert!(parse_head(b"garbage").is_err());
+    }
+
+    #[test]
+    fn cache_dirs_must_be_directories_of_ones_own_that_others_cannot_write() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = tmp.path().join("registry");
+        assert_eq!(check_cache_dir(&missing).unwrap(), missing, "a missing one is created later");
+        create_cache_dir(&missing).unwrap();
+        assert_eq!(std::fs::metadata(&missing).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(check_cache_dir(&missing).unwrap(), missing);
+
+        let file = tmp.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let err = check_cache_dir(&file).unwrap_err().to_string();
+        assert!(err.contains("not a directory") && err.contains("fix:"), "{err}");
+
+        std::fs::set_permissions(&missing, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = check_cache_dir(&missing).unwrap_err();
+        assert!(err.to_string().contains("writable by every user") && err.to_string().contains("chmod o-w"), "{err}");
+        assert_eq!(crate::error::Classify::kind(&err), crate::error::ErrorKind::User);
+
+        let err = check_cache_dir(Path::new("/tmp/a:b")).unwrap_err().to_string();
+        assert!(err.contains("':'"), "{err}");
+        // Relative paths are made absolute for the engine.
+        assert!(check_cache_dir(Path::new("rel/cache")).unwrap().is_absolute());
     }
 }

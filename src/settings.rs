@@ -85,6 +85,14 @@ pub struct Overrides {
     pub ingress_image: Option<String>,
     /// Postgres image (over `SAMESTACK_POSTGRES_IMAGE` over `database.image`).
     pub postgres_image: Option<String>,
+    /// `--registry-cache DIR` (or `SAMESTACK_REGISTRY_CACHE`): the registry keeps its data in
+    /// this host directory instead of a volume, checked by [`crate::registry::check_cache_dir`].
+    pub registry_cache: Option<PathBuf>,
+    /// The project part of built images' registry paths (over the project name). `ci` keeps
+    /// the real project's name there while everything else takes the run's name: a registry
+    /// cache shared by CI jobs then holds one repository per service, whose layers the next
+    /// job's push finds instead of uploading again.
+    pub image_project: Option<String>,
 }
 
 impl Overrides {
@@ -97,6 +105,27 @@ impl Overrides {
             *port = crate::ports::free_port()?;
         }
         Ok(())
+    }
+
+    /// Pure: makes `project` and these overrides those of a `ci` run named `name`: the project, cluster,
+    /// registry and namespace names follow the run (an explicit `cluster.name` too), every host
+    /// port becomes 0 — any free one, picked by [`Overrides::pick_free_ports`] as for `up` — and
+    /// built images keep the real project's registry path, so a `--registry-cache` shared by runs
+    /// holds one repository per service. Owner and cost-center labels keep the real project's name.
+    pub fn isolate(&mut self, project: &mut Project, name: &str) {
+        let cfg = &mut project.config;
+        let real = cfg.name.clone();
+        cfg.owner.get_or_insert_with(|| real.clone());
+        cfg.cost_center.get_or_insert_with(|| real.clone());
+        self.project_name = Some(name.to_string());
+        if cfg.cluster.name.is_some() {
+            self.cluster_name = Some(name.to_string());
+        }
+        if cfg.registry.enabled {
+            self.registry_host_port = Some(0);
+        }
+        self.host_ports = cfg.cluster.ports.iter().map(|m| (m.container, 0)).collect();
+        self.image_project = Some(real);
     }
 }
 
@@ -166,6 +195,14 @@ pub fn resolve_up(mut project: Project, overrides: &Overrides, env: &Env) -> Res
         }
         .into());
     }
+    if overrides.registry_cache.is_some() && stack.registry.is_none() {
+        return Err(FlagError {
+            flag: "--registry-cache".into(),
+            problem: "it keeps the local registry's data, and samestack.yaml disables the registry".into(),
+            fix: "set `registry: { enabled: true }`, or drop --registry-cache (and SAMESTACK_REGISTRY_CACHE)".into(),
+        }
+        .into());
+    }
     let parallelism = match (overrides.build_parallelism, env.get(BUILD_PARALLELISM_ENV)) {
         (Some(n), _) => n,
         (None, Some(text)) => text.parse().map_err(|_| FlagError {
@@ -198,7 +235,7 @@ pub fn postgres_image(project: &Project, flag: Option<&str>, env: &Env) -> Optio
 /// maps it onto the specs: what `down` and `status` resolve too.
 pub fn resolve_stack(project: &mut Project, overrides: &Overrides, env: &Env) -> Result<StackSettings, FlagError> {
     apply_overrides(project, overrides, env)?;
-    Ok(resolve_with(project, &overrides.build_args, overrides.kubeconfig.as_deref(), env))
+    Ok(resolve_with(project, overrides, env))
 }
 
 /// [`resolve_stack`] with only build arguments and a kubeconfig at flag level, in this
@@ -301,12 +338,8 @@ pub fn registry_container_name(project: &str) -> String {
 /// Maps the project file plus flags onto the domain specs.
 /// `build_args` (from `--build-arg`) are added to every service's build arguments and win over
 /// the project file's, so offline and CI runs can swap base images without editing it.
-fn resolve_with(
-    project: &Project,
-    build_args: &BTreeMap<String, String>,
-    kubeconfig: Option<&std::path::Path>,
-    env: &Env,
-) -> StackSettings {
+fn resolve_with(project: &Project, overrides: &Overrides, env: &Env) -> StackSettings {
+    let (build_args, kubeconfig) = (&overrides.build_args, overrides.kubeconfig.as_deref());
     let cfg = &project.config;
     let name = cfg.name.clone();
     let registry = cfg.registry.enabled.then(|| RegistrySpec {
@@ -314,7 +347,9 @@ fn resolve_with(
         host_port: cfg.registry.host_port,
         image: cfg.registry.image.clone(),
         project: name.clone(),
+        cache: overrides.registry_cache.clone(),
     });
+    let image_project = overrides.image_project.as_deref().unwrap_or(&name);
     let explicit_kubeconfig = kubeconfig.map(PathBuf::from);
     let provider = match cfg.cluster.provider {
         config::Provider::Auto => ProviderChoice::Auto,
@@ -362,7 +397,7 @@ fn resolve_with(
                 context: project.path(&build.context),
                 dockerfile: Some(PathBuf::from(&build.dockerfile)),
                 build_args: args,
-                repository: image_repository(project, service),
+                repository: image_repository(project, image_project, service),
             })
         })
         .collect();
@@ -378,15 +413,16 @@ fn resolve_with(
     }
 }
 
-/// Where a built service's image goes: `localhost:<registry port>/<project>/<service>` (the
-/// nodes resolve `localhost:<port>` to the registry container through the wired mirror), or
-/// a local-only `samestack/<project>/<service>` when the registry is disabled.
-pub fn image_repository(project: &Project, service: &str) -> String {
+/// Where a built service's image goes: `localhost:<registry port>/<image project>/<service>`
+/// (the nodes resolve `localhost:<port>` to the registry container through the wired mirror),
+/// or a local-only `samestack/<image project>/<service>` when the registry is disabled. The
+/// image project is the project's name, except in `ci` (see [`Overrides::image_project`]).
+pub fn image_repository(project: &Project, image_project: &str, service: &str) -> String {
     let cfg = &project.config;
     if cfg.registry.enabled {
-        format!("localhost:{}/{}/{service}", cfg.registry.host_port, cfg.name)
+        format!("localhost:{}/{image_project}/{service}", cfg.registry.host_port)
     } else {
-        format!("samestack/{}/{service}", cfg.name)
+        format!("samestack/{image_project}/{service}")
     }
 }
 
@@ -430,6 +466,8 @@ mod tests {
         Project { file: "proj/samestack.yaml".into(), dir: "proj".into(), config, locations }
     }
 
+    const RUN_YAML: &str = "name: shop\ncluster:\n  ports: [{host: 8080, container: 80}, {host: 8443, container: 443}]\nregistry:\n  host_port: 5005\nservices:\n  api:\n    build: { context: ./api }\n    ports: [{ port: 80 }]\n";
+
     /// A project in a directory that exists (profiles are looked up in it), kept for the
     /// whole test run: the directory is the same for every call.
     fn project_on_disk(yaml: &str) -> Project {
@@ -437,6 +475,57 @@ mod tests {
         let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap()).path().to_path_buf();
         let (config, locations) = config::parse_str("samestack.yaml", yaml.as_bytes()).unwrap();
         Project { file: dir.join("samestack.yaml"), dir, config, locations }
+    }
+
+    struct IsolatedRun {
+        project: Project,
+        stack: StackSettings,
+    }
+
+    fn isolated(yaml: &str, name: &str) -> (IsolatedRun, Overrides) {
+        let mut project = project(yaml);
+        let mut o = Overrides { kubeconfig: Some("/run/kubeconfig".into()), ..Overrides::default() };
+        o.isolate(&mut project, name);
+        let picked = o.clone();
+        o.pick_free_ports().unwrap();
+        let env = Env::default();
+        let stack = resolve_stack(&mut project, &o, &env).unwrap();
+        (IsolatedRun { project, stack }, picked)
+    }
+
+    #[test]
+    fn an_isolated_project_has_the_run_name_and_fresh_ports_and_keeps_its_owner() {
+        let (s, picked) = isolated(RUN_YAML, "shop-ci-a1b2c3");
+        assert_eq!(picked.registry_host_port, Some(0), "any free port, as `up --registry-port 0`");
+        assert_eq!(picked.host_ports, BTreeMap::from([(80, 0), (443, 0)]));
+        let c = &s.project.config;
+        assert_eq!(c.name, "shop-ci-a1b2c3");
+        let ports: Vec<u16> =
+            std::iter::once(c.registry.host_port).chain(c.cluster.ports.iter().map(|m| m.host)).collect();
+        assert!(ports.iter().all(|p| ![0, 5005, 8080, 8443].contains(p)), "{ports:?}");
+        assert_eq!(c.cluster.ports.iter().map(|m| m.container).collect::<Vec<_>>(), [80, 443]);
+        assert_eq!(c.owner.as_deref(), Some("shop"));
+        assert_eq!(c.cost_center.as_deref(), Some("shop"));
+        // Everything downstream follows the name: cluster, registry container, namespace...
+        let st = &s.stack;
+        assert_eq!(st.cluster.name, "shop-ci-a1b2c3");
+        assert_eq!(st.namespace, "shop-ci-a1b2c3");
+        assert_eq!(st.registry.as_ref().unwrap().name, "samestack-shop-ci-a1b2c3-registry");
+        assert_eq!(st.kubeconfig, PathBuf::from("/run/kubeconfig"));
+        // ...except the images' registry path, the same for every run (a shared cache holds it once).
+        assert_eq!(st.builds[0].repository, format!("localhost:{}/shop/api", c.registry.host_port));
+    }
+
+    #[test]
+    fn an_explicit_cluster_name_follows_the_run_and_a_disabled_registry_takes_no_port() {
+        let yaml = RUN_YAML
+            .replace("cluster:\n", "cluster:\n  name: shared\n")
+            .replace("  host_port: 5005", "  enabled: false");
+        let (s, picked) = isolated(&yaml, "shop-ci-1");
+        assert_eq!(s.project.config.cluster.name.as_deref(), Some("shop-ci-1"));
+        assert_eq!(s.stack.cluster.name, "shop-ci-1");
+        assert_eq!(picked.registry_host_port, None, "only the two cluster port mappings");
+        assert!(s.stack.registry.is_none());
     }
 
     /// The mapping alone, in an empty environment.

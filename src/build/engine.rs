@@ -189,7 +189,7 @@ pub(super) async fn push_image(
     repository: &str,
     tag: &str,
     bar: &ServiceBar,
-) -> Result<String, Error> {
+) -> Result<Pushed, Error> {
     let reference = format!("{repository}:{tag}");
     let layers = client
         .inspect_image(&reference)
@@ -204,11 +204,13 @@ pub(super) async fn push_image(
     let mut events = client.push_image(repository, Some(options), None);
     let mut digest = None;
     let mut done = 0u64;
+    let mut uploaded = 0usize;
     while let Some(event) = events.next().await {
         match event {
             Ok(info) => {
                 let status = info.status.unwrap_or_default();
                 if status == "Pushed" || status == "Layer already exists" || status.starts_with("Mounted from") {
+                    uploaded += usize::from(status == "Pushed");
                     done += 1;
                     bar.layer_done(done);
                 } else if status == "Pushing"
@@ -236,11 +238,23 @@ pub(super) async fn push_image(
             }
         }
     }
-    digest.ok_or_else(|| Error::PushFailed {
+    let digest = digest.ok_or_else(|| Error::PushFailed {
         service: service.to_string(),
         reference,
         message: "the engine did not report a manifest digest".to_string(),
-    })
+    })?;
+    Ok(Pushed { digest, layers: done as usize, uploaded })
+}
+
+/// What a push did.
+pub(super) struct Pushed {
+    /// The manifest digest in the registry.
+    pub digest: String,
+    /// Layers the push went through.
+    pub layers: usize,
+    /// Of those, the layers it uploaded; the others the registry had already (a cache from an
+    /// earlier run, or another service's push of a shared base).
+    pub uploaded: usize,
 }
 
 pub(super) const CHUNK: usize = 64 * 1024;

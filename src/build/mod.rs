@@ -127,6 +127,11 @@ pub struct BuildOutcome {
     pub scan_time: Duration,
     pub build_time: Duration,
     pub push_time: Duration,
+    /// Layers the push went through (0 when nothing was pushed).
+    pub layers_pushed: usize,
+    /// Of those, the layers uploaded; the rest the registry already had (e.g. from a
+    /// `--registry-cache` an earlier run filled).
+    pub layers_uploaded: usize,
 }
 
 impl BuildOutcome {
@@ -246,7 +251,7 @@ pub async fn preload(
             .tag_image(image, Some(options))
             .await
             .map_err(|e| docker::Error::api(format!("tag {image} as {repository}:{tag}"), e))?;
-        let digest = push_image(client, image, &repository, &tag, &ServiceBar(None)).await?;
+        let digest = push_image(client, image, &repository, &tag, &ServiceBar(None)).await?.digest;
         pinned.insert(image.clone(), format!("{repository}@{digest}"));
     }
     Ok(pinned)
@@ -323,10 +328,15 @@ async fn build_service(
         scan_time,
         build_time: Duration::ZERO,
         push_time: Duration::ZERO,
+        layers_pushed: 0,
+        layers_uploaded: 0,
     };
-    let pushed_already = options.registry_port.is_none() || remote.is_some();
-    if local.is_some() && pushed_already {
-        tracing::info!(%service, %reference, "unchanged, build skipped");
+    // With a registry, what the nodes run is pulled from there: when it holds this input
+    // digest's image, no local copy is needed (a CI runner whose engine is new but whose
+    // `--registry-cache` an earlier job filled has none). Without one, the local image is it.
+    let unchanged = if options.registry_port.is_some() { remote.is_some() } else { local.is_some() };
+    if unchanged {
+        tracing::info!(%service, %reference, local = local.is_some(), "unchanged, build skipped");
         bar.finish(format!("{reference} unchanged"));
         return Ok(outcome);
     }
@@ -343,7 +353,10 @@ async fn build_service(
         bar.message("waiting to push");
         let _turn = push_turn.lock().await;
         let t = Instant::now();
-        outcome.registry_digest = Some(push_image(client, &service, &spec.repository, &tag, &bar).await?);
+        let pushed = push_image(client, &service, &spec.repository, &tag, &bar).await?;
+        outcome.registry_digest = Some(pushed.digest);
+        outcome.layers_pushed = pushed.layers;
+        outcome.layers_uploaded = pushed.uploaded;
         outcome.push_time = t.elapsed();
     }
     if outcome.action == BuildAction::Built && options.keep_images > 0 {

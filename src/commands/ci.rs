@@ -72,8 +72,10 @@ pub async fn run(session: &Session<'_>, args: CiArgs) -> anyhow::Result<ExitStat
         Ended::Failed(_) => steps.running().map(|(name, took)| (name.to_string(), took)),
         _ => None,
     };
+    // A signal that stopped CMD counts: what the job saw until it was cancelled is worth
+    // keeping (a second signal still ends samestack at once). One before CMD ran does not.
     let failed = match &result {
-        Ended::Command(outcome) => !outcome.success() && !matches!(outcome, Outcome::Interrupted { .. }),
+        Ended::Command(outcome) => !outcome.success(),
         Ended::Failed(_) => true,
         Ended::Interrupted(_) => false,
     };
@@ -86,6 +88,11 @@ pub async fn run(session: &Session<'_>, args: CiArgs) -> anyhow::Result<ExitStat
     let teardown = if args.keep {
         None
     } else {
+        // What a second signal during teardown leaves, and how to finish the job.
+        cancel.on_abandon(format!(
+            "ci: teardown of {} stopped; what is left carries the label dev.samestack.project={}\n  remove it with: samestack ci --name {} --remove",
+            plan.name, plan.name, plan.name
+        ));
         let step_started = Instant::now();
         let outcome = teardown(&plan).await;
         let detail = match &outcome {
@@ -156,15 +163,17 @@ impl Plan {
             }
             None => ephemeral::env_name(&original.config.name, &ephemeral::run_id()),
         };
-        let project =
-            ephemeral::isolate(&original, &name, ephemeral::free_port).context("picking free host ports for ci")?;
         let dir = ephemeral::run_dir(&kubeconfig::state_dir(), &name);
         let kubeconfig = dir.join("kubeconfig");
-        let overrides = Overrides {
+        let mut project = original;
+        let mut overrides = Overrides {
             // The run's own file: the user's kubeconfig is never touched.
             kubeconfig: Some(kubeconfig.clone()),
             ..super::pipeline_overrides(&args.profile, &args.pipeline)?
         };
+        // Every host port free, picked the one way `up` picks them for a port of 0.
+        overrides.isolate(&mut project, &name);
+        overrides.pick_free_ports().context("picking free host ports for ci")?;
         let services =
             project.config.services.iter().filter(|(_, s)| !s.ports.is_empty()).map(|(n, _)| n.clone()).collect();
         let settings = settings::resolve_up(project, &overrides, &session.env)?;
@@ -304,9 +313,17 @@ async fn collect_artifacts(
         steps: &step_log,
         failure: &failure,
     };
+    // A signal that arrives now stops the collection; one that stopped CMD already does not.
+    let signalled_before = cancel.is_cancelled();
+    let stopped = async {
+        match signalled_before {
+            true => std::future::pending().await,
+            false => cancel.cancelled().await,
+        }
+    };
     let collected = tokio::select! {
         collected = tokio::time::timeout(ARTIFACTS_TIMEOUT, artifacts::collect(&args.artifacts, &inputs)) => collected,
-        () = cancel.cancelled() => {
+        () = stopped => {
             steps.finish(step, "stopped by a signal");
             return None;
         }

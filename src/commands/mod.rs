@@ -126,6 +126,11 @@ fn pipeline_overrides(profile: &str, args: &PipelineArgs) -> anyhow::Result<Over
         preload: Some(args.preload.clone()),
         build_timeout: Some(std::time::Duration::from_secs(args.build_timeout)),
         ready_timeout: Some(std::time::Duration::from_secs(args.ready_timeout)),
+        registry_cache: match &args.registry_cache {
+            // Checked before anything is created: a bad directory is bad input (exit 2).
+            Some(dir) if !dir.as_os_str().is_empty() => Some(crate::registry::check_cache_dir(dir)?),
+            _ => None,
+        },
         ..Overrides::default()
     })
 }

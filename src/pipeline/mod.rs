@@ -91,7 +91,11 @@ pub async fn converge_with(settings: &Settings, printer: &Printer, steps: &mut S
     if let Some(spec) = &stack.registry {
         let step = steps.start("registry");
         let reg = registry::ensure(&engine, spec).await?;
-        steps.finish(step, &format!("{} {} at {}", action_word(reg.action), reg.name, reg.host_address()));
+        let data = match &spec.cache {
+            Some(dir) => format!("; data in {}", dir.display()),
+            None => String::new(),
+        };
+        steps.finish(step, &format!("{} {} at {}{data}", action_word(reg.action), reg.name, reg.host_address()));
         registry = Some(reg);
     }
     let registry_port = registry.as_ref().map(|r| r.host_port);
@@ -115,8 +119,7 @@ pub async fn converge_with(settings: &Settings, printer: &Printer, steps: &mut S
 
     let step = steps.start("images");
     let builds = build_images(&engine, settings, printer, &stack.builds, registry_port).await?;
-    let built = builds.iter().filter(|o| o.action != BuildAction::Skipped).count();
-    steps.finish(step, &format!("{built} built or pushed, {} unchanged", builds.len() - built));
+    steps.finish(step, &images_detail(&builds));
     let images = builds.iter().map(|o| (o.service.clone(), o.pinned_reference())).collect();
     let preloaded = match registry_port {
         Some(port) if !settings.preload.is_empty() => {
@@ -358,6 +361,19 @@ fn wanted_ports(stack: &StackSettings) -> Vec<WantedPort> {
         purpose: format!("the cluster's port {} (cluster.ports)", p.container_port),
     });
     registry.chain(cluster).collect()
+}
+
+/// Pure: what the images step did, with how many layers the pushes uploaded and how many the
+/// registry had already (what a `--registry-cache` saves).
+fn images_detail(builds: &[BuildOutcome]) -> String {
+    let built = builds.iter().filter(|o| o.action != BuildAction::Skipped).count();
+    let mut detail = format!("{built} built or pushed, {} unchanged", builds.len() - built);
+    let layers: usize = builds.iter().map(|o| o.layers_pushed).sum();
+    if layers > 0 {
+        let uploaded: usize = builds.iter().map(|o| o.layers_uploaded).sum();
+        detail.push_str(&format!("; {uploaded} layer(s) uploaded, {} already in the registry", layers - uploaded));
+    }
+    detail
 }
 
 fn action_word(action: registry::Action) -> &'static str {

@@ -108,7 +108,9 @@ fn cluster_ci_runs_two_jobs_side_by_side_one_passing_against_the_api_one_failing
         test -n "$SAMESTACK_REGISTRY" && test -n "$SAMESTACK_NAMESPACE" && test -n "$SAMESTACK_WORKER_URL"
         case "$KUBECONFIG" in "$HOME"/.local/state/samestack/ci/*) ;; *) exit 9;; esac
         echo "api answered 200""#;
-    let pass = passing.spawn(&["--json"], &["sh", "-c", check]);
+    // The passing job keeps its registry's data in a cache directory, as a CI job would.
+    let cache = passing.dir.path().join("registry-cache");
+    let pass = passing.spawn(&["--json", "--registry-cache", cache.to_str().unwrap()], &["sh", "-c", check]);
     let artifacts = failing.dir.path().join("out");
     let fail =
         failing.spawn(&["--artifacts", artifacts.to_str().unwrap()], &["sh", "-c", "echo failing on purpose; exit 3"]);
@@ -129,6 +131,18 @@ fn cluster_ci_runs_two_jobs_side_by_side_one_passing_against_the_api_one_failing
     }
     assert!(summary["steps"].as_array().unwrap().iter().all(|s| s["outcome"] == "ok"), "{summary:#}");
     assert_eq!(passing.leftovers(), Vec::<String>::new(), "the passing job left something:\n{text}");
+    // Teardown kept the cache, the images in it under the real project's name (the run's name
+    // changes, the next run's push finds them: docker_build_registry_cache_dir_...).
+    let step = |name: &str| summary["steps"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap().clone();
+    assert!(
+        step("registry")["detail"].as_str().unwrap().contains(&format!("data in {}", cache.display())),
+        "{summary:#}"
+    );
+    assert!(step("images")["detail"].as_str().unwrap().contains("layer(s) uploaded"), "{summary:#}");
+    for service in ["api", "worker"] {
+        let repository = cache.join("docker/registry/v2/repositories/guestbook").join(service);
+        assert!(repository.is_dir(), "{} not in the kept cache", repository.display());
+    }
 
     let text = output_text(&fail);
     assert_eq!(fail.status.code(), Some(3), "{text}");
@@ -211,6 +225,10 @@ fn cluster_ci_tears_down_after_a_timeout_and_after_sigterm_during_the_command_an
     let text = output_text(&during_command);
     assert_eq!(during_command.status.code(), Some(143), "{text}");
     assert!(text.contains("interrupted by SIGTERM"), "{text}");
+    // What the job saw until the signal is kept: artifacts are written before the teardown.
+    let index = std::fs::read_to_string(termed.dir.path().join("samestack-artifacts/index.txt"))
+        .unwrap_or_else(|e| panic!("no artifacts after SIGTERM during the command ({e}):\n{text}"));
+    assert!(index.contains("interrupted by SIGTERM") && index.contains("pods.txt"), "{index}");
     assert_eq!(termed.leftovers(), Vec::<String>::new(), "left after SIGTERM during the command:\n{text}");
 
     let during_up = finish(during_up);

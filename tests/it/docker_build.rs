@@ -103,9 +103,87 @@ async fn docker_build_example_services_push_skip_and_pull_by_digest() {
     let repo_digests = fx::docker(&["image", "inspect", "--format", "{{json .RepoDigests}}", &pinned]);
     assert!(repo_digests.contains(api.registry_digest.as_deref().unwrap()), "{repo_digests}");
 
-    // Local image gone, registry still has it: rebuilt locally (cache makes it cheap), same tag.
+    // Local image gone, registry still has it: nothing is built, the nodes pull from the registry.
     let third = build::build_all(&client, &app.specs[..1], &options).await.unwrap();
     assert_eq!(third[0].reference, api.reference);
+    assert_eq!(third[0].action, BuildAction::Skipped);
+    assert_eq!(third[0].registry_digest, api.registry_digest);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_build_registry_cache_dir_outlives_the_registry_and_the_next_one_finds_the_images() {
+    let test = "docker_build_registry_cache_dir_outlives_the_registry_and_the_next_one_finds_the_images";
+    let Some(()) = fx::docker_with_images(test) else {
+        return;
+    };
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let client = docker::connect().await.unwrap();
+    let mut cleanup = Cleanup::default();
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = samestack::registry::check_cache_dir(&tmp.path().join("registry")).unwrap();
+    let (uid, gid) = (tmp.path().metadata().unwrap().uid(), tmp.path().metadata().unwrap().gid());
+    let (_api_dir, api) = fx::example_copy("api");
+    // The same registry path in both registries, on different ports: what two `ci` runs do.
+    let path = support::unique_name("ss-it-cache");
+    let run = |cleanup: &mut Cleanup| {
+        let mut registry = fx::registry_spec(cleanup, "ss-it-cachereg");
+        registry.cache = Some(cache.clone());
+        let build = spec("api", &api, format!("localhost:{}/{path}/api", registry.host_port));
+        (registry, build)
+    };
+
+    let (first_registry, first_spec) = run(&mut cleanup);
+    samestack::registry::ensure(&client, &first_registry).await.unwrap();
+    let inspect = |name: &str, format: &str| fx::docker(&["inspect", "--format", format, name]);
+    assert!(
+        inspect(&first_registry.name, "{{range .Mounts}}{{.Type}}:{{.Source}}:{{.Destination}} {{end}}")
+            .contains(&format!("bind:{}:/var/lib/registry", cache.display())),
+        "the cache directory is the registry's data"
+    );
+    assert_eq!(inspect(&first_registry.name, "{{.Config.User}}"), format!("{uid}:{gid}"), "runs as the invoking user");
+    assert_eq!(cache.metadata().unwrap().permissions().mode() & 0o777, 0o700, "created private");
+    let options = BuildOptions { registry_port: Some(first_registry.host_port), ..Default::default() };
+    let first = build::build_all(&client, std::slice::from_ref(&first_spec), &options).await.unwrap();
+    track(&mut cleanup, &first);
+    assert_eq!(first[0].action, BuildAction::Built);
+    assert!(first[0].layers_uploaded > 0, "an empty cache gets every layer: {:?}", first[0]);
+
+    // Teardown (`ci`'s, `down --purge`) removes the registry and its volume: the cache stays,
+    // every file in it the invoking user's.
+    samestack::registry::remove(&client, &first_registry.name, true).await.unwrap();
+    fx::docker(&["image", "rm", &first[0].reference]);
+    let repository = cache.join("docker/registry/v2/repositories").join(&path).join("api");
+    assert!(repository.is_dir(), "the pushed repository is in the cache: {}", repository.display());
+    let foreign: Vec<String> = walk(&cache)
+        .into_iter()
+        .filter(|p| p.symlink_metadata().unwrap().uid() != uid)
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(foreign.is_empty(), "files in the cache not owned by uid {uid}: {foreign:?}");
+
+    // The next run: a new registry on another port, the same cache, no local image: nothing is
+    // built or pushed, and the registry serves the same manifest.
+    let (second_registry, second_spec) = run(&mut cleanup);
+    samestack::registry::ensure(&client, &second_registry).await.unwrap();
+    let options = BuildOptions { registry_port: Some(second_registry.host_port), ..Default::default() };
+    let second = build::build_all(&client, std::slice::from_ref(&second_spec), &options).await.unwrap();
+    track(&mut cleanup, &second);
+    assert_eq!(second[0].action, BuildAction::Skipped, "found in the cache: {:?}", second[0]);
+    assert_eq!(second[0].layers_uploaded, 0);
+    assert_eq!(second[0].registry_digest, first[0].registry_digest);
+    assert_eq!(second[0].tag, first[0].tag);
+    samestack::registry::remove(&client, &second_registry.name, true).await.unwrap();
+}
+
+/// Every path under `dir`, `dir` included.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    if dir.is_dir() && !dir.is_symlink() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            out.extend(walk(&entry.unwrap().path()));
+        }
+    }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -101,6 +101,7 @@ pub fn registry_spec(cleanup: &mut Cleanup, prefix: &str) -> RegistrySpec {
         host_port: free_port(),
         image: Some(REGISTRY_IMAGE.to_string()),
         project: "samestack-it".to_string(),
+        cache: None,
     }
 }
 

@@ -1,13 +1,15 @@
 //! `samestack up`, `status` and `down` as a user runs them. Cluster tier: `up` brings the
 //! guestbook example (API, worker, postgres, migrations) to ready on the offline node image,
 //! pulling its images from the local registry through the wired mirror; a second `up` changes
-//! nothing; a config change touches only its resource and a resource gone from the templates is
+//! nothing, also two of them at once (the second waits for the first) and after a `ci` of the
+//! same project ran beside it; a config change touches only its resource and a resource gone from the templates is
 //! pruned; the app answers on the host through the ingress controller, also after the
 //! containers were stopped (a reboot); another profile on the same cluster converges; Ctrl-C in any step converges on the next `up`; `down`
 //! leaves only the registry, `down --purge` nothing. Docker tier: a taken port and a lost engine fail clearly.
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use k8s_openapi::api::apps::v1::Deployment;
 
@@ -80,8 +82,55 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
         "{image}"
     );
 
-    // Second `up`: nothing to build, nothing changed.
-    let second = stack.up();
+    // `ci` of the same project while the developer's stack runs: a cluster, registry, ports and
+    // kubeconfig of its own, so both are unharmed. ci passes against its own API and leaves
+    // nothing; the developer's stack still answers, and the `up`s below find nothing changed.
+    let ci_name = support::unique_name("upci");
+    let _ci_cleanup = support::ProjectCleanup(ci_name.clone());
+    let (base, preload) = (format!("BASE_IMAGE={PYTHON_BASE}"), format!("{POSTGRES},{TRAEFIK}"));
+    let check = r#"test "$(curl -sS -o /dev/null -w '%{http_code}' "$SAMESTACK_API_URL/healthz")" = 200"#;
+    let ci = stack
+        .command(&["ci", "--name", &ci_name, "--build-arg", &base, "--preload", &preload, "--ready-timeout", "420"])
+        .args(["--", "sh", "-c", check])
+        .stdin(Stdio::null())
+        .output()
+        .expect("samestack runs");
+    let text = output_text(&ci);
+    assert!(ci.status.success(), "ci beside the developer's up failed:\n{text}");
+    assert_eq!(support::labelled_objects(&ci_name), Vec::<String>::new(), "ci left something:\n{text}");
+    let (status_line, body) = stack.get_through_ingress("guestbook.localhost", "/healthz");
+    assert!(status_line.contains(" 200 "), "the developer's stack after ci: {status_line}\n{body}");
+
+    // Two more `up`s at once, the second started while the first is under way: it waits for
+    // the first with a message instead of racing it, then finds nothing to do either. Nothing
+    // to build, nothing changed: the state is intact.
+    let args = stack.up_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let spawn = || stack.command(&args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("samestack runs");
+    let mut running = spawn();
+    let mut lines = BufReader::new(running.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.starts_with("preflight") {
+            break;
+        }
+    }
+    let waiting = spawn();
+    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
+    let running = running.wait_with_output().unwrap();
+    let first_text = format!("{seen}{}", rest.join().unwrap());
+    assert!(running.status.success(), "the first of two concurrent `up`s failed:\n{first_text}");
+    let waiting = waiting.wait_with_output().unwrap();
+    let second = output_text(&waiting);
+    assert!(waiting.status.success(), "the second of two concurrent `up`s failed:\n{second}");
+    assert!(
+        second.contains(&format!("waiting for another samestack run on project {}", stack.name)),
+        "the second `up` did not wait for the first:\n{second}"
+    );
+    assert!(step_line(&first_text, "apply").contains("0 created, 0 changed"), "{first_text}");
     assert!(step_line(&second, "images").contains("0 built or pushed, 2 unchanged"), "{second}");
     assert!(step_line(&second, "ingress").contains(") ready on"), "{second}");
     assert!(step_line(&second, "apply").contains("0 created, 0 changed"), "{second}");
