@@ -162,6 +162,20 @@ pub struct RenderArgs {
     /// localhost:<registry port>/<project>/<service>:unbuilt
     #[arg(long, value_name = "SERVICE=IMAGE")]
     pub image: Vec<String>,
+    #[command(flatten)]
+    pub lint: LintArgs,
+}
+
+/// The production-parity lint's flags (`render --profile prod`, the prod side of `parity`).
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct LintArgs {
+    /// Make production-parity lint findings errors: print them and exit 1 (render then writes
+    /// no manifests)
+    #[arg(long)]
+    pub strict: bool,
+    /// Print the lint findings as one JSON document on stderr instead of text
+    #[arg(long = "lint-json")]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -184,9 +198,12 @@ pub struct ParityArgs {
     pub a: String,
     /// Second profile
     pub b: String,
-    /// Machine-readable report
+    /// Machine-readable report (the lint findings of a prod side then also come as JSON, on stderr)
     #[arg(long)]
     pub json: bool,
+    /// Make the prod side's production-parity lint findings errors: exit 1 when there are any
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Args)]

@@ -31,6 +31,7 @@ pub mod settings;
 pub mod sync;
 pub mod tls;
 pub mod ui;
+pub mod waiver;
 
 /// The layering of DESIGN.md, checked on the source: the binary and `cli` on top, then
 /// `commands`, then the `pipeline` and `settings`, then the domain modules, with `error` and

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::yaml::{self, Locations, Problem, Problems};
 use crate::config::{Project, is_dns_subdomain, paths};
 use crate::error::{Classify, ErrorKind};
+use crate::waiver::Waiver;
 
 static BUILTIN: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/profiles");
 
@@ -115,6 +116,10 @@ pub struct ProfileFile {
     /// (`*` one segment, `**` any number of segments).
     #[serde(default)]
     pub allowed_drift: Vec<String>,
+    /// prod only: production-parity lint checks that do not apply to one object, each with its
+    /// reason (`{ check: probes, object: DaemonSet/node-agent, reason: "..." }`).
+    #[serde(default)]
+    pub lint_waivers: Vec<Waiver>,
 }
 
 /// Resolved profile values, ready for the templates.
@@ -131,6 +136,8 @@ pub struct ProfileSettings {
     pub ingress_domain: Option<String>,
     pub log_level: LogLevel,
     pub allowed_drift: Vec<String>,
+    /// The lint checks waived per object (prod's; see [`crate::render::lint`]).
+    pub lint_waivers: Vec<Waiver>,
 }
 
 /// A problem with a profile.
@@ -209,6 +216,13 @@ fn load_file(project: &Project, name: &str) -> Result<Option<(ProfileFile, Strin
         },
     };
     let file = parse_file(&source, &text)?;
+    if name != "prod" && !file.lint_waivers.is_empty() {
+        return Err(Error::Invalid(Problems(vec![Locations::index(&source, &text).problem(
+            "lint_waivers",
+            format!("profile `{name}` has lint_waivers, but the lint checks only the prod render"),
+            "move the waivers to profiles/prod.yaml",
+        )])));
+    }
     Ok(Some((file, source)))
 }
 
@@ -291,6 +305,15 @@ pub fn parse_file(shown: &str, text: &str) -> Result<ProfileFile, Error> {
             "use a knob name, or a pattern such as `Deployment:spec.template.metadata.annotations.*`",
         ));
     }
+    for (i, w) in file.lint_waivers.iter().enumerate() {
+        if let Some(why) = w.problem(is_dns_subdomain) {
+            out.push(loc.problem(
+                &format!("lint_waivers[{i}]"),
+                why,
+                "write e.g. `{ check: probes, object: DaemonSet/node-agent, reason: \"its health is watched by the node\" }`",
+            ));
+        }
+    }
     if out.is_empty() { Ok(file) } else { Err(Error::Invalid(Problems(out))) }
 }
 
@@ -333,6 +356,7 @@ fn base() -> ProfileSettings {
         ingress_domain: None,
         log_level: LogLevel::Info,
         allowed_drift: Vec::new(),
+        lint_waivers: Vec::new(),
     }
 }
 
@@ -360,6 +384,7 @@ pub fn overlay(mut s: ProfileSettings, f: &ProfileFile, name: &str, source: &str
         s.log_level = v;
     }
     s.allowed_drift = f.allowed_drift.clone();
+    s.lint_waivers = f.lint_waivers.clone();
     s
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 
-use crate::cli::ParityArgs;
+use crate::cli::{LintArgs, ParityArgs};
 use crate::commands::{ExitStatus, Session};
 use crate::config;
 use crate::profile;
@@ -27,11 +27,19 @@ pub async fn run(session: &Session<'_>, args: ParityArgs) -> anyhow::Result<Exit
     let mut allowed = a.allowed_drift.clone();
     allowed.extend(b.allowed_drift.iter().cloned());
     let report = parity::classify(&a.name, &b.name, parity::diff(&set_a, &set_b), &allowed);
+    // The prod side gets the production-parity lint (both sides when both are prod: one report).
+    let lint_args = LintArgs { strict: args.strict, json: args.json };
+    let prod = if b.name == "prod" { Some((&b, &set_b)) } else { (a.name == "prod").then_some((&a, &set_a)) };
+    let lint = match prod {
+        Some((profile, set)) => super::render::lint_prod(session, profile, set, lint_args)?,
+        None => None,
+    };
+    let lint_failed = lint.is_some_and(|r| args.strict && r.has_open());
     let text = if args.json {
         serde_json::to_string_pretty(&report).context("serializing the report")? + "\n"
     } else {
         parity::format_report(&report)
     };
     session.printer.stdout(&text).context("writing to stdout")?;
-    Ok(if report.has_drift() { ExitStatus::Failure } else { ExitStatus::Success })
+    Ok(if report.has_drift() || lint_failed { ExitStatus::Failure } else { ExitStatus::Success })
 }

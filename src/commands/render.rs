@@ -5,12 +5,13 @@ use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 
-use crate::cli::RenderArgs;
+use crate::cli::{LintArgs, RenderArgs};
 use crate::commands::{ExitStatus, Session};
 use crate::config::{self, Project};
 use crate::error::{Classify, ErrorKind};
 use crate::profile;
-use crate::render::{self, RenderOptions};
+use crate::render::{self, RenderOptions, RenderedSet, lint};
+use crate::ui;
 
 /// A bad `--image` flag.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +63,11 @@ pub async fn run(session: &Session<'_>, args: RenderArgs) -> anyhow::Result<Exit
         profile.name,
         started.elapsed()
     );
+    let report = lint_prod(session, &profile, &set, args.lint)?;
+    if report.as_ref().is_some_and(|r| args.lint.strict && r.has_open()) {
+        // Under --strict a finding fails the render like bad input would: nothing is written.
+        return Ok(ExitStatus::Failure);
+    }
     match &args.output {
         Some(dir) => {
             let dir = dir.clone();
@@ -75,4 +81,27 @@ pub async fn run(session: &Session<'_>, args: RenderArgs) -> anyhow::Result<Exit
         None => session.printer.stdout(&set.to_yaml()).context("writing to stdout")?,
     }
     Ok(ExitStatus::Success)
+}
+
+/// The production-parity lint of a `prod` render (`None` for any other profile), printed to
+/// stderr: JSON with `--lint-json`, else text; warnings are left out under `--quiet`, errors
+/// (`--strict`) never. The caller decides the exit status.
+pub fn lint_prod(
+    session: &Session<'_>,
+    profile: &crate::profile::ProfileSettings,
+    set: &RenderedSet,
+    args: LintArgs,
+) -> anyhow::Result<Option<lint::LintReport>> {
+    if profile.name != "prod" {
+        return Ok(None);
+    }
+    let report = lint::lint(&profile.name, set, &profile.lint_waivers, args.strict);
+    if args.json {
+        ui::stderr_line(serde_json::to_string_pretty(&report).context("serializing the lint report")?);
+    } else if (!report.findings.is_empty() || !report.unused_waivers.is_empty())
+        && (args.strict || !session.global.quiet)
+    {
+        ui::stderr_line(lint::format_report(&report).trim_end());
+    }
+    Ok(Some(report))
 }

@@ -663,16 +663,16 @@ fn is_env_name(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
 }
 
-/// An image reference is pinned when it has a digest, or a tag other than `latest`.
+/// An image reference is pinned when it has a digest (`@sha256:` and 64 hex digits), or a tag
+/// (after the last `/`) that is present and not `latest`.
 pub fn image_is_pinned(image: &str) -> bool {
-    if image.contains('@') {
-        return true;
+    if let Some((_, digest)) = image.split_once('@') {
+        return digest
+            .strip_prefix("sha256:")
+            .is_some_and(|hex| hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()));
     }
     let last = image.rsplit('/').next().unwrap_or(image);
-    match last.split_once(':') {
-        Some((_, tag)) => !tag.is_empty() && tag != "latest",
-        None => false,
-    }
+    last.split_once(':').is_some_and(|(_, tag)| !tag.is_empty() && tag != "latest")
 }
 
 /// Semantic checks that types cannot express. Returns every problem found, in file order.
@@ -1502,7 +1502,7 @@ mod tests {
     fn image_pinning() {
         assert!(image_is_pinned("nginx:1.27"));
         assert!(image_is_pinned("localhost:5001/a/b:abc"));
-        assert!(image_is_pinned("x@sha256:00"));
+        assert!(!image_is_pinned("x@sha256:00"), "a digest has 64 hex digits");
         assert!(!image_is_pinned("nginx"));
         assert!(!image_is_pinned("localhost:5001/nginx"));
         assert!(!image_is_pinned("nginx:latest"));

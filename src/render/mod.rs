@@ -3,6 +3,7 @@
 //! project's `templates/NAME.yaml` overrides the built-in one of the same name, and extra
 //! templates there are rendered once with the project context.
 
+pub mod lint;
 pub mod parity;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -1060,6 +1061,7 @@ mod tests {
             ingress_domain: domain.map(Into::into),
             log_level: LogLevel::Debug,
             allowed_drift: vec![],
+            lint_waivers: vec![],
         }
     }
 

@@ -18,6 +18,7 @@ mod doctor;
 mod errors;
 mod faults;
 mod init;
+mod lint;
 mod lock;
 mod parity;
 mod render;
