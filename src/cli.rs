@@ -113,6 +113,10 @@ pub struct DevArgs {
     /// One JSON line per reload on stdout (and a summary line at the end); nothing on stderr
     #[arg(long)]
     pub json: bool,
+    /// Image of the ephemeral container that receives synced files where the app's image has
+    /// no `sh` or `tar` (over SAMESTACK_SYNC_IMAGE and `dev.sync_image`; default busybox:1.37.0)
+    #[arg(long, value_name = "IMAGE")]
+    pub sync_image: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -93,6 +93,9 @@ pub struct Overrides {
     /// cache shared by CI jobs then holds one repository per service, whose layers the next
     /// job's push finds instead of uploading again.
     pub image_project: Option<String>,
+    /// `dev --sync-image`: the sync container's image (over `SAMESTACK_SYNC_IMAGE` over
+    /// `dev.sync_image`).
+    pub sync_image: Option<String>,
 }
 
 impl Overrides {
@@ -137,6 +140,8 @@ pub const REGISTRY_IMAGE_ENV: &str = crate::registry::IMAGE_ENV;
 pub const INGRESS_IMAGE_ENV: &str = crate::ingress::IMAGE_ENV;
 /// Environment variable overriding the postgres image.
 pub const POSTGRES_IMAGE_ENV: &str = "SAMESTACK_POSTGRES_IMAGE";
+/// Environment variable overriding the sync container's image.
+pub const SYNC_IMAGE_ENV: &str = crate::sync::ephemeral::IMAGE_ENV;
 /// Environment variable setting how many builds run at once.
 pub const BUILD_PARALLELISM_ENV: &str = "SAMESTACK_BUILD_PARALLELISM";
 
@@ -167,6 +172,8 @@ pub struct Settings {
     pub build_parallelism: usize,
     /// The postgres image, when overridden (else `database.version` decides).
     pub postgres_image: Option<String>,
+    /// The image of `dev`'s sync container, for pods whose image has no `sh` or `tar`.
+    pub sync_image: String,
     /// The environment secrets are read from.
     pub env: Env,
 }
@@ -220,6 +227,12 @@ pub fn resolve_up(mut project: Project, overrides: &Overrides, env: &Env) -> Res
         ready_timeout: overrides.ready_timeout.unwrap_or(DEFAULT_READY_TIMEOUT),
         build_parallelism: parallelism.max(1),
         postgres_image: postgres_image(&project, overrides.postgres_image.as_deref(), env),
+        sync_image: pick(
+            overrides.sync_image.as_deref(),
+            env.get(SYNC_IMAGE_ENV),
+            project.config.dev.sync_image.as_deref(),
+        )
+        .unwrap_or_else(|| crate::sync::ephemeral::DEFAULT_IMAGE.to_string()),
         env: env.clone(),
         project,
     })
@@ -604,6 +617,14 @@ mod tests {
             |o, v| o.postgres_image = Some(v.into()),
             |s| s.postgres_image.clone(),
             None,
+        );
+        check_precedence(
+            "sync image",
+            |c, v| c.dev.sync_image = Some(v.into()),
+            SYNC_IMAGE_ENV,
+            |o, v| o.sync_image = Some(v.into()),
+            |s| Some(s.sync_image.clone()),
+            Some(crate::sync::ephemeral::DEFAULT_IMAGE),
         );
     }
 

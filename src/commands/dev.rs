@@ -5,16 +5,17 @@
 //! streams run alongside. Ctrl-C ends the watcher, the forwards, the log streams and any exec
 //! in flight; the cluster stays up (it is `up`'s), and the next `dev` reuses all of it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use tokio::task::JoinSet;
 
+use crate::build;
 use crate::cli::DevArgs;
 use crate::commands::{ExitStatus, Session};
 use crate::pipeline::{self, Stack};
 use crate::settings::Settings;
-use crate::sync::copy::{self, Failure, Target};
+use crate::sync::copy::{self, Failure, Target, Via};
 use crate::sync::debounce::Debouncer;
 use crate::sync::latency::{Kind, Latencies, Reload};
 use crate::sync::plan::{self, Action, Copy};
@@ -23,7 +24,8 @@ use crate::sync::{forward, logs};
 use crate::ui::{Output, Printer};
 
 pub async fn run(session: &Session<'_>, args: DevArgs) -> anyhow::Result<ExitStatus> {
-    let settings = super::up::resolve(session, &args.up)?;
+    let extra = crate::settings::Overrides { sync_image: args.sync_image.clone(), ..Default::default() };
+    let settings = super::up::resolve_with(session, &args.up, extra)?;
     let printer = session.printer;
     let cancel = &session.cancel;
     let unknown: Vec<&String> =
@@ -75,7 +77,8 @@ pub async fn run(session: &Session<'_>, args: DevArgs) -> anyhow::Result<ExitSta
     let watching = serde_json::json!({ "directories": watcher.watched(), "seconds": started.elapsed().as_secs_f64() });
     json_line(&printer, serde_json::json!({ "watching": watching }))?;
 
-    let mut dev = Dev { settings: &settings, printer, latencies: Latencies::default(), no_tar: BTreeSet::new() };
+    let mut dev =
+        Dev { settings: &settings, printer, latencies: Latencies::default(), via: BTreeMap::new(), sync_image: None };
     let mut debouncer = Debouncer::default();
     let outcome = loop {
         let deadline = debouncer.deadline().map(tokio::time::Instant::from_std);
@@ -165,8 +168,20 @@ struct Dev<'a> {
     settings: &'a Settings,
     printer: Printer,
     latencies: Latencies,
-    /// Services whose image cannot receive files (no `sh` or `tar`): they rebuild instead.
-    no_tar: BTreeSet<String>,
+    /// How each service's pods receive files, once it differs from an exec into the app
+    /// container: through a sync container, or not at all (then the service rebuilds).
+    via: BTreeMap<String, Mode>,
+    /// The sync container's image as the nodes pull it (resolved when first needed).
+    sync_image: Option<String>,
+}
+
+/// How a service's pods receive files, when not by exec into the app container.
+#[derive(Debug, Clone)]
+enum Mode {
+    /// Through the pod's ephemeral sync container.
+    Ephemeral,
+    /// They cannot: every change rebuilds, for this reason.
+    Rebuild(String),
 }
 
 impl Dev<'_> {
@@ -201,16 +216,17 @@ impl Dev<'_> {
         tracing::debug!(events = batch.events, paths = batch.paths.len(), actions = plan.actions.len(), "batch");
         for (service, action) in plan.actions {
             let reload = match action {
-                Action::Sync { files, deletions } if !self.no_tar.contains(&service) => {
+                Action::Sync { files, deletions } => {
                     match self.sync(stack, &service, &files, &deletions, batch.first_event).await {
                         Some(reload) => reload,
                         None => {
-                            self.rebuild(stack, &service, "the image cannot receive files", batch.first_event).await
+                            let reason = match self.via.get(&service) {
+                                Some(Mode::Rebuild(reason)) => reason.clone(),
+                                _ => "the pods cannot receive files".to_string(),
+                            };
+                            self.rebuild(stack, &service, &reason, batch.first_event).await
                         }
                     }
-                }
-                Action::Sync { .. } => {
-                    self.rebuild(stack, &service, "the image cannot receive files", batch.first_event).await
                 }
                 Action::Rebuild { reason } => self.rebuild(stack, &service, &reason, batch.first_event).await,
             };
@@ -221,8 +237,34 @@ impl Dev<'_> {
         Ok(())
     }
 
-    /// Copies into every ready pod and runs `on_change`. None when the image cannot receive
-    /// files (said once; the service rebuilds from then on).
+    /// The sync container's image as the nodes pull it: copied into the local registry when
+    /// the local engine has it (how other images are preloaded), else as named.
+    async fn sync_image(&mut self, stack: &Stack) -> String {
+        if let Some(image) = &self.sync_image {
+            return image.clone();
+        }
+        let image = self.settings.sync_image.clone();
+        let resolved = match &stack.registry {
+            Some(registry)
+                if build::require_local_images(&stack.engine, std::slice::from_ref(&image)).await.is_ok() =>
+            {
+                match build::preload(&stack.engine, std::slice::from_ref(&image), registry.host_port).await {
+                    Ok(mut pinned) => pinned.remove(&image).unwrap_or_else(|| image.clone()),
+                    Err(e) => {
+                        tracing::warn!(image = %image, error = %e, "cannot copy the sync image into the local registry; the nodes pull it as named");
+                        image.clone()
+                    }
+                }
+            }
+            _ => image.clone(),
+        };
+        self.sync_image = Some(resolved.clone());
+        resolved
+    }
+
+    /// Copies into every ready pod and runs `on_change`: by exec into the app container, or,
+    /// once its image turned out to have no `sh` or `tar`, through each pod's sync container.
+    /// None when the pods cannot receive files (said once; the service rebuilds from then on).
     async fn sync(
         &mut self,
         stack: &Stack,
@@ -261,20 +303,49 @@ impl Dev<'_> {
             Ok(Err(e)) => return Some(reload(false, 0, format!("reading the changed files: {e}"))),
             Err(e) => return Some(reload(false, 0, format!("reading the changed files: {e}"))),
         };
-        let results = copy::sync_pods(client, &target, &pods, &archive, deletions).await;
-        let mut failures = Vec::new();
-        for result in &results {
-            match &result.result {
-                Ok(()) => {}
-                Err(Failure::NoTar { detail }) => {
-                    self.no_tar.insert(service.to_string());
-                    self.printer.line(format!(
-                        "{service}: pod {} cannot receive files ({detail}); this service rebuilds on every change from now on",
-                        result.pod
-                    ));
+        let results = loop {
+            let via = match self.via.get(service) {
+                None => Via::App,
+                Some(Mode::Ephemeral) => Via::Ephemeral { image: self.sync_image(stack).await },
+                Some(Mode::Rebuild(_)) => return None,
+            };
+            let results = copy::sync_pods(client, &target, &pods, &archive, deletions, &via).await;
+            if let Some((pod, detail)) = results.iter().find_map(|r| match &r.result {
+                Err(Failure::NoTar { detail }) => Some((r.pod.clone(), detail.clone())),
+                _ => None,
+            }) {
+                if let Via::Ephemeral { image } = via {
+                    let reason = format!("the sync image {image} has no `sh` or `tar` ({detail})");
+                    self.printer
+                        .line(format!("{service}: {reason}; this service rebuilds on every change from now on"));
+                    self.via.insert(service.to_string(), Mode::Rebuild(reason));
                     return None;
                 }
-                Err(failure) => failures.push(format!("{}: {failure}", result.pod)),
+                // Said once; every pod of the service receives files that way from now on.
+                self.via.insert(service.to_string(), Mode::Ephemeral);
+                let image = self.sync_image(stack).await;
+                self.printer.line(format!(
+                    "{service}: the image of pod {pod} has no `sh` or `tar` ({detail}); syncing through an ephemeral container `{}` ({image}) from now on",
+                    crate::sync::ephemeral::CONTAINER
+                ));
+                continue;
+            }
+            if let Some(refusal) = results.iter().find_map(|r| match &r.result {
+                Err(Failure::Refused(refusal)) => Some(format!("pod {}: {refusal}", r.pod)),
+                _ => None,
+            }) {
+                self.printer.line(format!(
+                    "{service}: cannot sync into its pods ({refusal}); this service rebuilds on every change from now on"
+                ));
+                self.via.insert(service.to_string(), Mode::Rebuild(format!("no sync possible: {refusal}")));
+                return None;
+            }
+            break results;
+        };
+        let mut failures = Vec::new();
+        for result in &results {
+            if let Err(failure) = &result.result {
+                failures.push(format!("{}: {failure}", result.pod));
             }
         }
         // Running means ready: the pods that received the files still pass their probes.

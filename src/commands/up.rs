@@ -24,9 +24,15 @@ pub async fn run(session: &Session<'_>, args: UpArgs) -> anyhow::Result<ExitStat
 
 /// The settings `up` converges to: its flags over the environment over samestack.yaml.
 pub(super) fn resolve(session: &Session<'_>, args: &UpArgs) -> anyhow::Result<Settings> {
+    resolve_with(session, args, Overrides::default())
+}
+
+/// [`resolve`], with `extra`'s settings that `up`'s flags do not have (`dev --sync-image`).
+pub(super) fn resolve_with(session: &Session<'_>, args: &UpArgs, extra: Overrides) -> anyhow::Result<Settings> {
     let project = config::load(&session.global.file)?;
     let overrides = Overrides {
         kubeconfig: args.kube.kubeconfig.clone(),
+        sync_image: extra.sync_image,
         ..super::pipeline_overrides(&args.profile, &args.pipeline)?
     };
     Ok(settings::resolve_up(project, &overrides, &session.env)?)

@@ -78,6 +78,9 @@ pub struct Config {
     /// docs/reference.md, "Your own manifests").
     #[serde(default)]
     pub manifests: Vec<ManifestSource>,
+    /// `samestack dev` settings.
+    #[serde(default)]
+    pub dev: DevConfig,
     /// The profiles this project uses (built-in: dev, ci, prod; more in ./profiles/NAME.yaml).
     #[serde(default = "default_profiles")]
     #[schemars(inner(regex(pattern = DNS_LABEL)), extend("uniqueItems" = true, "contains" = { "const": "prod" }))]
@@ -152,6 +155,16 @@ pub struct ClusterConfig {
     /// The ingress controller samestack installs into clusters it creates.
     #[serde(default)]
     pub ingress: IngressControllerConfig,
+}
+
+/// `samestack dev` settings.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DevConfig {
+    /// Image of the ephemeral container that receives synced files in pods whose image has no
+    /// `sh` or `tar` (it needs both); else env SAMESTACK_SYNC_IMAGE, else a pinned busybox.
+    #[serde(default)]
+    pub sync_image: Option<String>,
 }
 
 /// The ingress controller (Traefik) that serves the project's Ingress resources locally.

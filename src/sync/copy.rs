@@ -65,6 +65,8 @@ pub enum Failure {
     OnChange { exit_code: i32, stderr: String },
     /// The exec itself failed (the pod went away, the API server is unreachable).
     Exec { message: String },
+    /// The pod could not get a running sync container (see [`super::ephemeral`]).
+    Refused(super::ephemeral::Refusal),
 }
 
 impl std::fmt::Display for Failure {
@@ -81,6 +83,7 @@ impl std::fmt::Display for Failure {
                 Ok(())
             }
             Failure::Exec { message } => write!(f, "exec failed: {message}"),
+            Failure::Refused(refusal) => write!(f, "{refusal}"),
         }
     }
 }
@@ -132,6 +135,16 @@ pub fn tar_of(files: &[Copy]) -> io::Result<Vec<u8>> {
     tar.into_inner()
 }
 
+/// How files reach a pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// An exec into the app container itself (its image has `sh` and `tar`).
+    App,
+    /// An exec into the pod's sync container from this image, added when missing
+    /// ([`super::ephemeral`]).
+    Ephemeral { image: String },
+}
+
 /// Copies `archive` into every pod in `pods`, removes `deletions`, runs `on_change`.
 pub async fn sync_pods(
     client: &::kube::Client,
@@ -139,10 +152,22 @@ pub async fn sync_pods(
     pods: &[Pod],
     archive: &[u8],
     deletions: &[String],
+    via: &Via,
 ) -> Vec<PodSync> {
     let runs = pods.iter().map(|pod| async move {
         let name = pod.metadata.name.clone().unwrap_or_default();
-        let result = sync_pod(client, target, pod, archive, deletions).await;
+        let result = match via {
+            Via::App => sync_pod(client, target, pod, archive, deletions, &target.container, SCRIPT).await,
+            Via::Ephemeral { image } => {
+                match super::ephemeral::ensure(client, &target.namespace, pod, &target.container, image).await {
+                    Ok(()) => {
+                        let script = super::ephemeral::SCRIPT;
+                        sync_pod(client, target, pod, archive, deletions, super::ephemeral::CONTAINER, script).await
+                    }
+                    Err(refusal) => Err(Failure::Refused(refusal)),
+                }
+            }
+        };
         PodSync { pod: name, result }
     });
     join_all(runs).await
@@ -154,13 +179,15 @@ async fn sync_pod(
     pod: &Pod,
     archive: &[u8],
     deletions: &[String],
+    container: &str,
+    script: &str,
 ) -> Result<(), Failure> {
     let name = pod.metadata.name.as_deref().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(client.clone(), &target.namespace);
-    let mut command = vec!["sh".to_string(), "-c".into(), SCRIPT.into(), "sh".into()];
+    let mut command = vec!["sh".to_string(), "-c".into(), script.into(), "sh".into()];
     command.push(target.on_change.clone().unwrap_or_default());
     command.extend(deletions.iter().cloned());
-    let params = AttachParams::default().container(&target.container).stdin(true).stdout(true).stderr(true);
+    let params = AttachParams::default().container(container).stdin(true).stdout(true).stderr(true);
     let mut process = pods.exec(name, command, &params).await.map_err(|e| exec_failure(&e))?;
     let mut stdin = process.stdin().expect("stdin requested");
     let mut stdout = process.stdout().expect("stdout requested");
@@ -257,7 +284,10 @@ pub fn copy_failure(stderr: &str, uid: Option<i64>) -> Failure {
             .map(str::to_string)
             .or_else(|| line.strip_prefix("tar: ").and_then(|rest| rest.split(": ").next()).map(str::to_string))
             .unwrap_or_default();
-        let path = if path.starts_with('/') { path } else { format!("/{path}") };
+        // Through a sync container the paths are under the app's root as it sees it.
+        let path = path.strip_prefix(super::ephemeral::TARGET_ROOT.trim_start_matches('/')).unwrap_or(&path);
+        let path = path.strip_prefix(super::ephemeral::TARGET_ROOT).unwrap_or(path);
+        let path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
         let fix = if reason.contains("read-only") {
             "sync needs a writable root filesystem: set `hot_reload: true` in the profile (the built-in dev profile does; it applies to services with `sync` rules), or sync into a mounted volume".to_string()
         } else {

@@ -1,10 +1,12 @@
 //! The dev loop's domain: watch the build contexts ([`watch`]), coalesce events ([`debounce`]),
 //! decide per service between a file sync and a rebuild ([`plan`], pure), copy files into the
-//! running pods and run `on_change` ([`copy`]), forward every service port to 127.0.0.1
+//! running pods and run `on_change` ([`copy`]; through an ephemeral container for images
+//! without `tar` or a shell, [`ephemeral`]), forward every service port to 127.0.0.1
 //! ([`forward`]), stream the pods' logs ([`logs`]) and report each reload's latency ([`latency`]).
 
 pub mod copy;
 pub mod debounce;
+pub mod ephemeral;
 pub mod forward;
 pub mod latency;
 pub mod logs;

@@ -20,12 +20,42 @@ use kube::api::{AttachParams, DeleteParams, ListParams};
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
-use crate::docker_fixture::{POSTGRES, PYTHON_BASE, REGISTRY_IMAGE, TRAEFIK};
+use crate::docker_fixture::{BUSYBOX, POSTGRES, PYTHON_BASE, REGISTRY_IMAGE, TRAEFIK};
 use crate::support::{Stack, replace_once};
 
 fn cluster_or_skip(test: &str) -> Option<String> {
-    crate::support::cluster_or_skip(test, &[PYTHON_BASE, POSTGRES, REGISTRY_IMAGE, TRAEFIK])
+    crate::support::cluster_or_skip(test, &[PYTHON_BASE, POSTGRES, REGISTRY_IMAGE, TRAEFIK, BUSYBOX])
 }
+
+/// The sync container's image: the cluster tier's own busybox (built with the node image).
+fn sync_image() -> String {
+    crate::support::node_image().replace("/node:", "/cluster-busybox:")
+}
+
+/// A service whose image has neither `tar` nor a shell: a static busybox, alone in a
+/// `FROM scratch` image, run as `httpd` (the only name it has there).
+const SITE_DOCKERFILE: &str = r#"ARG BUSYBOX_IMAGE=busybox:1.37.0
+FROM ${BUSYBOX_IMAGE} AS busybox
+FROM scratch
+COPY --from=busybox /bin/busybox /bin/httpd
+COPY --chown=10001:10001 www /www
+USER 10001:10001
+ENTRYPOINT ["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]
+"#;
+
+/// The `site` service in samestack.yaml: files synced into /www; `on_change` signals the
+/// app's process (it runs in the sync container, which shares the app's process namespace).
+const SITE_SERVICE: &str = r#"services:
+  site:
+    build:
+      context: ./site
+    ports:
+      - { name: http, port: 8080 }
+    health: { path: /index.html, port: 8080 }
+    sync:
+      - { from: www, to: /www }
+    on_change: "kill -0 1"
+"#;
 
 /// Long enough for a cold `up` on a loaded 2-core machine.
 const START_TIMEOUT: Duration = Duration::from_secs(900);
@@ -44,11 +74,13 @@ impl Dev {
     fn start(stack: &Stack, json: bool) -> Dev {
         let mut args = stack.up_args();
         args[0] = "dev".into();
+        args.extend(["--build-arg".into(), format!("BUSYBOX_IMAGE={BUSYBOX}")]);
         if json {
             args.extend(["--json".into(), "-v".into()]);
         }
         let mut child = stack
             .command(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .env("SAMESTACK_SYNC_IMAGE", sync_image())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -203,7 +235,11 @@ async fn cluster_dev_syncs_rebuilds_forwards_and_stops_cleanly() {
         r#"on_change: "kill -HUP 1""#,
         r#"on_change: "kill -HUP 1; if test -e /app/fail-on-change; then echo on_change refused >&2; exit 3; fi""#,
     );
+    let yaml = replace_once(&yaml, "services:\n", SITE_SERVICE);
     std::fs::write(dir.join("samestack.yaml"), yaml).unwrap();
+    std::fs::create_dir_all(dir.join("site/www")).unwrap();
+    std::fs::write(dir.join("site/Dockerfile"), SITE_DOCKERFILE).unwrap();
+    std::fs::write(dir.join("site/www/index.html"), "site as built\n").unwrap();
 
     let mut dev = Dev::start(&stack, true);
     let mut forwards = Vec::new();
@@ -252,6 +288,32 @@ async fn cluster_dev_syncs_rebuilds_forwards_and_stops_cleanly() {
     let after = pods_of(&client, ns, "api").await;
     assert_eq!(after[0].metadata.uid.as_deref(), Some(api_uid.as_str()), "the sync replaced the pod");
     assert_eq!(restarts(&after[0]), 0, "the sync restarted the container");
+
+    // An image without `tar` or a shell: synced through an ephemeral container that writes
+    // through the app's root, the same pod serves the edit; the next sync reuses that container.
+    let site_port = local("site");
+    wait_served(site_port, "/index.html", "site as built", Duration::from_secs(60));
+    let site = pods_of(&client, ns, "site").await;
+    let site_uid = site[0].metadata.uid.clone().unwrap();
+    for round in 1..=2 {
+        std::fs::write(dir.join("site/www/index.html"), format!("site synced {round}\n")).unwrap();
+        let reload = dev.reload("site");
+        assert_eq!((reload["kind"].as_str(), reload["ok"].as_bool()), (Some("sync"), Some(true)), "{reload}");
+        wait_served(site_port, "/index.html", &format!("site synced {round}"), Duration::from_secs(30));
+        let now = pods_of(&client, ns, "site").await;
+        assert_eq!(now.len(), 1, "one site pod");
+        assert_eq!(now[0].metadata.uid.as_deref(), Some(site_uid.as_str()), "the sync replaced the pod");
+        assert_eq!(restarts(&now[0]), 0, "the sync restarted the container");
+        let ephemeral: Vec<&str> = now[0]
+            .spec
+            .as_ref()
+            .and_then(|s| s.ephemeral_containers.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(ephemeral, ["samestack-sync"], "one sync container, reused");
+    }
 
     // A new file, then a symlink to it: the link arrives as the target's content.
     std::fs::write(dir.join("api/notes.txt"), "first notes\n").unwrap();
