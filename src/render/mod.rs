@@ -773,7 +773,9 @@ pub(crate) fn base64(bytes: &[u8]) -> String {
     out
 }
 
-const CLUSTER_SCOPED: &[&str] = &[
+/// Kinds that live outside any namespace: the templates' objects and the sources' (which add the
+/// kinds of cluster-scoped CRDs in their set).
+pub(crate) const CLUSTER_SCOPED: &[&str] = &[
     "Namespace",
     "ClusterRole",
     "ClusterRoleBinding",
@@ -781,6 +783,14 @@ const CLUSTER_SCOPED: &[&str] = &[
     "StorageClass",
     "CustomResourceDefinition",
     "PriorityClass",
+    "IngressClass",
+    "RuntimeClass",
+    "CSIDriver",
+    "APIService",
+    "ValidatingWebhookConfiguration",
+    "MutatingWebhookConfiguration",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
 ];
 
 fn invalid(r: &Resource, template: &str, message: impl Into<String>, fix: impl Into<String>) -> Error {

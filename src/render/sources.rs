@@ -31,25 +31,6 @@ pub const STAGE_SOURCES: &str = "sources";
 /// service select pods by it).
 pub const SERVICE_ANNOTATION: &str = "dev.samestack/service";
 
-/// Kinds that live outside any namespace (besides the kinds of cluster-scoped CRDs in the set).
-const CLUSTER_SCOPED: &[&str] = &[
-    "Namespace",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "PersistentVolume",
-    "StorageClass",
-    "CustomResourceDefinition",
-    "PriorityClass",
-    "IngressClass",
-    "RuntimeClass",
-    "CSIDriver",
-    "APIService",
-    "ValidatingWebhookConfiguration",
-    "MutatingWebhookConfiguration",
-    "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding",
-];
-
 /// A problem with a manifest source.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -376,7 +357,7 @@ fn read_yaml(project: &Project, m: &ManifestSource) -> Result<Vec<Produced>, Err
 
 /// Kinds that are cluster-scoped: the known ones, and those of CRDs with `scope: Cluster`.
 fn cluster_scoped_kinds<'a>(objects: impl Iterator<Item = &'a Value>) -> BTreeSet<String> {
-    let mut kinds: BTreeSet<String> = CLUSTER_SCOPED.iter().map(|k| k.to_string()).collect();
+    let mut kinds: BTreeSet<String> = super::CLUSTER_SCOPED.iter().map(|k| k.to_string()).collect();
     for o in objects {
         if o.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
             && o.pointer("/spec/scope").and_then(Value::as_str) == Some("Cluster")

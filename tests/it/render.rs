@@ -347,6 +347,29 @@ fn prod_render_enforces_production_parity() {
 }
 
 #[test]
+fn a_template_of_a_cluster_scoped_kind_has_no_namespace() {
+    let class = |namespace: &str| {
+        format!(
+            "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: shop-edge\n{namespace}  labels: {{{{ labels | tojson }}}}\nspec:\n  controller: example.com/edge\n"
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    project_with(dir.path(), SMALL, &[("class.yaml", &class(""))]);
+    let render = || samestack().current_dir(dir.path()).env_remove("SAMESTACK_FILE").args(["render"]).output().unwrap();
+    let out = ok(render());
+    assert!(out.contains("kind: IngressClass"), "{out}");
+    std::fs::write(dir.path().join("templates/class.yaml"), class("  namespace: shop\n")).unwrap();
+    let out = render();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("IngressClass shop/shop-edge") && err.contains("a cluster-scoped object has a namespace"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
 fn duplicate_resources_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let extra = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: web\n  namespace: {{ project.namespace | tojson }}\n  labels: {{ labels | tojson }}\n";
