@@ -20,6 +20,11 @@ use crate::registry::RegistrySpec;
 pub struct Env(BTreeMap<String, String>);
 
 impl Env {
+    /// Under CI? See [`crate::ui::is_ci`].
+    pub fn ci(&self) -> bool {
+        crate::ui::is_ci(self.raw("CI"))
+    }
+
     /// This process's environment (variables that are not UTF-8 are left out).
     pub fn from_process() -> Env {
         Env(std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect())

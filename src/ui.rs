@@ -47,6 +47,12 @@ pub fn stderr_line(text: impl std::fmt::Display) {
 }
 
 /// Decides what to draw; cheap to copy into every step and into the image builds.
+/// True when `CI` is set to anything but "", "0" or "false" (as CI services set it): then
+/// nothing draws progress bars or asks, and the test tiers may not skip.
+pub fn is_ci(value: Option<&str>) -> bool {
+    value.is_some_and(|v| !matches!(v.trim(), "" | "0" | "false"))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Printer {
     output: Output,
@@ -74,7 +80,7 @@ impl Printer {
 
     /// [`Printer::new`] for this process: stderr a terminal? `CI` set?
     pub fn detect(quiet: bool, json: bool) -> Printer {
-        Printer::new(quiet, json, std::io::stderr().is_terminal(), std::env::var_os("CI").is_some())
+        Printer::new(quiet, json, std::io::stderr().is_terminal(), is_ci(std::env::var("CI").ok().as_deref()))
     }
 
     /// A printer with a fixed output (tests, and code that must not draw).
@@ -222,6 +228,16 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn ci_is_any_value_but_empty_zero_or_false() {
+        for (value, ci) in [(None, false), (Some(""), false), (Some("0"), false), (Some("false"), false)] {
+            assert_eq!(is_ci(value), ci, "{value:?}");
+        }
+        for value in ["true", "1", "yes", "gitlab"] {
+            assert!(is_ci(Some(value)), "{value}");
+        }
+    }
 
     #[test]
     fn durations_read_well_at_every_scale() {

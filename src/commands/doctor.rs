@@ -11,7 +11,7 @@ pub async fn run(session: &Session<'_>, args: DoctorArgs) -> anyhow::Result<Exit
     if args.json {
         session.printer.json(&report).context("writing to stdout")?;
     } else {
-        let symbols = console::Term::stdout().features().is_attended() && session.env.raw("CI").is_none();
+        let symbols = console::Term::stdout().features().is_attended() && !session.env.ci();
         session.printer.stdout(&render_human(&report, symbols)).context("writing to stdout")?;
     }
     Ok(if report.blocks_up { ExitStatus::Failure } else { ExitStatus::Success })

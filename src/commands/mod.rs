@@ -66,7 +66,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitStatus> {
         let cancel = Cancel::on_signals(signals(&cli.command))?;
         let env = Env::from_process();
         let terminal = std::io::stderr().is_terminal();
-        let ci = env.raw("CI").is_some();
+        let ci = env.ci();
         let session = Session {
             global: &cli.global,
             printer: Printer::new(cli.global.quiet, json(&cli.command), terminal, ci),

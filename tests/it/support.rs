@@ -12,9 +12,25 @@ pub fn samestack() -> Command {
     Command::new(env!("CARGO_BIN_EXE_samestack"))
 }
 
+/// samestack run in the project `dir` by a user of its own: `HOME` is `dir/home`, the test's
+/// `KUBECONFIG` and `XDG_STATE_HOME` are not passed on, and the node and registry images are the
+/// locally built ones.
+pub fn command_in(dir: &Path, args: &[&str]) -> Command {
+    let mut command = samestack();
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", dir.join("home"))
+        .env_remove("KUBECONFIG")
+        .env_remove("XDG_STATE_HOME")
+        .env("SAMESTACK_NODE_IMAGE", node_image())
+        .env("SAMESTACK_REGISTRY_IMAGE", REGISTRY_IMAGE);
+    command
+}
+
 /// True under CI (`CI` set to anything but "false"/"0"): there, a missing tier prerequisite is a failure.
 pub fn in_ci() -> bool {
-    std::env::var("CI").map(|v| v != "false" && v != "0" && !v.is_empty()).unwrap_or(false)
+    samestack::ui::is_ci(std::env::var("CI").ok().as_deref())
 }
 
 /// Gate for docker-tier tests. Returns `Some(())` when a Docker engine answers. Outside CI a
@@ -141,17 +157,8 @@ impl Stack {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_samestack"));
-        command
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("HOME", self.dir.path().join("home"))
-            .env_remove("KUBECONFIG")
-            .env_remove("XDG_STATE_HOME")
-            .env("SAMESTACK_NODE_IMAGE", node_image())
-            .env("SAMESTACK_REGISTRY_IMAGE", REGISTRY_IMAGE)
-            .env("SAMESTACK_POSTGRES_IMAGE", POSTGRES)
-            .env("SAMESTACK_INGRESS_IMAGE", TRAEFIK);
+        let mut command = command_in(self.dir.path(), args);
+        command.env("SAMESTACK_POSTGRES_IMAGE", POSTGRES).env("SAMESTACK_INGRESS_IMAGE", TRAEFIK);
         command
     }
 
