@@ -42,21 +42,17 @@ impl CiProject {
     }
 
     fn command_named(&self, name: &str, extra: &[&str], cmd: &[&str]) -> Command {
-        let mut command = support::samestack();
         let base = format!("BASE_IMAGE={PYTHON_BASE}");
         let preload = format!("{POSTGRES},{TRAEFIK}");
+        let mut command = support::command_in(
+            self.dir.path(),
+            &["ci", "--name", name, "--build-arg", &base, "--preload", &preload, "--ready-timeout", "420"],
+        );
         command
-            .args(["ci", "--name", name, "--build-arg", &base, "--preload", &preload, "--ready-timeout", "420"])
             .args(extra)
             .arg("--")
             .args(cmd)
-            .current_dir(self.dir.path())
-            .env("HOME", self.home())
-            .env_remove("KUBECONFIG")
-            .env_remove("XDG_STATE_HOME")
             .env_remove("SAMESTACK_PRELOAD")
-            .env("SAMESTACK_NODE_IMAGE", support::node_image())
-            .env("SAMESTACK_REGISTRY_IMAGE", REGISTRY_IMAGE)
             .env("SAMESTACK_POSTGRES_IMAGE", POSTGRES)
             .env("SAMESTACK_INGRESS_IMAGE", TRAEFIK)
             .stdin(Stdio::null());

@@ -262,16 +262,7 @@ impl ClusterProject {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = support::samestack();
-        command
-            .args(args)
-            .current_dir(self.dir.path())
-            .env("HOME", self.dir.path().join("home"))
-            .env_remove("KUBECONFIG")
-            .env_remove("XDG_STATE_HOME")
-            .env("SAMESTACK_NODE_IMAGE", support::node_image())
-            .env("SAMESTACK_REGISTRY_IMAGE", crate::docker_fixture::REGISTRY_IMAGE);
-        command
+        support::command_in(self.dir.path(), args)
     }
 
     fn up_command(&self) -> Command {
