@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
+use serde_json::Value;
 
 use crate::cli::{LintArgs, ParityArgs};
 use crate::commands::{ExitStatus, Session};
@@ -36,10 +37,17 @@ pub async fn run(session: &Session<'_>, args: ParityArgs) -> anyhow::Result<Exit
         None => None,
     };
     let lint_failed = lint.is_some_and(|r| args.strict && r.has_open());
+    let values = render::sources::values_differences(&project, &a.name, &b.name);
     let text = if args.json {
-        serde_json::to_string_pretty(&report).context("serializing the report")? + "\n"
+        let mut json = serde_json::to_value(&report).context("serializing the report")?;
+        let values: Vec<_> = values
+            .into_iter()
+            .map(|(source, path, va, vb)| serde_json::json!({ "source": source, "path": path, "a": va, "b": vb }))
+            .collect();
+        json["helm_values"] = values.into();
+        serde_json::to_string_pretty(&json).context("serializing the report")? + "\n"
     } else {
-        parity::format_report(&report) + &values_note(&project, &a.name, &b.name)
+        parity::format_report(&report) + &values_note(&a.name, &b.name, values)
     };
     session.printer.stdout(&text).context("writing to stdout")?;
     Ok(if report.has_drift() || lint_failed { ExitStatus::Failure } else { ExitStatus::Success })
@@ -47,14 +55,13 @@ pub async fn run(session: &Session<'_>, args: ParityArgs) -> anyhow::Result<Exit
 
 /// Where the Helm values of the two profiles differ (the cause of a chart's differences, by
 /// values path); empty without Helm sources or differences.
-fn values_note(project: &config::Project, a: &str, b: &str) -> String {
-    let diffs = render::sources::values_differences(project, a, b);
+fn values_note(a: &str, b: &str, diffs: Vec<(String, String, Option<Value>, Option<Value>)>) -> String {
     if diffs.is_empty() {
         return String::new();
     }
-    let show = |v: &Option<serde_json::Value>| match v {
+    let show = |v: &Option<Value>| match v {
         None => "(absent)".to_string(),
-        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(Value::String(s)) => s.clone(),
         Some(v) => v.to_string(),
     };
     let mut out = format!("\nHelm values that differ between {a} and {b}:\n");

@@ -281,6 +281,13 @@ fn parity_drift_in_the_charts_values_is_exit_1_with_the_field_path() {
         text.contains("Helm values that differ between dev and prod:\n  helm/chart greeting: hello from a laptop -> hello from production\n"),
         "the values path behind it: {text}"
     );
+    let out = samestack_in(dir.path(), &["parity", "dev", "prod", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["helm_values"],
+        serde_json::json!([{ "source": "helm/chart", "path": "greeting", "a": "hello from a laptop", "b": "hello from production" }]),
+    );
     // The kustomize overlay's difference is declared by its source.
     assert!(
         text.contains("env[POLL_INTERVAL_SECONDS].value: 5 -> 1  [manifests[1].profiles.dev.allowed_drift: Deployment:spec.template.spec.containers.*.env.*.value]"),
