@@ -30,6 +30,13 @@ pub const STAGE_SOURCES: &str = "sources";
 /// (which is not added: the built-in Service, PodDisruptionBudget and NetworkPolicy of the
 /// service select pods by it).
 pub const SERVICE_ANNOTATION: &str = "dev.samestack/service";
+/// The label on the pod template of such a workload: the service whose built image it runs.
+/// `dev` finds the pods by it; the built-in NetworkPolicies select by it the pods of a service
+/// with `deploy: manifests` (no selector of the user's is touched).
+pub const SERVICE_LABEL: &str = "dev.samestack/service";
+/// The annotation on that pod template naming its container that runs the built image, which
+/// `dev` syncs into and streams the logs of.
+pub const CONTAINER_ANNOTATION: &str = "dev.samestack/container";
 
 /// Kinds that live outside any namespace (besides the kinds of cluster-scoped CRDs in the set).
 const CLUSTER_SCOPED: &[&str] = &[
@@ -77,6 +84,11 @@ pub enum Error {
     /// A YAML file of the source leaves the project (a symlink).
     #[error("{message}\n  fix: keep the source's files inside the project directory")]
     Outside { message: String },
+    /// A service with `deploy: manifests` whose image no container of the sources runs.
+    #[error(
+        "{at}: service `{service}` has `deploy: manifests`, but no container of the manifest sources runs its image under profile `{profile}` (images they name: {seen})\n  fix: set `services.{service}.image_name` to the repository your manifests name (e.g. `ghcr.io/acme/{service}`), or remove `deploy: manifests`"
+    )]
+    NotDeployed { service: String, at: String, profile: String, seen: String },
     /// A YAML file or directory of the source cannot be read.
     #[error("cannot read {path}")]
     Read {
@@ -189,12 +201,55 @@ pub fn render_all(
         raw_all.push((i, docs));
     }
     let cluster_kinds = cluster_scoped_kinds(raw_all.iter().flat_map(|(_, d)| d.iter().map(|(v, _)| v)));
+    let mut deployed = BTreeSet::new();
+    let mut seen = BTreeSet::new();
     for (i, docs) in raw_all {
-        for (value, origin) in docs {
-            out.push(adopt(project, &sources[i], value, origin, opts, &cluster_kinds)?);
+        for (mut value, origin) in docs {
+            seen.extend(pod_templates(&mut value).into_iter().flat_map(|t| images(t).into_iter().map(|(_, _, i)| i)));
+            let (resource, origin, services) = adopt(project, &sources[i], value, origin, opts, &cluster_kinds)?;
+            deployed.extend(services);
+            out.push((resource, origin));
         }
     }
+    check_deployed(project, profile, &deployed, &seen)?;
     Ok(out)
+}
+
+/// Every service with `deploy: manifests` runs in some container of the sources.
+fn check_deployed(
+    project: &Project,
+    profile: &ProfileSettings,
+    deployed: &BTreeSet<String>,
+    seen: &BTreeSet<String>,
+) -> Result<(), Error> {
+    let wanted = project.config.services.iter().filter(|(_, s)| s.deploy == config::Deploy::Manifests);
+    match wanted.map(|(n, _)| n).find(|n| !deployed.contains(*n)) {
+        None => Ok(()),
+        Some(service) => Err(Error::NotDeployed {
+            service: service.clone(),
+            at: project.locations.pos(&format!("services.{service}.deploy")).to_string(),
+            profile: profile.name.clone(),
+            seen: if seen.is_empty() {
+                "none".into()
+            } else {
+                seen.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+            },
+        }),
+    }
+}
+
+/// `(list, index, image)` of every container and init container of a pod template.
+fn images(template: &Value) -> Vec<(&'static str, usize, String)> {
+    let mut out = Vec::new();
+    for key in ["containers", "initContainers"] {
+        let list = template.pointer(&format!("/spec/{key}")).and_then(Value::as_array).into_iter().flatten();
+        for (i, container) in list.enumerate() {
+            if let Some(image) = container.get("image").and_then(Value::as_str) {
+                out.push((key, i, image.to_owned()));
+            }
+        }
+    }
+    out
 }
 
 fn resolve(project: &Project, rel: &str) -> Result<PathBuf, Error> {
@@ -445,6 +500,7 @@ fn pod_templates(v: &mut Value) -> Vec<&mut Value> {
 }
 
 /// Adopts one object of source `m` into the project (pure): checks, namespace, labels, images.
+/// Also returns the services whose built image its containers now run.
 fn adopt(
     project: &Project,
     m: &ManifestSource,
@@ -452,7 +508,7 @@ fn adopt(
     origin: String,
     opts: &RenderOptions,
     cluster_kinds: &BTreeSet<String>,
-) -> Result<(Resource, String), Error> {
+) -> Result<(Resource, String, BTreeSet<String>), Error> {
     let c = &project.config;
     let ns = &c.name;
     let source_id = m.id();
@@ -542,18 +598,17 @@ fn adopt(
     // Images of built services → the built image; the workload is then that service's.
     let mut services = BTreeSet::new();
     for template in pod_templates(&mut value) {
-        for key in ["containers", "initContainers"] {
-            let Some(list) = template.pointer_mut(&format!("/spec/{key}")).and_then(Value::as_array_mut) else {
-                continue;
-            };
-            for container in list {
-                let Some(image) = container.get("image").and_then(Value::as_str) else { continue };
-                if let Some(svc) = service_for_image(c, image) {
-                    let to = opts.images.get(svc).cloned().unwrap_or_else(|| default_image(project, svc));
-                    container["image"] = Value::String(to);
-                    services.insert(svc.to_owned());
-                }
-            }
+        // The first container (app containers before init containers) running a built image
+        // names the pods' service and the container `dev` works with.
+        let mut runs: Option<(String, String)> = None;
+        for (key, i, image) in images(template) {
+            let Some(svc) = service_for_image(c, &image) else { continue };
+            let to = opts.images.get(svc).cloned().unwrap_or_else(|| default_image(project, svc));
+            let container = &mut template["spec"][key][i];
+            container["image"] = Value::String(to);
+            let name = container.get("name").and_then(Value::as_str).unwrap_or(svc).to_owned();
+            runs.get_or_insert((svc.to_owned(), name));
+            services.insert(svc.to_owned());
         }
         let Some(meta) =
             template.as_object_mut().map(|t| t.entry("metadata").or_insert_with(|| Value::Object(Map::new())))
@@ -566,8 +621,17 @@ fn adopt(
         l.insert(labels::OWNER.into(), owner.clone().into());
         l.insert(labels::COST_CENTER.into(), cost.clone().into());
         // Not the service's `app.kubernetes.io/name`: the built-in Service, PodDisruptionBudget
-        // and NetworkPolicy of the service select by it, and would take these pods in.
+        // and NetworkPolicy of the service select by it, and would take these pods in; and the
+        // chart may select its pods by its own value of it.
+        if let Some((svc, _)) = &runs {
+            l.insert(SERVICE_LABEL.into(), svc.clone().into());
+        }
         meta.insert("labels".into(), Value::Object(l));
+        if let Some((_, container)) = runs {
+            let mut a = labels_mut(meta, "annotations").unwrap_or_default();
+            a.insert(CONTAINER_ANNOTATION.into(), container.into());
+            meta.insert("annotations".into(), Value::Object(a));
+        }
     }
     if let Some(svc) = services.iter().next() {
         let meta = value["metadata"].as_object_mut().expect("metadata is a mapping");
@@ -575,7 +639,7 @@ fn adopt(
             a.insert(SERVICE_ANNOTATION.into(), svc.clone().into());
         }
     }
-    Ok((Resource { value }, format!("manifest source `{source_id}`, {origin}")))
+    Ok((Resource { value }, format!("manifest source `{source_id}`, {origin}"), services))
 }
 
 /// Marks as allowed the drift a manifest source declares for its own objects: a difference in
@@ -700,7 +764,7 @@ mod tests {
             profiles: BTreeMap::new(),
             order: SourceOrder::AfterTemplates,
         };
-        adopt(p, &m, v, "deploy/x.yaml:1".into(), &RenderOptions::default(), kinds).map(|(r, _)| r.value)
+        adopt(p, &m, v, "deploy/x.yaml:1".into(), &RenderOptions::default(), kinds).map(|(r, _, _)| r.value)
     }
 
     #[test]
@@ -727,6 +791,8 @@ mod tests {
         assert_eq!(pod["spec"]["containers"][1]["image"], "envoy:1.30", "not a built service");
         assert_eq!(pod["metadata"]["labels"]["app"], "web");
         assert!(pod["metadata"]["labels"].get("app.kubernetes.io/name").is_none(), "the built-in selectors stay out");
+        assert_eq!(pod["metadata"]["labels"][SERVICE_LABEL], "api", "dev and the built-in policies find the pods");
+        assert_eq!(pod["metadata"]["annotations"][CONTAINER_ANNOTATION], "c", "the container running the image");
     }
 
     #[test]

@@ -34,6 +34,14 @@ pub const WORKER: &str = "  worker:\n    build:\n      context: ./worker\n";
 pub const WORKER_MAPPED: &str =
     "  worker:\n    build:\n      context: ./worker\n    image_name: ghcr.io/acme/guestbook-worker\n";
 
+/// Edits of the example: the chart alone deploys `api` (`deploy: manifests`), without the keys
+/// only the built-in templates read.
+pub const API_BY_CHART: &[(&str, &str)] = &[
+    ("  api:\n    build:\n      context: ./api\n", "  api:\n    build:\n      context: ./api\n    deploy: manifests\n"),
+    ("    health: { path: /healthz, live: /livez, port: 8080 }\n", ""),
+    ("    ingress: { host: guestbook.example.com, path: / }\n", ""),
+];
+
 /// True when helm and kustomize are on PATH; outside CI their absence skips loudly, in CI it
 /// fails (.ci/run puts them there).
 pub fn tools_or_skip(test: &str) -> bool {
@@ -167,6 +175,92 @@ fn sources_get_built_images_labels_and_the_namespace() {
         find("Service", "chart")["metadata"]["labels"]["app.kubernetes.io/managed-by"],
         "samestack",
         "Helm's own managed-by is replaced"
+    );
+}
+
+/// The documents of a YAML stream, parsed.
+fn documents(yaml: &str) -> Vec<serde_json::Value> {
+    serde_saphyr::from_multiple(yaml).unwrap()
+}
+
+/// With `deploy: manifests`, the chart alone deploys `api`: the built-in templates render no
+/// object for it, the chart's Deployment runs the built image and its pods carry the service
+/// label; the built-in objects that name `api` (the database's and a dependant's
+/// NetworkPolicy, the migrations Job) select those pods or use that image.
+#[test]
+fn a_service_deployed_by_its_chart_alone_gets_no_built_in_objects() {
+    if !tools_or_skip("a_service_deployed_by_its_chart_alone_gets_no_built_in_objects") {
+        return;
+    }
+    let dir = project();
+    let file = dir.path().join("samestack.yaml");
+    let mut yaml = std::fs::read_to_string(&file).unwrap();
+    for (from, to) in API_BY_CHART {
+        yaml = replace_once(&yaml, from, to);
+    }
+    // The worker depends on the chart's API too.
+    yaml = replace_once(
+        &yaml,
+        "    secrets:\n      DATABASE_PASSWORD: db-password\n    depends_on: [database]\n    health: { path: /healthz, live: /livez, port: 8081 }",
+        "    secrets:\n      DATABASE_PASSWORD: db-password\n    depends_on: [database, api]\n    health: { path: /healthz, live: /livez, port: 8081 }",
+    );
+    std::fs::write(&file, &yaml).unwrap();
+    let built = "localhost:5001/guestbook/api@sha256:cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd";
+    let out = samestack_in(dir.path(), &["render", "--profile", "prod", "--image", &format!("api={built}")]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let docs = documents(&String::from_utf8(out.stdout).unwrap());
+    let builtin_api: Vec<String> = docs
+        .iter()
+        .filter(|d| d["metadata"]["name"] == "api" || d["metadata"]["labels"]["app.kubernetes.io/name"] == "api")
+        .map(|d| format!("{} {}", d["kind"], d["metadata"]["name"]))
+        .collect();
+    assert!(builtin_api.is_empty(), "built-in objects of api: {builtin_api:?}");
+    assert!(docs.iter().any(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "worker"), "the worker stays");
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"].as_str().is_some_and(|n| n.starts_with(name)))
+            .unwrap_or_else(|| panic!("{kind} {name}"))
+    };
+    let pod = &find("Deployment", "chart")["spec"]["template"];
+    assert_eq!(pod["spec"]["containers"][0]["image"], built);
+    assert_eq!(pod["metadata"]["labels"]["dev.samestack/service"], "api");
+    assert_eq!(pod["metadata"]["annotations"]["dev.samestack/container"], "api");
+    assert_eq!(pod["metadata"]["labels"]["app.kubernetes.io/name"], "guestbook-api", "the chart's own labels stay");
+    assert_eq!(
+        find("Job", "migrations-")["spec"]["template"]["spec"]["containers"][0]["image"],
+        built,
+        "the migrations Job runs the built image"
+    );
+    let api_pods = serde_json::json!({ "dev.samestack/service": "api", "dev.samestack.project": "guestbook" });
+    let db_from: Vec<&serde_json::Value> = find("NetworkPolicy", "database")["spec"]["ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rule| &rule["from"][0]["podSelector"]["matchLabels"])
+        .collect();
+    assert!(db_from.contains(&&api_pods), "the database admits the chart's API pods: {db_from:?}");
+    let worker_to = &find("NetworkPolicy", "worker")["spec"]["egress"];
+    let to_api = worker_to.as_array().unwrap().iter().find(|r| r["to"][0]["podSelector"]["matchLabels"] == api_pods);
+    assert_eq!(
+        to_api.map(|r| r["ports"].clone()),
+        Some(serde_json::json!([{ "protocol": "TCP", "port": 8080 }])),
+        "the worker reaches the chart's API pods on api's port: {worker_to}"
+    );
+
+    // No container of the sources runs api's image: refused, located at the key, with the fix.
+    let values = dir.path().join("deploy/chart/values.yaml");
+    std::fs::write(&values, std::fs::read_to_string(&values).unwrap().replace("guestbook/api", "acme/backend"))
+        .unwrap();
+    let line = yaml.lines().position(|l| l == "    deploy: manifests").unwrap() + 1;
+    assert_refused(
+        dir.path(),
+        &[
+            &format!(
+                "samestack.yaml:{line}:5: service `api` has `deploy: manifests`, but no container of the manifest sources runs its image under profile `dev`"
+            ),
+            "`acme/backend:1.0.0`",
+            "fix: set `services.api.image_name` to the repository your manifests name",
+        ],
     );
 }
 
