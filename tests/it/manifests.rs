@@ -18,7 +18,9 @@ manifests:
       release: chart
       values: [deploy/values/prod.yaml]
     profiles:
-      dev: { values: [deploy/values/dev.yaml] }
+      dev:
+        values: [deploy/values/dev.yaml]
+        allowed_drift: [\"Deployment:spec.template.spec.containers.*.securityContext.readOnlyRootFilesystem\"]
   - kustomize:
       path: deploy/kustomize/base
     profiles:
@@ -387,8 +389,8 @@ fn parity_drift_in_the_charts_values_is_exit_1_with_the_field_path() {
         &file,
         replace_once(
             &yaml,
-            "dev: { values: [deploy/values/dev.yaml] }",
-            "dev: { values: [deploy/values/dev.yaml], allowed_drift: [\"ConfigMap:data.GREETING\"] }",
+            "allowed_drift: [\"Deployment:spec.template.spec.containers.*.securityContext",
+            "allowed_drift: [\"ConfigMap:data.GREETING\", \"Deployment:spec.template.spec.containers.*.securityContext",
         ),
     )
     .unwrap();
@@ -410,8 +412,8 @@ fn manifest_sources_are_checked_with_locations() {
     };
     let text = refused(replace_once(
         &original,
-        "dev: { values: [deploy/values/dev.yaml] }",
-        "prod: { values: [deploy/values/dev.yaml] }",
+        "      dev:\n        values: [deploy/values/dev.yaml]\n",
+        "      prod:\n        values: [deploy/values/dev.yaml]\n",
     ));
     assert!(text.contains(": a manifest source has no `prod` additions"), "{text}");
     let text = refused(replace_once(
@@ -434,8 +436,10 @@ pub fn fixtures_dir() -> PathBuf {
 
 /// Cluster tier, one cluster for every step: `up` of the example with a Helm chart, a
 /// kustomize directory and a YAML directory brings all of them to ready, running the built
-/// images; a changed values file changes exactly the object it feeds; a removed source is
-/// pruned, and only its objects.
+/// images, the chart alone deploying `api` (`deploy: manifests`: no built-in api object); a
+/// changed values file changes exactly the object it feeds; a removed source is pruned, and
+/// only its objects; `dev` forwards to the chart's API pod, streams its logs and syncs an
+/// edit into it.
 #[tokio::test(flavor = "multi_thread")]
 async fn cluster_manifests_up_applies_helm_kustomize_and_yaml_changes_and_prunes_only_theirs() {
     use crate::docker_fixture::{POSTGRES, PYTHON_BASE, REGISTRY_IMAGE, TRAEFIK};
@@ -449,7 +453,9 @@ async fn cluster_manifests_up_applies_helm_kustomize_and_yaml_changes_and_prunes
     {
         return;
     }
-    let stack = support::Stack::with_edits("mfit", &[(WORKER, WORKER_MAPPED)]);
+    let edits: Vec<(&str, &str)> =
+        std::iter::once((WORKER, WORKER_MAPPED)).chain(API_BY_CHART.iter().copied()).collect();
+    let stack = support::Stack::with_edits("mfit", &edits);
     copy_fixtures(stack.dir.path());
     let file = stack.dir.path().join("samestack.yaml");
     std::fs::write(&file, std::fs::read_to_string(&file).unwrap() + SOURCES).unwrap();
@@ -475,6 +481,8 @@ async fn cluster_manifests_up_applies_helm_kustomize_and_yaml_changes_and_prunes
     for name in ["chart", "kz-worker", "plain-api"] {
         assert!(services.get_opt(name).await.unwrap().is_some(), "Service {name} missing");
     }
+    assert!(deployments.get_opt("api").await.unwrap().is_none(), "a built-in Deployment of api");
+    assert!(services.get_opt("api").await.unwrap().is_none(), "a built-in Service of api");
     assert!(configmaps.get_opt("plain-notes").await.unwrap().is_some(), "the YAML source's ConfigMap is missing");
 
     // A values file changes: exactly the ConfigMap it feeds.
@@ -492,12 +500,49 @@ async fn cluster_manifests_up_applies_helm_kustomize_and_yaml_changes_and_prunes
     assert!(step_line(&third, "apply").contains(" 2 pruned"), "{third}");
     assert!(configmaps.get_opt("plain-notes").await.unwrap().is_none(), "plain-notes was not pruned");
     assert!(services.get_opt("plain-api").await.unwrap().is_none(), "plain-api was not pruned");
-    for name in ["chart", "kz-worker", "api", "worker"] {
+    for name in ["chart", "kz-worker", "worker"] {
         assert!(
             deployments.get_opt(name).await.unwrap().is_some(),
             "Deployment {name} was pruned with the YAML source"
         );
     }
+
+    // `dev` finds the chart's API pod, the only pod of `api`: a port-forward to it, its logs,
+    // and an edit under the sync rules copied into it, served after `on_change` (same pod).
+    let mut dev = crate::dev::Dev::spawn(&stack, &["--json"]);
+    let forward = dev.wait_for("api's port-forward", crate::dev::START_TIMEOUT, |l| l["forward"]["service"] == "api");
+    let local = forward["forward"]["local"].as_u64().unwrap() as u16;
+    dev.wait_for("watching", crate::dev::START_TIMEOUT, |l| l.get("watching").is_some());
+    crate::dev::wait_served(local, "/", "hello again", std::time::Duration::from_secs(60));
+    let pod_uids = || async {
+        let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client.raw().clone(), &stack.name);
+        let list = pods.list(&kube::api::ListParams::default().labels("app.kubernetes.io/instance=chart")).await;
+        list.unwrap().items.into_iter().filter_map(|p| p.metadata.uid).collect::<Vec<_>>()
+    };
+    let before = pod_uids().await;
+    let app = stack.dir.path().join("api/app.py");
+    let source = std::fs::read_to_string(&app).unwrap();
+    std::fs::write(
+        &app,
+        replace_once(&source, r#"{"greeting": GREETING}"#, r#"{"greeting": "synced into the chart"}"#),
+    )
+    .unwrap();
+    let reload = dev.reload("api");
+    assert_eq!(
+        (reload["kind"].as_str(), reload["ok"].as_bool(), reload["pods"].as_u64()),
+        (Some("sync"), Some(true), Some(1)),
+        "{reload}\n{}",
+        dev.stderr()
+    );
+    crate::dev::wait_served(local, "/", "synced into the chart", std::time::Duration::from_secs(30));
+    assert_eq!(pod_uids().await, before, "the sync replaced the chart's pod");
+    let logged = |text: &str| text.lines().any(|l| l.starts_with("api/chart-") && l.contains("signal 1: reloading"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !logged(&dev.stderr()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(logged(&dev.stderr()), "the chart's pod logs are not streamed:\n{}", dev.stderr());
+    assert!(dev.interrupt().success(), "{}", dev.stderr());
 
     let down = stack.samestack(&["down", "--purge"]);
     assert!(down.status.success(), "{}", output_text(&down));
