@@ -498,7 +498,15 @@ pub struct ManifestSource {
     /// same waves as them.
     #[serde(default)]
     pub order: SourceOrder,
+    /// Seconds `helm template` or `kustomize build` may run before it is stopped (default
+    /// 300; not for `yaml`).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub timeout: Option<u64>,
 }
+
+/// How long a manifest source's tool may run when its `timeout` does not say.
+pub const DEFAULT_TOOL_TIMEOUT: u64 = 300;
 
 /// When a manifest source is applied.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -1539,6 +1547,19 @@ pub fn validate(c: &Config, loc: &Locations) -> Vec<Problem> {
                 );
             }
         }
+        match (m.timeout, m.yaml.is_some()) {
+            (Some(_), true) => p(
+                &format!("{at}.timeout"),
+                "`timeout` limits `helm template` or `kustomize build`; a `yaml` source runs no tool".into(),
+                "remove `timeout`".into(),
+            ),
+            (Some(0), false) => p(
+                &format!("{at}.timeout"),
+                "a timeout of 0 seconds stops the tool at once".into(),
+                format!("give the seconds the tool may take, e.g. `timeout: {DEFAULT_TOOL_TIMEOUT}`"),
+            ),
+            _ => {}
+        }
         if let Some(prev) = ids.insert(m.id(), i) {
             p(
                 &at,
@@ -1763,6 +1784,20 @@ mod tests {
         assert!(!msg.contains("no health check and no port"), "the probes are the manifests': {msg}");
         let msg = problems("name: shop\nservices:\n  web:\n    build: { context: w }\n    deploy: chart\n");
         assert!(msg.contains("samestack.yaml:5:") && msg.contains("manifests") && msg.contains("templates"), "{msg}");
+    }
+
+    #[test]
+    fn a_sources_timeout_is_for_its_tool_and_not_zero() {
+        let base = "name: shop\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: [{ port: 80 }]\nmanifests:\n";
+        let (c, _) =
+            parse_str("samestack.yaml", format!("{base}  - helm: {{ chart: c }}\n    timeout: 30\n").as_bytes())
+                .unwrap();
+        assert_eq!(c.manifests[0].timeout, Some(30));
+        let msg = problems(&format!(
+            "{base}  - yaml: {{ path: y }}\n    timeout: 30\n  - kustomize: {{ path: k }}\n    timeout: 0\n"
+        ));
+        assert!(msg.contains("samestack.yaml:8:5: `timeout` limits `helm template` or `kustomize build`; a `yaml` source runs no tool"), "{msg}");
+        assert!(msg.contains("samestack.yaml:10:5: a timeout of 0 seconds"), "{msg}");
     }
 
     #[test]

@@ -8,7 +8,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -72,6 +73,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The tool ran longer than the source's `timeout` and was stopped.
+    #[error(
+        "{at}: `{command}` for manifest source `{source_id}` did not finish within {seconds} s and was stopped\n  fix: run it yourself to see what it waits for (a remote base or chart repository it fetches, a prompt), or raise `manifests[{index}].timeout` (seconds, default {default})",
+        default = config::DEFAULT_TOOL_TIMEOUT
+    )]
+    ToolTimeout { source_id: String, at: String, command: String, seconds: u64, index: usize },
     /// The tool refused the chart or kustomization: its own message names the file and line.
     #[error("{at}: `{command}` failed for manifest source `{source_id}`:\n{output}\n  fix: {fix}")]
     ToolFailed { source_id: String, at: String, command: String, output: String, fix: &'static str },
@@ -101,7 +108,9 @@ pub enum Error {
 impl Classify for Error {
     fn kind(&self) -> ErrorKind {
         match self {
-            Error::ToolMissing { .. } | Error::ToolRun { .. } | Error::Read { .. } => ErrorKind::Environment,
+            Error::ToolMissing { .. } | Error::ToolRun { .. } | Error::ToolTimeout { .. } | Error::Read { .. } => {
+                ErrorKind::Environment
+            }
             _ => ErrorKind::User,
         }
     }
@@ -327,11 +336,18 @@ fn run_tool(
     fix: &'static str,
 ) -> Result<String, Error> {
     let dir = project.dir.canonicalize().unwrap_or_else(|_| project.dir.clone());
-    let out = Command::new(bin)
-        .args(args)
-        .current_dir(dir)
-        .output()
+    let seconds = m.timeout.unwrap_or(config::DEFAULT_TOOL_TIMEOUT);
+    let out = run_for(Command::new(bin).args(args).current_dir(dir), Duration::from_secs(seconds))
         .map_err(|source| Error::ToolRun { command: command.clone(), source })?;
+    let Some(out) = out else {
+        return Err(Error::ToolTimeout {
+            source_id: m.id(),
+            at: project.locations.pos(&format!("manifests[{i}]")).to_string(),
+            command,
+            seconds,
+            index: i,
+        });
+    };
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -352,6 +368,27 @@ fn run_tool(
         output: "  the output is not UTF-8 text".into(),
         fix,
     })
+}
+
+/// Runs `command` to its end and collects its output, or stops it after `limit`: `None` then.
+/// It runs in a process group of its own, and the whole group is killed, so nothing it started
+/// keeps the output pipes open (or runs on).
+fn run_for(command: &mut Command, limit: Duration) -> std::io::Result<Option<Output>> {
+    use std::os::unix::process::CommandExt as _;
+    let child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).spawn()?;
+    let pid = child.id();
+    let (done, finished) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output();
+        let _ = done.send(());
+        out
+    });
+    let timed_out = finished.recv_timeout(limit).is_err();
+    if timed_out && let Some(group) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+    }
+    let out = waiter.join().unwrap_or_else(|_| Err(std::io::Error::other("the tool's waiter panicked")))?;
+    Ok((!timed_out).then_some(out))
 }
 
 /// Splits a tool's output into objects; each origin names the template helm says it came from.
@@ -763,6 +800,7 @@ mod tests {
             yaml: Some(config::YamlSource { path: "deploy".into() }),
             profiles: BTreeMap::new(),
             order: SourceOrder::AfterTemplates,
+            timeout: None,
         };
         adopt(p, &m, v, "deploy/x.yaml:1".into(), &RenderOptions::default(), kinds).map(|(r, _, _)| r.value)
     }

@@ -357,6 +357,59 @@ fn a_missing_tool_is_exit_1_naming_it_before_anything_runs() {
     }
 }
 
+/// A tool that hangs is stopped at the source's `timeout` (here 1 s): exit 1 naming the
+/// command and the timeout, nothing started, and the tool's process gone.
+#[test]
+fn a_hung_tool_is_stopped_at_the_sources_timeout() {
+    if !tools_or_skip("a_hung_tool_is_stopped_at_the_sources_timeout") {
+        return;
+    }
+    let dir = project();
+    let file = dir.path().join("samestack.yaml");
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    let values = "      values: [deploy/values/prod.yaml]\n";
+    std::fs::write(&file, replace_once(&yaml, values, &format!("{values}    timeout: 1\n"))).unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    let pid_file = bin.path().join("helm.pid");
+    let helm = bin.path().join("helm");
+    std::fs::write(&helm, format!("#!/bin/sh\necho $$ > {}\nexec sleep 600\n", pid_file.display())).unwrap();
+    std::fs::set_permissions(&helm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
+    for args in [&["render"][..], &["up"][..]] {
+        let mut child = samestack_command(dir.path())
+            .env("PATH", &path)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{args:?}: samestack still waits for the hung helm after 120 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}:\n{text}");
+        assert!(
+            text.contains("`helm template chart deploy/chart` for manifest source `helm/chart` did not finish within 1 s and was stopped"),
+            "{args:?}: {text}"
+        );
+        assert!(text.contains("samestack.yaml:") && text.contains("raise `manifests[0].timeout`"), "{text}");
+        assert!(!text.contains("preflight"), "{args:?}: a step ran:\n{text}");
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let alive = std::process::Command::new("kill")
+            .args(["-0", pid.trim()])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(!alive.success(), "{args:?}: the hung helm (pid {}) still runs", pid.trim());
+    }
+}
+
 #[test]
 fn parity_drift_in_the_charts_values_is_exit_1_with_the_field_path() {
     if !tools_or_skip("parity_drift_in_the_charts_values_is_exit_1_with_the_field_path") {
