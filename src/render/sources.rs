@@ -207,7 +207,7 @@ pub fn render_all(
             "kustomize" => run_kustomize(project, profile, i, m, &tools[&Tool::Kustomize])?,
             _ => read_yaml(project, m)?,
         };
-        raw_all.push((i, docs));
+        raw_all.push((i, expand_lists(docs)));
     }
     let cluster_kinds = cluster_scoped_kinds(raw_all.iter().flat_map(|(_, d)| d.iter().map(|(v, _)| v)));
     let mut deployed = BTreeSet::new();
@@ -466,6 +466,25 @@ fn read_yaml(project: &Project, m: &ManifestSource) -> Result<Vec<Produced>, Err
     Ok(out)
 }
 
+/// The objects of `docs` with every list (`kind: List`, or any `*List` with `items`, as
+/// `kubectl get -o yaml` writes them) replaced by its items, in order, nested lists too; an
+/// item's origin says where in the list it is (pure).
+fn expand_lists(docs: Vec<Produced>) -> Vec<Produced> {
+    let mut out = Vec::new();
+    for (value, origin) in docs {
+        let is_list = value.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List"));
+        match value {
+            Value::Object(mut map) if is_list && map.get("items").is_some_and(Value::is_array) => {
+                let Some(Value::Array(items)) = map.remove("items") else { unreachable!("checked above") };
+                let items = items.into_iter().enumerate().map(|(j, item)| (item, format!("{origin}, items[{j}]")));
+                out.extend(expand_lists(items.filter(|(v, _)| !v.is_null()).collect()));
+            }
+            value => out.push((value, origin)),
+        }
+    }
+    out
+}
+
 /// Kinds that are cluster-scoped: the known ones, and those of CRDs with `scope: Cluster`.
 fn cluster_scoped_kinds<'a>(objects: impl Iterator<Item = &'a Value>) -> BTreeSet<String> {
     let mut kinds: BTreeSet<String> = CLUSTER_SCOPED.iter().map(|k| k.to_string()).collect();
@@ -574,13 +593,6 @@ fn adopt(
             &value,
             "missing `apiVersion` or `kind`".into(),
             "every object needs apiVersion, kind and metadata.name",
-        ));
-    }
-    if kind.ends_with("List") && value.get("items").is_some() {
-        return Err(invalid(
-            &value,
-            format!("a `{kind}` is not applied item by item"),
-            "write each object as its own YAML document",
         ));
     }
     let name = value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
@@ -851,10 +863,41 @@ mod tests {
             ),
             "{err}"
         );
-        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {"name": "l"}, "items": []});
-        assert!(adopted(&p, list, &kinds).unwrap_err().to_string().contains("is not applied item by item"));
         let nameless = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}});
         assert!(adopted(&p, nameless, &kinds).unwrap_err().to_string().contains("is not a valid Kubernetes name"));
+    }
+
+    #[test]
+    fn lists_are_expanded_into_their_items_nested_ones_too() {
+        let cm = |n: &str| serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n}});
+        let docs = vec![
+            (cm("a"), "x.yaml:1".to_string()),
+            (
+                serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+                    cm("b"),
+                    {"apiVersion": "v1", "kind": "ConfigMapList", "items": [cm("c")]},
+                    null,
+                ]}),
+                "x.yaml:5".to_string(),
+            ),
+            (serde_json::json!({"apiVersion": "v1", "kind": "List", "items": []}), "x.yaml:20".to_string()),
+            (serde_json::json!({"apiVersion": "example.com/v1", "kind": "WidgetList", "spec": {}}), "y:1".into()),
+        ];
+        let got: Vec<(String, String)> = expand_lists(docs)
+            .into_iter()
+            .map(|(v, o)| (v["metadata"]["name"].as_str().unwrap_or(v["kind"].as_str().unwrap()).to_owned(), o))
+            .collect();
+        let want = [
+            ("a", "x.yaml:1"),
+            ("b", "x.yaml:5, items[0]"),
+            ("c", "x.yaml:5, items[1], items[0]"),
+            ("WidgetList", "y:1"),
+        ];
+        assert_eq!(
+            got,
+            want.map(|(a, b)| (a.to_owned(), b.to_owned())),
+            "a kind named *List without items is an object"
+        );
     }
 
     #[test]
