@@ -3,6 +3,7 @@
 //! project's `templates/NAME.yaml` overrides the built-in one of the same name, and extra
 //! templates there are rendered once with the project context.
 
+mod kustomize;
 pub mod lint;
 pub mod parity;
 pub mod sources;

@@ -307,8 +307,13 @@ fn run_kustomize(
 ) -> Result<Vec<Produced>, Error> {
     let k = m.kustomize.as_ref().expect("a kustomize source");
     let dir = m.profiles.get(&profile.name).and_then(|p| p.overlay.as_deref()).unwrap_or(&k.path);
+    let root = resolve(project, dir)?;
+    super::kustomize::check_roots(&project.dir, &root)
+        .map_err(|message| Error::Outside { message: format!("{message} (manifest source `{}`)", m.id()) })?;
     let mut args = lead.clone();
-    args.push(resolve(project, dir)?.display().to_string());
+    // kustomize's default, said explicitly: the files a kustomization names stay in its directory.
+    args.extend(["--load-restrictor".into(), "LoadRestrictionsRootOnly".into()]);
+    args.push(root.display().to_string());
     let shown = format!("{} {dir}", lead.iter().fold(tool_name(bin), |a, b| a + " " + b));
     let text = run_tool(
         project,

@@ -340,6 +340,37 @@ fn an_object_in_another_namespace_is_refused() {
     assert_refused(dir.path(), &["ConfigMap x", "deploy/yaml/elsewhere.yaml:1", "namespace is `kube-system`"]);
 }
 
+/// kustomize keeps a kustomization's files in its directory, but not the bases it names: a
+/// base outside the project is refused before kustomize runs, with where it is named.
+#[test]
+fn a_kustomize_base_outside_the_project_is_refused() {
+    if !tools_or_skip("a_kustomize_base_outside_the_project_is_refused") {
+        return;
+    }
+    let dir = project();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("kustomization.yaml"), "resources: []\n").unwrap();
+    let base = dir.path().join("deploy/kustomize/base/kustomization.yaml");
+    let text = std::fs::read_to_string(&base).unwrap();
+    let entry = format!(
+        "../../../{}",
+        "../".repeat(dir.path().components().count()) + &outside.path().display().to_string()[1..]
+    );
+    std::fs::write(&base, replace_once(&text, "  - pdb.yaml\n", &format!("  - pdb.yaml\n  - {entry}\n"))).unwrap();
+    assert_refused(
+        dir.path(),
+        &[
+            &format!(
+                "`resources` entry `{entry}` of deploy/kustomize/base/kustomization.yaml resolves to {}",
+                outside.path().canonicalize().unwrap().display()
+            ),
+            "outside the project directory",
+            "(manifest source `kustomize/deploy/kustomize/base`)",
+            "fix: keep the source's files inside the project directory",
+        ],
+    );
+}
+
 #[test]
 fn a_missing_tool_is_exit_1_naming_it_before_anything_runs() {
     let dir = project();
