@@ -597,7 +597,8 @@ async fn cluster_manifests_up_applies_helm_kustomize_and_yaml_changes_and_prunes
     let forward = dev.wait_for("api's port-forward", crate::dev::START_TIMEOUT, |l| l["forward"]["service"] == "api");
     let local = forward["forward"]["local"].as_u64().unwrap() as u16;
     dev.wait_for("watching", crate::dev::START_TIMEOUT, |l| l.get("watching").is_some());
-    crate::dev::wait_served(local, "/", "hello again", std::time::Duration::from_secs(60));
+    // The pod reads the greeting once, at its start: any greeting is its answer.
+    crate::dev::wait_served(local, "/", "\"greeting\"", std::time::Duration::from_secs(60));
     let pod_uids = || async {
         let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client.raw().clone(), &stack.name);
         let list = pods.list(&kube::api::ListParams::default().labels("app.kubernetes.io/instance=chart")).await;
