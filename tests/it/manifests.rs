@@ -571,7 +571,8 @@ async fn cluster_manifests_up_applies_helm_kustomize_and_yaml_changes_and_prunes
 
     // A values file changes: exactly the ConfigMap it feeds.
     let values = stack.dir.path().join("deploy/values/dev.yaml");
-    std::fs::write(&values, "greeting: hello again\n").unwrap();
+    let text = std::fs::read_to_string(&values).unwrap();
+    std::fs::write(&values, replace_once(&text, "greeting: hello from a laptop", "greeting: hello again")).unwrap();
     let second = stack.up();
     assert!(step_line(&second, "apply").contains("0 created, 1 changed"), "{second}");
     assert!(step_line(&second, "apply").contains(" 0 pruned"), "{second}");
