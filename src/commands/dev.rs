@@ -20,7 +20,7 @@ use crate::sync::debounce::Debouncer;
 use crate::sync::latency::{Kind, Latencies, Reload};
 use crate::sync::plan::{self, Action, Copy};
 use crate::sync::watch::{self, Watcher};
-use crate::sync::{forward, logs};
+use crate::sync::{forward, logs, pods};
 use crate::ui::{Output, Printer};
 
 pub async fn run(session: &Session<'_>, args: DevArgs) -> anyhow::Result<ExitStatus> {
@@ -62,7 +62,7 @@ pub async fn run(session: &Session<'_>, args: DevArgs) -> anyhow::Result<ExitSta
         };
         let log_settings = logs::LogSettings {
             namespace: settings.stack.namespace.clone(),
-            selector: format!("app.kubernetes.io/part-of={}", settings.stack.project),
+            selector: pods::project_selector(&settings.stack.project),
             services,
             colour: printer.output() == Output::Progress,
         };
@@ -151,16 +151,12 @@ async fn start_forwards(
                 listener,
                 stack.client.raw().clone(),
                 settings.stack.namespace.clone(),
-                pod_selector(settings, service),
+                pods::selectors(&settings.stack.project, service),
                 port.port,
             ));
         }
     }
     Ok(forwards)
-}
-
-fn pod_selector(settings: &Settings, service: &str) -> String {
-    format!("app.kubernetes.io/name={service},app.kubernetes.io/part-of={}", settings.stack.project)
 }
 
 /// The loop's state between reloads.
@@ -277,8 +273,7 @@ impl Dev<'_> {
         let target = Target {
             service: service.to_string(),
             namespace: self.settings.stack.namespace.clone(),
-            selector: pod_selector(self.settings, service),
-            container: service.to_string(),
+            selectors: pods::selectors(&self.settings.stack.project, service),
             on_change: self.settings.project.config.services.get(service).and_then(|s| s.on_change.clone()),
         };
         let reload = |ok: bool, pods: usize, detail: String| Reload {
@@ -292,7 +287,7 @@ impl Dev<'_> {
             detail,
             build_seconds: None,
         };
-        let pods = match copy::ready_pods(client, &target.namespace, &target.selector).await {
+        let pods = match pods::ready(client, &target.namespace, &target.selectors).await {
             Ok(pods) if !pods.is_empty() => pods,
             Ok(_) => return Some(reload(false, 0, "no ready pod to sync into".into())),
             Err(e) => return Some(reload(false, 0, format!("listing pods: {e}"))),
@@ -349,7 +344,7 @@ impl Dev<'_> {
             }
         }
         // Running means ready: the pods that received the files still pass their probes.
-        let ready = copy::ready_pods(client, &target.namespace, &target.selector).await.unwrap_or_default();
+        let ready = pods::ready(client, &target.namespace, &target.selectors).await.unwrap_or_default();
         let synced: BTreeSet<&str> = results.iter().map(|r| r.pod.as_str()).collect();
         let still_ready =
             ready.iter().filter(|p| p.metadata.name.as_deref().is_some_and(|n| synced.contains(n))).count();
@@ -370,12 +365,9 @@ impl Dev<'_> {
             build_seconds = Some((built.scan_time + built.build_time + built.push_time).as_secs_f64());
             let manifests = stack.render(settings)?;
             stack.apply_service(settings, &manifests, service).await?;
-            let pods =
-                copy::ready_pods(stack.client.raw(), &settings.stack.namespace, &pod_selector(settings, service))
-                    .await
-                    .map(|p| p.len())
-                    .unwrap_or_default();
-            Ok(pods)
+            let selectors = pods::selectors(&settings.stack.project, service);
+            let ready = pods::ready(stack.client.raw(), &settings.stack.namespace, &selectors).await;
+            Ok(ready.map(|p| p.len()).unwrap_or_default())
         }
         .await;
         let (ok, pods, detail) = match outcome {

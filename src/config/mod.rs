@@ -266,6 +266,12 @@ pub struct ServiceConfig {
     /// name matches (`image: guestbook/api` for service `api`).
     #[serde(default)]
     pub image_name: Option<String>,
+    /// What deploys the service: samestack's built-in templates (`templates`, the default), or
+    /// only the project's own manifests (`manifests`): the image is built, pushed and put into
+    /// the containers of `manifests:` that name it, and the built-in templates render nothing
+    /// for the service (only with `build`).
+    #[serde(default)]
+    pub deploy: Deploy,
     /// Container ports; the first one is the Service's main port.
     #[serde(default)]
     pub ports: Vec<ServicePort>,
@@ -293,6 +299,19 @@ pub struct ServiceConfig {
     /// Expose the service through an Ingress with TLS.
     #[serde(default)]
     pub ingress: Option<IngressConfig>,
+}
+
+/// What deploys a service's workload.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Deploy {
+    /// The built-in templates: Deployment, Service, autoscaler, disruption budget,
+    /// NetworkPolicy, Ingress.
+    #[default]
+    Templates,
+    /// The project's own manifests (`manifests:`) alone; the built-in templates render no
+    /// object for the service.
+    Manifests,
 }
 
 /// How to build a service image.
@@ -479,7 +498,15 @@ pub struct ManifestSource {
     /// same waves as them.
     #[serde(default)]
     pub order: SourceOrder,
+    /// Seconds `helm template` or `kustomize build` may run before it is stopped (default
+    /// 300; not for `yaml`).
+    #[serde(default)]
+    #[schemars(range(min = 1))]
+    pub timeout: Option<u64>,
 }
+
+/// How long a manifest source's tool may run when its `timeout` does not say.
+pub const DEFAULT_TOOL_TIMEOUT: u64 = 300;
 
 /// When a manifest source is applied.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -931,6 +958,54 @@ pub fn image_is_pinned(image: &str) -> bool {
     last.split_once(':').is_some_and(|(_, tag)| !tag.is_empty() && tag != "latest")
 }
 
+/// The checks of a service with `deploy: manifests`: it needs `build` and a source to run
+/// it, and keys that only the built-in templates read would be ignored, so they are refused.
+fn check_deployed_by_manifests(c: &Config, name: &str, s: &ServiceConfig, p: &mut impl FnMut(&str, String, String)) {
+    let path = format!("services.{name}");
+    if s.build.is_none() {
+        p(
+            &format!("{path}.deploy"),
+            format!(
+                "service `{name}` has `deploy: manifests` but no `build`: samestack puts only the images it builds into your manifests"
+            ),
+            "build the service from a local context (`build: { context: ./DIR }`), or leave it out of `services:` (your manifests run a prebuilt image as they name it)".into(),
+        );
+    }
+    if c.manifests.is_empty() {
+        p(
+            &format!("{path}.deploy"),
+            format!(
+                "service `{name}` has `deploy: manifests`, but the project has no `manifests:` sources to deploy it"
+            ),
+            "add the source that runs its image under `manifests:`, or remove `deploy: manifests`".into(),
+        );
+    }
+    let migrations = c.migrations.as_ref().is_some_and(|m| m.service == name);
+    let unused = [
+        ("health", s.health.is_some(), "your manifests' probes"),
+        ("ingress", s.ingress.is_some(), "your manifests' Ingress"),
+        ("command", s.command.is_some(), "your manifests' container command"),
+        ("env", !s.env.is_empty() && !migrations, "your manifests' container env"),
+        ("secrets", !s.secrets.is_empty() && !migrations, "your manifests' container env"),
+    ];
+    for (key, set, theirs) in unused {
+        if set {
+            p(
+                &format!("{path}.{key}"),
+                format!(
+                    "`{key}` has no effect on service `{name}`: it has `deploy: manifests`, so the built-in templates render nothing for it{}",
+                    if matches!(key, "env" | "secrets") {
+                        " (only the migrations Job of its image would use it)"
+                    } else {
+                        ""
+                    }
+                ),
+                format!("remove `{key}` ({theirs} apply), or remove `deploy: manifests`"),
+            );
+        }
+    }
+}
+
 /// Semantic checks that types cannot express. Returns every problem found, in file order.
 pub fn validate(c: &Config, loc: &Locations) -> Vec<Problem> {
     let mut out = Vec::new();
@@ -1216,6 +1291,9 @@ pub fn validate(c: &Config, loc: &Locations) -> Vec<Problem> {
                 );
             }
         }
+        if s.deploy == Deploy::Manifests {
+            check_deployed_by_manifests(c, name, s, &mut p);
+        }
         if let Some(b) = &s.build {
             if b.context.is_empty() {
                 p(
@@ -1291,7 +1369,8 @@ pub fn validate(c: &Config, loc: &Locations) -> Vec<Problem> {
                     );
                 }
             }
-            None if s.ports.is_empty() => p(
+            // The probes of a service the manifests deploy are theirs.
+            None if s.ports.is_empty() && s.deploy == Deploy::Templates => p(
                 &path,
                 format!(
                     "service `{name}` has no health check and no port: production parity needs readiness and liveness probes"
@@ -1467,6 +1546,19 @@ pub fn validate(c: &Config, loc: &Locations) -> Vec<Problem> {
                     format!("set e.g. `release: {}`", suggest_label(&release)),
                 );
             }
+        }
+        match (m.timeout, m.yaml.is_some()) {
+            (Some(_), true) => p(
+                &format!("{at}.timeout"),
+                "`timeout` limits `helm template` or `kustomize build`; a `yaml` source runs no tool".into(),
+                "remove `timeout`".into(),
+            ),
+            (Some(0), false) => p(
+                &format!("{at}.timeout"),
+                "a timeout of 0 seconds stops the tool at once".into(),
+                format!("give the seconds the tool may take, e.g. `timeout: {DEFAULT_TOOL_TIMEOUT}`"),
+            ),
+            _ => {}
         }
         if let Some(prev) = ids.insert(m.id(), i) {
             p(
@@ -1659,6 +1751,53 @@ mod tests {
             Ok(_) => panic!("expected an error for:\n{text}"),
             Err(e) => e.to_string(),
         }
+    }
+
+    #[test]
+    fn a_service_the_manifests_deploy_needs_build_a_source_and_no_template_only_keys() {
+        let ok = "name: shop\nservices:\n  api:\n    build: { context: api }\n    deploy: manifests\n    ports: [{ port: 80 }]\n    env: { A: b }\nmigrations: { service: api, command: [m] }\nmanifests:\n  - helm: { chart: chart }\n";
+        let (c, _) = parse_str("samestack.yaml", ok.as_bytes()).unwrap();
+        assert_eq!(c.services["api"].deploy, Deploy::Manifests);
+        let (c, _) = parse_str("samestack.yaml", MINIMAL.as_bytes()).unwrap();
+        assert_eq!(c.services["web"].deploy, Deploy::Templates, "the default");
+
+        let msg = problems(
+            "name: shop\nservices:\n  web:\n    image: nginx:1.27.2\n    deploy: manifests\n    health: { path: /h, port: 80 }\n    ingress: { host: web.example.com }\n    env: { A: b }\n",
+        );
+        assert!(
+            msg.contains("samestack.yaml:5:5: service `web` has `deploy: manifests` but no `build`"),
+            "located at the key: {msg}"
+        );
+        assert!(
+            msg.contains(
+                "samestack.yaml:5:5: service `web` has `deploy: manifests`, but the project has no `manifests:` sources"
+            ),
+            "{msg}"
+        );
+        assert!(msg.contains("samestack.yaml:6:5: `health` has no effect on service `web`"), "{msg}");
+        assert!(msg.contains("samestack.yaml:7:5: `ingress` has no effect"), "{msg}");
+        assert!(msg.contains("samestack.yaml:8:5: `env` has no effect on service `web`: it has `deploy: manifests`, so the built-in templates render nothing for it (only the migrations Job"), "{msg}");
+        assert!(
+            msg.contains("fix: remove `ingress` (your manifests' Ingress apply), or remove `deploy: manifests`"),
+            "{msg}"
+        );
+        assert!(!msg.contains("no health check and no port"), "the probes are the manifests': {msg}");
+        let msg = problems("name: shop\nservices:\n  web:\n    build: { context: w }\n    deploy: chart\n");
+        assert!(msg.contains("samestack.yaml:5:") && msg.contains("manifests") && msg.contains("templates"), "{msg}");
+    }
+
+    #[test]
+    fn a_sources_timeout_is_for_its_tool_and_not_zero() {
+        let base = "name: shop\nservices:\n  web:\n    image: nginx:1.27.2\n    ports: [{ port: 80 }]\nmanifests:\n";
+        let (c, _) =
+            parse_str("samestack.yaml", format!("{base}  - helm: {{ chart: c }}\n    timeout: 30\n").as_bytes())
+                .unwrap();
+        assert_eq!(c.manifests[0].timeout, Some(30));
+        let msg = problems(&format!(
+            "{base}  - yaml: {{ path: y }}\n    timeout: 30\n  - kustomize: {{ path: k }}\n    timeout: 0\n"
+        ));
+        assert!(msg.contains("samestack.yaml:8:5: `timeout` limits `helm template` or `kustomize build`; a `yaml` source runs no tool"), "{msg}");
+        assert!(msg.contains("samestack.yaml:10:5: a timeout of 0 seconds"), "{msg}");
     }
 
     #[test]

@@ -285,7 +285,7 @@ mod tests {
                 "f.yaml:10:21: wrong type: found `eighty`, expected a non-negative integer",
                 "f.yaml:10:31: missing required key `port`",
                 "f.yaml:11:14: wrong type: found `5`, expected a list (`[a, b]` or `- item` lines)",
-                "f.yaml:12:5: unknown key `helth`, expected one of: build, command, depends_on, env, health, image, image_name, ingress, on_change, ports, secrets, sync",
+                "f.yaml:12:5: unknown key `helth`, expected one of: build, command, depends_on, deploy, env, health, image, image_name, ingress, on_change, ports, secrets, sync",
             ]
         );
     }

@@ -3,6 +3,7 @@
 //! project's `templates/NAME.yaml` overrides the built-in one of the same name, and extra
 //! templates there are rendered once with the project context.
 
+mod kustomize;
 pub mod lint;
 pub mod parity;
 pub mod sources;
@@ -15,7 +16,7 @@ use minijinja::{Environment, UndefinedBehavior};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::config::{self, DATABASE_NAME, Project};
+use crate::config::{self, DATABASE_NAME, Deploy, Project};
 use crate::error::{Classify, ErrorKind};
 use crate::labels;
 use crate::profile::ProfileSettings;
@@ -307,7 +308,9 @@ pub fn render(project: &Project, profile: &ProfileSettings, opts: &RenderOptions
         let mut runs: Vec<(Value, String)> = Vec::new();
         match t.name.as_str() {
             PER_SERVICE => {
-                for s in ctx["services"].as_array().into_iter().flatten() {
+                // A service the project's manifests deploy gets no built-in objects.
+                let templated = |s: &&Value| s["deploy"] != json!(Deploy::Manifests);
+                for s in ctx["services"].as_array().into_iter().flatten().filter(templated) {
                     runs.push((
                         with(&ctx, "service", s),
                         format!(" for service `{}`", s["name"].as_str().unwrap_or("")),
@@ -600,8 +603,25 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
     if c.database.as_ref().is_some_and(|d| d.backup.is_some()) {
         ingress_from.entry(DATABASE_NAME.into()).or_default().insert("database-backup".into());
     }
+    // The pods of a peer: the built-in labels, or, for a service the project's manifests
+    // deploy, the label samestack puts on their pod templates (see `sources`).
+    let peer_selector = |name: &str| -> Value {
+        match c.services.get(name) {
+            Some(s) if s.deploy == Deploy::Manifests => {
+                json!({ (sources::SERVICE_LABEL): name, (labels::PROJECT): c.name })
+            }
+            _ => selector(name),
+        }
+    };
     let egress = |deps: &[String]| -> Value {
-        deps.iter().map(|d| json!({ "name": d, "ports": ports_of(d) })).collect::<Vec<_>>().into()
+        deps.iter()
+            .map(|d| json!({ "name": d, "ports": ports_of(d), "selector": peer_selector(d) }))
+            .collect::<Vec<_>>()
+            .into()
+    };
+    let ingress_peers = |target: &str| -> Value {
+        let clients = ingress_from.get(target).into_iter().flatten();
+        clients.map(|n| json!({ "name": n, "selector": peer_selector(n) })).collect::<Vec<_>>().into()
     };
     let env_list = |env: &BTreeMap<String, String>| -> Vec<Value> {
         let mut v: Vec<Value> = env.iter().map(|(k, val)| json!({ "name": k, "value": val })).collect();
@@ -643,6 +663,7 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
             let hot = profile.hot_reload && !s.sync.is_empty();
             json!({
                 "name": name,
+                "deploy": s.deploy,
                 "image": image_of(name),
                 "command": s.command,
                 "ports": s.ports.iter().map(|p| json!({ "name": p.name, "port": p.port })).collect::<Vec<_>>(),
@@ -653,6 +674,7 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
                 "depends_on": s.depends_on,
                 "egress": egress(&s.depends_on),
                 "ingress_from": ingress_from.get(name).map(|v| v.iter().cloned().collect::<Vec<_>>()).unwrap_or_default(),
+                "ingress_peers": ingress_peers(name),
                 "ingress": ingress,
                 "hot_reload": hot,
                 "read_only_root": !hot,
@@ -692,6 +714,7 @@ pub fn context(project: &Project, profile: &ProfileSettings, opts: &RenderOption
             "storage": d.storage,
             "backup": d.backup.as_ref().map(|b| json!({ "name": "database-backup", "schedule": b.schedule, "storage": b.storage, "labels": labels("database-backup"), "selector": selector("database-backup") })),
             "ingress_from": ingress_from.get(DATABASE_NAME).map(|v| v.iter().cloned().collect::<Vec<_>>()).unwrap_or_default(),
+            "ingress_peers": ingress_peers(DATABASE_NAME),
             "labels": labels(DATABASE_NAME),
             "selector": selector(DATABASE_NAME),
         })
@@ -1107,12 +1130,24 @@ mod tests {
             json!(["api", "migrations"]),
             "the migrations Job connects where its service does"
         );
+        let pods = |name: &str| json!({ "app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "shop" });
         assert_eq!(
             service(&ctx, "api")["egress"],
-            json!([{ "name": "worker", "ports": [9000] }, { "name": "database", "ports": [5432] }])
+            json!([{ "name": "worker", "ports": [9000], "selector": pods("worker") },
+                   { "name": "database", "ports": [5432], "selector": pods("database") }])
         );
         assert_eq!(ctx["database"]["ingress_from"], json!(["api", "database-backup", "migrations"]));
+        assert_eq!(ctx["database"]["ingress_peers"][0], json!({ "name": "api", "selector": pods("api") }));
         assert_eq!(ctx["migrations"]["egress"], service(&ctx, "api")["egress"]);
+
+        // A peer the project's manifests deploy is selected by the label on their pod templates.
+        let mut p = project();
+        p.config.services.get_mut("worker").unwrap().deploy = Deploy::Manifests;
+        let ctx = context(&p, &profile(false, None), &RenderOptions::default());
+        let worker_pods = json!({ "dev.samestack/service": "worker", "dev.samestack.project": "shop" });
+        assert_eq!(service(&ctx, "api")["egress"][0]["selector"], worker_pods);
+        assert_eq!(ctx["migrations"]["egress"][0]["selector"], worker_pods);
+        assert_eq!(service(&ctx, "api")["egress"][1]["selector"], pods("database"));
     }
 
     #[test]

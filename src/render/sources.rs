@@ -8,7 +8,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 
@@ -30,6 +31,13 @@ pub const STAGE_SOURCES: &str = "sources";
 /// (which is not added: the built-in Service, PodDisruptionBudget and NetworkPolicy of the
 /// service select pods by it).
 pub const SERVICE_ANNOTATION: &str = "dev.samestack/service";
+/// The label on the pod template of such a workload: the service whose built image it runs.
+/// `dev` finds the pods by it; the built-in NetworkPolicies select by it the pods of a service
+/// with `deploy: manifests` (no selector of the user's is touched).
+pub const SERVICE_LABEL: &str = "dev.samestack/service";
+/// The annotation on that pod template naming its container that runs the built image, which
+/// `dev` syncs into and streams the logs of.
+pub const CONTAINER_ANNOTATION: &str = "dev.samestack/container";
 
 /// A problem with a manifest source.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +54,12 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The tool ran longer than the source's `timeout` and was stopped.
+    #[error(
+        "{at}: `{command}` for manifest source `{source_id}` did not finish within {seconds} s and was stopped\n  fix: run it yourself to see what it waits for (a remote base or chart repository it fetches, a prompt), or raise `manifests[{index}].timeout` (seconds, default {default})",
+        default = config::DEFAULT_TOOL_TIMEOUT
+    )]
+    ToolTimeout { source_id: String, at: String, command: String, seconds: u64, index: usize },
     /// The tool refused the chart or kustomization: its own message names the file and line.
     #[error("{at}: `{command}` failed for manifest source `{source_id}`:\n{output}\n  fix: {fix}")]
     ToolFailed { source_id: String, at: String, command: String, output: String, fix: &'static str },
@@ -58,6 +72,11 @@ pub enum Error {
     /// A YAML file of the source leaves the project (a symlink).
     #[error("{message}\n  fix: keep the source's files inside the project directory")]
     Outside { message: String },
+    /// A service with `deploy: manifests` whose image no container of the sources runs.
+    #[error(
+        "{at}: service `{service}` has `deploy: manifests`, but no container of the manifest sources runs its image under profile `{profile}` (images they name: {seen})\n  fix: set `services.{service}.image_name` to the repository your manifests name (e.g. `ghcr.io/acme/{service}`), or remove `deploy: manifests`"
+    )]
+    NotDeployed { service: String, at: String, profile: String, seen: String },
     /// A YAML file or directory of the source cannot be read.
     #[error("cannot read {path}")]
     Read {
@@ -70,7 +89,9 @@ pub enum Error {
 impl Classify for Error {
     fn kind(&self) -> ErrorKind {
         match self {
-            Error::ToolMissing { .. } | Error::ToolRun { .. } | Error::Read { .. } => ErrorKind::Environment,
+            Error::ToolMissing { .. } | Error::ToolRun { .. } | Error::ToolTimeout { .. } | Error::Read { .. } => {
+                ErrorKind::Environment
+            }
             _ => ErrorKind::User,
         }
     }
@@ -167,15 +188,58 @@ pub fn render_all(
             "kustomize" => run_kustomize(project, profile, i, m, &tools[&Tool::Kustomize])?,
             _ => read_yaml(project, m)?,
         };
-        raw_all.push((i, docs));
+        raw_all.push((i, expand_lists(docs)));
     }
     let cluster_kinds = cluster_scoped_kinds(raw_all.iter().flat_map(|(_, d)| d.iter().map(|(v, _)| v)));
+    let mut deployed = BTreeSet::new();
+    let mut seen = BTreeSet::new();
     for (i, docs) in raw_all {
-        for (value, origin) in docs {
-            out.push(adopt(project, &sources[i], value, origin, opts, &cluster_kinds)?);
+        for (mut value, origin) in docs {
+            seen.extend(pod_templates(&mut value).into_iter().flat_map(|t| images(t).into_iter().map(|(_, _, i)| i)));
+            let (resource, origin, services) = adopt(project, &sources[i], value, origin, opts, &cluster_kinds)?;
+            deployed.extend(services);
+            out.push((resource, origin));
         }
     }
+    check_deployed(project, profile, &deployed, &seen)?;
     Ok(out)
+}
+
+/// Every service with `deploy: manifests` runs in some container of the sources.
+fn check_deployed(
+    project: &Project,
+    profile: &ProfileSettings,
+    deployed: &BTreeSet<String>,
+    seen: &BTreeSet<String>,
+) -> Result<(), Error> {
+    let wanted = project.config.services.iter().filter(|(_, s)| s.deploy == config::Deploy::Manifests);
+    match wanted.map(|(n, _)| n).find(|n| !deployed.contains(*n)) {
+        None => Ok(()),
+        Some(service) => Err(Error::NotDeployed {
+            service: service.clone(),
+            at: project.locations.pos(&format!("services.{service}.deploy")).to_string(),
+            profile: profile.name.clone(),
+            seen: if seen.is_empty() {
+                "none".into()
+            } else {
+                seen.iter().map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ")
+            },
+        }),
+    }
+}
+
+/// `(list, index, image)` of every container and init container of a pod template.
+fn images(template: &Value) -> Vec<(&'static str, usize, String)> {
+    let mut out = Vec::new();
+    for key in ["containers", "initContainers"] {
+        let list = template.pointer(&format!("/spec/{key}")).and_then(Value::as_array).into_iter().flatten();
+        for (i, container) in list.enumerate() {
+            if let Some(image) = container.get("image").and_then(Value::as_str) {
+                out.push((key, i, image.to_owned()));
+            }
+        }
+    }
+    out
 }
 
 fn resolve(project: &Project, rel: &str) -> Result<PathBuf, Error> {
@@ -224,8 +288,13 @@ fn run_kustomize(
 ) -> Result<Vec<Produced>, Error> {
     let k = m.kustomize.as_ref().expect("a kustomize source");
     let dir = m.profiles.get(&profile.name).and_then(|p| p.overlay.as_deref()).unwrap_or(&k.path);
+    let root = resolve(project, dir)?;
+    super::kustomize::check_roots(&project.dir, &root)
+        .map_err(|message| Error::Outside { message: format!("{message} (manifest source `{}`)", m.id()) })?;
     let mut args = lead.clone();
-    args.push(resolve(project, dir)?.display().to_string());
+    // kustomize's default, said explicitly: the files a kustomization names stay in its directory.
+    args.extend(["--load-restrictor".into(), "LoadRestrictionsRootOnly".into()]);
+    args.push(root.display().to_string());
     let shown = format!("{} {dir}", lead.iter().fold(tool_name(bin), |a, b| a + " " + b));
     let text = run_tool(
         project,
@@ -253,11 +322,18 @@ fn run_tool(
     fix: &'static str,
 ) -> Result<String, Error> {
     let dir = project.dir.canonicalize().unwrap_or_else(|_| project.dir.clone());
-    let out = Command::new(bin)
-        .args(args)
-        .current_dir(dir)
-        .output()
+    let seconds = m.timeout.unwrap_or(config::DEFAULT_TOOL_TIMEOUT);
+    let out = run_for(Command::new(bin).args(args).current_dir(dir), Duration::from_secs(seconds))
         .map_err(|source| Error::ToolRun { command: command.clone(), source })?;
+    let Some(out) = out else {
+        return Err(Error::ToolTimeout {
+            source_id: m.id(),
+            at: project.locations.pos(&format!("manifests[{i}]")).to_string(),
+            command,
+            seconds,
+            index: i,
+        });
+    };
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -278,6 +354,27 @@ fn run_tool(
         output: "  the output is not UTF-8 text".into(),
         fix,
     })
+}
+
+/// Runs `command` to its end and collects its output, or stops it after `limit`: `None` then.
+/// It runs in a process group of its own, and the whole group is killed, so nothing it started
+/// keeps the output pipes open (or runs on).
+fn run_for(command: &mut Command, limit: Duration) -> std::io::Result<Option<Output>> {
+    use std::os::unix::process::CommandExt as _;
+    let child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).spawn()?;
+    let pid = child.id();
+    let (done, finished) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output();
+        let _ = done.send(());
+        out
+    });
+    let timed_out = finished.recv_timeout(limit).is_err();
+    if timed_out && let Some(group) = rustix::process::Pid::from_raw(pid as i32) {
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+    }
+    let out = waiter.join().unwrap_or_else(|_| Err(std::io::Error::other("the tool's waiter panicked")))?;
+    Ok((!timed_out).then_some(out))
 }
 
 /// Splits a tool's output into objects; each origin names the template helm says it came from.
@@ -355,6 +452,25 @@ fn read_yaml(project: &Project, m: &ManifestSource) -> Result<Vec<Produced>, Err
     Ok(out)
 }
 
+/// The objects of `docs` with every list (`kind: List`, or any `*List` with `items`, as
+/// `kubectl get -o yaml` writes them) replaced by its items, in order, nested lists too; an
+/// item's origin says where in the list it is (pure).
+fn expand_lists(docs: Vec<Produced>) -> Vec<Produced> {
+    let mut out = Vec::new();
+    for (value, origin) in docs {
+        let is_list = value.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List"));
+        match value {
+            Value::Object(mut map) if is_list && map.get("items").is_some_and(Value::is_array) => {
+                let Some(Value::Array(items)) = map.remove("items") else { unreachable!("checked above") };
+                let items = items.into_iter().enumerate().map(|(j, item)| (item, format!("{origin}, items[{j}]")));
+                out.extend(expand_lists(items.filter(|(v, _)| !v.is_null()).collect()));
+            }
+            value => out.push((value, origin)),
+        }
+    }
+    out
+}
+
 /// Kinds that are cluster-scoped: the known ones, and those of CRDs with `scope: Cluster`.
 fn cluster_scoped_kinds<'a>(objects: impl Iterator<Item = &'a Value>) -> BTreeSet<String> {
     let mut kinds: BTreeSet<String> = super::CLUSTER_SCOPED.iter().map(|k| k.to_string()).collect();
@@ -426,6 +542,7 @@ fn pod_templates(v: &mut Value) -> Vec<&mut Value> {
 }
 
 /// Adopts one object of source `m` into the project (pure): checks, namespace, labels, images.
+/// Also returns the services whose built image its containers now run.
 fn adopt(
     project: &Project,
     m: &ManifestSource,
@@ -433,7 +550,7 @@ fn adopt(
     origin: String,
     opts: &RenderOptions,
     cluster_kinds: &BTreeSet<String>,
-) -> Result<(Resource, String), Error> {
+) -> Result<(Resource, String, BTreeSet<String>), Error> {
     let c = &project.config;
     let ns = &c.name;
     let source_id = m.id();
@@ -462,13 +579,6 @@ fn adopt(
             &value,
             "missing `apiVersion` or `kind`".into(),
             "every object needs apiVersion, kind and metadata.name",
-        ));
-    }
-    if kind.ends_with("List") && value.get("items").is_some() {
-        return Err(invalid(
-            &value,
-            format!("a `{kind}` is not applied item by item"),
-            "write each object as its own YAML document",
         ));
     }
     let name = value.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
@@ -523,18 +633,17 @@ fn adopt(
     // Images of built services → the built image; the workload is then that service's.
     let mut services = BTreeSet::new();
     for template in pod_templates(&mut value) {
-        for key in ["containers", "initContainers"] {
-            let Some(list) = template.pointer_mut(&format!("/spec/{key}")).and_then(Value::as_array_mut) else {
-                continue;
-            };
-            for container in list {
-                let Some(image) = container.get("image").and_then(Value::as_str) else { continue };
-                if let Some(svc) = service_for_image(c, image) {
-                    let to = opts.images.get(svc).cloned().unwrap_or_else(|| default_image(project, svc));
-                    container["image"] = Value::String(to);
-                    services.insert(svc.to_owned());
-                }
-            }
+        // The first container (app containers before init containers) running a built image
+        // names the pods' service and the container `dev` works with.
+        let mut runs: Option<(String, String)> = None;
+        for (key, i, image) in images(template) {
+            let Some(svc) = service_for_image(c, &image) else { continue };
+            let to = opts.images.get(svc).cloned().unwrap_or_else(|| default_image(project, svc));
+            let container = &mut template["spec"][key][i];
+            container["image"] = Value::String(to);
+            let name = container.get("name").and_then(Value::as_str).unwrap_or(svc).to_owned();
+            runs.get_or_insert((svc.to_owned(), name));
+            services.insert(svc.to_owned());
         }
         let Some(meta) =
             template.as_object_mut().map(|t| t.entry("metadata").or_insert_with(|| Value::Object(Map::new())))
@@ -547,8 +656,17 @@ fn adopt(
         l.insert(labels::OWNER.into(), owner.clone().into());
         l.insert(labels::COST_CENTER.into(), cost.clone().into());
         // Not the service's `app.kubernetes.io/name`: the built-in Service, PodDisruptionBudget
-        // and NetworkPolicy of the service select by it, and would take these pods in.
+        // and NetworkPolicy of the service select by it, and would take these pods in; and the
+        // chart may select its pods by its own value of it.
+        if let Some((svc, _)) = &runs {
+            l.insert(SERVICE_LABEL.into(), svc.clone().into());
+        }
         meta.insert("labels".into(), Value::Object(l));
+        if let Some((_, container)) = runs {
+            let mut a = labels_mut(meta, "annotations").unwrap_or_default();
+            a.insert(CONTAINER_ANNOTATION.into(), container.into());
+            meta.insert("annotations".into(), Value::Object(a));
+        }
     }
     if let Some(svc) = services.iter().next() {
         let meta = value["metadata"].as_object_mut().expect("metadata is a mapping");
@@ -556,7 +674,7 @@ fn adopt(
             a.insert(SERVICE_ANNOTATION.into(), svc.clone().into());
         }
     }
-    Ok((Resource { value }, format!("manifest source `{source_id}`, {origin}")))
+    Ok((Resource { value }, format!("manifest source `{source_id}`, {origin}"), services))
 }
 
 /// Marks as allowed the drift a manifest source declares for its own objects: a difference in
@@ -680,8 +798,9 @@ mod tests {
             yaml: Some(config::YamlSource { path: "deploy".into() }),
             profiles: BTreeMap::new(),
             order: SourceOrder::AfterTemplates,
+            timeout: None,
         };
-        adopt(p, &m, v, "deploy/x.yaml:1".into(), &RenderOptions::default(), kinds).map(|(r, _)| r.value)
+        adopt(p, &m, v, "deploy/x.yaml:1".into(), &RenderOptions::default(), kinds).map(|(r, _, _)| r.value)
     }
 
     #[test]
@@ -708,6 +827,8 @@ mod tests {
         assert_eq!(pod["spec"]["containers"][1]["image"], "envoy:1.30", "not a built service");
         assert_eq!(pod["metadata"]["labels"]["app"], "web");
         assert!(pod["metadata"]["labels"].get("app.kubernetes.io/name").is_none(), "the built-in selectors stay out");
+        assert_eq!(pod["metadata"]["labels"][SERVICE_LABEL], "api", "dev and the built-in policies find the pods");
+        assert_eq!(pod["metadata"]["annotations"][CONTAINER_ANNOTATION], "c", "the container running the image");
     }
 
     #[test]
@@ -728,10 +849,41 @@ mod tests {
             ),
             "{err}"
         );
-        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {"name": "l"}, "items": []});
-        assert!(adopted(&p, list, &kinds).unwrap_err().to_string().contains("is not applied item by item"));
         let nameless = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {}});
         assert!(adopted(&p, nameless, &kinds).unwrap_err().to_string().contains("is not a valid Kubernetes name"));
+    }
+
+    #[test]
+    fn lists_are_expanded_into_their_items_nested_ones_too() {
+        let cm = |n: &str| serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": n}});
+        let docs = vec![
+            (cm("a"), "x.yaml:1".to_string()),
+            (
+                serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+                    cm("b"),
+                    {"apiVersion": "v1", "kind": "ConfigMapList", "items": [cm("c")]},
+                    null,
+                ]}),
+                "x.yaml:5".to_string(),
+            ),
+            (serde_json::json!({"apiVersion": "v1", "kind": "List", "items": []}), "x.yaml:20".to_string()),
+            (serde_json::json!({"apiVersion": "example.com/v1", "kind": "WidgetList", "spec": {}}), "y:1".into()),
+        ];
+        let got: Vec<(String, String)> = expand_lists(docs)
+            .into_iter()
+            .map(|(v, o)| (v["metadata"]["name"].as_str().unwrap_or(v["kind"].as_str().unwrap()).to_owned(), o))
+            .collect();
+        let want = [
+            ("a", "x.yaml:1"),
+            ("b", "x.yaml:5, items[0]"),
+            ("c", "x.yaml:5, items[1], items[0]"),
+            ("WidgetList", "y:1"),
+        ];
+        assert_eq!(
+            got,
+            want.map(|(a, b)| (a.to_owned(), b.to_owned())),
+            "a kind named *List without items is an object"
+        );
     }
 
     #[test]

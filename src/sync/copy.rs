@@ -12,7 +12,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use ::kube::Api;
-use ::kube::api::{AttachParams, ListParams};
+use ::kube::api::AttachParams;
 use futures_util::future::join_all;
 use k8s_openapi::api::core::v1::Pod;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -39,9 +39,8 @@ tar -x $p -o -f - -C / || exit 219
 pub struct Target {
     pub service: String,
     pub namespace: String,
-    /// Label selector of the service's pods.
-    pub selector: String,
-    pub container: String,
+    /// Label selectors of the service's pods (see [`super::pods::selectors`]).
+    pub selectors: Vec<String>,
     pub on_change: Option<String>,
 }
 
@@ -86,25 +85,6 @@ impl std::fmt::Display for Failure {
             Failure::Refused(refusal) => write!(f, "{refusal}"),
         }
     }
-}
-
-/// The service's pods that are running, ready and not being deleted, by name.
-pub async fn ready_pods(client: &::kube::Client, namespace: &str, selector: &str) -> Result<Vec<Pod>, ::kube::Error> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let list = pods.list(&ListParams::default().labels(selector)).await?;
-    let mut ready: Vec<Pod> = list.items.into_iter().filter(pod_is_ready).collect();
-    ready.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    Ok(ready)
-}
-
-/// Running, Ready, and not terminating.
-pub fn pod_is_ready(pod: &Pod) -> bool {
-    if pod.metadata.deletion_timestamp.is_some() {
-        return false;
-    }
-    let Some(status) = &pod.status else { return false };
-    status.phase.as_deref() == Some("Running")
-        && status.conditions.iter().flatten().any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
 /// Builds the tar of `files` (paths relative to `/` in the archive), following symlinks.
@@ -156,10 +136,11 @@ pub async fn sync_pods(
 ) -> Vec<PodSync> {
     let runs = pods.iter().map(|pod| async move {
         let name = pod.metadata.name.clone().unwrap_or_default();
+        let app = super::pods::container_of(pod, &target.service);
         let result = match via {
-            Via::App => sync_pod(client, target, pod, archive, deletions, &target.container, SCRIPT).await,
+            Via::App => sync_pod(client, target, pod, archive, deletions, app, SCRIPT).await,
             Via::Ephemeral { image } => {
-                match super::ephemeral::ensure(client, &target.namespace, pod, &target.container, image).await {
+                match super::ephemeral::ensure(client, &target.namespace, pod, app, image).await {
                     Ok(()) => {
                         let script = super::ephemeral::SCRIPT;
                         sync_pod(client, target, pod, archive, deletions, super::ephemeral::CONTAINER, script).await
@@ -220,7 +201,9 @@ async fn sync_pod(
     match exit_code(&status) {
         Ok(0) => Ok(()),
         Ok(NO_TAR) => Err(Failure::NoTar { detail: "`tar` not found".into() }),
-        Ok(TAR_FAILED | RM_FAILED) => Err(copy_failure(&stderr, run_as_user(pod))),
+        Ok(TAR_FAILED | RM_FAILED) => {
+            Err(copy_failure(&stderr, run_as_user(pod, super::pods::container_of(pod, &target.service))))
+        }
         Ok(code) => Err(Failure::OnChange { exit_code: code, stderr }),
         Err(message) if message.contains("executable file not found") || message.contains("no such file") => {
             Err(Failure::NoTar { detail: message })
@@ -255,10 +238,11 @@ fn exit_code(status: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Status) ->
     code.ok_or_else(|| status.message.clone().unwrap_or_else(|| "unknown failure".into()))
 }
 
-fn run_as_user(pod: &Pod) -> Option<i64> {
+fn run_as_user(pod: &Pod, container: &str) -> Option<i64> {
     let spec = pod.spec.as_ref()?;
     spec.containers
-        .first()
+        .iter()
+        .find(|c| c.name == container)
         .and_then(|c| c.security_context.as_ref())
         .and_then(|s| s.run_as_user)
         .or_else(|| spec.security_context.as_ref().and_then(|s| s.run_as_user))
@@ -289,7 +273,7 @@ pub fn copy_failure(stderr: &str, uid: Option<i64>) -> Failure {
         let path = path.strip_prefix(super::ephemeral::TARGET_ROOT).unwrap_or(path);
         let path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };
         let fix = if reason.contains("read-only") {
-            "sync needs a writable root filesystem: set `hot_reload: true` in the profile (the built-in dev profile does; it applies to services with `sync` rules), or sync into a mounted volume".to_string()
+            "sync needs a writable root filesystem: set `hot_reload: true` in the profile (the built-in dev profile does; it applies to services with `sync` rules), or sync into a mounted volume; for a workload of your own manifests, set `readOnlyRootFilesystem: false` for the dev profile (a values file or an overlay)".to_string()
         } else {
             let who = uid.map(|u| format!("uid {u}")).unwrap_or_else(|| "the container's user".into());
             let dir = Path::new(&path).parent().map(|p| p.display().to_string()).unwrap_or_else(|| "/".into());

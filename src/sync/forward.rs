@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Pod;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::Error;
-use super::copy::ready_pods;
+use super::pods;
 
 /// How far above the wanted port a free one is searched.
 const PORT_SEARCH: u16 = 100;
@@ -50,18 +50,24 @@ pub async fn bind(service: &str, wanted: u16, taken: &[u16]) -> Result<(TcpListe
     Err(Error::NoLocalPort { service: service.into(), port: wanted, from: wanted })
 }
 
-/// Accepts connections on `listener` and forwards each to `port` of a ready pod matching
-/// `selector`, until the future is dropped (which also ends every open connection).
-pub async fn serve(listener: TcpListener, client: ::kube::Client, namespace: String, selector: String, port: u16) {
+/// Accepts connections on `listener` and forwards each to `port` of a ready pod matching one
+/// of `selectors`, until the future is dropped (which also ends every open connection).
+pub async fn serve(
+    listener: TcpListener,
+    client: ::kube::Client,
+    namespace: String,
+    selectors: Vec<String>,
+    port: u16,
+) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((conn, _)) = accepted else { continue };
-                let (client, namespace, selector) = (client.clone(), namespace.clone(), selector.clone());
+                let (client, namespace, selectors) = (client.clone(), namespace.clone(), selectors.clone());
                 connections.spawn(async move {
-                    if let Err(message) = forward_one(conn, &client, &namespace, &selector, port).await {
-                        tracing::warn!(%selector, port, "port-forward: {message}");
+                    if let Err(message) = forward_one(conn, &client, &namespace, &selectors, port).await {
+                        tracing::warn!(selectors = ?selectors, port, "port-forward: {message}");
                     }
                 });
             }
@@ -75,10 +81,10 @@ async fn forward_one(
     mut conn: TcpStream,
     client: &::kube::Client,
     namespace: &str,
-    selector: &str,
+    selectors: &[String],
     port: u16,
 ) -> Result<(), String> {
-    let pod = wait_for_pod(client, namespace, selector).await?;
+    let pod = wait_for_pod(client, namespace, selectors).await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let mut forwarder = pods.portforward(&pod, &[port]).await.map_err(|e| format!("pod {pod}: {e}"))?;
     let mut upstream = forwarder.take_stream(port).ok_or("no stream for the port")?;
@@ -90,10 +96,10 @@ async fn forward_one(
 }
 
 /// The first ready pod, waiting (up to [`POD_WAIT`]) while none is.
-async fn wait_for_pod(client: &::kube::Client, namespace: &str, selector: &str) -> Result<String, String> {
+async fn wait_for_pod(client: &::kube::Client, namespace: &str, selectors: &[String]) -> Result<String, String> {
     let started = Instant::now();
     loop {
-        match ready_pods(client, namespace, selector).await {
+        match pods::ready(client, namespace, selectors).await {
             Ok(pods) => {
                 if let Some(name) = pods.into_iter().find_map(|p| p.metadata.name) {
                     return Ok(name);

@@ -19,9 +19,9 @@ const COLOURS: &[u8] = &[39, 208, 40, 170, 220, 45, 197, 118];
 #[derive(Debug, Clone)]
 pub struct LogSettings {
     pub namespace: String,
-    /// The project's pods: `app.kubernetes.io/part-of=<project>`.
+    /// The project's pods, built-in and from its manifests ([`super::pods::project_selector`]).
     pub selector: String,
-    /// Services whose logs are shown (the pod label `app.kubernetes.io/name`).
+    /// Services whose logs are shown (the pods [`super::pods::service_of`] gives them).
     pub services: Vec<String>,
     /// Colour the prefixes (stderr is a terminal).
     pub colour: bool,
@@ -62,15 +62,14 @@ pub async fn stream(client: ::kube::Client, settings: LogSettings) {
                 continue;
             }
         };
-        let Some(service) = pod.metadata.labels.as_ref().and_then(|l| l.get("app.kubernetes.io/name")).cloned() else {
-            continue;
-        };
+        let Some(service) = super::pods::service_of(&pod).map(str::to_owned) else { continue };
+        let container = super::pods::container_of(&pod, &service).to_owned();
         let Some(&colour) = colours.get(service.as_str()) else { continue };
         let (Some(name), Some(uid)) = (pod.metadata.name.clone(), pod.metadata.uid.clone()) else { continue };
         for status in pod.status.iter().flat_map(|s| s.container_statuses.iter().flatten()) {
             let running = status.state.as_ref().and_then(|s| s.running.as_ref());
             let Some(running) = running else { continue };
-            if status.name != service || !streaming.insert((uid.clone(), status.restart_count)) {
+            if status.name != container || !streaming.insert((uid.clone(), status.restart_count)) {
                 continue;
             }
             // A container that started before `dev` did: only what it logs from now on.

@@ -2,7 +2,8 @@
 //! decide per service between a file sync and a rebuild ([`plan`], pure), copy files into the
 //! running pods and run `on_change` ([`copy`]; through an ephemeral container for images
 //! without `tar` or a shell, [`ephemeral`]), forward every service port to 127.0.0.1
-//! ([`forward`]), stream the pods' logs ([`logs`]) and report each reload's latency ([`latency`]).
+//! ([`forward`]), stream the pods' logs ([`logs`]) and report each reload's latency ([`latency`]);
+//! the pods of a service, built-in or from the project's manifests, are found by [`pods`].
 
 pub mod copy;
 pub mod debounce;
@@ -11,6 +12,7 @@ pub mod forward;
 pub mod latency;
 pub mod logs;
 pub mod plan;
+pub mod pods;
 pub mod watch;
 
 use std::path::PathBuf;

@@ -22,6 +22,7 @@ fn schema_is_json_schema_of_the_project_file() {
         ("HelmSource", "values"),
         ("SourceProfile", "overlay"),
         ("ServiceConfig", "image_name"),
+        ("ServiceConfig", "deploy"),
     ] {
         assert!(defs[def]["properties"][key].is_object(), "{def}.{key} missing from schema");
     }

@@ -58,12 +58,12 @@ const SITE_SERVICE: &str = r#"services:
 "#;
 
 /// Long enough for a cold `up` on a loaded 2-core machine.
-const START_TIMEOUT: Duration = Duration::from_secs(900);
+pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(900);
 /// A reload: a sync takes about a second, a rebuild with a rollout much longer.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A running `samestack dev --json`: its JSON lines as they come, its stderr collected.
-struct Dev {
+pub(crate) struct Dev {
     child: Child,
     lines: Receiver<Value>,
     pending: VecDeque<Value>,
@@ -72,12 +72,19 @@ struct Dev {
 
 impl Dev {
     fn start(stack: &Stack, json: bool) -> Dev {
+        let busybox = format!("BUSYBOX_IMAGE={BUSYBOX}");
+        let mut extra = vec!["--build-arg", busybox.as_str()];
+        if json {
+            extra.extend(["--json", "-v"]);
+        }
+        Dev::spawn(stack, &extra)
+    }
+
+    /// `samestack dev` with `up`'s arguments and `extra`; `--json` for lines to wait for.
+    pub(crate) fn spawn(stack: &Stack, extra: &[&str]) -> Dev {
         let mut args = stack.up_args();
         args[0] = "dev".into();
-        args.extend(["--build-arg".into(), format!("BUSYBOX_IMAGE={BUSYBOX}")]);
-        if json {
-            args.extend(["--json".into(), "-v".into()]);
-        }
+        args.extend(extra.iter().map(|a| a.to_string()));
         let mut child = stack
             .command(&args.iter().map(String::as_str).collect::<Vec<_>>())
             .env("SAMESTACK_SYNC_IMAGE", sync_image())
@@ -108,12 +115,12 @@ impl Dev {
         Dev { child, lines, pending: VecDeque::new(), stderr }
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
     /// The next line (in order, skipping none) matching `wanted`, within `timeout`.
-    fn wait_for(&mut self, what: &str, timeout: Duration, wanted: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn wait_for(&mut self, what: &str, timeout: Duration, wanted: impl Fn(&Value) -> bool) -> Value {
         if let Some(i) = self.pending.iter().position(&wanted) {
             return self.pending.remove(i).unwrap();
         }
@@ -139,13 +146,13 @@ impl Dev {
     }
 
     /// The next reload of `service`.
-    fn reload(&mut self, service: &str) -> Value {
+    pub(crate) fn reload(&mut self, service: &str) -> Value {
         self.wait_for(&format!("a reload of {service}"), RELOAD_TIMEOUT, |l| {
             l["service"] == service && l.get("kind").is_some()
         })
     }
 
-    fn interrupt(&mut self) -> std::process::ExitStatus {
+    pub(crate) fn interrupt(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -179,7 +186,7 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
 }
 
 /// Polls until `GET path` answers 200 with a body containing `wanted`.
-fn wait_served(port: u16, path: &str, wanted: &str, timeout: Duration) -> String {
+pub(crate) fn wait_served(port: u16, path: &str, wanted: &str, timeout: Duration) -> String {
     let deadline = Instant::now() + timeout;
     let mut last = None;
     while Instant::now() < deadline {

@@ -18,7 +18,9 @@ manifests:
       release: chart
       values: [deploy/values/prod.yaml]
     profiles:
-      dev: { values: [deploy/values/dev.yaml] }
+      dev:
+        values: [deploy/values/dev.yaml]
+        allowed_drift: [\"Deployment:spec.template.spec.containers.*.securityContext.readOnlyRootFilesystem\"]
   - kustomize:
       path: deploy/kustomize/base
     profiles:
@@ -33,6 +35,14 @@ manifests:
 pub const WORKER: &str = "  worker:\n    build:\n      context: ./worker\n";
 pub const WORKER_MAPPED: &str =
     "  worker:\n    build:\n      context: ./worker\n    image_name: ghcr.io/acme/guestbook-worker\n";
+
+/// Edits of the example: the chart alone deploys `api` (`deploy: manifests`), without the keys
+/// only the built-in templates read.
+pub const API_BY_CHART: &[(&str, &str)] = &[
+    ("  api:\n    build:\n      context: ./api\n", "  api:\n    build:\n      context: ./api\n    deploy: manifests\n"),
+    ("    health: { path: /healthz, live: /livez, port: 8080 }\n", ""),
+    ("    ingress: { host: guestbook.example.com, path: / }\n", ""),
+];
 
 /// True when helm and kustomize are on PATH; outside CI their absence skips loudly, in CI it
 /// fails (.ci/run puts them there).
@@ -170,6 +180,92 @@ fn sources_get_built_images_labels_and_the_namespace() {
     );
 }
 
+/// The documents of a YAML stream, parsed.
+fn documents(yaml: &str) -> Vec<serde_json::Value> {
+    serde_saphyr::from_multiple(yaml).unwrap()
+}
+
+/// With `deploy: manifests`, the chart alone deploys `api`: the built-in templates render no
+/// object for it, the chart's Deployment runs the built image and its pods carry the service
+/// label; the built-in objects that name `api` (the database's and a dependant's
+/// NetworkPolicy, the migrations Job) select those pods or use that image.
+#[test]
+fn a_service_deployed_by_its_chart_alone_gets_no_built_in_objects() {
+    if !tools_or_skip("a_service_deployed_by_its_chart_alone_gets_no_built_in_objects") {
+        return;
+    }
+    let dir = project();
+    let file = dir.path().join("samestack.yaml");
+    let mut yaml = std::fs::read_to_string(&file).unwrap();
+    for (from, to) in API_BY_CHART {
+        yaml = replace_once(&yaml, from, to);
+    }
+    // The worker depends on the chart's API too.
+    yaml = replace_once(
+        &yaml,
+        "    secrets:\n      DATABASE_PASSWORD: db-password\n    depends_on: [database]\n    health: { path: /healthz, live: /livez, port: 8081 }",
+        "    secrets:\n      DATABASE_PASSWORD: db-password\n    depends_on: [database, api]\n    health: { path: /healthz, live: /livez, port: 8081 }",
+    );
+    std::fs::write(&file, &yaml).unwrap();
+    let built = "localhost:5001/guestbook/api@sha256:cdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcdcd";
+    let out = samestack_in(dir.path(), &["render", "--profile", "prod", "--image", &format!("api={built}")]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let docs = documents(&String::from_utf8(out.stdout).unwrap());
+    let builtin_api: Vec<String> = docs
+        .iter()
+        .filter(|d| d["metadata"]["name"] == "api" || d["metadata"]["labels"]["app.kubernetes.io/name"] == "api")
+        .map(|d| format!("{} {}", d["kind"], d["metadata"]["name"]))
+        .collect();
+    assert!(builtin_api.is_empty(), "built-in objects of api: {builtin_api:?}");
+    assert!(docs.iter().any(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "worker"), "the worker stays");
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"].as_str().is_some_and(|n| n.starts_with(name)))
+            .unwrap_or_else(|| panic!("{kind} {name}"))
+    };
+    let pod = &find("Deployment", "chart")["spec"]["template"];
+    assert_eq!(pod["spec"]["containers"][0]["image"], built);
+    assert_eq!(pod["metadata"]["labels"]["dev.samestack/service"], "api");
+    assert_eq!(pod["metadata"]["annotations"]["dev.samestack/container"], "api");
+    assert_eq!(pod["metadata"]["labels"]["app.kubernetes.io/name"], "guestbook-api", "the chart's own labels stay");
+    assert_eq!(
+        find("Job", "migrations-")["spec"]["template"]["spec"]["containers"][0]["image"],
+        built,
+        "the migrations Job runs the built image"
+    );
+    let api_pods = serde_json::json!({ "dev.samestack/service": "api", "dev.samestack.project": "guestbook" });
+    let db_from: Vec<&serde_json::Value> = find("NetworkPolicy", "database")["spec"]["ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|rule| &rule["from"][0]["podSelector"]["matchLabels"])
+        .collect();
+    assert!(db_from.contains(&&api_pods), "the database admits the chart's API pods: {db_from:?}");
+    let worker_to = &find("NetworkPolicy", "worker")["spec"]["egress"];
+    let to_api = worker_to.as_array().unwrap().iter().find(|r| r["to"][0]["podSelector"]["matchLabels"] == api_pods);
+    assert_eq!(
+        to_api.map(|r| r["ports"].clone()),
+        Some(serde_json::json!([{ "protocol": "TCP", "port": 8080 }])),
+        "the worker reaches the chart's API pods on api's port: {worker_to}"
+    );
+
+    // No container of the sources runs api's image: refused, located at the key, with the fix.
+    let values = dir.path().join("deploy/chart/values.yaml");
+    std::fs::write(&values, std::fs::read_to_string(&values).unwrap().replace("guestbook/api", "acme/backend"))
+        .unwrap();
+    let line = yaml.lines().position(|l| l == "    deploy: manifests").unwrap() + 1;
+    assert_refused(
+        dir.path(),
+        &[
+            &format!(
+                "samestack.yaml:{line}:5: service `api` has `deploy: manifests`, but no container of the manifest sources runs its image under profile `dev`"
+            ),
+            "`acme/backend:1.0.0`",
+            "fix: set `services.api.image_name` to the repository your manifests name",
+        ],
+    );
+}
+
 /// A broken source fails `render` and `up` with exit 2 and the tool's file and line, before
 /// any step of `up` runs (no Docker call, nothing created).
 fn assert_refused(dir: &Path, says: &[&str]) {
@@ -244,6 +340,37 @@ fn an_object_in_another_namespace_is_refused() {
     assert_refused(dir.path(), &["ConfigMap x", "deploy/yaml/elsewhere.yaml:1", "namespace is `kube-system`"]);
 }
 
+/// kustomize keeps a kustomization's files in its directory, but not the bases it names: a
+/// base outside the project is refused before kustomize runs, with where it is named.
+#[test]
+fn a_kustomize_base_outside_the_project_is_refused() {
+    if !tools_or_skip("a_kustomize_base_outside_the_project_is_refused") {
+        return;
+    }
+    let dir = project();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("kustomization.yaml"), "resources: []\n").unwrap();
+    let base = dir.path().join("deploy/kustomize/base/kustomization.yaml");
+    let text = std::fs::read_to_string(&base).unwrap();
+    let entry = format!(
+        "../../../{}",
+        "../".repeat(dir.path().components().count()) + &outside.path().display().to_string()[1..]
+    );
+    std::fs::write(&base, replace_once(&text, "  - pdb.yaml\n", &format!("  - pdb.yaml\n  - {entry}\n"))).unwrap();
+    assert_refused(
+        dir.path(),
+        &[
+            &format!(
+                "`resources` entry `{entry}` of deploy/kustomize/base/kustomization.yaml resolves to {}",
+                outside.path().canonicalize().unwrap().display()
+            ),
+            "outside the project directory",
+            "(manifest source `kustomize/deploy/kustomize/base`)",
+            "fix: keep the source's files inside the project directory",
+        ],
+    );
+}
+
 #[test]
 fn a_missing_tool_is_exit_1_naming_it_before_anything_runs() {
     let dir = project();
@@ -258,6 +385,59 @@ fn a_missing_tool_is_exit_1_naming_it_before_anything_runs() {
         assert!(text.contains("fix: install helm (Helm 3"), "{text}");
         assert!(text.contains("samestack.yaml:"), "located: {text}");
         assert!(!text.contains("preflight"), "{args:?}: a step ran:\n{text}");
+    }
+}
+
+/// A tool that hangs is stopped at the source's `timeout` (here 1 s): exit 1 naming the
+/// command and the timeout, nothing started, and the tool's process gone.
+#[test]
+fn a_hung_tool_is_stopped_at_the_sources_timeout() {
+    if !tools_or_skip("a_hung_tool_is_stopped_at_the_sources_timeout") {
+        return;
+    }
+    let dir = project();
+    let file = dir.path().join("samestack.yaml");
+    let yaml = std::fs::read_to_string(&file).unwrap();
+    let values = "      values: [deploy/values/prod.yaml]\n";
+    std::fs::write(&file, replace_once(&yaml, values, &format!("{values}    timeout: 1\n"))).unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    let pid_file = bin.path().join("helm.pid");
+    let helm = bin.path().join("helm");
+    std::fs::write(&helm, format!("#!/bin/sh\necho $$ > {}\nexec sleep 600\n", pid_file.display())).unwrap();
+    std::fs::set_permissions(&helm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
+    for args in [&["render"][..], &["up"][..]] {
+        let mut child = samestack_command(dir.path())
+            .env("PATH", &path)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{args:?}: samestack still waits for the hung helm after 120 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        let text = output_text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}:\n{text}");
+        assert!(
+            text.contains("`helm template chart deploy/chart` for manifest source `helm/chart` did not finish within 1 s and was stopped"),
+            "{args:?}: {text}"
+        );
+        assert!(text.contains("samestack.yaml:") && text.contains("raise `manifests[0].timeout`"), "{text}");
+        assert!(!text.contains("preflight"), "{args:?}: a step ran:\n{text}");
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let alive = std::process::Command::new("kill")
+            .args(["-0", pid.trim()])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(!alive.success(), "{args:?}: the hung helm (pid {}) still runs", pid.trim());
     }
 }
 
@@ -300,8 +480,8 @@ fn parity_drift_in_the_charts_values_is_exit_1_with_the_field_path() {
         &file,
         replace_once(
             &yaml,
-            "dev: { values: [deploy/values/dev.yaml] }",
-            "dev: { values: [deploy/values/dev.yaml], allowed_drift: [\"ConfigMap:data.GREETING\"] }",
+            "allowed_drift: [\"Deployment:spec.template.spec.containers.*.securityContext",
+            "allowed_drift: [\"ConfigMap:data.GREETING\", \"Deployment:spec.template.spec.containers.*.securityContext",
         ),
     )
     .unwrap();
@@ -323,8 +503,8 @@ fn manifest_sources_are_checked_with_locations() {
     };
     let text = refused(replace_once(
         &original,
-        "dev: { values: [deploy/values/dev.yaml] }",
-        "prod: { values: [deploy/values/dev.yaml] }",
+        "      dev:\n        values: [deploy/values/dev.yaml]\n",
+        "      prod:\n        values: [deploy/values/dev.yaml]\n",
     ));
     assert!(text.contains(": a manifest source has no `prod` additions"), "{text}");
     let text = refused(replace_once(
@@ -347,8 +527,10 @@ pub fn fixtures_dir() -> PathBuf {
 
 /// Cluster tier, one cluster for every step: `up` of the example with a Helm chart, a
 /// kustomize directory and a YAML directory brings all of them to ready, running the built
-/// images; a changed values file changes exactly the object it feeds; a removed source is
-/// pruned, and only its objects.
+/// images, the chart alone deploying `api` (`deploy: manifests`: no built-in api object); a
+/// changed values file changes exactly the object it feeds; a removed source is pruned, and
+/// only its objects; `dev` forwards to the chart's API pod, streams its logs and syncs an
+/// edit into it.
 #[tokio::test(flavor = "multi_thread")]
 async fn cluster_manifests_up_applies_helm_kustomize_and_yaml_changes_and_prunes_only_theirs() {
     use crate::docker_fixture::{POSTGRES, PYTHON_BASE, REGISTRY_IMAGE, TRAEFIK};
@@ -362,7 +544,9 @@ async fn cluster_manifests_up_applies_helm_kustomize_and_yaml_changes_and_prunes
     {
         return;
     }
-    let stack = support::Stack::with_edits("mfit", &[(WORKER, WORKER_MAPPED)]);
+    let edits: Vec<(&str, &str)> =
+        std::iter::once((WORKER, WORKER_MAPPED)).chain(API_BY_CHART.iter().copied()).collect();
+    let stack = support::Stack::with_edits("mfit", &edits);
     copy_fixtures(stack.dir.path());
     let file = stack.dir.path().join("samestack.yaml");
     std::fs::write(&file, std::fs::read_to_string(&file).unwrap() + SOURCES).unwrap();
@@ -388,11 +572,14 @@ async fn cluster_manifests_up_applies_helm_kustomize_and_yaml_changes_and_prunes
     for name in ["chart", "kz-worker", "plain-api"] {
         assert!(services.get_opt(name).await.unwrap().is_some(), "Service {name} missing");
     }
+    assert!(deployments.get_opt("api").await.unwrap().is_none(), "a built-in Deployment of api");
+    assert!(services.get_opt("api").await.unwrap().is_none(), "a built-in Service of api");
     assert!(configmaps.get_opt("plain-notes").await.unwrap().is_some(), "the YAML source's ConfigMap is missing");
 
     // A values file changes: exactly the ConfigMap it feeds.
     let values = stack.dir.path().join("deploy/values/dev.yaml");
-    std::fs::write(&values, "greeting: hello again\n").unwrap();
+    let text = std::fs::read_to_string(&values).unwrap();
+    std::fs::write(&values, replace_once(&text, "greeting: hello from a laptop", "greeting: hello again")).unwrap();
     let second = stack.up();
     assert!(step_line(&second, "apply").contains("0 created, 1 changed"), "{second}");
     assert!(step_line(&second, "apply").contains(" 0 pruned"), "{second}");
@@ -405,12 +592,50 @@ async fn cluster_manifests_up_applies_helm_kustomize_and_yaml_changes_and_prunes
     assert!(step_line(&third, "apply").contains(" 2 pruned"), "{third}");
     assert!(configmaps.get_opt("plain-notes").await.unwrap().is_none(), "plain-notes was not pruned");
     assert!(services.get_opt("plain-api").await.unwrap().is_none(), "plain-api was not pruned");
-    for name in ["chart", "kz-worker", "api", "worker"] {
+    for name in ["chart", "kz-worker", "worker"] {
         assert!(
             deployments.get_opt(name).await.unwrap().is_some(),
             "Deployment {name} was pruned with the YAML source"
         );
     }
+
+    // `dev` finds the chart's API pod, the only pod of `api`: a port-forward to it, its logs,
+    // and an edit under the sync rules copied into it, served after `on_change` (same pod).
+    let mut dev = crate::dev::Dev::spawn(&stack, &["--json"]);
+    let forward = dev.wait_for("api's port-forward", crate::dev::START_TIMEOUT, |l| l["forward"]["service"] == "api");
+    let local = forward["forward"]["local"].as_u64().unwrap() as u16;
+    dev.wait_for("watching", crate::dev::START_TIMEOUT, |l| l.get("watching").is_some());
+    // The pod reads the greeting once, at its start: any greeting is its answer.
+    crate::dev::wait_served(local, "/", "\"greeting\"", std::time::Duration::from_secs(60));
+    let pod_uids = || async {
+        let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client.raw().clone(), &stack.name);
+        let list = pods.list(&kube::api::ListParams::default().labels("app.kubernetes.io/instance=chart")).await;
+        list.unwrap().items.into_iter().filter_map(|p| p.metadata.uid).collect::<Vec<_>>()
+    };
+    let before = pod_uids().await;
+    let app = stack.dir.path().join("api/app.py");
+    let source = std::fs::read_to_string(&app).unwrap();
+    std::fs::write(
+        &app,
+        replace_once(&source, r#"{"greeting": GREETING}"#, r#"{"greeting": "synced into the chart"}"#),
+    )
+    .unwrap();
+    let reload = dev.reload("api");
+    assert_eq!(
+        (reload["kind"].as_str(), reload["ok"].as_bool(), reload["pods"].as_u64()),
+        (Some("sync"), Some(true), Some(1)),
+        "{reload}\n{}",
+        dev.stderr()
+    );
+    crate::dev::wait_served(local, "/", "synced into the chart", std::time::Duration::from_secs(30));
+    assert_eq!(pod_uids().await, before, "the sync replaced the chart's pod");
+    let logged = |text: &str| text.lines().any(|l| l.starts_with("api/chart-") && l.contains("signal 1: reloading"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !logged(&dev.stderr()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(logged(&dev.stderr()), "the chart's pod logs are not streamed:\n{}", dev.stderr());
+    assert!(dev.interrupt().success(), "{}", dev.stderr());
 
     let down = stack.samestack(&["down", "--purge"]);
     assert!(down.status.success(), "{}", output_text(&down));
