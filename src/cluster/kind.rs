@@ -140,6 +140,18 @@ pub fn kubeconfig_args(spec: &ClusterSpec) -> Vec<String> {
     vec!["get".into(), "kubeconfig".into(), "--name".into(), spec.name.clone()]
 }
 
+/// Pure: why the kind cluster an earlier run left is unfinished, or `None`. `nodes` are its node
+/// containers; `admin_conf` whether the running control plane has `/etc/kubernetes/admin.conf`
+/// (`None`: not known, e.g. the node is stopped). Ctrl-C during `kind create cluster` reaches
+/// kind too, which stops where it is and leaves the nodes it made: before `kubeadm init` wrote
+/// admin.conf (the kubeconfig `kind get kubeconfig` reads), nothing in them is worth keeping.
+pub fn unfinished(nodes: &[NodeInfo], admin_conf: Option<bool>) -> Option<&'static str> {
+    if !nodes.iter().any(|n| n.role == "server") {
+        return Some("it has no control-plane node");
+    }
+    (admin_conf == Some(false)).then_some("its control plane has no admin.conf, so kubeadm init never ran")
+}
+
 impl KindProvider {
     /// Find `kind` on PATH.
     pub async fn find() -> Result<Self, Error> {
@@ -183,7 +195,26 @@ impl Provider for KindProvider {
     }
 
     async fn ensure(&self, spec: &ClusterSpec) -> Result<Cluster, Error> {
-        let status = self.status(spec).await?;
+        let mut status = self.status(spec).await?;
+        if status.state != ClusterState::Absent {
+            let docker = node::connect().await?;
+            let server = status.nodes.iter().find(|n| n.role == "server" && n.running);
+            let admin_conf = match server {
+                Some(server) => {
+                    let test = ["test", "-f", "/etc/kubernetes/admin.conf"];
+                    Some(node::exec_output(&docker, &server.name, &test, &[]).await?.status == 0)
+                }
+                None => None,
+            };
+            if let Some(why) = unfinished(&status.nodes, admin_conf) {
+                tracing::warn!(
+                    cluster = spec.name,
+                    "the kind cluster is unfinished ({why}: `kind create cluster` was interrupted); deleting it and creating it again"
+                );
+                self.delete(spec).await?;
+                status = self.status(spec).await?;
+            }
+        }
         let created = status.state == ClusterState::Absent;
         if created {
             let (_dir, config) = write_temp_config("kind.yaml", &cluster_config(spec))?;
@@ -296,6 +327,19 @@ mod tests {
         assert!(nodes[1].get("extraPortMappings").is_none());
         let patch = v["containerdConfigPatches"][0].as_str().unwrap();
         assert!(patch.contains("config_path = \"/etc/containerd/certs.d\""), "{patch}");
+    }
+
+    #[test]
+    fn a_cluster_left_by_an_interrupted_kind_create_is_unfinished() {
+        let node = |role: &str, running| NodeInfo { name: format!("dev-{role}"), role: role.into(), running };
+        let whole = [node("server", true), node("agent", true)];
+        assert_eq!(unfinished(&whole, Some(true)), None);
+        assert!(unfinished(&whole, Some(false)).unwrap().contains("admin.conf"));
+        assert_eq!(unfinished(&[node("server", false), node("agent", false)], None), None, "stopped: not known");
+        assert!(unfinished(&[node("agent", true)], None).unwrap().contains("no control-plane"));
+        // Fewer nodes than the configuration asks for, yet bootstrapped: a changed config, not
+        // an interrupted create; never deleted for it.
+        assert_eq!(unfinished(&whole[..1], Some(true)), None);
     }
 
     #[test]
