@@ -141,13 +141,18 @@ pub fn kubeconfig_args(spec: &ClusterSpec) -> Vec<String> {
 }
 
 /// Pure: why the kind cluster an earlier run left is unfinished, or `None`. `nodes` are its node
-/// containers; `admin_conf` whether the running control plane has `/etc/kubernetes/admin.conf`
-/// (`None`: not known, e.g. the node is stopped). Ctrl-C during `kind create cluster` reaches
-/// kind too, which stops where it is and leaves the nodes it made: before `kubeadm init` wrote
-/// admin.conf (the kubeconfig `kind get kubeconfig` reads), nothing in them is worth keeping.
-pub fn unfinished(nodes: &[NodeInfo], admin_conf: Option<bool>) -> Option<&'static str> {
+/// containers; `never_started` whether one of them was created and never started (kind starts
+/// each as it makes it); `admin_conf` whether the running control plane has
+/// `/etc/kubernetes/admin.conf` (`None`: not known, e.g. the node is stopped). Ctrl-C during
+/// `kind create cluster` reaches kind too, which stops where it is and leaves the nodes it made:
+/// before `kubeadm init` wrote admin.conf (the kubeconfig `kind get kubeconfig` reads), nothing
+/// in them is worth keeping.
+pub fn unfinished(nodes: &[NodeInfo], never_started: bool, admin_conf: Option<bool>) -> Option<&'static str> {
     if !nodes.iter().any(|n| n.role == "server") {
         return Some("it has no control-plane node");
+    }
+    if never_started {
+        return Some("a node was created and never started");
     }
     (admin_conf == Some(false)).then_some("its control plane has no admin.conf, so kubeadm init never ran")
 }
@@ -198,6 +203,10 @@ impl Provider for KindProvider {
         let mut status = self.status(spec).await?;
         if status.state != ClusterState::Absent {
             let docker = node::connect().await?;
+            let never_started = node::containers_with_label(&docker, &format!("{KIND_CLUSTER_LABEL}={}", spec.name))
+                .await?
+                .iter()
+                .any(|c| c.state.as_ref().is_some_and(|s| s.to_string() == "created"));
             let server = status.nodes.iter().find(|n| n.role == "server" && n.running);
             let admin_conf = match server {
                 Some(server) => {
@@ -206,7 +215,7 @@ impl Provider for KindProvider {
                 }
                 None => None,
             };
-            if let Some(why) = unfinished(&status.nodes, admin_conf) {
+            if let Some(why) = unfinished(&status.nodes, never_started, admin_conf) {
                 tracing::warn!(
                     cluster = spec.name,
                     "the kind cluster is unfinished ({why}: `kind create cluster` was interrupted); deleting it and creating it again"
@@ -333,13 +342,15 @@ mod tests {
     fn a_cluster_left_by_an_interrupted_kind_create_is_unfinished() {
         let node = |role: &str, running| NodeInfo { name: format!("dev-{role}"), role: role.into(), running };
         let whole = [node("server", true), node("agent", true)];
-        assert_eq!(unfinished(&whole, Some(true)), None);
-        assert!(unfinished(&whole, Some(false)).unwrap().contains("admin.conf"));
-        assert_eq!(unfinished(&[node("server", false), node("agent", false)], None), None, "stopped: not known");
-        assert!(unfinished(&[node("agent", true)], None).unwrap().contains("no control-plane"));
+        assert_eq!(unfinished(&whole, false, Some(true)), None);
+        assert!(unfinished(&whole, false, Some(false)).unwrap().contains("admin.conf"));
+        let stopped = [node("server", false), node("agent", false)];
+        assert_eq!(unfinished(&stopped, false, None), None, "stopped after it ran: not known");
+        assert!(unfinished(&stopped, true, None).unwrap().contains("never started"));
+        assert!(unfinished(&[node("agent", true)], false, None).unwrap().contains("no control-plane"));
         // Fewer nodes than the configuration asks for, yet bootstrapped: a changed config, not
         // an interrupted create; never deleted for it.
-        assert_eq!(unfinished(&whole[..1], Some(true)), None);
+        assert_eq!(unfinished(&whole[..1], false, Some(true)), None);
     }
 
     #[test]
