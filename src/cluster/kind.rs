@@ -5,6 +5,9 @@
 //! file per node — written through `docker exec`, never a recreate. The registry container
 //! joins kind's `kind` network.
 //!
+//! A cluster an interrupted `kind create cluster` left (see [`unfinished`]) is deleted and made
+//! again by the next `ensure`, which says why; one that got as far as `kubeadm init` is kept.
+//!
 //! kind always creates privileged node containers; engines that refuse privileged containers
 //! ("unable to apply caps", e.g. sandboxes without CAP_SYS_RESOURCE) cannot run kind nodes.
 //! There, use the native `docker` provider, which falls back to an explicit capability set.
