@@ -41,6 +41,8 @@ const ADMIN_CONF: &str = "/etc/kubernetes/admin.conf";
 /// while the CNI is never applied (the nodes never get Ready).
 pub const BOOTSTRAPPED_MARKER: &str = "/kind/samestack-bootstrapped";
 const NODE_BOOT_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long the API server of running nodes without the marker may take to list the nodes.
+const UNMARKED_LIST_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often creating the cluster network is tried when racers keep taking the probed subnet.
 const NETWORK_ATTEMPTS: usize = 3;
 
@@ -137,26 +139,43 @@ pub fn address_plan(subnet: &str, index: u32) -> Option<(String, String)> {
 pub enum Reuse {
     /// Started (or running) and fully bootstrapped.
     Keep,
+    /// Bootstrapped but not marked so (made by a samestack that wrote no marker, or the marker
+    /// was lost), and every node Ready: keep it and its data, and run the bootstrap's last
+    /// steps again (CNI and storage applied, nodes Ready, DNS, the marker).
+    Finish,
     /// Remove everything and create the cluster again, for the reason given.
     Recreate(&'static str),
     /// Starting failed for a reason recreating would not fix: report it.
     Fail,
 }
 
+/// What the server node shows of the last bootstrap, for [`reuse`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bootstrapped {
+    /// [`BOOTSTRAPPED_MARKER`] is there.
+    Marked,
+    /// No marker, but `admin.conf` exists and every node is Ready (since the restart, when the
+    /// nodes were started again): the cluster worked.
+    Unmarked,
+    /// No marker, and no `admin.conf` or not every node Ready: the bootstrap stopped early.
+    Unfinished,
+}
+
 /// Pure: the decision behind [`Reuse`]. `started` is the start of the stopped nodes (`Err`
-/// with the engine's message); `complete` whether the bootstrap marker is there.
+/// with the engine's message); `found` what the nodes show of the bootstrap.
 ///
 /// A node the engine refuses to start because it asks for `privileged` was left by a run
 /// interrupted in the middle of creating it, before the fallback to the explicit capability
 /// set: it never ran, so it holds nothing, and the create path (which falls back) makes it again.
-pub fn reuse(started: Result<(), String>, complete: bool) -> Reuse {
-    match started {
-        Err(message) if kubeadm::privileges_refused(&message) => {
+pub fn reuse(started: Result<(), String>, found: Bootstrapped) -> Reuse {
+    match (started, found) {
+        (Err(message), _) if kubeadm::privileges_refused(&message) => {
             Reuse::Recreate("a node left by an interrupted run asks for privileges this engine refuses")
         }
-        Err(_) => Reuse::Fail,
-        Ok(()) if !complete => Reuse::Recreate("the cluster's bootstrap did not finish last time"),
-        Ok(()) => Reuse::Keep,
+        (Err(_), _) => Reuse::Fail,
+        (Ok(()), Bootstrapped::Marked) => Reuse::Keep,
+        (Ok(()), Bootstrapped::Unmarked) => Reuse::Finish,
+        (Ok(()), Bootstrapped::Unfinished) => Reuse::Recreate("the cluster's bootstrap did not finish last time"),
     }
 }
 
@@ -537,13 +556,76 @@ impl DockerProvider {
         }
     }
 
-    /// Whether the last create of this cluster finished (see [`BOOTSTRAPPED_MARKER`]).
-    async fn bootstrapped(&self, spec: &ClusterSpec) -> bool {
+    /// What the nodes show of the last bootstrap. Without the marker the cluster still counts as
+    /// bootstrapped when `admin.conf` is there and every node is Ready: by the first node list
+    /// the API server gives within [`UNMARKED_LIST_TIMEOUT`] when the nodes were running, or
+    /// Ready since `restart` within the usual timeout when they were started again.
+    async fn bootstrap_state(&self, spec: &ClusterSpec, restart: Option<&super::Restart>) -> Bootstrapped {
         let server = node_name(&spec.name, "server", 0);
-        node::exec_output(&self.docker, &server, &["test", "-f", BOOTSTRAPPED_MARKER], &[])
-            .await
-            .map(|o| o.status == 0)
-            .unwrap_or(false)
+        let marked = node::exec_output(&self.docker, &server, &["test", "-f", BOOTSTRAPPED_MARKER], &[]).await;
+        if marked.is_ok_and(|o| o.status == 0) {
+            return Bootstrapped::Marked;
+        }
+        let expected = (spec.servers + spec.agents) as usize;
+        let ready = async {
+            // `access` reads admin.conf: absent, the bootstrap never got far.
+            let client = super::client_for(&self.access(spec).await?).await?;
+            match restart {
+                Some(restart) => {
+                    super::wait_nodes_ready_since(&client, expected, Some(restart), super::NODES_READY_TIMEOUT).await?;
+                    Ok::<_, Error>(true)
+                }
+                None => Ok(super::nodes_ready_now(&client, UNMARKED_LIST_TIMEOUT).await? >= expected),
+            }
+        };
+        match ready.await {
+            Ok(true) => Bootstrapped::Unmarked,
+            Ok(false) => Bootstrapped::Unfinished,
+            Err(e) => {
+                tracing::debug!(cluster = spec.name, error = %e, "no bootstrap marker, and the cluster does not answer as bootstrapped");
+                Bootstrapped::Unfinished
+            }
+        }
+    }
+
+    /// The cluster's add-ons from the node image: its CNI (rendered for this cluster) and, when
+    /// the image has one, its default storage. `kubectl apply`: idempotent.
+    async fn apply_addons(&self, spec: &ClusterSpec) -> Result<(), Error> {
+        let server = node_name(&spec.name, "server", 0);
+        let cni = node::run(&self.docker, &server, &["cat", "/kind/manifests/default-cni.yaml"]).await?;
+        let cni = kubeadm::render_cni(&cni, kubeadm::POD_SUBNET, &format!("{server}:6443")).map_err(|message| {
+            Error::NodeContract {
+                image: spec.node_image(),
+                message: format!("/kind/manifests/default-cni.yaml: {message}"),
+            }
+        })?;
+        node::write_file(&self.docker, &server, "/kind/samestack-cni.yaml", &cni).await?;
+        let kubectl = |file: &'static str| ["kubectl", "--kubeconfig=/etc/kubernetes/admin.conf", "apply", "-f", file];
+        node::run(&self.docker, &server, &kubectl("/kind/samestack-cni.yaml")).await?;
+        let has_storage =
+            node::exec_output(&self.docker, &server, &["test", "-f", "/kind/manifests/default-storage.yaml"], &[])
+                .await?
+                .status
+                == 0;
+        if has_storage {
+            node::run(&self.docker, &server, &kubectl("/kind/manifests/default-storage.yaml")).await?;
+        }
+        Ok(())
+    }
+
+    /// The bootstrap's last steps: every node Ready, cluster DNS available, then the marker —
+    /// last, so only a bootstrap that got this far counts as done on the next run. `lap` is
+    /// called after each wait.
+    async fn finish_bootstrap(&self, spec: &ClusterSpec, mut lap: impl FnMut(&str)) -> Result<(), Error> {
+        let server = node_name(&spec.name, "server", 0);
+        let client = super::client_for(&self.access(spec).await?).await?;
+        let expected = (spec.servers + spec.agents) as usize;
+        super::wait_nodes_ready(&client, expected, super::NODES_READY_TIMEOUT).await?;
+        lap("nodes Ready");
+        super::wait_deployment_available(&client, "kube-system", "coredns", super::NODES_READY_TIMEOUT).await?;
+        lap("cluster DNS available");
+        let version = node::run(&self.docker, &server, &["cat", "/kind/version"]).await?;
+        node::write_file(&self.docker, &server, BOOTSTRAPPED_MARKER, &format!("{}\n", version.trim())).await
     }
 
     /// Create every node and bootstrap the cluster. Returns how long each step took.
@@ -604,24 +686,7 @@ impl DockerProvider {
         )
         .await?;
         lap(&mut timings, "kubeadm init");
-        let cni = node::run(&self.docker, &server, &["cat", "/kind/manifests/default-cni.yaml"]).await?;
-        let cni = kubeadm::render_cni(&cni, kubeadm::POD_SUBNET, &format!("{server}:6443")).map_err(|message| {
-            Error::NodeContract {
-                image: image.clone(),
-                message: format!("/kind/manifests/default-cni.yaml: {message}"),
-            }
-        })?;
-        node::write_file(&self.docker, &server, "/kind/samestack-cni.yaml", &cni).await?;
-        let kubectl = |file: &'static str| ["kubectl", "--kubeconfig=/etc/kubernetes/admin.conf", "apply", "-f", file];
-        node::run(&self.docker, &server, &kubectl("/kind/samestack-cni.yaml")).await?;
-        let has_storage =
-            node::exec_output(&self.docker, &server, &["test", "-f", "/kind/manifests/default-storage.yaml"], &[])
-                .await?
-                .status
-                == 0;
-        if has_storage {
-            node::run(&self.docker, &server, &kubectl("/kind/manifests/default-storage.yaml")).await?;
-        }
+        self.apply_addons(spec).await?;
         lap(&mut timings, "CNI and storage");
         for agent in &agents {
             let ip = self.node_ip(spec, agent).await?;
@@ -642,14 +707,7 @@ impl DockerProvider {
         if !agents.is_empty() {
             lap(&mut timings, "kubeadm join");
         }
-        let access = self.access(spec).await?;
-        let client = super::client_for(&access).await?;
-        super::wait_nodes_ready(&client, 1 + agents.len(), super::NODES_READY_TIMEOUT).await?;
-        lap(&mut timings, "nodes Ready");
-        super::wait_deployment_available(&client, "kube-system", "coredns", super::NODES_READY_TIMEOUT).await?;
-        lap(&mut timings, "cluster DNS available");
-        // Last: only a bootstrap that got this far counts as done on the next run.
-        node::write_file(&self.docker, &server, BOOTSTRAPPED_MARKER, &format!("{version}\n")).await?;
+        self.finish_bootstrap(spec, |what| lap(&mut timings, what)).await?;
         Ok(timings)
     }
 
@@ -711,9 +769,20 @@ impl Provider for DockerProvider {
             if started.is_ok() && restart.is_some() {
                 timings.steps.push(("start stopped nodes".into(), begin.elapsed()));
             }
-            let complete = started.is_ok() && self.bootstrapped(spec).await;
-            match reuse(started.as_ref().map(drop).map_err(start_failure), complete) {
+            let found = match &started {
+                Ok(()) => self.bootstrap_state(spec, restart.as_ref()).await,
+                Err(_) => Bootstrapped::Unfinished,
+            };
+            match reuse(started.as_ref().map(drop).map_err(start_failure), found) {
                 Reuse::Keep => {}
+                Reuse::Finish => {
+                    self.apply_addons(spec).await?;
+                    self.finish_bootstrap(spec, |what| timings.steps.push((what.to_string(), begin.elapsed()))).await?;
+                    tracing::warn!(
+                        cluster = spec.name,
+                        "the cluster has no bootstrap marker ({BOOTSTRAPPED_MARKER}: made by an older samestack, or lost) but every node is Ready: adopted it with its data, applied the CNI and storage again and marked it bootstrapped"
+                    );
+                }
                 Reuse::Recreate(why) => {
                     // Nothing in an unfinished create is worth keeping.
                     tracing::warn!(cluster = spec.name, "{why}; recreating the cluster");
@@ -730,8 +799,7 @@ impl Provider for DockerProvider {
             // After a start the API server needs a moment; this also proves a reused cluster answers.
             let client = super::client_for(&access).await?;
             let expected = (spec.servers + spec.agents) as usize;
-            let since = restart.as_ref().map(|r| r.at);
-            super::wait_nodes_ready_since(&client, expected, since, super::NODES_READY_TIMEOUT).await?;
+            super::wait_nodes_ready_since(&client, expected, restart.as_ref(), super::NODES_READY_TIMEOUT).await?;
         }
         if let Some(registry) = &spec.registry {
             // Idempotent; after a start the registry may have been recreated and left the network.
@@ -854,10 +922,20 @@ mod tests {
     #[test]
     fn nodes_left_by_an_interrupted_run_are_kept_only_when_started_and_bootstrapped() {
         let refused = "OCI runtime create failed: runc create failed: unable to start container process: unable to apply caps: operation not permitted: unknown";
-        assert!(matches!(reuse(Err(refused.into()), false), Reuse::Recreate(why) if why.contains("privileges")));
-        assert_eq!(reuse(Err("No such container: x".into()), false), Reuse::Fail);
-        assert!(matches!(reuse(Ok(()), false), Reuse::Recreate(why) if why.contains("did not finish")));
-        assert_eq!(reuse(Ok(()), true), Reuse::Keep);
+        for found in [Bootstrapped::Marked, Bootstrapped::Unmarked, Bootstrapped::Unfinished] {
+            assert!(matches!(reuse(Err(refused.into()), found), Reuse::Recreate(why) if why.contains("privileges")));
+            assert_eq!(reuse(Err("No such container: x".into()), found), Reuse::Fail);
+        }
+        assert!(
+            matches!(reuse(Ok(()), Bootstrapped::Unfinished), Reuse::Recreate(why) if why.contains("did not finish"))
+        );
+        assert_eq!(reuse(Ok(()), Bootstrapped::Marked), Reuse::Keep);
+    }
+
+    #[test]
+    fn a_cluster_without_the_marker_whose_nodes_are_ready_is_adopted_not_recreated() {
+        // Made by a samestack that wrote no marker, or the marker got lost: its data stays.
+        assert_eq!(reuse(Ok(()), Bootstrapped::Unmarked), Reuse::Finish);
     }
 
     #[test]

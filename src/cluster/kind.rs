@@ -5,6 +5,9 @@
 //! file per node — written through `docker exec`, never a recreate. The registry container
 //! joins kind's `kind` network.
 //!
+//! A cluster an interrupted `kind create cluster` left (see [`unfinished`]) is deleted and made
+//! again by the next `ensure`, which says why; one that got as far as `kubeadm init` is kept.
+//!
 //! kind always creates privileged node containers; engines that refuse privileged containers
 //! ("unable to apply caps", e.g. sandboxes without CAP_SYS_RESOURCE) cannot run kind nodes.
 //! There, use the native `docker` provider, which falls back to an explicit capability set.
@@ -140,6 +143,23 @@ pub fn kubeconfig_args(spec: &ClusterSpec) -> Vec<String> {
     vec!["get".into(), "kubeconfig".into(), "--name".into(), spec.name.clone()]
 }
 
+/// Pure: why the kind cluster an earlier run left is unfinished, or `None`. `nodes` are its node
+/// containers; `never_started` whether one of them was created and never started (kind starts
+/// each as it makes it); `admin_conf` whether the running control plane has
+/// `/etc/kubernetes/admin.conf` (`None`: not known, e.g. the node is stopped). Ctrl-C during
+/// `kind create cluster` reaches kind too, which stops where it is and leaves the nodes it made:
+/// before `kubeadm init` wrote admin.conf (the kubeconfig `kind get kubeconfig` reads), nothing
+/// in them is worth keeping.
+pub fn unfinished(nodes: &[NodeInfo], never_started: bool, admin_conf: Option<bool>) -> Option<&'static str> {
+    if !nodes.iter().any(|n| n.role == "server") {
+        return Some("it has no control-plane node");
+    }
+    if never_started {
+        return Some("a node was created and never started");
+    }
+    (admin_conf == Some(false)).then_some("its control plane has no admin.conf, so kubeadm init never ran")
+}
+
 impl KindProvider {
     /// Find `kind` on PATH.
     pub async fn find() -> Result<Self, Error> {
@@ -183,7 +203,30 @@ impl Provider for KindProvider {
     }
 
     async fn ensure(&self, spec: &ClusterSpec) -> Result<Cluster, Error> {
-        let status = self.status(spec).await?;
+        let mut status = self.status(spec).await?;
+        if status.state != ClusterState::Absent {
+            let docker = node::connect().await?;
+            let never_started = node::containers_with_label(&docker, &format!("{KIND_CLUSTER_LABEL}={}", spec.name))
+                .await?
+                .iter()
+                .any(|c| c.state.as_ref().is_some_and(|s| s.to_string() == "created"));
+            let server = status.nodes.iter().find(|n| n.role == "server" && n.running);
+            let admin_conf = match server {
+                Some(server) => {
+                    let test = ["test", "-f", "/etc/kubernetes/admin.conf"];
+                    Some(node::exec_output(&docker, &server.name, &test, &[]).await?.status == 0)
+                }
+                None => None,
+            };
+            if let Some(why) = unfinished(&status.nodes, never_started, admin_conf) {
+                tracing::warn!(
+                    cluster = spec.name,
+                    "the kind cluster is unfinished ({why}: `kind create cluster` was interrupted); deleting it and creating it again"
+                );
+                self.delete(spec).await?;
+                status = self.status(spec).await?;
+            }
+        }
         let created = status.state == ClusterState::Absent;
         if created {
             let (_dir, config) = write_temp_config("kind.yaml", &cluster_config(spec))?;
@@ -296,6 +339,21 @@ mod tests {
         assert!(nodes[1].get("extraPortMappings").is_none());
         let patch = v["containerdConfigPatches"][0].as_str().unwrap();
         assert!(patch.contains("config_path = \"/etc/containerd/certs.d\""), "{patch}");
+    }
+
+    #[test]
+    fn a_cluster_left_by_an_interrupted_kind_create_is_unfinished() {
+        let node = |role: &str, running| NodeInfo { name: format!("dev-{role}"), role: role.into(), running };
+        let whole = [node("server", true), node("agent", true)];
+        assert_eq!(unfinished(&whole, false, Some(true)), None);
+        assert!(unfinished(&whole, false, Some(false)).unwrap().contains("admin.conf"));
+        let stopped = [node("server", false), node("agent", false)];
+        assert_eq!(unfinished(&stopped, false, None), None, "stopped after it ran: not known");
+        assert!(unfinished(&stopped, true, None).unwrap().contains("never started"));
+        assert!(unfinished(&[node("agent", true)], false, None).unwrap().contains("no control-plane"));
+        // Fewer nodes than the configuration asks for, yet bootstrapped: a changed config, not
+        // an interrupted create; never deleted for it.
+        assert_eq!(unfinished(&whole[..1], false, Some(true)), None);
     }
 
     #[test]

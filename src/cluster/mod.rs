@@ -471,14 +471,14 @@ async fn start_stopped(
     provider.start(spec).await?;
     let client = client_for(&provider.access(spec).await?).await?;
     let expected = provider.nodes(spec).await?.len();
-    wait_nodes_ready_since(&client, expected, Some(restart.at), NODES_READY_TIMEOUT).await?;
+    wait_nodes_ready_since(&client, expected, Some(&restart), NODES_READY_TIMEOUT).await?;
     Ok(Some(restart))
 }
 
 /// How long nodes may take to report Ready after a create or a start.
 pub const NODES_READY_TIMEOUT: Duration = Duration::from_secs(300);
 
-pub use crate::kube::system::{wait_deployment_available, wait_nodes_ready, wait_nodes_ready_since};
+pub use crate::kube::system::{nodes_ready_now, wait_deployment_available, wait_nodes_ready, wait_nodes_ready_since};
 
 /// Run a provider CLI (kind, k3d) and return its stdout; failure carries the output's tail.
 pub(crate) async fn run_cli(binary: &std::path::Path, args: &[String]) -> Result<String, Error> {

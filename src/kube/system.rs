@@ -10,6 +10,7 @@ use ::kube::api::{Api, Patch, PatchParams};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
 
+use super::readiness::Restart;
 use super::{Error, MANAGED_BY_LABEL, MANAGER, Result};
 
 /// Wait until the API server answers and `expected` nodes are Ready.
@@ -17,47 +18,73 @@ pub async fn wait_nodes_ready(client: &Client, expected: usize, timeout: Duratio
     wait_nodes_ready_since(client, expected, None, timeout).await
 }
 
-/// [`wait_nodes_ready`], counting only Ready conditions the kubelets reported after `since`:
-/// after nodes were restarted, the API server still shows their last status from before.
+/// [`wait_nodes_ready`], after `restart`: a node it started again counts only with a Ready
+/// condition its kubelet reported since (the API server still shows its last status from
+/// before); a node that kept running counts as it is (its kubelet reports an unchanged status
+/// only every few minutes).
 pub async fn wait_nodes_ready_since(
     client: &Client,
     expected: usize,
-    since: Option<k8s_openapi::jiff::Timestamp>,
+    restart: Option<&Restart>,
     timeout: Duration,
 ) -> Result<()> {
+    poll_nodes(client, "nodes to become Ready", timeout, |nodes| {
+        let ready = count_ready(nodes, restart);
+        if ready >= expected {
+            return Ok(());
+        }
+        Err(format!("{ready} of {expected} nodes Ready ({} registered)", nodes.len()))
+    })
+    .await
+}
+
+/// How many nodes are Ready now, by the first answer of the API server within `timeout`
+/// (asked again while it does not answer): no waiting for nodes to become Ready.
+pub async fn nodes_ready_now(client: &Client, timeout: Duration) -> Result<usize> {
+    poll_nodes(client, "the API server to list the nodes", timeout, |nodes| Ok(count_ready(nodes, None))).await
+}
+
+/// Lists the nodes every 2 s until `decide` returns `Ok` or `timeout` passes; `decide`'s `Err`
+/// (or the API server's) is what a timeout reports as last seen.
+async fn poll_nodes<T>(
+    client: &Client,
+    what: &str,
+    timeout: Duration,
+    decide: impl Fn(&[Node]) -> std::result::Result<T, String>,
+) -> Result<T> {
     let api: Api<Node> = Api::all(client.clone());
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let listed = tokio::time::timeout_at(deadline, api.list(&Default::default())).await;
         let last = match listed.unwrap_or_else(|_| Err(unanswered())) {
-            Ok(list) => {
-                let ready: Vec<_> = list
-                    .items
-                    .iter()
-                    .filter(|n| {
-                        n.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| {
-                            c.iter().any(|c| {
-                                c.type_ == "Ready"
-                                    && c.status == "True"
-                                    && since.is_none_or(|since| {
-                                        c.last_heartbeat_time.as_ref().is_some_and(|t| t.0 >= since)
-                                    })
-                            })
-                        })
-                    })
-                    .collect();
-                if ready.len() >= expected {
-                    return Ok(());
-                }
-                format!("{} of {} nodes Ready ({} registered)", ready.len(), expected, list.items.len())
-            }
+            Ok(list) => match decide(&list.items) {
+                Ok(done) => return Ok(done),
+                Err(last) => last,
+            },
             Err(e) => format!("API server: {e}"),
         };
         if tokio::time::Instant::now() >= deadline {
-            return Err(Error::Timeout { what: "nodes to become Ready".into(), after: timeout, last });
+            return Err(Error::Timeout { what: what.into(), after: timeout, last });
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
+}
+
+/// Pure: the nodes whose Ready condition is True (for a node `restart` names, reported since).
+fn count_ready(nodes: &[Node], restart: Option<&Restart>) -> usize {
+    nodes
+        .iter()
+        .filter(|n| {
+            let restarted = restart.filter(|r| n.metadata.name.as_ref().is_some_and(|name| r.nodes.contains(name)));
+            n.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| {
+                c.iter().any(|c| {
+                    c.type_ == "Ready"
+                        && c.status == "True"
+                        && restarted.is_none_or(|r| c.last_heartbeat_time.as_ref().is_some_and(|t| t.0 >= r.at))
+                })
+            })
+        })
+        .count()
 }
 
 /// Wait until a Deployment has all its replicas available (e.g. `kube-system/coredns`, so
@@ -117,4 +144,31 @@ pub async fn write_local_registry_hosting(client: &Client, document: &str) -> Re
         },
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, ready: &str, heartbeat: &str) -> Node {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "status": {"conditions": [
+                {"type": "Ready", "status": ready, "lastHeartbeatTime": heartbeat, "lastTransitionTime": heartbeat},
+            ]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn after_a_restart_only_the_restarted_nodes_need_a_fresh_ready_condition() {
+        let before = "2026-12-02T08:00:00Z";
+        let after = "2026-12-02T08:05:00Z";
+        let restart = Restart { at: "2026-12-02T08:01:00Z".parse().unwrap(), nodes: vec!["agent".into()] };
+        assert_eq!(count_ready(&[node("server", "True", before), node("agent", "True", before)], None), 2);
+        // The agent's condition is from before its restart; the server kept running.
+        assert_eq!(count_ready(&[node("server", "True", before), node("agent", "True", before)], Some(&restart)), 1);
+        assert_eq!(count_ready(&[node("server", "True", before), node("agent", "True", after)], Some(&restart)), 2);
+        assert_eq!(count_ready(&[node("server", "False", after), node("agent", "Unknown", after)], None), 0);
+    }
 }

@@ -3,15 +3,19 @@
 //! refuse privileged containers; `.ci/ensure-docker` installs the test-environment runc shim
 //! that lets kind's privileged nodes start (tests/cluster/README.md).
 //!
-//! One 1-node cluster walks `up` (the example all ready, Ingress over HTTP and HTTPS, registry
-//! wired, KEP-1755 ConfigMap, images pulled through the local registry, `kind export logs`)
-//! → `up` (nothing changes) → `up` with `provider: auto` (kind kept) → every container stopped,
-//! `up` (ready again) → `down` (the kind cluster gone) → `down --purge` (nothing labelled left).
-//! The restart may change the node's address (the registry, started first, can take it): the node
-//! entrypoint rewrites it. A 1 server + 1 agent restart is not in the suite yet (see
-//! tests/cluster/README.md, "kind").
+//! One cluster of 1 server + 1 agent walks `up` interrupted while kind creates it (the next
+//! `up` makes the unfinished cluster again) → `up` (the example all ready, Ingress over HTTP and
+//! HTTPS, registry wired into both nodes, KEP-1755 ConfigMap, images pulled through the local
+//! registry, `kind export logs`) → `up` (nothing changes) → `up` with `provider: auto` (kind
+//! kept) → every container stopped, `up` (ready again, the app answering at once) → `down` (the
+//! kind cluster gone) → `down --purge` (nothing labelled left). The restart may change the
+//! nodes' addresses (the registry, started first, can take one; the nodes can swap theirs): the
+//! node entrypoint rewrites them. One cluster of two nodes covers the 1-node restart's path too
+//! (the control plane restarts, with the ingress controller on it) at the cost of one cluster.
 
-use std::process::Command;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -21,6 +25,7 @@ use crate::docker_fixture::{POSTGRES, PYTHON_BASE, REGISTRY_IMAGE, TRAEFIK, dock
 use crate::support::{self, Stack, output_text, step_line};
 
 const KIND: (&str, &str) = ("  provider: auto\n", "  provider: kind\n");
+const AGENT: (&str, &str) = ("  agents: 0\n", "  agents: 1\n");
 
 /// The cluster tier plus a `kind` CLI on PATH; skips loudly outside CI, fails in CI.
 fn kind_or_skip(test: &str) -> Option<()> {
@@ -107,30 +112,60 @@ async fn cluster_kind_up_serves_the_example_reuses_restarts_and_down_deletes_the
     if kind_or_skip(test).is_none() {
         return;
     }
-    let stack = Stack::with_edits("kindit", &[KIND]);
+    let stack = Stack::with_edits("kindit", &[KIND, AGENT]);
     let _kind = KindCleanup(stack.name.clone());
     let node = format!("{}-control-plane", stack.name);
+    let nodes = [node.clone(), format!("{}-worker", stack.name)];
 
-    // First `up`: kind makes the cluster from the project's node image; everything is ready.
+    // Ctrl-C while kind creates the cluster, as from a terminal: the signal reaches kind too,
+    // which stops where it is and leaves the nodes it made. The next `up` says the cluster is
+    // unfinished and makes it again.
+    let up_args = stack.up_args();
+    let mut interrupted = stack.command(&up_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut child = interrupted.process_group(0).stderr(Stdio::null()).spawn().expect("samestack runs");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while kind_nodes(&stack.name).is_empty() {
+        assert!(Instant::now() < deadline, "kind made no node container");
+        assert!(child.try_wait().unwrap().is_none(), "up ended before kind made a node");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let sent = Command::new("kill").args(["-INT", "--", &format!("-{}", child.id())]).status().unwrap();
+    assert!(sent.success());
+    // 130, or 1 when kind's own exit on the signal is seen first: either way it failed.
+    assert!(!child.wait().unwrap().success(), "up interrupted in the cluster step succeeded");
+    assert!(!kind_nodes(&stack.name).is_empty(), "the interrupted kind create left no node to recover from");
+    // The engine finishes a create request the killed kind sent: until then it lists a node it
+    // cannot start ("No such container"). A user's next `up` comes seconds later.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !kind_nodes(&stack.name)
+        .iter()
+        .all(|n| Command::new("docker").args(["inspect", n]).output().unwrap().status.success())
+    {
+        assert!(Instant::now() < deadline, "the engine never finished the nodes kind asked for");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // First whole `up`: kind makes the cluster from the project's node image; everything is ready.
     let first = stack.up();
-    assert!(step_line(&first, "cluster").contains(&format!("created {} (kind, 1 node(s))", stack.name)), "{first}");
+    assert!(first.contains("the kind cluster is unfinished"), "{first}");
+    assert!(step_line(&first, "cluster").contains(&format!("created {} (kind, 2 node(s))", stack.name)), "{first}");
     assert!(step_line(&first, "images").contains("2 built or pushed"), "{first}");
     assert!(step_line(&first, "ingress").contains(&format!("installed, ready on {node}")), "{first}");
     assert!(step_line(&first, "apply").contains("all ready"), "{first}");
     assert!(kind_clusters().contains(&stack.name), "kind does not list {}", stack.name);
-    assert_eq!(kind_nodes(&stack.name), std::slice::from_ref(&node));
-    assert_eq!(docker(&["inspect", "-f", "{{.Config.Image}}", &node]).trim(), support::node_image());
+    assert_eq!(kind_nodes(&stack.name), nodes);
+    for n in &nodes {
+        assert_eq!(docker(&["inspect", "-f", "{{.Config.Image}}", n]).trim(), support::node_image());
+    }
     assert_serves(&stack, "first up");
 
-    // The registry is wired into the node's containerd and announced by the KEP-1755 ConfigMap.
+    // The registry is wired into each node's containerd and announced by the KEP-1755 ConfigMap.
     let registry_name = samestack::settings::registry_container_name(&stack.name);
-    let hosts = docker(&[
-        "exec",
-        &node,
-        "cat",
-        &format!("/etc/containerd/certs.d/localhost:{}/hosts.toml", stack.registry_port),
-    ]);
-    assert!(hosts.contains(&format!("http://{registry_name}:5000")), "{hosts}");
+    let hosts_toml = format!("/etc/containerd/certs.d/localhost:{}/hosts.toml", stack.registry_port);
+    for n in &nodes {
+        let hosts = docker(&["exec", n, "cat", &hosts_toml]);
+        assert!(hosts.contains(&format!("http://{registry_name}:5000")), "{n}: {hosts}");
+    }
     let client = samestack::kube::KubeClient::connect(&stack.kubeconfig(), Some(&format!("samestack-{}", stack.name)))
         .await
         .expect("the user's kubeconfig has the context");
@@ -142,20 +177,25 @@ async fn cluster_kind_up_serves_the_example_reuses_restarts_and_down_deletes_the
     assert!(doc.contains(&format!("host: \"localhost:{}\"", stack.registry_port)), "{doc}");
     assert!(doc.contains(&format!("hostFromClusterNetwork: \"{registry_name}:5000\"")), "{doc}");
 
-    // The pods run images only the local registry has; the node's containerd pulled them
-    // through the mirror (crictl, part of kind's node contract, lists them).
+    // The pods run images only the local registry has; the containerd of the node the API runs
+    // on pulled them through the mirror (crictl, part of kind's node contract, lists them).
     let deployments: kube::Api<Deployment> = kube::Api::namespaced(client.raw().clone(), &stack.name);
     let image =
         deployments.get("api").await.unwrap().spec.unwrap().template.spec.unwrap().containers[0].image.clone().unwrap();
     let repository = format!("localhost:{}/{}/api", stack.registry_port, stack.name);
     assert!(image.starts_with(&format!("{repository}@sha256:")), "{image}");
-    let pulled = docker(&["exec", &node, "crictl", "images", "--digests"]);
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client.raw().clone(), &stack.name);
+    let api_pods = pods.list(&kube::api::ListParams::default().labels("app.kubernetes.io/name=api")).await.unwrap();
+    let api_node = api_pods.items[0].spec.as_ref().unwrap().node_name.clone().unwrap();
+    let pulled = docker(&["exec", &api_node, "crictl", "images", "--digests"]);
     assert!(pulled.contains(&repository), "the node has no {repository}:\n{pulled}");
 
     // kind's own tooling works on the node image: `kind export logs` ends with crictl's output.
     let logs = tempfile::tempdir().unwrap();
     kind(&["export", "logs", &logs.path().display().to_string(), "--name", &stack.name]);
-    assert!(logs.path().join(&node).join("kubelet.log").exists(), "kind export logs wrote no kubelet.log");
+    for n in &nodes {
+        assert!(logs.path().join(n).join("kubelet.log").exists(), "kind export logs wrote no kubelet.log for {n}");
+    }
 
     // Second `up`: nothing to build, nothing changed, the cluster reused.
     let second = stack.up();
@@ -167,14 +207,18 @@ async fn cluster_kind_up_serves_the_example_reuses_restarts_and_down_deletes_the
     // `auto` keeps the provider that owns the cluster.
     stack.edit(KIND.1, KIND.0);
     let auto = stack.up();
-    assert!(step_line(&auto, "cluster").contains(&format!("reused {} (kind, 1 node(s))", stack.name)), "{auto}");
+    assert!(step_line(&auto, "cluster").contains(&format!("reused {} (kind, 2 node(s))", stack.name)), "{auto}");
     assert!(step_line(&auto, "apply").contains("0 created, 0 changed"), "{auto}");
 
-    // A reboot: `up` starts the registry and the node again; the app answers once more.
+    // A reboot: `up` starts the registry and both nodes again; the app answers once more, as
+    // soon as `up` says it is ready.
     stop_everything(&stack);
     let rebooted = stack.up();
     assert!(step_line(&rebooted, "registry").contains("started"), "{rebooted}");
-    assert!(step_line(&rebooted, "cluster").contains(&format!("started {} (kind,", stack.name)), "{rebooted}");
+    assert!(
+        step_line(&rebooted, "cluster").contains(&format!("started {} (kind, 2 node(s))", stack.name)),
+        "{rebooted}"
+    );
     assert!(step_line(&rebooted, "apply").contains("all ready"), "{rebooted}");
     assert_serves(&stack, "after a reboot");
 

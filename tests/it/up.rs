@@ -2,10 +2,12 @@
 //! guestbook example (API, worker, postgres, migrations) to ready on the offline node image,
 //! pulling its images from the local registry through the wired mirror; a second `up` changes
 //! nothing, also two of them at once (the second waits for the first) and after a `ci` of the
-//! same project ran beside it; a config change touches only its resource and a resource gone from the templates is
-//! pruned; the app answers on the host through the ingress controller, also after the
-//! containers were stopped (a reboot); another profile on the same cluster converges; Ctrl-C in any step converges on the next `up`; `down`
-//! leaves only the registry, `down --purge` nothing. Docker tier: a taken port and a lost engine fail clearly.
+//! same project ran beside it; a cluster that lost its bootstrap marker is adopted, not
+//! recreated (running, and after a restart); a config change touches only its resource and a
+//! resource gone from the templates is pruned; the app answers on the host through the ingress
+//! controller, also after the containers were stopped (a reboot); another profile on the same
+//! cluster converges; Ctrl-C in any step converges on the next `up`; `down` leaves only the
+//! registry, `down --purge` nothing. Docker tier: a taken port and a lost engine fail clearly.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -136,6 +138,24 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     assert!(step_line(&second, "apply").contains("0 created, 0 changed"), "{second}");
     assert!(step_line(&second, "apply").contains("0 pruned"), "{second}");
 
+    // A cluster without the bootstrap marker (made by a samestack that wrote none, or the
+    // marker lost) whose nodes are Ready is adopted with its data, not recreated: the same node
+    // container, one warning, the marker back, nothing to apply.
+    let node = samestack::cluster::docker::node_name(&stack.name, "server", 0);
+    let node_id = docker(&["inspect", "-f", "{{.Id}}", &node]);
+    let remove_marker = || docker(&["exec", &node, "rm", samestack::cluster::docker::BOOTSTRAPPED_MARKER]);
+    let has_marker = || {
+        let marker = samestack::cluster::docker::BOOTSTRAPPED_MARKER;
+        Command::new("docker").args(["exec", &node, "test", "-f", marker]).status().unwrap().success()
+    };
+    remove_marker();
+    let adopted = stack.up();
+    assert_eq!(adopted.matches("adopted it").count(), 1, "no (or more than one) adoption warning:\n{adopted}");
+    assert!(step_line(&adopted, "cluster").contains("reused"), "{adopted}");
+    assert_eq!(docker(&["inspect", "-f", "{{.Id}}", &node]), node_id, "the node was recreated");
+    assert!(has_marker(), "the adopted cluster was not marked bootstrapped");
+    assert!(step_line(&adopted, "apply").contains("0 created, 0 changed"), "{adopted}");
+
     // One changed setting touches one resource.
     stack.edit("      HEALTH_PORT: \"8081\"\n", "      HEALTH_PORT: \"8081\"\n      GREETING: changed\n");
     let third = stack.up();
@@ -144,7 +164,9 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     assert!(step_line(&third, "apply").contains("0 pruned"), "{third}");
 
     // A reboot: every container of the project stops. `up` starts them again, re-wires the
-    // registry, and the app answers through the ingress once more.
+    // registry, and the app answers through the ingress once more. Without the marker too: the
+    // nodes Ready since the restart, the cluster is adopted, not recreated.
+    remove_marker();
     let label = format!("label=dev.samestack.project={}", stack.name);
     let containers = docker(&["ps", "-q", "--filter", &label]);
     let containers: Vec<&str> = containers.lines().filter(|l| !l.is_empty()).collect();
@@ -154,6 +176,9 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     assert!(step_line(&rebooted, "registry").contains("started"), "{rebooted}");
     assert!(step_line(&rebooted, "cluster").contains("started"), "{rebooted}");
     assert!(step_line(&rebooted, "apply").contains("all ready"), "{rebooted}");
+    assert_eq!(rebooted.matches("adopted it").count(), 1, "no adoption after the restart:\n{rebooted}");
+    assert_eq!(docker(&["inspect", "-f", "{{.Id}}", &node]), node_id, "the node was recreated after the restart");
+    assert!(has_marker(), "the cluster adopted after the restart was not marked bootstrapped");
     let (status_line, body) = stack.get_through_ingress("guestbook.localhost", "/healthz");
     assert!(status_line.contains(" 200 "), "GET /healthz through the ingress after a reboot: {status_line}\n{body}");
     assert_eq!(stack.get_https("guestbook.localhost", "/healthz"), (Some(0), "200".into()), "HTTPS after a reboot");
