@@ -11,6 +11,7 @@ pub mod forward;
 pub mod latency;
 pub mod logs;
 pub mod plan;
+pub mod replay;
 pub mod watch;
 
 use std::path::PathBuf;
