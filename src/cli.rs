@@ -110,7 +110,8 @@ pub struct DevArgs {
     /// Do not stream the pods' logs
     #[arg(long)]
     pub no_logs: bool,
-    /// One JSON line per reload on stdout (and a summary line at the end); nothing on stderr
+    /// JSON lines on stdout: each forward, reload and one-time notice, a summary at the end;
+    /// nothing on stderr but logs
     #[arg(long)]
     pub json: bool,
     /// Image of the ephemeral container that receives synced files where the app's image has

@@ -19,6 +19,7 @@ use crate::sync::copy::{self, Failure, Target, Via};
 use crate::sync::debounce::Debouncer;
 use crate::sync::latency::{Kind, Latencies, Reload};
 use crate::sync::plan::{self, Action, Copy};
+use crate::sync::replay::{self, Fresh, Synced};
 use crate::sync::watch::{self, Watcher};
 use crate::sync::{forward, logs, pods};
 use crate::ui::{Output, Printer};
@@ -68,6 +69,20 @@ pub async fn run(session: &Session<'_>, args: DevArgs) -> anyhow::Result<ExitSta
         };
         background.spawn(logs::stream(stack.client.raw().clone(), log_settings));
     }
+    // Restarted containers and new pods of the synced services get what was synced since the
+    // service's last build (their image lacks it).
+    let (fresh_tx, mut fresh_rx) = tokio::sync::mpsc::unbounded_channel();
+    let synced_services: BTreeSet<String> =
+        settings.project.config.services.iter().filter(|(_, s)| !s.sync.is_empty()).map(|(n, _)| n.clone()).collect();
+    if !synced_services.is_empty() {
+        background.spawn(replay::watch(
+            stack.client.raw().clone(),
+            settings.stack.namespace.clone(),
+            pods::project_selector(&settings.stack.project),
+            synced_services,
+            fresh_tx,
+        ));
+    }
     printer.line(format!(
         "watching   {} directories of {} build context(s) in {}; Ctrl-C to stop",
         watcher.watched(),
@@ -77,8 +92,14 @@ pub async fn run(session: &Session<'_>, args: DevArgs) -> anyhow::Result<ExitSta
     let watching = serde_json::json!({ "directories": watcher.watched(), "seconds": started.elapsed().as_secs_f64() });
     json_line(&printer, serde_json::json!({ "watching": watching }))?;
 
-    let mut dev =
-        Dev { settings: &settings, printer, latencies: Latencies::default(), via: BTreeMap::new(), sync_image: None };
+    let mut dev = Dev {
+        settings: &settings,
+        printer,
+        latencies: Latencies::default(),
+        via: BTreeMap::new(),
+        sync_image: None,
+        synced: Synced::default(),
+    };
     let mut debouncer = Debouncer::default();
     let outcome = loop {
         let deadline = debouncer.deadline().map(tokio::time::Instant::from_std);
@@ -97,6 +118,12 @@ pub async fn run(session: &Session<'_>, args: DevArgs) -> anyhow::Result<ExitSta
                     }
                 }
             },
+            Some(fresh) = fresh_rx.recv() => {
+                tokio::select! {
+                    () = cancel.cancelled() => break Ok(()),
+                    result = dev.resend(&stack, fresh) => if let Err(e) = result { break Err(e) },
+                }
+            }
             () = sleep_until(deadline), if deadline.is_some() => {
                 let Some(batch) = debouncer.take_ready(Instant::now()) else { continue };
                 tokio::select! {
@@ -125,6 +152,25 @@ fn json_line(printer: &Printer, value: impl serde::Serialize) -> anyhow::Result<
         printer.stdout(&(serde_json::to_string(&value)? + "\n"))?;
     }
     Ok(())
+}
+
+/// A one-time notice (how a service receives files from now on, a setting that needs a
+/// restart): `service: message` (`note: message`) on stderr, with `--json` a line
+/// `{"notice": {"service", "message"}}` on stdout.
+fn notice(printer: &Printer, service: Option<&str>, message: String) {
+    printer.line(format!("{}: {message}", service.unwrap_or("note")));
+    let value = serde_json::json!({ "notice": { "service": service, "message": message } });
+    if let Err(e) = json_line(printer, value) {
+        tracing::warn!(error = %e, "cannot print a notice");
+    }
+}
+
+/// The numeric `USER` of `service`'s image, as the local engine has it: whom the sync
+/// container runs as when the pod sets no `runAsUser`.
+async fn image_user(stack: &Stack, service: &str) -> Option<(i64, Option<i64>)> {
+    let build = stack.builds.iter().find(|b| b.service == service)?;
+    let image = stack.engine.inspect_image(&build.image_id).await.ok()?;
+    crate::sync::ephemeral::numeric_user(image.config?.user.as_deref()?)
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -169,6 +215,8 @@ struct Dev<'a> {
     via: BTreeMap<String, Mode>,
     /// The sync container's image as the nodes pull it (resolved when first needed).
     sync_image: Option<String>,
+    /// What each service's pods received since its last build, for fresh containers.
+    synced: Synced,
 }
 
 /// How a service's pods receive files, when not by exec into the app container.
@@ -194,10 +242,14 @@ impl Dev<'_> {
             .project_dir
             .join(self.settings.project.file.file_name().unwrap_or_else(|| std::ffi::OsStr::new("samestack.yaml")));
         if batch.paths.contains(&project_file) {
-            self.printer.line(format!(
-                "note: {} changed; restart `samestack dev` to apply it (sync and rebuilds use the settings it started with)",
-                project_file.display()
-            ));
+            notice(
+                &self.printer,
+                None,
+                format!(
+                    "{} changed; restart `samestack dev` to apply it (sync and rebuilds use the settings it started with)",
+                    project_file.display()
+                ),
+            );
         }
         let rules_changed =
             batch.paths.iter().any(|p| p.file_name().is_some_and(|n| n == ".gitignore" || n == ".dockerignore"));
@@ -213,7 +265,8 @@ impl Dev<'_> {
         for (service, action) in plan.actions {
             let reload = match action {
                 Action::Sync { files, deletions } => {
-                    match self.sync(stack, &service, &files, &deletions, batch.first_event).await {
+                    self.synced.record(&service, &files, &deletions);
+                    match self.sync(stack, &service, &files, &deletions, batch.first_event, None).await {
                         Some(reload) => reload,
                         None => {
                             let reason = match self.via.get(&service) {
@@ -226,11 +279,27 @@ impl Dev<'_> {
                 }
                 Action::Rebuild { reason } => self.rebuild(stack, &service, &reason, batch.first_event).await,
             };
-            self.latencies.record(&reload);
-            self.printer.line(reload.human());
-            json_line(&self.printer, &reload)?;
+            self.report(&reload)?;
         }
         Ok(())
+    }
+
+    fn report(&mut self, reload: &Reload) -> anyhow::Result<()> {
+        self.latencies.record(reload);
+        self.printer.line(reload.human());
+        json_line(&self.printer, reload)
+    }
+
+    /// Sends a fresh container (a restart, a new pod) what its service's pods received since
+    /// the last build, and runs `on_change`; one line, as a reload of kind `resend`.
+    async fn resend(&mut self, stack: &Stack, fresh: Fresh) -> anyhow::Result<()> {
+        let Some(replay) = self.synced.replay(&fresh.service) else { return Ok(()) };
+        let noticed = Instant::now();
+        match self.sync(stack, &fresh.service, &replay.files, &replay.deletions, noticed, Some(&fresh)).await {
+            Some(reload) => self.report(&reload),
+            // The service rebuilds on every change from now on (said once): nothing to send.
+            None => Ok(()),
+        }
     }
 
     /// The sync container's image as the nodes pull it: copied into the local registry when
@@ -258,9 +327,10 @@ impl Dev<'_> {
         resolved
     }
 
-    /// Copies into every ready pod and runs `on_change`: by exec into the app container, or,
-    /// once its image turned out to have no `sh` or `tar`, through each pod's sync container.
-    /// None when the pods cannot receive files (said once; the service rebuilds from then on).
+    /// Copies into every ready pod (only `fresh`'s pod, when given) and runs `on_change`: by
+    /// exec into the app container, or, once its image turned out to have no `sh` or `tar`,
+    /// through each pod's sync container. None when the pods cannot receive files (said once;
+    /// the service rebuilds from then on).
     async fn sync(
         &mut self,
         stack: &Stack,
@@ -268,6 +338,7 @@ impl Dev<'_> {
         files: &[Copy],
         deletions: &[String],
         first_event: Instant,
+        fresh: Option<&Fresh>,
     ) -> Option<Reload> {
         let client = stack.client.raw();
         let target = Target {
@@ -276,18 +347,35 @@ impl Dev<'_> {
             selectors: pods::selectors(&self.settings.stack.project, service),
             on_change: self.settings.project.config.services.get(service).and_then(|s| s.on_change.clone()),
         };
+        let kind = if fresh.is_some() { Kind::Resend } else { Kind::Sync };
+        let why = fresh.map(|f| match f.restarted {
+            true => format!("container restarted in pod {}", f.pod),
+            false => format!("new pod {}", f.pod),
+        });
         let reload = |ok: bool, pods: usize, detail: String| Reload {
             service: service.to_string(),
-            kind: Kind::Sync,
+            kind,
             ok,
             seconds: first_event.elapsed().as_secs_f64(),
             files: files.len(),
             deletions: deletions.len(),
             pods,
-            detail,
+            detail: match (&why, detail.is_empty()) {
+                (Some(why), true) => why.clone(),
+                (Some(why), false) => format!("{why}: {detail}"),
+                (None, _) => detail,
+            },
             build_seconds: None,
         };
         let pods = match pods::ready(client, &target.namespace, &target.selectors).await {
+            Ok(mut pods) if fresh.is_some() => {
+                pods.retain(|p| p.metadata.name.as_deref() == fresh.map(|f| f.pod.as_str()));
+                if pods.is_empty() {
+                    // Gone, or not ready any more: its files come with the next sync.
+                    return Some(reload(false, 0, "the pod is not ready any more".into()));
+                }
+                pods
+            }
             Ok(pods) if !pods.is_empty() => pods,
             Ok(_) => return Some(reload(false, 0, "no ready pod to sync into".into())),
             Err(e) => return Some(reload(false, 0, format!("listing pods: {e}"))),
@@ -301,7 +389,9 @@ impl Dev<'_> {
         let results = loop {
             let via = match self.via.get(service) {
                 None => Via::App,
-                Some(Mode::Ephemeral) => Via::Ephemeral { image: self.sync_image(stack).await },
+                Some(Mode::Ephemeral) => {
+                    Via::Ephemeral { image: self.sync_image(stack).await, image_user: image_user(stack, service).await }
+                }
                 Some(Mode::Rebuild(_)) => return None,
             };
             let results = copy::sync_pods(client, &target, &pods, &archive, deletions, &via).await;
@@ -309,29 +399,38 @@ impl Dev<'_> {
                 Err(Failure::NoTar { detail }) => Some((r.pod.clone(), detail.clone())),
                 _ => None,
             }) {
-                if let Via::Ephemeral { image } = via {
+                if let Via::Ephemeral { image, .. } = via {
                     let reason = format!("the sync image {image} has no `sh` or `tar` ({detail})");
-                    self.printer
-                        .line(format!("{service}: {reason}; this service rebuilds on every change from now on"));
+                    notice(
+                        &self.printer,
+                        Some(service),
+                        format!("{reason}; this service rebuilds on every change from now on"),
+                    );
                     self.via.insert(service.to_string(), Mode::Rebuild(reason));
                     return None;
                 }
                 // Said once; every pod of the service receives files that way from now on.
                 self.via.insert(service.to_string(), Mode::Ephemeral);
                 let image = self.sync_image(stack).await;
-                self.printer.line(format!(
-                    "{service}: the image of pod {pod} has no `sh` or `tar` ({detail}); syncing through an ephemeral container `{}` ({image}) from now on",
-                    crate::sync::ephemeral::CONTAINER
-                ));
+                notice(
+                    &self.printer,
+                    Some(service),
+                    format!(
+                        "the image of pod {pod} has no `sh` or `tar` ({detail}); syncing through an ephemeral container `{}` ({image}) from now on",
+                        crate::sync::ephemeral::CONTAINER
+                    ),
+                );
                 continue;
             }
             if let Some(refusal) = results.iter().find_map(|r| match &r.result {
                 Err(Failure::Refused(refusal)) => Some(format!("pod {}: {refusal}", r.pod)),
                 _ => None,
             }) {
-                self.printer.line(format!(
-                    "{service}: cannot sync into its pods ({refusal}); this service rebuilds on every change from now on"
-                ));
+                notice(
+                    &self.printer,
+                    Some(service),
+                    format!("cannot sync into its pods ({refusal}); this service rebuilds on every change from now on"),
+                );
                 self.via.insert(service.to_string(), Mode::Rebuild(format!("no sync possible: {refusal}")));
                 return None;
             }
@@ -371,7 +470,11 @@ impl Dev<'_> {
         }
         .await;
         let (ok, pods, detail) = match outcome {
-            Ok(pods) => (true, pods, reason.to_string()),
+            Ok(pods) => {
+                // The new image holds every file synced so far.
+                self.synced.built(service);
+                (true, pods, reason.to_string())
+            }
             Err(e) => (false, 0, format!("{reason}: {e:#}")),
         };
         Reload {

@@ -1,10 +1,17 @@
-//! Readiness per wave: poll every object that has a notion of readiness until all are ready,
+//! Readiness per wave: judge every object that has a notion of readiness until all are ready,
 //! one fails for good, or the wave's timeout passes; then gather the evidence for a diagnosis.
+//! Each judgement follows a change the API server reports (watches on what is judged), with a
+//! backing-off poll as the fallback, so a rollout is seen done within one round trip.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Debug;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ::kube::Resource;
 use ::kube::api::{Api, ListParams, LogParams};
+use ::kube::runtime::{WatchStreamExt, watcher};
+use futures_util::StreamExt;
 use futures_util::future::join_all;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -48,6 +55,7 @@ pub async fn wait_wave(
     let deadline = Instant::now() + timeout;
     let mut pending: Vec<&(ResourceType, ObjectKey)> = objects.iter().filter(|(_, k)| awaited(k)).collect();
     let mut immediate_binding: HashMap<String, bool> = HashMap::new();
+    let changes = Changes::watch(client, &pending, restart.is_some());
     let mut interval = Duration::from_millis(200);
     loop {
         let mut still = Vec::new();
@@ -95,10 +103,69 @@ pub async fn wait_wave(
             return Err(Error::NotReady { wave: phase.label(), timeout, diagnosis: text.join("\n") });
         }
         tracing::debug!(wave = phase.label(), pending = still.len(), "waiting");
-        tokio::time::sleep(interval.min(deadline.saturating_duration_since(Instant::now()))).await;
+        changes.next(interval.min(deadline.saturating_duration_since(Instant::now()))).await;
         interval = (interval * 2).min(Duration::from_secs(2));
         pending = still;
     }
+}
+
+/// Wakes the readiness loop when something it judges changes: one watch per resource type and
+/// namespace of the pending objects, plus the EndpointSlices a Service's readiness reads and
+/// the Pods a check after a restart reads. The watches end when this is dropped.
+struct Changes {
+    notify: Arc<tokio::sync::Notify>,
+    _watches: tokio::task::JoinSet<()>,
+}
+
+impl Changes {
+    fn watch(client: &KubeClient, pending: &[&(ResourceType, ObjectKey)], pods: bool) -> Changes {
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let mut watches = tokio::task::JoinSet::new();
+        let mut seen = BTreeSet::new();
+        for (ty, key) in pending {
+            let namespace = key.namespace.as_deref().filter(|_| ty.namespaced());
+            if seen.insert((key.group.clone(), key.kind.clone(), namespace.map(str::to_string))) {
+                spawn_watch(&mut watches, client.api(ty, namespace), &notify);
+            }
+            let Some(ns) = namespace else { continue };
+            let raw = client.raw().clone();
+            if key.kind == "Service"
+                && seen.insert(("discovery.k8s.io".into(), "EndpointSlice".into(), Some(ns.into())))
+            {
+                spawn_watch(&mut watches, Api::<EndpointSlice>::namespaced(raw.clone(), ns), &notify);
+            }
+            if pods && seen.insert((String::new(), "Pod".into(), Some(ns.into()))) {
+                spawn_watch(&mut watches, Api::<Pod>::namespaced(raw, ns), &notify);
+            }
+        }
+        Changes { notify, _watches: watches }
+    }
+
+    /// Returns at the next reported change (one that came since the last call counts), or
+    /// after `fallback` (a watch that cannot start or missed an event).
+    async fn next(&self, fallback: Duration) {
+        tokio::select! {
+            () = self.notify.notified() => {}
+            () = tokio::time::sleep(fallback) => {}
+        }
+    }
+}
+
+fn spawn_watch<K>(watches: &mut tokio::task::JoinSet<()>, api: Api<K>, notify: &Arc<tokio::sync::Notify>)
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + Debug + Send + 'static,
+{
+    let notify = notify.clone();
+    watches.spawn(async move {
+        let mut events = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
+        while let Some(event) = events.next().await {
+            match event {
+                // `notify_one` keeps one wake-up for a loop that is busy judging.
+                Ok(_) => notify.notify_one(),
+                Err(e) => tracing::debug!(error = %e, "readiness watch"),
+            }
+        }
+    });
 }
 
 /// The pods of a workload, by its selector.

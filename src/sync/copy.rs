@@ -25,13 +25,14 @@ const TAR_FAILED: i32 = 219;
 const RM_FAILED: i32 = 220;
 
 /// The shell script run in the container: `$1` is `on_change` (may be empty), the rest are
-/// paths to delete. GNU tar needs `-p` to keep modes as a non-root user; busybox keeps them
-/// by default and has no `-p`.
+/// paths to delete, removed before the files are written (a re-sent file may lie under a
+/// removed directory). GNU tar needs `-p` to keep modes as a non-root user; busybox keeps
+/// them by default and has no `-p`.
 const SCRIPT: &str = r#"c=$1; shift
 command -v tar >/dev/null 2>&1 || exit 218
 p=; tar --version 2>/dev/null | grep -q GNU && p=-p
-tar -x $p -o -f - -C / || exit 219
 [ $# -eq 0 ] || rm -rf -- "$@" || exit 220
+tar -x $p -o -f - -C / || exit 219
 [ -z "$c" ] || exec sh -c "$c""#;
 
 /// Which pods of which container to sync into.
@@ -121,8 +122,8 @@ pub enum Via {
     /// An exec into the app container itself (its image has `sh` and `tar`).
     App,
     /// An exec into the pod's sync container from this image, added when missing
-    /// ([`super::ephemeral`]).
-    Ephemeral { image: String },
+    /// ([`super::ephemeral`]), run as the pod's user, else as the app image's numeric `USER`.
+    Ephemeral { image: String, image_user: Option<(i64, Option<i64>)> },
 }
 
 /// Copies `archive` into every pod in `pods`, removes `deletions`, runs `on_change`.
@@ -139,8 +140,8 @@ pub async fn sync_pods(
         let app = super::pods::container_of(pod, &target.service);
         let result = match via {
             Via::App => sync_pod(client, target, pod, archive, deletions, app, SCRIPT).await,
-            Via::Ephemeral { image } => {
-                match super::ephemeral::ensure(client, &target.namespace, pod, app, image).await {
+            Via::Ephemeral { image, image_user } => {
+                match super::ephemeral::ensure(client, &target.namespace, pod, app, image, *image_user).await {
                     Ok(()) => {
                         let script = super::ephemeral::SCRIPT;
                         sync_pod(client, target, pod, archive, deletions, super::ephemeral::CONTAINER, script).await

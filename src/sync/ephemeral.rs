@@ -35,9 +35,10 @@ pub enum Refusal {
     /// The API server refused the ephemeral container (too old, forbidden, admission).
     #[error("the cluster refused an ephemeral container: {message}")]
     Refused { message: String },
-    /// Neither the app container nor the pod says which user the app runs as.
+    /// Neither the app container, the pod nor the image (a numeric `USER`) says which user
+    /// the app runs as.
     #[error(
-        "pod {pod} does not set `runAsUser`, so the sync container cannot run as the app's user (Pod Security `restricted` forbids root)"
+        "pod {pod} does not set `runAsUser` and its image has no numeric `USER`, so the sync container cannot run as the app's user (Pod Security `restricted` forbids root)\n  fix: set `USER <uid>:<gid>` in the Dockerfile, or `runAsUser` in the pod's security context"
     )]
     NoUser { pod: String },
     /// The ephemeral container did not start.
@@ -67,6 +68,20 @@ pub fn container(image: &str, target: &str, uid: i64, gid: Option<i64>) -> Value
         "targetContainerName": target,
         "securityContext": security,
     })
+}
+
+/// A numeric image `USER` (`10001`, `10001:10001`) as uid and gid; None for a name, which
+/// only the image's /etc/passwd can resolve, and for root.
+pub fn numeric_user(user: &str) -> Option<(i64, Option<i64>)> {
+    let (uid, gid) = match user.trim().split_once(':') {
+        Some((uid, gid)) => (uid, Some(gid)),
+        None => (user.trim(), None),
+    };
+    let uid: i64 = uid.parse().ok().filter(|u| *u > 0)?;
+    match gid {
+        None => Some((uid, None)),
+        Some(gid) => Some((uid, Some(gid.parse().ok()?))),
+    }
 }
 
 /// The user the app container runs as: its own `runAsUser`, else the pod's.
@@ -137,13 +152,15 @@ fn is_fatal(reason: &str) -> bool {
     )
 }
 
-/// Makes sure `pod` has a running sync container targeting `target`; adds it when absent.
+/// Makes sure `pod` has a running sync container targeting `target`; adds it when absent, run
+/// as the app's user: the pod's `runAsUser`, else `image_user` (the image's numeric `USER`).
 pub async fn ensure(
     client: &::kube::Client,
     namespace: &str,
     pod: &Pod,
     target: &str,
     image: &str,
+    image_user: Option<(i64, Option<i64>)>,
 ) -> Result<(), Refusal> {
     let name = pod.metadata.name.clone().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
@@ -152,8 +169,11 @@ pub async fn ensure(
         Failed(reason) => return Err(Refusal::NotStarted { image: image.into(), reason }),
         State::Starting => {}
         State::Absent => {
-            let (uid, gid) = run_as(pod, target);
-            let uid = uid.ok_or_else(|| Refusal::NoUser { pod: name.clone() })?;
+            let (uid, gid) = match (run_as(pod, target), image_user) {
+                ((Some(uid), gid), _) => (uid, gid),
+                ((None, _), Some(user)) => user,
+                ((None, _), None) => return Err(Refusal::NoUser { pod: name.clone() }),
+            };
             // A strategic merge patch appends to the pod's ephemeral containers.
             let patch = json!({ "spec": { "ephemeralContainers": [container(image, target, uid, gid)] } });
             match pods.patch_ephemeral_containers(&name, &PatchParams::default(), &Patch::Strategic(patch)).await {
@@ -189,13 +209,14 @@ pub async fn ensure(
 }
 
 /// The script run (through exec) in the sync container: `$1` is `on_change` (may be empty),
-/// the rest are paths to delete. Files go under the app's root; `on_change` runs here, in the
-/// app's process namespace (`kill -HUP 1` signals the app), since the app's image may have no
-/// shell. Exit codes 219/220 are the same as [`super::copy`]'s.
+/// the rest are paths to delete (removed first, as in [`super::copy`]). Files go under the
+/// app's root; `on_change` runs here, in the app's process namespace (`kill -HUP 1` signals
+/// the app), since the app's image may have no shell. Exit codes 219/220 are the same as
+/// [`super::copy`]'s.
 pub const SCRIPT: &str = r#"c=$1; shift
 r=/proc/1/root
-tar -x -o -f - -C "$r" || exit 219
 for p; do rm -rf -- "$r$p" || exit 220; done
+tar -x -o -f - -C "$r" || exit 219
 [ -z "$c" ] || exec sh -c "$c""#;
 
 #[cfg(test)]
@@ -218,6 +239,16 @@ mod tests {
         let parsed: EphemeralContainer = serde_json::from_value(c).expect("a valid EphemeralContainer");
         assert_eq!(parsed.image.as_deref(), Some("busybox:1.37.0"));
         assert!(container("i", "web", 5, None)["securityContext"].get("runAsGroup").is_none());
+    }
+
+    #[test]
+    fn only_a_numeric_non_root_image_user_counts() {
+        assert_eq!(numeric_user("10001"), Some((10001, None)));
+        assert_eq!(numeric_user("10001:10002"), Some((10001, Some(10002))));
+        assert_eq!(numeric_user("httpd"), None);
+        assert_eq!(numeric_user("10001:staff"), None);
+        assert_eq!(numeric_user("0"), None);
+        assert_eq!(numeric_user(""), None);
     }
 
     fn pod(value: Value) -> Pod {

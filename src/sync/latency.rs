@@ -2,7 +2,8 @@
 //!
 //! A reload's clock starts at the first file event of its batch and stops when the files are
 //! written, `on_change` is done and the pods are ready (a sync), or when the new pods are ready
-//! (a rebuild).
+//! (a rebuild). A resend (the syncs since the last build, to a restarted container or a new
+//! pod) is timed from when `dev` noticed that container ready.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use serde::Serialize;
 pub enum Kind {
     Sync,
     Rebuild,
+    Resend,
 }
 
 impl Kind {
@@ -22,6 +24,7 @@ impl Kind {
         match self {
             Kind::Sync => "sync",
             Kind::Rebuild => "rebuild",
+            Kind::Resend => "resend",
         }
     }
 }
@@ -34,12 +37,12 @@ pub struct Reload {
     pub ok: bool,
     /// First file event → running, in seconds.
     pub seconds: f64,
-    /// Files copied (sync) — 0 for a rebuild.
+    /// Files copied (sync, resend) — 0 for a rebuild.
     pub files: usize,
     pub deletions: usize,
     /// Pods that received the files, or that the rollout made ready.
     pub pods: usize,
-    /// What happened, in a few words (the rebuild's reason, the failure).
+    /// What happened, in a few words (the rebuild's reason, the resend's pod, the failure).
     pub detail: String,
     /// A rebuild's scan + build + push time, in seconds (the rest is render, apply, rollout).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -49,12 +52,11 @@ pub struct Reload {
 impl Reload {
     /// One human line: `api      sync     0.31s  2 files, 1 deleted → 1 pod`.
     pub fn human(&self) -> String {
+        let deleted = if self.deletions > 0 { format!(", {} deleted", self.deletions) } else { String::new() };
         let what = match self.kind {
-            Kind::Sync => {
-                let deleted = if self.deletions > 0 { format!(", {} deleted", self.deletions) } else { String::new() };
-                format!("{} file(s){deleted} → {} pod(s)", self.files, self.pods)
-            }
+            Kind::Sync => format!("{} file(s){deleted} → {} pod(s)", self.files, self.pods),
             Kind::Rebuild => format!("{} → {} pod(s) ready", self.detail, self.pods),
+            Kind::Resend => format!("{} file(s){deleted} synced since the build → {}", self.files, self.detail),
         };
         let status = if self.ok { String::new() } else { format!(" FAILED: {}", self.detail) };
         let what = if self.ok || self.kind == Kind::Sync { what } else { String::new() };
@@ -170,6 +172,12 @@ mod tests {
         assert_eq!(
             reload(Kind::Rebuild, true, 8.0).human(),
             "api        rebuild    8.00s  Dockerfile changed → 1 pod(s) ready"
+        );
+        let mut resend = reload(Kind::Resend, true, 0.4);
+        resend.detail = "new pod api-7d9f-x".into();
+        assert_eq!(
+            resend.human(),
+            "api        resend     0.40s  2 file(s), 1 deleted synced since the build → new pod api-7d9f-x"
         );
         let json = serde_json::to_string(&reload(Kind::Sync, true, 0.31)).unwrap();
         assert_eq!(

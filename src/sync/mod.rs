@@ -13,6 +13,7 @@ pub mod latency;
 pub mod logs;
 pub mod plan;
 pub mod pods;
+pub mod replay;
 pub mod watch;
 
 use std::path::PathBuf;

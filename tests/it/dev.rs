@@ -3,8 +3,10 @@
 //! no restart); new, symlinked, renamed and deleted files reach the pod; ignored files lead to
 //! nothing; a 1,000-file burst is one action; `on_change` failing is reported and the loop goes
 //! on; an edit outside the sync rules rolls exactly that service (one new ReplicaSet); a pod
-//! deleted by hand is forwarded to again; SIGINT ends everything and frees the ports; a second
-//! `dev` reuses the registry and the cluster.
+//! deleted by hand is forwarded to again and receives what was synced since the build; a
+//! cluster refusing ephemeral containers (an admission policy) turns the sync of an image
+//! without `tar` into a rebuild, said once; SIGINT ends everything and frees the ports; a
+//! second `dev` reuses the registry and the cluster.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::{AttachParams, DeleteParams, ListParams};
+use kube::api::{AttachParams, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
@@ -224,6 +226,54 @@ async fn in_pod(client: &kube::Client, namespace: &str, pod: &str, script: &str)
     out
 }
 
+/// A ValidatingAdmissionPolicy (and its binding) denying ephemeral containers in `namespace`,
+/// once the API server enforces it (a dry-run patch is refused).
+async fn refuse_ephemeral_containers(client: &kube::Client, namespace: &str) {
+    use k8s_openapi::api::admissionregistration::v1::{ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding};
+    let name = format!("{namespace}-no-ephemeral");
+    let policy: ValidatingAdmissionPolicy = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name },
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": { "resourceRules": [{
+                "apiGroups": [""], "apiVersions": ["v1"], "operations": ["UPDATE"],
+                "resources": ["pods/ephemeralcontainers"] }] },
+            "validations": [{ "expression": "false", "message": "ephemeral containers are not allowed here" }]
+        }
+    }))
+    .unwrap();
+    let binding: ValidatingAdmissionPolicyBinding = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name },
+        "spec": {
+            "policyName": name,
+            "validationActions": ["Deny"],
+            "matchResources": { "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": namespace } } }
+        }
+    }))
+    .unwrap();
+    Api::<ValidatingAdmissionPolicy>::all(client.clone()).create(&PostParams::default(), &policy).await.unwrap();
+    Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let probe = pods_of(client, namespace, "api").await[0].metadata.name.clone().unwrap();
+    // Pod Security admission comes first: the probe meets `restricted`.
+    let patch = serde_json::json!({ "spec": { "ephemeralContainers": [{
+        "name": "policy-probe", "image": "none", "targetContainerName": "api",
+        "securityContext": { "runAsNonRoot": true, "runAsUser": 10001, "allowPrivilegeEscalation": false,
+            "capabilities": { "drop": ["ALL"] }, "seccompProfile": { "type": "RuntimeDefault" } } }] } });
+    let params = PatchParams { dry_run: true, ..Default::default() };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match pods.patch_ephemeral_containers(&probe, &params, &Patch::Strategic(&patch)).await {
+            Err(kube::Error::Api(e)) if e.message.contains("not allowed here") => return,
+            other => assert!(Instant::now() < deadline, "the policy is not enforced after 60 s: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn restarts(pod: &Pod) -> i32 {
     pod.status.as_ref().and_then(|s| s.container_statuses.as_ref()).map(|c| c[0].restart_count).unwrap_or(-1)
 }
@@ -239,8 +289,8 @@ async fn cluster_dev_syncs_rebuilds_forwards_and_stops_cleanly() {
     let yaml = std::fs::read_to_string(dir.join("samestack.yaml")).unwrap();
     let yaml = replace_once(
         &yaml,
-        r#"on_change: "kill -HUP 1""#,
-        r#"on_change: "kill -HUP 1; if test -e /app/fail-on-change; then echo on_change refused >&2; exit 3; fi""#,
+        r#"on_change: "sh /app/reload.sh""#,
+        r#"on_change: "sh /app/reload.sh && if test -e /app/fail-on-change; then echo on_change refused >&2; exit 3; fi""#,
     );
     let yaml = replace_once(&yaml, "services:\n", SITE_SERVICE);
     std::fs::write(dir.join("samestack.yaml"), yaml).unwrap();
@@ -306,6 +356,12 @@ async fn cluster_dev_syncs_rebuilds_forwards_and_stops_cleanly() {
         std::fs::write(dir.join("site/www/index.html"), format!("site synced {round}\n")).unwrap();
         let reload = dev.reload("site");
         assert_eq!((reload["kind"].as_str(), reload["ok"].as_bool()), (Some("sync"), Some(true)), "{reload}");
+        if round == 1 {
+            // Said once, also to scripts.
+            let notice =
+                dev.wait_for("the ephemeral notice", Duration::from_secs(5), |l| l["notice"]["service"] == "site");
+            assert!(notice["notice"]["message"].as_str().unwrap().contains("ephemeral container"), "{notice}");
+        }
         wait_served(site_port, "/index.html", &format!("site synced {round}"), Duration::from_secs(30));
         let now = pods_of(&client, ns, "site").await;
         assert_eq!(now.len(), 1, "one site pod");
@@ -398,14 +454,47 @@ async fn cluster_dev_syncs_rebuilds_forwards_and_stops_cleanly() {
         assert!(Instant::now() < deadline, "no replacement pod");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    // The replacement runs the image's code (syncs are not in the image): served again.
-    wait_served(api_port, "/healthz", "ok", Duration::from_secs(300));
+    // The replacement starts from the image; once ready it receives every file synced since
+    // the build (and the deletions), then `on_change`: it serves the synced code.
+    let resent =
+        dev.wait_for("a resend to the new API pod", RELOAD_TIMEOUT, |l| l["service"] == "api" && l["kind"] == "resend");
+    assert_eq!(resent["ok"], true, "{resent}");
+    assert!(resent["files"].as_u64().unwrap() >= 1002 && resent["deletions"].as_u64().unwrap() >= 1, "{resent}");
+    let fresh = pods_of(&client, ns, "api").await;
+    let new_pod = fresh[0].metadata.name.clone().unwrap();
+    assert!(resent["detail"].as_str().unwrap().contains(&format!("new pod {new_pod}")), "{resent}");
+    wait_served(api_port, "/", "hello, hot reload", Duration::from_secs(30));
+    let state = in_pod(
+        &client,
+        ns,
+        &new_pod,
+        "ls /app/burst | wc -l; cat /app/marker.txt; test -e /app/fail-on-change || echo gone",
+    )
+    .await;
+    assert_eq!(state.split_whitespace().collect::<Vec<_>>(), ["1000", "2", "gone"], "the new pod's /app");
+
+    // A cluster that refuses ephemeral containers (an admission policy denying them in this
+    // namespace): the next site pod cannot get one, which is said once, and site edits rebuild.
+    refuse_ephemeral_containers(&client, ns).await;
+    pods.delete(&site[0].metadata.name.clone().unwrap(), &DeleteParams::default()).await.unwrap();
+    let refused = dev.wait_for("the refusal notice", RELOAD_TIMEOUT, |l| l["notice"]["service"] == "site");
+    let message = refused["notice"]["message"].as_str().unwrap();
+    assert!(message.contains("refused") && message.contains("rebuilds on every change"), "{refused}");
+    for round in 1..=2 {
+        std::fs::write(dir.join("site/www/index.html"), format!("site rebuilt {round}\n")).unwrap();
+        let reload = dev.reload("site");
+        assert_eq!((reload["kind"].as_str(), reload["ok"].as_bool()), (Some("rebuild"), Some(true)), "{reload}");
+        assert!(reload["detail"].as_str().unwrap().contains("refused"), "the reason: {reload}");
+        wait_served(site_port, "/index.html", &format!("site rebuilt {round}"), Duration::from_secs(60));
+    }
 
     // SIGINT: dev ends with its summary, and every forwarded port is free again.
     let status = dev.interrupt();
     assert!(status.success(), "dev after SIGINT: {status:?}\n{}", dev.stderr());
     let summary = dev.wait_for("the summary", Duration::from_secs(10), |l| l.get("summary").is_some());
     assert!(summary["summary"].as_str().unwrap().contains("sync (p50"), "{summary}");
+    let notices: Vec<&Value> = dev.pending.iter().filter(|l| l.get("notice").is_some()).collect();
+    assert!(notices.is_empty(), "each notice once: {notices:?}");
     for f in &forwards {
         let port = f["local"].as_u64().unwrap() as u16;
         std::net::TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| panic!("port {port} still taken: {e}"));

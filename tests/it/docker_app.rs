@@ -129,6 +129,12 @@ async fn docker_example_app_runs_read_only_against_the_test_postgres() {
         (status == 200 && body.contains(r#""processed": true"#)).then_some(body)
     });
     assert!(listed.contains("hello from the test"), "{listed}");
+    // The dev reload (`on_change`) works on the read-only root too: the server loads its code
+    // again in its own process (nothing written but /tmp) and has when reload.sh returns.
+    fx::docker(&["exec", &api, "sh", "/app/reload.sh"]);
+    assert!(fx::docker(&["logs", &api]).contains("reloaded the code"), "{}", fx::docker(&["logs", &api]));
+    let (status, body) = fx::http(api_port, "GET", "/", None).unwrap();
+    assert!(status == 200 && body.contains("hello from the guestbook api"), "after the reload: {status} {body}");
 
     // Health follows the database.
     fx::docker(&["stop", "-t", "5", &db]);

@@ -2,12 +2,14 @@
 GET /messages, POST /messages (JSON {"author", "body"}).
 Python standard library HTTP server plus psycopg2; listens on $PORT (8080)."""
 
+import importlib
+import importlib.util
 import json
 import os
 import signal
-import socket
 import sys
 import threading
+import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg2
@@ -17,6 +19,11 @@ import db
 MAX_BODY = 16 * 1024
 # `GET /` answers with this; edit it under `samestack dev` to see a hot reload.
 GREETING = "hello from the guestbook api"
+# The reload handshake with reload.sh (`on_change` under `samestack dev`): it creates the
+# request file and sends SIGHUP; the server loads the new code, then removes the file (and
+# leaves the failure in the second file when the new code does not load).
+RELOAD_REQUEST = "/tmp/guestbook-reload"
+RELOAD_FAILED = "/tmp/guestbook-reload.failed"
 
 
 def row_to_json(row):
@@ -116,16 +123,24 @@ class Handler(BaseHTTPRequestHandler):
             sys.stdout.write("%s %s\n" % (self.address_string(), fmt % args))
 
 
+def fresh_handler():
+    """The request handler of the code on disk now: every module of this directory that the
+    server imported is re-executed in place, then app.py itself as a new module."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    importlib.invalidate_caches()
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if name != "__main__" and path and os.path.dirname(os.path.abspath(path)) == here:
+            importlib.reload(module)
+    spec = importlib.util.spec_from_file_location("guestbook_api", os.path.join(here, "app.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Handler
+
+
 def main():
     port = int(os.environ.get("PORT", "8080"))
-    inherited = os.environ.pop("GUESTBOOK_LISTEN_FD", None)
-    if inherited:
-        # Re-exec'd on SIGHUP: keep serving on the socket the previous image listened on, so
-        # connections queue in its backlog instead of being refused (probes stay green).
-        server = ThreadingHTTPServer(("0.0.0.0", port), Handler, bind_and_activate=False)
-        server.socket = socket.socket(fileno=int(inherited))
-    else:
-        server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
     server.daemon_threads = True
 
     def stop(signum, _frame):
@@ -134,14 +149,24 @@ def main():
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     def reload(signum, _frame):
-        # `samestack dev` synced new code and sent SIGHUP (`on_change` in samestack.yaml): the
-        # process replaces itself with a fresh interpreter on the new files, keeping PID 1 (the
-        # pod is not restarted) and handing over the listening socket.
-        print(f"signal {signum}: reloading", flush=True)
-        fd = server.socket.fileno()
-        os.set_inheritable(fd, True)
-        os.environ["GUESTBOOK_LISTEN_FD"] = str(fd)
-        os.execv(sys.executable, [sys.executable] + sys.argv)
+        # `samestack dev` synced new code and ran reload.sh, which sent SIGHUP: this process
+        # loads it and keeps serving on the same socket (same pod, no restart, no refused
+        # connection). Requests in flight finish on the old code; the next ones get the new.
+        # Code that does not load leaves the old code serving, and reload.sh reports why.
+        try:
+            server.RequestHandlerClass = fresh_handler()
+            failure = None
+            print(f"signal {signum}: reloaded the code", flush=True)
+        except Exception:
+            failure = traceback.format_exc()
+            print(f"signal {signum}: the new code does not load, the old code serves on:\n{failure}", flush=True)
+        try:
+            if failure:
+                with open(RELOAD_FAILED, "w") as f:
+                    f.write(failure)
+            os.remove(RELOAD_REQUEST)
+        except OSError:
+            pass  # a bare `kill -HUP` (no reload.sh waiting)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
