@@ -466,7 +466,11 @@ fn parity_drift_in_the_charts_values_is_exit_1_with_the_field_path() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         json["helm_values"],
-        serde_json::json!([{ "source": "helm/chart", "path": "greeting", "a": "hello from a laptop", "b": "hello from production" }]),
+        serde_json::json!([
+            { "source": "helm/chart", "path": "greeting", "a": "hello from a laptop", "b": "hello from production" },
+            // dev's values make the root filesystem writable for sync; prod leaves the chart's default.
+            { "source": "helm/chart", "path": "readOnlyRootFilesystem", "a": false, "b": null },
+        ]),
     );
     // The kustomize overlay's difference is declared by its source.
     assert!(
