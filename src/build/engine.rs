@@ -182,8 +182,27 @@ pub(super) async fn build_image(
     }
 }
 
-/// Pushes `repository:tag`; returns the manifest digest the registry stored.
+/// Pushes `repository:tag`; returns the manifest digest the registry stored. A push whose
+/// stream breaks while the engine still answers is made once more (the registry keeps the
+/// layers that arrived, so the second push sends only the rest); an engine that no longer
+/// answers is [`Error::DaemonLost`].
 pub(super) async fn push_image(
+    client: &Client,
+    service: &str,
+    repository: &str,
+    tag: &str,
+    bar: &ServiceBar,
+) -> Result<Pushed, Error> {
+    match push_once(client, service, repository, tag, bar).await {
+        Err(Error::DaemonLost { cause, .. }) if client.ping().await.is_ok() => {
+            tracing::warn!(service, "the engine broke off pushing {repository}:{tag} ({cause}); pushing again");
+            push_once(client, service, repository, tag, bar).await
+        }
+        other => other,
+    }
+}
+
+async fn push_once(
     client: &Client,
     service: &str,
     repository: &str,

@@ -633,7 +633,8 @@ async fn cluster_manifests_up_applies_helm_kustomize_and_yaml_changes_and_prunes
     );
     crate::dev::wait_served(local, "/", "synced into the chart", std::time::Duration::from_secs(30));
     assert_eq!(pod_uids().await, before, "the sync replaced the chart's pod");
-    let logged = |text: &str| text.lines().any(|l| l.starts_with("api/chart-") && l.contains("signal 1: reloading"));
+    let logged =
+        |text: &str| text.lines().any(|l| l.starts_with("api/chart-") && l.contains("signal 1: reloaded the code"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while !logged(&dev.stderr()) && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(200));
