@@ -8,9 +8,13 @@
 //! the cluster removes it. k3d clusters keep k3d's own Traefik; existing clusters keep
 //! whatever controller they have.
 
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
 use serde_json::{Value, json};
 
 use crate::cluster::PortMapping;
+use crate::kube::KubeClient;
 
 /// The image when neither the project file nor `SAMESTACK_INGRESS_IMAGE` names one.
 pub const DEFAULT_IMAGE: &str = "traefik:v3.6.12";
@@ -26,8 +30,11 @@ const NAME: &str = "traefik";
 /// Ports inside the pod; the node's 80 and 443 forward to them, so no capability is needed.
 const HTTP_PORT: u16 = 8000;
 const HTTPS_PORT: u16 = 8443;
-/// Traefik's own entrypoint (`/ping` for the probes).
+/// Traefik's own entrypoint: `/ping` for the probes, `/api` for [`wait_routed`]. Not
+/// published on the host.
 const ADMIN_PORT: u16 = 8080;
+/// How often [`wait_routed`] asks Traefik for its routers.
+const ROUTES_POLL: Duration = Duration::from_millis(100);
 
 /// What to install.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +79,11 @@ pub fn manifests(image: &str, node: &str) -> Vec<Value> {
         "--entryPoints.websecure.http.tls=true".to_string(),
         format!("--entryPoints.traefik.address=:{ADMIN_PORT}"),
         "--ping=true".to_string(),
+        // The routers Traefik serves, read by `wait_routed` through the API server's pod proxy.
+        "--api.insecure=true".to_string(),
+        "--api.dashboard=false".to_string(),
+        // A new pod's endpoints reach the routes in half a second, not the default two.
+        "--providers.providersThrottleDuration=500ms".to_string(),
         "--providers.kubernetesingress=true".to_string(),
         "--providers.kubernetesingress.ingressendpoint.hostname=localhost".to_string(),
         // Local clusters are often offline: no update check, no usage report.
@@ -187,6 +199,143 @@ pub fn urls(host: &str, ports: &[PortMapping]) -> Vec<String> {
         .collect()
 }
 
+/// One path of an Ingress rule that Traefik must route before the stack is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// `namespace/name` of the Ingress.
+    pub ingress: String,
+    /// The rule's host, empty for every host.
+    pub host: String,
+    /// The path, empty for every path.
+    pub path: String,
+    /// The name Traefik's Kubernetes Ingress provider gives the router (without `@kubernetes`).
+    key: String,
+}
+
+impl std::fmt::Display for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = if self.host.is_empty() { "*" } else { &self.host };
+        let path = if self.path.is_empty() { "/" } else { &self.path };
+        write!(f, "Ingress {} ({host}{path})", self.ingress)
+    }
+}
+
+/// The routes the controller samestack installs must serve for `manifests`: every path with a
+/// Service backend of every rule of the Ingresses it serves (no class, or its own), objects
+/// without a namespace being in `default_namespace`.
+pub fn routes(manifests: &[Value], default_namespace: &str) -> Vec<Route> {
+    let mut out = Vec::new();
+    for ing in manifests.iter().filter(|m| m["kind"] == "Ingress" && m["apiVersion"] == "networking.k8s.io/v1") {
+        let class = ing["spec"]["ingressClassName"]
+            .as_str()
+            .or_else(|| ing["metadata"]["annotations"]["kubernetes.io/ingress.class"].as_str());
+        if class.is_some_and(|c| c != NAME) {
+            continue;
+        }
+        let namespace = ing["metadata"]["namespace"].as_str().unwrap_or(default_namespace);
+        let name = ing["metadata"]["name"].as_str().unwrap_or_default();
+        for rule in ing["spec"]["rules"].as_array().into_iter().flatten() {
+            let host = rule["host"].as_str().unwrap_or_default();
+            for path in rule["http"]["paths"].as_array().into_iter().flatten() {
+                if path["backend"]["service"].is_null() {
+                    continue; // Traefik serves no resource backends.
+                }
+                let path = path["path"].as_str().unwrap_or_default();
+                // Traefik's own naming (provider/kubernetes/ingress: `Normalize(ns-name-host+path)`).
+                let key = traefik_normalize(&format!("{namespace}-{name}-{host}{path}"));
+                out.push(Route { ingress: format!("{namespace}/{name}"), host: host.into(), path: path.into(), key });
+            }
+        }
+    }
+    out
+}
+
+/// Traefik's `provider.Normalize`: runs of anything but letters and digits become one `-`,
+/// none at either end.
+fn traefik_normalize(name: &str) -> String {
+    name.split(|c: char| !c.is_alphanumeric()).filter(|s| !s.is_empty()).collect::<Vec<_>>().join("-")
+}
+
+/// The routes of `wanted` that the routers Traefik's API lists (`/api/http/routers`) do not
+/// serve yet, each with the router's errors when it exists but is not enabled.
+pub fn unserved<'a>(wanted: &'a [Route], routers: &[Value]) -> Vec<(&'a Route, Vec<String>)> {
+    wanted
+        .iter()
+        .filter_map(|route| {
+            // Two paths of one Ingress with the same key get `key-<hash of the rule>`.
+            let hashed = format!("{}-", route.key);
+            let mine: Vec<&Value> = routers
+                .iter()
+                .filter(|r| {
+                    let name = r["name"].as_str().unwrap_or_default();
+                    name.strip_suffix("@kubernetes")
+                        .is_some_and(|n| n == route.key || n.strip_prefix(&hashed).is_some_and(|h| h.len() == 10))
+                })
+                .collect();
+            if !mine.is_empty() && mine.iter().all(|r| r["status"] == "enabled") {
+                return None;
+            }
+            let errors = mine
+                .iter()
+                .flat_map(|r| r["error"].as_array().into_iter().flatten())
+                .filter_map(|e| e.as_str().map(str::to_string))
+                .collect();
+            Some((route, errors))
+        })
+        .collect()
+}
+
+/// Waits until the controller routes every one of `wanted`. Traefik reports ready before it
+/// has read the Ingresses, and skips a rule while its Service has no ready endpoint (a 404
+/// from the host in the meantime), so "all ready" waits for this too. Asks Traefik's API
+/// through the API server's pod proxy every [`ROUTES_POLL`]; fails after `timeout` naming the
+/// routes missing.
+pub async fn wait_routed(client: &KubeClient, wanted: &[Route], timeout: Duration) -> anyhow::Result<()> {
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let start = Instant::now();
+    let selector = [format!("app.kubernetes.io/name={NAME}")];
+    loop {
+        let last = match routers(client, &selector).await {
+            Ok(routers) => {
+                let missing = unserved(wanted, &routers);
+                if missing.is_empty() {
+                    return Ok(());
+                }
+                missing
+                    .iter()
+                    .map(|(route, errors)| match errors.as_slice() {
+                        [] => format!("{route}: no route"),
+                        errors => format!("{route}: {}", errors.join("; ")),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n  ")
+            }
+            Err(err) => format!("{err:#}"),
+        };
+        if start.elapsed() >= timeout {
+            anyhow::bail!(
+                "the ingress controller serves no route for these Ingress paths after {} s:\n  {last}\n\
+                 Traefik skips a path whose Service is missing or has no ready endpoint; see \
+                 `kubectl -n {NAMESPACE} logs deploy/{NAME}`",
+                timeout.as_secs()
+            );
+        }
+        tokio::time::sleep(ROUTES_POLL).await;
+    }
+}
+
+/// The routers the ready Traefik pod serves, from its API.
+async fn routers(client: &KubeClient, selector: &[String]) -> anyhow::Result<Vec<Value>> {
+    let pods = crate::sync::pods::ready(client.raw(), NAMESPACE, selector).await.context("listing Traefik's pods")?;
+    let pod = pods.first().and_then(|p| p.metadata.name.as_deref()).context("no Traefik pod is ready")?;
+    let uri = format!("/api/v1/namespaces/{NAMESPACE}/pods/{pod}:{ADMIN_PORT}/proxy/api/http/routers?per_page=100000");
+    let request = http::Request::get(uri).body(Vec::new()).context("building the request")?;
+    let body = client.raw().request_text(request).await.context("asking Traefik's API for its routers")?;
+    serde_json::from_str(&body).context("reading Traefik's routers")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +399,90 @@ mod tests {
         );
         assert_eq!(urls("shop.localhost", &[map(80, 80)]), ["http://shop.localhost/"]);
         assert!(urls("shop.localhost", &[]).is_empty());
+    }
+
+    fn ingress(namespace: Option<&str>, class: Option<&str>, rules: Value) -> Value {
+        let mut ing = json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": "web"}, "spec": {"rules": rules},
+        });
+        if let Some(ns) = namespace {
+            ing["metadata"]["namespace"] = json!(ns);
+        }
+        if let Some(class) = class {
+            ing["spec"]["ingressClassName"] = json!(class);
+        }
+        ing
+    }
+
+    fn service_path(path: &str) -> Value {
+        json!({"path": path, "pathType": "Prefix", "backend": {"service": {"name": "api", "port": {"number": 80}}}})
+    }
+
+    #[test]
+    fn routes_are_every_service_path_of_the_ingresses_traefik_serves() {
+        let rules = json!([
+            {"host": "shop.localhost", "http": {"paths": [service_path("/"), service_path("/api/v1")]}},
+            {"http": {"paths": [service_path("/any")]}},
+            {"host": "res.localhost", "http": {"paths": [{"path": "/r", "backend": {"resource": {"kind": "Bucket", "name": "b"}}}]}},
+            {"host": "nohttp.localhost"},
+        ]);
+        let manifests = vec![
+            ingress(None, None, rules.clone()),
+            ingress(
+                Some("other"),
+                Some("traefik"),
+                json!([{"host": "o.localhost", "http": {"paths": [service_path("/")]}}]),
+            ),
+            ingress(Some("x"), Some("nginx"), rules),
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}}),
+        ];
+        let got: Vec<(String, String)> =
+            routes(&manifests, "shop").iter().map(|r| (r.to_string(), r.key.clone())).collect();
+        assert_eq!(
+            got,
+            [
+                ("Ingress shop/web (shop.localhost/)".to_string(), "shop-web-shop-localhost".to_string()),
+                ("Ingress shop/web (shop.localhost/api/v1)".into(), "shop-web-shop-localhost-api-v1".into()),
+                ("Ingress shop/web (*/any)".into(), "shop-web-any".into()),
+                ("Ingress other/web (o.localhost/)".into(), "other-web-o-localhost".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_route_is_served_when_its_routers_are_enabled() {
+        let rules = json!([{"host": "a.localhost", "http": {"paths": [service_path("/"), service_path("/b")]}}]);
+        let wanted = routes(&[ingress(Some("ns"), None, rules)], "ns");
+        let missing = |routers: Value| -> Vec<(String, Vec<String>)> {
+            unserved(&wanted, routers.as_array().unwrap()).into_iter().map(|(r, e)| (r.path.clone(), e)).collect()
+        };
+        assert_eq!(missing(json!([])).len(), 2);
+        let both = json!([
+            {"name": "ns-web-a-localhost@kubernetes", "status": "enabled"},
+            {"name": "ns-web-a-localhost-b@kubernetes", "status": "enabled"},
+            {"name": "ping@internal", "status": "enabled"},
+        ]);
+        assert!(missing(both).is_empty());
+        // Another provider's router of the same name, or a longer name, is not this route.
+        let others = json!([
+            {"name": "ns-web-a-localhost@file", "status": "enabled"},
+            {"name": "ns-web-a-localhost-bb@kubernetes", "status": "enabled"},
+        ]);
+        assert_eq!(missing(others).len(), 2);
+        // A router that is there but not enabled is unserved, with its errors.
+        let broken = json!([
+            {"name": "ns-web-a-localhost@kubernetes", "status": "disabled", "error": ["the TLS secret is missing"]},
+            {"name": "ns-web-a-localhost-b-0123456789@kubernetes", "status": "enabled"},
+        ]);
+        assert_eq!(missing(broken), [("/".to_string(), vec!["the TLS secret is missing".to_string()])]);
+    }
+
+    #[test]
+    fn names_are_normalized_like_traefik() {
+        assert_eq!(traefik_normalize("ns-web-shop.localhost/api/v1"), "ns-web-shop-localhost-api-v1");
+        assert_eq!(traefik_normalize("ns-web-/"), "ns-web");
+        assert_eq!(traefik_normalize("ns--web-*.example.com/ä"), "ns-web-example-com-ä");
     }
 
     #[test]

@@ -161,7 +161,14 @@ pub async fn converge_with(settings: &Settings, printer: &Printer, steps: &mut S
     let step = steps.start("apply");
     let options = apply_options(settings, &cluster, true);
     let applied = kube::apply_waves(&client, &stack.project, &manifests, &options).await?;
-    steps.finish(step, &format!("{} in {} waves, all ready", applied.summary(), applied.waves.len()));
+    let routes =
+        if serves_ingress(stack, &cluster) { ingress::routes(&manifests, &stack.namespace) } else { Vec::new() };
+    ingress::wait_routed(&client, &routes, settings.ready_timeout).await?;
+    let routed = match routes.len() {
+        0 => String::new(),
+        n => format!(", {n} Ingress path(s) routed"),
+    };
+    steps.finish(step, &format!("{} in {} waves, all ready{routed}", applied.summary(), applied.waves.len()));
 
     Ok(Stack {
         engine,

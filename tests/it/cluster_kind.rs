@@ -151,7 +151,7 @@ async fn cluster_kind_up_serves_the_example_reuses_restarts_and_down_deletes_the
     assert!(step_line(&first, "cluster").contains(&format!("created {} (kind, 2 node(s))", stack.name)), "{first}");
     assert!(step_line(&first, "images").contains("2 built or pushed"), "{first}");
     assert!(step_line(&first, "ingress").contains(&format!("installed, ready on {node}")), "{first}");
-    assert!(step_line(&first, "apply").contains("all ready"), "{first}");
+    assert!(step_line(&first, "apply").contains("all ready, 1 Ingress path(s) routed"), "{first}");
     assert!(kind_clusters().contains(&stack.name), "kind does not list {}", stack.name);
     assert_eq!(kind_nodes(&stack.name), nodes);
     for n in &nodes {
@@ -219,7 +219,7 @@ async fn cluster_kind_up_serves_the_example_reuses_restarts_and_down_deletes_the
         step_line(&rebooted, "cluster").contains(&format!("started {} (kind, 2 node(s))", stack.name)),
         "{rebooted}"
     );
-    assert!(step_line(&rebooted, "apply").contains("all ready"), "{rebooted}");
+    assert!(step_line(&rebooted, "apply").contains("all ready, 1 Ingress path(s) routed"), "{rebooted}");
     assert_serves(&stack, "after a reboot");
 
     assert_down_removes_everything(&stack);

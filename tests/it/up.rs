@@ -36,7 +36,7 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     assert!(step_line(&first, "images").contains("2 built or pushed"), "{first}");
     assert!(step_line(&first, "preload").contains("2 image(s)"), "{first}");
     assert!(step_line(&first, "ingress").contains("installed, ready"), "{first}");
-    assert!(step_line(&first, "apply").contains("all ready"), "{first}");
+    assert!(step_line(&first, "apply").contains("all ready, 1 Ingress path(s) routed"), "{first}");
     // The database's claim inherits the project's labels from the StatefulSet, but samestack
     // did not apply it: never pruned.
     assert!(step_line(&first, "apply").contains(" 0 pruned"), "{first}");
@@ -175,7 +175,7 @@ async fn cluster_up_runs_the_example_converges_prunes_and_down_cleans_up() {
     let rebooted = stack.up();
     assert!(step_line(&rebooted, "registry").contains("started"), "{rebooted}");
     assert!(step_line(&rebooted, "cluster").contains("started"), "{rebooted}");
-    assert!(step_line(&rebooted, "apply").contains("all ready"), "{rebooted}");
+    assert!(step_line(&rebooted, "apply").contains("all ready, 1 Ingress path(s) routed"), "{rebooted}");
     assert_eq!(rebooted.matches("adopted it").count(), 1, "no adoption after the restart:\n{rebooted}");
     assert_eq!(docker(&["inspect", "-f", "{{.Id}}", &node]), node_id, "the node was recreated after the restart");
     assert!(has_marker(), "the cluster adopted after the restart was not marked bootstrapped");
