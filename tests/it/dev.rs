@@ -473,6 +473,17 @@ async fn cluster_dev_syncs_rebuilds_forwards_and_stops_cleanly() {
     .await;
     assert_eq!(state.split_whitespace().collect::<Vec<_>>(), ["1000", "2", "gone"], "the new pod's /app");
 
+    // The app's container restarting in the same pod (its process ends on SIGTERM): it starts
+    // from the image again; once ready it gets the synced files again and serves the synced code.
+    in_pod(&client, ns, &new_pod, "kill -TERM 1").await;
+    let resent = dev.wait_for("a resend after the container restarted", RELOAD_TIMEOUT, |l| {
+        l["service"] == "api" && l["kind"] == "resend"
+    });
+    assert_eq!(resent["ok"], true, "{resent}");
+    assert!(resent["detail"].as_str().unwrap().contains(&format!("container restarted in pod {new_pod}")), "{resent}");
+    assert_eq!(restarts(&pods.get(&new_pod).await.unwrap()), 1, "the same pod, its container restarted once");
+    wait_served(api_port, "/", "hello, hot reload", Duration::from_secs(30));
+
     // A cluster that refuses ephemeral containers (an admission policy denying them in this
     // namespace): the next site pod cannot get one, which is said once, and site edits rebuild.
     refuse_ephemeral_containers(&client, ns).await;
