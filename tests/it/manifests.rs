@@ -31,6 +31,21 @@ manifests:
       path: deploy/yaml
 ";
 
+/// An Ingress (no class: the ingress controller samestack installs) to a Service that does not
+/// exist. (A Service without ready endpoints stops `up` before: its wave is not ready.)
+const UNROUTED: &str = "apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: { name: unrouted }
+spec:
+  rules:
+    - host: unrouted.localhost
+      http:
+        paths:
+          - path: /nobody
+            pathType: Prefix
+            backend: { service: { name: nobody, port: { number: 80 } } }
+";
+
 /// `services.worker` of the example, with the repository the kustomize base names.
 pub const WORKER: &str = "  worker:\n    build:\n      context: ./worker\n";
 pub const WORKER_MAPPED: &str =
@@ -589,11 +604,22 @@ async fn cluster_manifests_up_applies_helm_kustomize_and_yaml_changes_and_prunes
     assert!(step_line(&second, "apply").contains(" 0 pruned"), "{second}");
     assert_eq!(greeting(configmaps.get("chart-settings").await.unwrap()), "hello again");
 
-    // The YAML source goes: its ConfigMap and Service are pruned, nothing else.
+    // An Ingress path to a missing Service never gets a route: `up` fails after --ready-timeout
+    // naming the path, instead of saying "all ready".
+    std::fs::write(stack.dir.path().join("deploy/yaml/unrouted.yaml"), UNROUTED).unwrap();
+    let mut args = stack.up_args();
+    *args.iter_mut().skip_while(|a| *a != "--ready-timeout").nth(1).unwrap() = "15".into();
+    let failed = stack.samestack(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let text = support::output_text(&failed);
+    assert!(!failed.status.success(), "up said all ready without a route:\n{text}");
+    let route = format!("Ingress {}/unrouted (unrouted.localhost/nobody)", stack.name);
+    assert!(text.contains("serves no route for these Ingress paths after 15 s") && text.contains(&route), "{text}");
+
+    // The YAML source goes: its ConfigMap, Service and Ingress are pruned, nothing else.
     stack.edit("  - yaml:\n      path: deploy/yaml\n", "");
     let third = stack.up();
     assert!(step_line(&third, "apply").contains("0 created, 0 changed"), "{third}");
-    assert!(step_line(&third, "apply").contains(" 2 pruned"), "{third}");
+    assert!(step_line(&third, "apply").contains(" 3 pruned"), "{third}");
     assert!(configmaps.get_opt("plain-notes").await.unwrap().is_none(), "plain-notes was not pruned");
     assert!(services.get_opt("plain-api").await.unwrap().is_none(), "plain-api was not pruned");
     for name in ["chart", "kz-worker", "worker"] {
