@@ -608,7 +608,8 @@ async fn cluster_manifests_up_applies_helm_kustomize_and_yaml_changes_and_prunes
     // naming the path, instead of saying "all ready".
     std::fs::write(stack.dir.path().join("deploy/yaml/unrouted.yaml"), UNROUTED).unwrap();
     let mut args = stack.up_args();
-    *args.iter_mut().skip_while(|a| *a != "--ready-timeout").nth(1).unwrap() = "15".into();
+    let timeout = args.iter().position(|a| a == "--ready-timeout").unwrap() + 1;
+    args[timeout] = "15".into();
     let failed = stack.samestack(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let text = support::output_text(&failed);
     assert!(!failed.status.success(), "up said all ready without a route:\n{text}");
