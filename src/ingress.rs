@@ -256,24 +256,26 @@ fn traefik_normalize(name: &str) -> String {
     name.split(|c: char| !c.is_alphanumeric()).filter(|s| !s.is_empty()).collect::<Vec<_>>().join("-")
 }
 
-/// The routes of `wanted` that the routers Traefik's API lists (`/api/http/routers`) do not
-/// serve yet, each with the router's errors when it exists but is not enabled.
-pub fn unserved<'a>(wanted: &'a [Route], routers: &[Value]) -> Vec<(&'a Route, Vec<String>)> {
+/// What [`wait_routed`] compares: Traefik's routers and services (its API, `/api/http/…`), and
+/// the pods and EndpointSlices of the routes' namespaces, all as JSON.
+#[derive(Debug, Default)]
+pub struct Observed {
+    pub routers: Vec<Value>,
+    pub services: Vec<Value>,
+    pub pods: Vec<Value>,
+    pub slices: Vec<Value>,
+}
+
+/// The routes of `wanted` that Traefik does not serve yet, each with why: its routers are
+/// missing, not enabled (with their errors), or send requests to addresses no ready pod has.
+pub fn unserved<'a>(wanted: &'a [Route], seen: &Observed) -> Vec<(&'a Route, Vec<String>)> {
     wanted
         .iter()
         .filter_map(|route| {
-            // Two paths of one Ingress with the same key get `key-<hash of the rule>`.
-            let hashed = format!("{}-", route.key);
-            let mine: Vec<&Value> = routers
-                .iter()
-                .filter(|r| {
-                    let name = r["name"].as_str().unwrap_or_default();
-                    name.strip_suffix("@kubernetes")
-                        .is_some_and(|n| n == route.key || n.strip_prefix(&hashed).is_some_and(|h| h.len() == 10))
-                })
-                .collect();
+            let mine = routers_of(route, seen);
             if !mine.is_empty() && mine.iter().all(|r| r["status"] == "enabled") {
-                return None;
+                let stale: Vec<String> = mine.iter().filter_map(|r| stale_backends(r, seen)).collect();
+                return (!stale.is_empty()).then_some((route, stale));
             }
             let errors = mine
                 .iter()
@@ -285,32 +287,152 @@ pub fn unserved<'a>(wanted: &'a [Route], routers: &[Value]) -> Vec<(&'a Route, V
         .collect()
 }
 
-/// Waits until the controller routes every one of `wanted`. Traefik reports ready before it
-/// has read the Ingresses, and skips a rule while its Service has no ready endpoint (a 404
-/// from the host in the meantime), so "all ready" waits for this too. Asks Traefik's API
-/// through the API server's pod proxy every [`ROUTES_POLL`]; fails after `timeout` naming the
-/// routes missing.
+/// The routers Traefik's Kubernetes Ingress provider made for `route`.
+fn routers_of<'a>(route: &Route, seen: &'a Observed) -> Vec<&'a Value> {
+    // Two paths of one Ingress with the same key get `key-<hash of the rule>`.
+    let hashed = format!("{}-", route.key);
+    seen.routers
+        .iter()
+        .filter(|r| {
+            let name = r["name"].as_str().unwrap_or_default();
+            name.strip_suffix("@kubernetes")
+                .is_some_and(|n| n == route.key || n.strip_prefix(&hashed).is_some_and(|h| h.len() == 10))
+        })
+        .collect()
+}
+
+/// The server URLs Traefik sends `router`'s requests to, leaving out those it fences
+/// (terminating pods); `None` when its service is not a load balancer Traefik lists.
+fn live_servers<'a>(router: &Value, seen: &'a Observed) -> Option<Vec<&'a str>> {
+    let service = router["service"].as_str()?;
+    let name = match service.contains('@') {
+        true => service.to_string(),
+        false => format!("{service}@{}", router["provider"].as_str().unwrap_or("kubernetes")),
+    };
+    let servers = seen.services.iter().find(|s| s["name"] == name.as_str())?["loadBalancer"]["servers"].as_array()?;
+    Some(servers.iter().filter(|s| s["fenced"] != true).filter_map(|s| s["url"].as_str()).collect())
+}
+
+/// Why the servers of `router`'s service do not all reach a pod that is ready now, if they
+/// don't. After a restart the EndpointSlices still list the pods' addresses from before, and
+/// Traefik's copy of them lags the slices: its router is enabled while it answers 502. An
+/// address that is not a pod's (an endpoint without a Pod target, an ExternalName's host) is
+/// trusted as it is.
+fn stale_backends(router: &Value, seen: &Observed) -> Option<String> {
+    let live = live_servers(router, seen)?;
+    if live.is_empty() {
+        return Some("Traefik sends it to terminating pods only".into());
+    }
+    let stale: Vec<&str> = live
+        .into_iter()
+        .filter(|url| server_ip(url).is_some_and(|ip| ready_pod_at(ip, seen).is_none() && !outside_pods(ip, seen)))
+        .collect();
+    (!stale.is_empty()).then(|| format!("Traefik sends it to {}, the address of no ready pod", stale.join(", ")))
+}
+
+/// The host of a server URL (`http://10.244.1.5:8000`, `http://[fd00::5]:80`) if it is an IP
+/// address.
+fn server_ip(url: &str) -> Option<&str> {
+    let authority = url.split_once("://").map_or(url, |(_, rest)| rest).split('/').next()?;
+    let host = authority.rsplit_once(':').map_or(authority, |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.parse::<std::net::IpAddr>().is_ok().then_some(host)
+}
+
+/// The ready pod (not terminating) whose address is `ip`.
+fn ready_pod_at<'a>(ip: &str, seen: &'a Observed) -> Option<&'a Value> {
+    seen.pods.iter().find(|pod| {
+        let mut ips = pod["status"]["podIPs"].as_array().into_iter().flatten().map(|a| &a["ip"]);
+        pod["metadata"]["deletionTimestamp"].is_null()
+            && crate::kube::readiness::is_ready("Pod", pod).is_ready()
+            && (pod["status"]["podIP"] == ip || ips.any(|a| a == ip))
+    })
+}
+
+/// Whether an EndpointSlice lists `ip` for something that is not a pod.
+fn outside_pods(ip: &str, seen: &Observed) -> bool {
+    seen.slices
+        .iter()
+        .flat_map(|s| s["endpoints"].as_array().into_iter().flatten())
+        .filter(|e| e["targetRef"]["kind"] != "Pod")
+        .any(|e| e["addresses"].as_array().into_iter().flatten().any(|a| a == ip))
+}
+
+/// How long [`unreachable`] waits for one pod's answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The pods Traefik sends the routes to that the API server cannot connect to, as
+/// `route: url: why`. The API server runs on the node Traefik runs on (the port node), so it
+/// goes by the same routes between the nodes, which the network plugin updates only some time
+/// after a restart changed the nodes' addresses (a 502 or a hang in the meantime). Asks each
+/// pod for the route's path through the API server's pod proxy: any answer of the pod counts.
+async fn unreachable(client: &KubeClient, wanted: &[Route], seen: &Observed) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut probed = std::collections::BTreeSet::new();
+    for route in wanted {
+        let servers = routers_of(route, seen).into_iter().filter_map(|r| live_servers(r, seen)).flatten();
+        for url in servers {
+            let Some(pod) = server_ip(url).and_then(|ip| ready_pod_at(ip, seen)) else { continue };
+            if !probed.insert(url) {
+                continue;
+            }
+            let (ns, name) = (pod["metadata"]["namespace"].as_str(), pod["metadata"]["name"].as_str());
+            let port = url.rsplit_once(':').map_or("80", |(_, port)| port);
+            let scheme = if url.starts_with("https:") { "https:" } else { "" };
+            let path = if route.path.is_empty() { "/" } else { &route.path };
+            let uri = format!(
+                "/api/v1/namespaces/{}/pods/{scheme}{}:{port}/proxy{path}",
+                ns.unwrap_or_default(),
+                name.unwrap_or_default()
+            );
+            let Ok(request) = http::Request::get(uri).body(Vec::new()) else { continue };
+            let why = match tokio::time::timeout(PROBE_TIMEOUT, client.raw().request_text(request)).await {
+                Err(_) => format!("no answer in {} s", PROBE_TIMEOUT.as_secs()),
+                Ok(Err(::kube::Error::Api(status)))
+                    if status.code == 503 && status.message.starts_with("error trying to reach service") =>
+                {
+                    status.message.clone()
+                }
+                Ok(_) => continue, // the pod answered (any status)
+            };
+            out.push(format!("{route}: {url}: {why}"));
+        }
+    }
+    out
+}
+
+/// Waits until the controller routes every one of `wanted` to ready pods it can reach.
+/// Traefik reports ready before it has read the Ingresses, skips a rule while its Service has
+/// no ready endpoint (a 404 from the host in the meantime), and after a restart routes to the
+/// pods' addresses from before, or over routes between the nodes not yet updated (a 502), so
+/// "all ready" waits for this too. Compares Traefik's API, read through the API server's pod
+/// proxy, with the pods every [`ROUTES_POLL`], then asks the pods it routes to; fails after
+/// `timeout` naming the routes missing.
 pub async fn wait_routed(client: &KubeClient, wanted: &[Route], timeout: Duration) -> anyhow::Result<()> {
     if wanted.is_empty() {
         return Ok(());
     }
     let start = Instant::now();
-    let selector = [format!("app.kubernetes.io/name={NAME}")];
+    let mut namespaces: Vec<&str> = wanted.iter().filter_map(|r| r.ingress.split_once('/')).map(|(ns, _)| ns).collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
     loop {
-        let last = match routers(client, &selector).await {
-            Ok(routers) => {
-                let missing = unserved(wanted, &routers);
-                if missing.is_empty() {
-                    return Ok(());
-                }
-                missing
+        let last = match observe(client, &namespaces).await {
+            Ok(seen) => {
+                let mut missing: Vec<String> = unserved(wanted, &seen)
                     .iter()
                     .map(|(route, errors)| match errors.as_slice() {
                         [] => format!("{route}: no route"),
                         errors => format!("{route}: {}", errors.join("; ")),
                     })
-                    .collect::<Vec<_>>()
-                    .join("\n  ")
+                    .collect();
+                if missing.is_empty() {
+                    missing = unreachable(client, wanted, &seen).await;
+                }
+                if missing.is_empty() {
+                    return Ok(());
+                }
+                missing.join("\n  ")
             }
             Err(err) => format!("{err:#}"),
         };
@@ -326,14 +448,43 @@ pub async fn wait_routed(client: &KubeClient, wanted: &[Route], timeout: Duratio
     }
 }
 
-/// The routers the ready Traefik pod serves, from its API.
-async fn routers(client: &KubeClient, selector: &[String]) -> anyhow::Result<Vec<Value>> {
-    let pods = crate::sync::pods::ready(client.raw(), NAMESPACE, selector).await.context("listing Traefik's pods")?;
+/// Traefik's routers and services, from the API of its ready pod, and the pods and
+/// EndpointSlices of `namespaces`.
+async fn observe(client: &KubeClient, namespaces: &[&str]) -> anyhow::Result<Observed> {
+    use ::kube::api::{Api, ListParams};
+    use k8s_openapi::api::{core::v1::Pod, discovery::v1::EndpointSlice};
+
+    let selector = [format!("app.kubernetes.io/name={NAME}")];
+    let pods = crate::sync::pods::ready(client.raw(), NAMESPACE, &selector).await.context("listing Traefik's pods")?;
     let pod = pods.first().and_then(|p| p.metadata.name.as_deref()).context("no Traefik pod is ready")?;
-    let uri = format!("/api/v1/namespaces/{NAMESPACE}/pods/{pod}:{ADMIN_PORT}/proxy/api/http/routers?per_page=100000");
+    let mut seen = Observed {
+        routers: traefik_api(client, pod, "routers").await?,
+        services: traefik_api(client, pod, "services").await?,
+        ..Default::default()
+    };
+    let all = ListParams::default();
+    for ns in namespaces {
+        let pods = Api::<Pod>::namespaced(client.raw().clone(), ns).list(&all).await;
+        let pods = pods.with_context(|| format!("listing the pods of namespace {ns}"))?;
+        seen.pods.extend(pods.items.iter().map(as_json));
+        let slices = Api::<EndpointSlice>::namespaced(client.raw().clone(), ns).list(&all).await;
+        let slices = slices.with_context(|| format!("listing the EndpointSlices of namespace {ns}"))?;
+        seen.slices.extend(slices.items.iter().map(as_json));
+    }
+    Ok(seen)
+}
+
+fn as_json(item: &impl serde::Serialize) -> Value {
+    serde_json::to_value(item).unwrap_or(Value::Null)
+}
+
+/// One list of Traefik's API (`/api/http/<what>`), through the API server's pod proxy.
+async fn traefik_api(client: &KubeClient, pod: &str, what: &str) -> anyhow::Result<Vec<Value>> {
+    let uri = format!("/api/v1/namespaces/{NAMESPACE}/pods/{pod}:{ADMIN_PORT}/proxy/api/http/{what}?per_page=100000");
     let request = http::Request::get(uri).body(Vec::new()).context("building the request")?;
-    let body = client.raw().request_text(request).await.context("asking Traefik's API for its routers")?;
-    serde_json::from_str(&body).context("reading Traefik's routers")
+    let body =
+        client.raw().request_text(request).await.with_context(|| format!("asking Traefik's API for its {what}"))?;
+    serde_json::from_str(&body).with_context(|| format!("reading Traefik's {what}"))
 }
 
 #[cfg(test)]
@@ -455,7 +606,8 @@ mod tests {
         let rules = json!([{"host": "a.localhost", "http": {"paths": [service_path("/"), service_path("/b")]}}]);
         let wanted = routes(&[ingress(Some("ns"), None, rules)], "ns");
         let missing = |routers: Value| -> Vec<(String, Vec<String>)> {
-            unserved(&wanted, routers.as_array().unwrap()).into_iter().map(|(r, e)| (r.path.clone(), e)).collect()
+            let seen = Observed { routers: routers.as_array().unwrap().clone(), ..Default::default() };
+            unserved(&wanted, &seen).into_iter().map(|(r, e)| (r.path.clone(), e)).collect()
         };
         assert_eq!(missing(json!([])).len(), 2);
         let both = json!([
@@ -476,6 +628,46 @@ mod tests {
             {"name": "ns-web-a-localhost-b-0123456789@kubernetes", "status": "enabled"},
         ]);
         assert_eq!(missing(broken), [("/".to_string(), vec!["the TLS secret is missing".to_string()])]);
+    }
+
+    #[test]
+    fn a_route_is_served_once_traefik_sends_it_to_ready_pods_only() {
+        let rules = json!([{"host": "a.localhost", "http": {"paths": [service_path("/")]}}]);
+        let wanted = routes(&[ingress(Some("ns"), None, rules)], "ns");
+        let router = json!({"name": "ns-web-a-localhost@kubernetes", "status": "enabled", "service": "ns-web-80", "provider": "kubernetes"});
+        let pod = |ip: &str, ready: &str| {
+            json!({"metadata": {"name": "web-1"}, "status": {"podIP": ip, "podIPs": [{"ip": ip}],
+                "conditions": [{"type": "Ready", "status": ready}]}})
+        };
+        let why = |servers: Value, pods: Vec<Value>, slices: Vec<Value>| -> Vec<String> {
+            let seen = Observed {
+                routers: vec![router.clone()],
+                services: vec![json!({"name": "ns-web-80@kubernetes", "loadBalancer": {"servers": servers}})],
+                pods,
+                slices,
+            };
+            unserved(&wanted, &seen).into_iter().flat_map(|(_, e)| e).collect()
+        };
+        let old = json!([{"url": "http://10.244.1.5:8000"}]);
+        // After a restart: the pod has a new address, Traefik (or the slice it read) the old one.
+        assert_eq!(
+            why(old.clone(), vec![pod("10.244.1.9", "True")], vec![]),
+            ["Traefik sends it to http://10.244.1.5:8000, the address of no ready pod"]
+        );
+        assert!(why(old.clone(), vec![pod("10.244.1.5", "True")], vec![]).is_empty());
+        assert_eq!(why(old.clone(), vec![pod("10.244.1.5", "False")], vec![]).len(), 1);
+        // A stale slice still names the pod: not trusted; an endpoint that is no pod's is.
+        let slice = |target: Value| json!({"endpoints": [{"addresses": ["10.244.1.5"], "targetRef": target}]});
+        assert_eq!(why(old.clone(), vec![], vec![slice(json!({"kind": "Pod", "name": "web-1"}))]).len(), 1);
+        assert!(why(old.clone(), vec![], vec![slice(Value::Null)]).is_empty());
+        // Terminating pods (fenced) do not count; a ready one next to them does.
+        let fenced = json!([{"url": "http://10.244.1.5:8000", "fenced": true}]);
+        assert_eq!(why(fenced, vec![pod("10.244.1.5", "True")], vec![]), ["Traefik sends it to terminating pods only"]);
+        let mixed = json!([{"url": "http://10.244.1.4:8000", "fenced": true}, {"url": "http://10.244.1.5:8000"}]);
+        assert!(why(mixed, vec![pod("10.244.1.5", "True")], vec![]).is_empty());
+        // Names (an ExternalName Service) are trusted; IPv6 addresses are compared without brackets.
+        assert!(why(json!([{"url": "http://db.example.com:5432"}]), vec![], vec![]).is_empty());
+        assert!(why(json!([{"url": "http://[fd00::5]:8000"}]), vec![pod("fd00::5", "True")], vec![]).is_empty());
     }
 
     #[test]

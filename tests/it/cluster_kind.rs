@@ -7,7 +7,8 @@
 //! `up` makes the unfinished cluster again) → `up` (the example all ready, Ingress over HTTP and
 //! HTTPS, registry wired into both nodes, KEP-1755 ConfigMap, images pulled through the local
 //! registry, `kind export logs`) → `up` (nothing changes) → `up` with `provider: auto` (kind
-//! kept) → every container stopped, `up` (ready again, the app answering at once) → `down` (the
+//! kept) → the API's pod unreachable from the control plane (`up` fails naming the route and the
+//! address) → every container stopped, `up` (ready again, the app answering at once) → `down` (the
 //! kind cluster gone) → `down --purge` (nothing labelled left). The restart may change the
 //! nodes' addresses (the registry, started first, can take one; the nodes can swap theirs): the
 //! node entrypoint rewrites them. One cluster of two nodes covers the 1-node restart's path too
@@ -185,7 +186,8 @@ async fn cluster_kind_up_serves_the_example_reuses_restarts_and_down_deletes_the
     let repository = format!("localhost:{}/{}/api", stack.registry_port, stack.name);
     assert!(image.starts_with(&format!("{repository}@sha256:")), "{image}");
     let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(client.raw().clone(), &stack.name);
-    let api_pods = pods.list(&kube::api::ListParams::default().labels("app.kubernetes.io/name=api")).await.unwrap();
+    let api_only = kube::api::ListParams::default().labels("app.kubernetes.io/name=api");
+    let api_pods = pods.list(&api_only).await.unwrap();
     let api_node = api_pods.items[0].spec.as_ref().unwrap().node_name.clone().unwrap();
     let pulled = docker(&["exec", &api_node, "crictl", "images", "--digests"]);
     assert!(pulled.contains(&repository), "the node has no {repository}:\n{pulled}");
@@ -209,6 +211,20 @@ async fn cluster_kind_up_serves_the_example_reuses_restarts_and_down_deletes_the
     let auto = stack.up();
     assert!(step_line(&auto, "cluster").contains(&format!("reused {} (kind, 2 node(s))", stack.name)), "{auto}");
     assert!(step_line(&auto, "apply").contains("0 created, 0 changed"), "{auto}");
+
+    // The control plane, where the API server and Traefik run, cannot reach the API's pod
+    // (as while the network plugin has not yet updated the routes between the nodes after a
+    // restart): `up` does not say ready, it names the route and the pod's address.
+    let api_ip = pods.list(&api_only).await.unwrap().items[0].status.as_ref().unwrap().pod_ip.clone().unwrap();
+    let unreachable = ["exec", node.as_str(), "ip", "route", "add", "unreachable", &format!("{api_ip}/32")];
+    docker(&unreachable);
+    let failed = stack.up_failing_within(5);
+    docker(&unreachable.map(|a| if a == "add" { "del" } else { a }));
+    let route = format!("Ingress {0}/api (guestbook.localhost/): http://{api_ip}:", stack.name);
+    assert!(
+        failed.contains("serves no route for these Ingress paths after 5 s") && failed.contains(&route),
+        "{failed}"
+    );
 
     // A reboot: `up` starts the registry and both nodes again; the app answers once more, as
     // soon as `up` says it is ready.

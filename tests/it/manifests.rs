@@ -607,12 +607,7 @@ async fn cluster_manifests_up_applies_helm_kustomize_and_yaml_changes_and_prunes
     // An Ingress path to a missing Service never gets a route: `up` fails after --ready-timeout
     // naming the path, instead of saying "all ready".
     std::fs::write(stack.dir.path().join("deploy/yaml/unrouted.yaml"), UNROUTED).unwrap();
-    let mut args = stack.up_args();
-    let timeout = args.iter().position(|a| a == "--ready-timeout").unwrap() + 1;
-    args[timeout] = "15".into();
-    let failed = stack.samestack(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let text = support::output_text(&failed);
-    assert!(!failed.status.success(), "up said all ready without a route:\n{text}");
+    let text = stack.up_failing_within(15);
     let route = format!("Ingress {}/unrouted (unrouted.localhost/nobody)", stack.name);
     assert!(text.contains("serves no route for these Ingress paths after 15 s") && text.contains(&route), "{text}");
 

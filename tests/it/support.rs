@@ -222,6 +222,18 @@ impl Stack {
         text
     }
 
+    /// `up` with the offline images and `--ready-timeout <secs>`; panics unless it fails, and
+    /// returns its output.
+    pub fn up_failing_within(&self, secs: u64) -> String {
+        let mut args = self.up_args();
+        let timeout = args.iter().position(|a| a == "--ready-timeout").unwrap() + 1;
+        args[timeout] = secs.to_string();
+        let out = self.samestack(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        let text = output_text(&out);
+        assert!(!out.status.success(), "samestack up --ready-timeout {secs} succeeded:\n{text}");
+        text
+    }
+
     pub fn kubeconfig(&self) -> PathBuf {
         self.dir.path().join("home/.kube/config")
     }
