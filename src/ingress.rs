@@ -11,6 +11,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
 use crate::cluster::PortMapping;
@@ -257,12 +258,12 @@ fn traefik_normalize(name: &str) -> String {
 }
 
 /// What [`wait_routed`] compares: Traefik's routers and services (its API, `/api/http/…`), and
-/// the pods and EndpointSlices of the routes' namespaces, all as JSON.
+/// the pods and EndpointSlices of the routes' namespaces.
 #[derive(Debug, Default)]
 pub struct Observed {
     pub routers: Vec<Value>,
     pub services: Vec<Value>,
-    pub pods: Vec<Value>,
+    pub pods: Vec<Pod>,
     pub slices: Vec<Value>,
 }
 
@@ -339,13 +340,11 @@ fn server_ip(url: &str) -> Option<&str> {
     host.parse::<std::net::IpAddr>().is_ok().then_some(host)
 }
 
-/// The ready pod (not terminating) whose address is `ip`.
-fn ready_pod_at<'a>(ip: &str, seen: &'a Observed) -> Option<&'a Value> {
+/// The ready pod (running, Ready, not terminating) whose address is `ip`.
+fn ready_pod_at<'a>(ip: &str, seen: &'a Observed) -> Option<&'a Pod> {
     seen.pods.iter().find(|pod| {
-        let mut ips = pod["status"]["podIPs"].as_array().into_iter().flatten().map(|a| &a["ip"]);
-        pod["metadata"]["deletionTimestamp"].is_null()
-            && crate::kube::readiness::is_ready("Pod", pod).is_ready()
-            && (pod["status"]["podIP"] == ip || ips.any(|a| a == ip))
+        let Some(status) = pod.status.as_ref().filter(|_| crate::sync::pods::is_ready(pod)) else { return false };
+        status.pod_ip.as_deref() == Some(ip) || status.pod_ips.iter().flatten().any(|a| a.ip == ip)
     })
 }
 
@@ -376,7 +375,7 @@ async fn unreachable(client: &KubeClient, wanted: &[Route], seen: &Observed) -> 
             if !probed.insert(url) {
                 continue;
             }
-            let (ns, name) = (pod["metadata"]["namespace"].as_str(), pod["metadata"]["name"].as_str());
+            let (ns, name) = (pod.metadata.namespace.as_deref(), pod.metadata.name.as_deref());
             let port = url.rsplit_once(':').map_or("80", |(_, port)| port);
             let scheme = if url.starts_with("https:") { "https:" } else { "" };
             let path = if route.path.is_empty() { "/" } else { &route.path };
@@ -452,7 +451,7 @@ pub async fn wait_routed(client: &KubeClient, wanted: &[Route], timeout: Duratio
 /// EndpointSlices of `namespaces`.
 async fn observe(client: &KubeClient, namespaces: &[&str]) -> anyhow::Result<Observed> {
     use ::kube::api::{Api, ListParams};
-    use k8s_openapi::api::{core::v1::Pod, discovery::v1::EndpointSlice};
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
 
     let selector = [format!("app.kubernetes.io/name={NAME}")];
     let pods = crate::sync::pods::ready(client.raw(), NAMESPACE, &selector).await.context("listing Traefik's pods")?;
@@ -466,16 +465,12 @@ async fn observe(client: &KubeClient, namespaces: &[&str]) -> anyhow::Result<Obs
     for ns in namespaces {
         let pods = Api::<Pod>::namespaced(client.raw().clone(), ns).list(&all).await;
         let pods = pods.with_context(|| format!("listing the pods of namespace {ns}"))?;
-        seen.pods.extend(pods.items.iter().map(as_json));
+        seen.pods.extend(pods.items);
         let slices = Api::<EndpointSlice>::namespaced(client.raw().clone(), ns).list(&all).await;
         let slices = slices.with_context(|| format!("listing the EndpointSlices of namespace {ns}"))?;
-        seen.slices.extend(slices.items.iter().map(as_json));
+        seen.slices.extend(slices.items.iter().filter_map(|s| serde_json::to_value(s).ok()));
     }
     Ok(seen)
-}
-
-fn as_json(item: &impl serde::Serialize) -> Value {
-    serde_json::to_value(item).unwrap_or(Value::Null)
 }
 
 /// One list of Traefik's API (`/api/http/<what>`), through the API server's pod proxy.
@@ -635,11 +630,12 @@ mod tests {
         let rules = json!([{"host": "a.localhost", "http": {"paths": [service_path("/")]}}]);
         let wanted = routes(&[ingress(Some("ns"), None, rules)], "ns");
         let router = json!({"name": "ns-web-a-localhost@kubernetes", "status": "enabled", "service": "ns-web-80", "provider": "kubernetes"});
-        let pod = |ip: &str, ready: &str| {
-            json!({"metadata": {"name": "web-1"}, "status": {"podIP": ip, "podIPs": [{"ip": ip}],
-                "conditions": [{"type": "Ready", "status": ready}]}})
+        let pod = |ip: &str, ready: &str| -> Pod {
+            serde_json::from_value(json!({"metadata": {"name": "web-1"}, "status": {"phase": "Running",
+                "podIP": ip, "podIPs": [{"ip": ip}], "conditions": [{"type": "Ready", "status": ready}]}}))
+            .unwrap()
         };
-        let why = |servers: Value, pods: Vec<Value>, slices: Vec<Value>| -> Vec<String> {
+        let why = |servers: Value, pods: Vec<Pod>, slices: Vec<Value>| -> Vec<String> {
             let seen = Observed {
                 routers: vec![router.clone()],
                 services: vec![json!({"name": "ns-web-80@kubernetes", "loadBalancer": {"servers": servers}})],
